@@ -1,0 +1,33 @@
+# jobwire: the two commands are `make demo` and `make test`; both install what they need first.
+# Each target below is a thin delegate; the real work lives in scripts/ and in each folder.
+
+PY := .venv/bin/python
+
+.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: ## install system packages, the venv, node modules; build the C worker
+	bash scripts/setup.sh
+
+demo: setup ## Python enqueues; Python, Node and C workers process; results shown
+	$(PY) scripts/demo.py
+
+test: setup ## every test: Python, Node, C, the conformance matrix
+	bash scripts/test.sh
+
+test-python: setup ## Python reference tests (pytest)
+	$(PY) -m pytest -q python/tests
+
+test-node: setup ## Node worker tests (node --test)
+	cd examples-node && npm test
+
+test-c: setup ## C worker tests, ASan and valgrind
+	$(MAKE) -C examples-c test
+
+test-conformance: setup ## the conformance suite against every implementation
+	bash scripts/conformance.sh
+
+bench: setup ## throughput and latency against the peers on one Redis
+	$(PY) bench/run.py

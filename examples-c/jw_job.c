@@ -1,0 +1,112 @@
+/* jw_job.c -- see jw_job.h. */
+#include "jw_job.h"
+#include "jw_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Number of Unicode code points in a UTF-8 string (jansson has already
+ * checked it is valid UTF-8): JSON Schema's minLength/maxLength count code
+ * points, not bytes. */
+static size_t utf8_len(const char *s, size_t n) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80) count++;
+    return count;
+}
+
+/* Check a string property: absent is fine unless required, else it must be
+ * a string of min..max code points (max 0 = unbounded). Returns 0 or -1
+ * with the reason in err. */
+static int check_string(json_t *doc, const char *key, int required, size_t min, size_t max,
+                        char *err, size_t errlen) {
+    json_t *v = json_object_get(doc, key);
+    if (!v) {
+        if (required) snprintf(err, errlen, "payload has no \"%s\"", key);
+        return required ? -1 : 0;
+    }
+    if (!json_is_string(v)) {
+        snprintf(err, errlen, "\"%s\" must be a string", key);
+        return -1;
+    }
+    size_t n = utf8_len(json_string_value(v), json_string_length(v));
+    if (n < min || (max && n > max)) {
+        snprintf(err, errlen, "\"%s\" must be %zu to %zu characters long, it has %zu", key, min,
+                 max, n);
+        return -1;
+    }
+    return 0;
+}
+
+/* enqueued_at: a JSON Schema "integer" >= 0. 1.0 is an integer to JSON
+ * Schema, so an integral real is accepted too. */
+static int check_enqueued_at(json_t *doc, char *err, size_t errlen) {
+    json_t *v = json_object_get(doc, "enqueued_at");
+    if (!v) return 0;
+    int ok = (json_is_integer(v) && json_integer_value(v) >= 0) ||
+             (json_is_real(v) && json_real_value(v) >= 0 &&
+              floor(json_real_value(v)) == json_real_value(v));
+    if (!ok) snprintf(err, errlen, "\"enqueued_at\" must be a non-negative integer");
+    return ok ? 0 : -1;
+}
+
+/* Parse a raw payload and validate it against job.schema.json. Returns the
+ * decoded object (the caller json_decref()s it) or NULL with the reason in
+ * err. Never trusts the input: any bytes at all are fine to pass. Integers
+ * outside int64 make jansson refuse the document; the spec only asks int64
+ * to round-trip, so such a payload is reported as invalid. */
+json_t *jw_job_parse(const char *raw, size_t len, char *err, size_t errlen) {
+    json_error_t jerr;
+    json_t *doc = json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!doc) {
+        snprintf(err, errlen, "payload could not be decoded: %s (at byte %d)", jerr.text,
+                 jerr.position);
+        return NULL;
+    }
+    json_t *args = json_object_get(doc, "args");
+    if (!json_is_object(doc)) {
+        snprintf(err, errlen, "payload is not a JSON object");
+    } else if (check_string(doc, "class", 1, 1, 1024, err, errlen) == 0 &&
+               check_string(doc, "id", 0, 1, 64, err, errlen) == 0 &&
+               check_string(doc, "queue", 0, 0, 0, err, errlen) == 0 &&
+               check_enqueued_at(doc, err, errlen) == 0) {
+        if (!args || json_is_array(args)) return doc;
+        snprintf(err, errlen, "\"args\" must be an array");
+    }
+    json_decref(doc);
+    return NULL;
+}
+
+/* Build a failure record (protocol.md 6.2) by concatenation around the raw
+ * payload, which is embedded byte for byte: it is a JSON object (work.lua
+ * checked), and re-encoding it could lose big integers, float spellings or
+ * unknown fields. Keys in the order the spec fixes. Returns a malloc'd
+ * buffer and its length. */
+char *jw_failure_record(const char *payload, size_t payload_len, const char *exception,
+                        const char *error, const char *const *backtrace, size_t nframes,
+                        const char *worker, const char *queue, size_t *outlen) {
+    char failed_at[64];
+    jw_buf b = {0};
+    jw_utc_format(failed_at, sizeof failed_at, "%Y/%m/%d %H:%M:%S UTC", time(NULL));
+    jw_buf_adds(&b, "{\"failed_at\":");
+    jw_buf_quote(&b, failed_at, strlen(failed_at));
+    jw_buf_adds(&b, ",\"payload\":");
+    jw_buf_add(&b, payload, payload_len);
+    jw_buf_adds(&b, ",\"exception\":");
+    jw_buf_quote(&b, exception, strlen(exception));
+    jw_buf_adds(&b, ",\"error\":");
+    jw_buf_quote(&b, error, strlen(error));
+    jw_buf_adds(&b, ",\"backtrace\":[");
+    for (size_t i = 0; i < nframes; i++) {
+        if (i) jw_buf_add(&b, ",", 1);
+        jw_buf_quote(&b, backtrace[i], strlen(backtrace[i]));
+    }
+    jw_buf_adds(&b, "],\"worker\":");
+    jw_buf_quote(&b, worker, strlen(worker));
+    jw_buf_adds(&b, ",\"queue\":");
+    jw_buf_quote(&b, queue, strlen(queue));
+    jw_buf_adds(&b, "}");
+    return jw_buf_steal(&b, outlen);
+}

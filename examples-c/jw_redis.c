@@ -1,0 +1,341 @@
+/* jw_redis.c -- see jw_redis.h.
+ *
+ * Every call returns NULL (or -1) when the connection broke; the context is
+ * then freed and the next connect attempt scheduled with backoff. Callers
+ * never exit because of that: they keep what they hold and try again
+ * (protocol.md section 7.7). */
+#define _GNU_SOURCE
+#include "jw_redis.h"
+#include "jw_util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 1000
+
+/* ============================ Argument vectors ========================== */
+
+/* Append a string the vector takes ownership of. */
+void jw_args_take(jw_args *a, char *s, size_t n) {
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->v = jw_realloc(a->v, sizeof(char *) * (size_t)a->cap);
+        a->len = jw_realloc(a->len, sizeof(size_t) * (size_t)a->cap);
+    }
+    a->v[a->n] = s;
+    a->len[a->n] = n;
+    a->n++;
+}
+
+/* Append a copy of n bytes. */
+void jw_args_addn(jw_args *a, const char *s, size_t n) { jw_args_take(a, jw_strndup(s, n), n); }
+
+/* Append a copy of a C string. */
+void jw_args_add(jw_args *a, const char *s) { jw_args_addn(a, s, strlen(s)); }
+
+/* Append a number in decimal. */
+void jw_args_addll(jw_args *a, long long v) {
+    char num[32];
+    int n = snprintf(num, sizeof num, "%lld", v);
+    jw_args_addn(a, num, (size_t)n);
+}
+
+/* Free every string and the vector itself; a is reusable afterwards. */
+void jw_args_free(jw_args *a) {
+    for (int i = 0; i < a->n; i++) free(a->v[i]);
+    free(a->v);
+    free(a->len);
+    a->v = NULL;
+    a->len = NULL;
+    a->n = a->cap = 0;
+}
+
+/* ============================ Setup ===================================== */
+
+/* Parse redis://[:password@]host[:port][/db] into r. Returns 0, or -1 with
+ * a message in err. */
+static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0) {
+        snprintf(err, errlen, "REDIS_URL must start with redis://: %s", url);
+        return -1;
+    }
+    p += 8;
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        if (at > pw) r->password = jw_strndup(pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    size_t hostlen = strcspn(p, ":/");
+    r->host = jw_strndup(p, hostlen);
+    if (hostlen == 0) { free(r->host); r->host = jw_strdup("127.0.0.1"); }
+    p += hostlen;
+    r->port = 6379;
+    r->db = 0;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port <= 0 || port > 65535) {
+            snprintf(err, errlen, "bad port in Redis URL %s", url);
+            return -1;
+        }
+        r->port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1]) {
+        char *end;
+        long db = strtol(p + 1, &end, 10);
+        if (end == p + 1 || *end || db < 0) {
+            snprintf(err, errlen, "bad database number in Redis URL %s", url);
+            return -1;
+        }
+        r->db = (int)db;
+    }
+    return 0;
+}
+
+/* The file name of each script per spec/lua/manifest.json; the manifest is
+ * read so that a renamed file is a data change, not a code change. */
+static int load_scripts(jw_redis *r, const char *spec_dir, char *err, size_t errlen) {
+    static const char *names[JW_S__COUNT] = {"enqueue", "work", "heartbeat", "unregister",
+                                             "failed_retry"};
+    char path[4096];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/lua/manifest.json", spec_dir);
+    json_t *manifest = json_load_file(path, 0, &jerr);
+    if (!manifest) {
+        snprintf(err, errlen, "cannot read %s: %s", path, jerr.text);
+        return -1;
+    }
+    json_t *scripts = json_object_get(manifest, "scripts");
+    for (int i = 0; i < JW_S__COUNT; i++) {
+        const char *file = json_string_value(json_object_get(json_object_get(scripts, names[i]), "file"));
+        if (!file) {
+            snprintf(err, errlen, "%s names no file for script %s", path, names[i]);
+            json_decref(manifest);
+            return -1;
+        }
+        snprintf(path, sizeof path, "%s/lua/%s", spec_dir, file);
+        r->body[i] = jw_read_file(path, &r->body_len[i]);
+        if (!r->body[i]) {
+            snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            json_decref(manifest);
+            return -1;
+        }
+    }
+    json_decref(manifest);
+    return 0;
+}
+
+/* Fill r from a URL and the spec directory; does not connect yet. */
+int jw_redis_init(jw_redis *r, const char *url, const char *spec_dir, char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->timeout_ms = 30000;
+    if (parse_url(r, url, err, errlen) < 0) return -1;
+    return load_scripts(r, spec_dir, err, errlen);
+}
+
+/* Close the connection and free everything r owns. */
+void jw_redis_close(jw_redis *r) {
+    if (r->ctx) redisFree(r->ctx);
+    r->ctx = NULL;
+    free(r->host);
+    free(r->password);
+    for (int i = 0; i < JW_S__COUNT; i++) free(r->body[i]);
+    memset(r, 0, sizeof *r);
+}
+
+/* ============================ Connection ================================ */
+
+/* Forget the connection. failed = 1 schedules the next attempt after the
+ * current backoff and doubles it; 0 (we dropped it on purpose) allows an
+ * immediate reconnect. */
+void jw_redis_drop(jw_redis *r, int failed) {
+    if (r->ctx) {
+        if (failed && r->was_connected)
+            jw_log("lost Redis at %s:%d (%s); reconnecting", r->host, r->port,
+                   r->ctx->errstr[0] ? r->ctx->errstr : "error");
+        redisFree(r->ctx);
+    }
+    r->ctx = NULL;
+    if (failed) {
+        r->was_connected = 0;
+        r->next_attempt_ms = jw_mono_ms() + r->backoff_ms;
+        r->backoff_ms *= 2;
+        if (r->backoff_ms > BACKOFF_MAX_MS) r->backoff_ms = BACKOFF_MAX_MS;
+    } else {
+        r->next_attempt_ms = 0;
+    }
+}
+
+/* Run one command on the raw context; NULL and a dropped connection on I/O
+ * error. */
+static redisReply *raw_cmd(jw_redis *r, int argc, const char **argv, const size_t *len) {
+    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, len);
+    if (!reply) jw_redis_drop(r, 1);
+    return reply;
+}
+
+/* AUTH and SELECT on a fresh connection. Returns 0 or -1. */
+static int handshake(jw_redis *r) {
+    char db[16];
+    if (r->password) {
+        const char *argv[] = {"AUTH", r->password};
+        size_t len[] = {4, strlen(r->password)};
+        redisReply *rep = raw_cmd(r, 2, argv, len);
+        if (!rep) return -1;
+        int bad = rep->type == REDIS_REPLY_ERROR;
+        if (bad) jw_log("AUTH failed: %s", rep->str);
+        freeReplyObject(rep);
+        if (bad) { jw_redis_drop(r, 1); return -1; }
+    }
+    if (r->db) {
+        snprintf(db, sizeof db, "%d", r->db);
+        const char *argv[] = {"SELECT", db};
+        size_t len[] = {6, strlen(db)};
+        redisReply *rep = raw_cmd(r, 2, argv, len);
+        if (!rep) return -1;
+        int bad = rep->type == REDIS_REPLY_ERROR;
+        if (bad) jw_log("SELECT %s failed: %s", db, rep->str);
+        freeReplyObject(rep);
+        if (bad) { jw_redis_drop(r, 1); return -1; }
+    }
+    return 0;
+}
+
+/* Make sure there is a connection, trying once if the backoff allows it.
+ * Returns 1 when connected, 0 when not (yet). Never sleeps longer than one
+ * connect timeout. */
+int jw_redis_ready(jw_redis *r) {
+    if (r->ctx) return 1;
+    if (jw_mono_ms() < r->next_attempt_ms) return 0;
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    r->ctx = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->ctx || r->ctx->err) {
+        if (r->ctx) { redisFree(r->ctx); r->ctx = NULL; }
+        jw_redis_drop(r, 1);
+        return 0;
+    }
+    struct timeval ctv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    redisSetTimeout(r->ctx, ctv);
+    redisEnableKeepAlive(r->ctx);
+    if (handshake(r) < 0) return 0;
+    if (r->backoff_ms > BACKOFF_MIN_MS) jw_log("connected to Redis at %s:%d", r->host, r->port);
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->was_connected = 1;
+    return 1;
+}
+
+/* How long until the next connect attempt is allowed (0 when connected or
+ * due now): callers sleep at most this long before trying again. */
+long long jw_redis_wait_hint(jw_redis *r) {
+    if (r->ctx) return 0;
+    long long left = r->next_attempt_ms - jw_mono_ms();
+    return left > 0 ? left : 0;
+}
+
+/* Run the command in a. NULL when not connected or the connection broke. */
+redisReply *jw_redis_cmd(jw_redis *r, jw_args *a) {
+    if (!jw_redis_ready(r)) return NULL;
+    return raw_cmd(r, a->n, (const char **)a->v, a->len);
+}
+
+/* SCRIPT LOAD a script, remembering its SHA1. Returns 0, or -1 when the
+ * connection broke or Redis refused the script (then logged). */
+static int script_load(jw_redis *r, jw_script s) {
+    const char *argv[] = {"SCRIPT", "LOAD", r->body[s]};
+    size_t len[] = {6, 4, r->body_len[s]};
+    redisReply *rep = raw_cmd(r, 3, argv, len);
+    if (!rep) return -1;
+    int ok = rep->type == REDIS_REPLY_STRING && rep->len == 40;
+    if (ok) memcpy(r->sha[s], rep->str, 41);
+    else jw_log("SCRIPT LOAD failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+    freeReplyObject(rep);
+    return ok ? 0 : -1;
+}
+
+/* EVALSHA script s with nkeys keys followed by the rest of a as arguments.
+ * The first call and any NOSCRIPT reply (a restarted or flushed Redis)
+ * load the script and retry once. Returns the reply (error replies
+ * included) or NULL when the connection broke. */
+redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    const char **argv = jw_malloc(sizeof(char *) * (size_t)(a->n + 3));
+    size_t *len = jw_malloc(sizeof(size_t) * (size_t)(a->n + 3));
+    argv[0] = "EVALSHA"; len[0] = 7;
+    argv[2] = nk; len[2] = strlen(nk);
+    for (int i = 0; i < a->n; i++) { argv[i + 3] = a->v[i]; len[i + 3] = a->len[i]; }
+    redisReply *rep = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!jw_redis_ready(r)) break;
+        if (!r->sha[s][0] && script_load(r, s) < 0) break;
+        argv[1] = r->sha[s]; len[1] = 40;
+        rep = raw_cmd(r, a->n + 3, argv, len);
+        if (!rep) break;
+        if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
+            freeReplyObject(rep);
+            rep = NULL;
+            r->sha[s][0] = '\0';
+            continue;
+        }
+        break;
+    }
+    free(argv);
+    free(len);
+    return rep;
+}
+
+/* ============================ Blocking pop ============================== */
+
+/* BLPOP keys for at most timeout_ms, but give up early when intr_fd becomes
+ * readable (a signal arrived): a BLPOP cannot be cancelled, so the
+ * connection is dropped and will be reopened at once. A reply that is
+ * already on its way is still read, so a popped command is not lost unless
+ * it was in flight at that very moment.
+ * Returns 1 with *out set (nil on timeout), 0 when interrupted, -1 when the
+ * connection broke or is down. */
+int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out) {
+    *out = NULL;
+    if (!jw_redis_ready(r)) return -1;
+    if (timeout_ms < 10) timeout_ms = 10;
+    char secs[32];
+    snprintf(secs, sizeof secs, "%lld.%03lld", timeout_ms / 1000, timeout_ms % 1000);
+    const char **argv = jw_malloc(sizeof(char *) * (size_t)(keys->n + 2));
+    size_t *len = jw_malloc(sizeof(size_t) * (size_t)(keys->n + 2));
+    argv[0] = "BLPOP"; len[0] = 5;
+    for (int i = 0; i < keys->n; i++) { argv[i + 1] = keys->v[i]; len[i + 1] = keys->len[i]; }
+    argv[keys->n + 1] = secs; len[keys->n + 1] = strlen(secs);
+    int rc = redisAppendCommandArgv(r->ctx, keys->n + 2, argv, len);
+    free(argv);
+    free(len);
+    int done = 0;
+    while (rc == REDIS_OK && !done) rc = redisBufferWrite(r->ctx, &done);
+    if (rc != REDIS_OK) { jw_redis_drop(r, 1); return -1; }
+    long long deadline = jw_mono_ms() + timeout_ms + 5000;
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK) { jw_redis_drop(r, 1); return -1; }
+        if (reply) { *out = reply; return 1; }
+        long long left = deadline - jw_mono_ms();
+        if (left <= 0) { jw_redis_drop(r, 1); return -1; }
+        struct pollfd pfd[2] = {{r->ctx->fd, POLLIN, 0}, {intr_fd, POLLIN, 0}};
+        int n = poll(pfd, 2, (int)left);
+        if (n < 0 && errno != EINTR) { jw_redis_drop(r, 1); return -1; }
+        if (n > 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (redisBufferRead(r->ctx) != REDIS_OK) { jw_redis_drop(r, 1); return -1; }
+            continue;
+        }
+        if (n > 0 && (pfd[1].revents & POLLIN)) { jw_redis_drop(r, 0); return 0; }
+    }
+}

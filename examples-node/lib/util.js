@@ -1,0 +1,107 @@
+// Small shared helpers: lossless JSON, Resque time formats, Redis connections.
+import { parse as losslessParse, stringify as losslessStringify, isInteger } from 'lossless-json';
+import Redis from 'ioredis';
+
+// ---- JSON -------------------------------------------------------------------------------
+
+// Integers that a double cannot hold exactly become BigInt; every other number a Number.
+function parseNumber(text) {
+  if (isInteger(text)) {
+    const n = Number(text);
+    return Number.isSafeInteger(n) ? n : BigInt(text);
+  }
+  return Number(text);
+}
+
+// A run of 16 digits is the shortest text that can hold an integer beyond 2^53; payloads
+// without one are parsed by the (much faster) native parser with the same result.
+const LONG_DIGITS = /\d{16}/;
+
+/**
+ * Parses JSON text; integers beyond Number.MAX_SAFE_INTEGER become BigInt so that they
+ * round-trip exactly through stringifyJson.
+ */
+export function parseJson(text) {
+  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+  return losslessParse(text, null, parseNumber);
+}
+
+/** Compact JSON; BigInt values are written as plain integers. */
+export function stringifyJson(value) {
+  return losslessStringify(value);
+}
+
+/** Same as stringifyJson but never BigInt-aware unless needed (fast path). */
+export function compactJson(value) {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof TypeError && /BigInt/.test(err.message)) return losslessStringify(value);
+    throw err;
+  }
+}
+
+// ---- times ------------------------------------------------------------------------------
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+function parts(d) {
+  return {
+    Y: pad(d.getUTCFullYear(), 4), m: pad(d.getUTCMonth() + 1), d: pad(d.getUTCDate()),
+    H: pad(d.getUTCHours()), M: pad(d.getUTCMinutes()), S: pad(d.getUTCSeconds()),
+  };
+}
+
+/** "%Y/%m/%d %H:%M:%S UTC": failure records' failed_at. */
+export function failedAt(date = new Date()) {
+  const p = parts(date);
+  return `${p.Y}/${p.m}/${p.d} ${p.H}:${p.M}:${p.S} UTC`;
+}
+
+/** "%Y-%m-%dT%H:%M:%SZ": working-on records' run_at. */
+export function runAt(date = new Date()) {
+  const p = parts(date);
+  return `${p.Y}-${p.m}-${p.d}T${p.H}:${p.M}:${p.S}Z`;
+}
+
+/** "%Y-%m-%d %H:%M:%S +0000": <ns>:worker:<id>:started. */
+export function startedAt(date = new Date()) {
+  const p = parts(date);
+  return `${p.Y}-${p.m}-${p.d} ${p.H}:${p.M}:${p.S} +0000`;
+}
+
+/** "yyyy-mm-dd", the UTC day naming <ns>:jobwire:minutes:<day>. */
+export function utcDay(date = new Date()) {
+  const p = parts(date);
+  return `${p.Y}-${p.m}-${p.d}`;
+}
+
+// ---- Redis ------------------------------------------------------------------------------
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+
+/** Reconnect backoff of protocol.md 7.7: 100 ms doubling to 5000 ms. */
+export function backoffMs(attempt) {
+  return Math.min(100 * 2 ** Math.max(0, attempt - 1), 5000);
+}
+
+/**
+ * An ioredis connection that reconnects forever with the protocol's backoff. Commands issued
+ * while disconnected wait for the connection (maxRetriesPerRequest: null); commands that were
+ * sent but not answered when the connection dropped fail instead of being sent again
+ * (autoResendUnfulfilledCommands: false), so a script never runs twice behind our back.
+ */
+export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true } = {}) {
+  const redis = new Redis(url, {
+    retryStrategy: (times) => backoffMs(times),
+    // A worker waits for Redis however long it takes; a client (CLI, application) gives up
+    // after a few reconnection attempts and sees the error.
+    maxRetriesPerRequest: waitForever ? null : 3,
+    autoResendUnfulfilledCommands: false,
+    enableReadyCheck: true,
+  });
+  redis.on('error', onError ?? (() => {}));
+  return redis;
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

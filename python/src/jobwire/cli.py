@@ -1,0 +1,187 @@
+"""The `jobwire` command line (also `python -m jobwire`).
+
+    jobwire worker --queues high,low --import myapp.jobs
+    jobwire enqueue QUEUE CLASS [JSON_ARG ...]
+    jobwire info | queues | workers | version
+    jobwire failed list|retry ID|remove ID|clear
+    jobwire control WORKER_ID pause|resume|quit|kill [TOKEN]
+    jobwire web --host 127.0.0.1 --port 8080
+
+Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
+Errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+
+import redis as redis_lib
+
+from . import __version__, spec
+from .client import Client
+from .errors import JobwireError
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"jobwire: {name} must be an integer, not {value!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--redis-url", default=None, help="Redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
+    common.add_argument("--namespace", default=os.environ.get("JOBWIRE_NAMESPACE", "resque"),
+                        help="key prefix (default resque, Resque's own)")
+    parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
+                                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    w = sub.add_parser("worker", parents=[common], help="run a worker")
+    w.add_argument("--queues", default=os.environ.get("JOBWIRE_QUEUES"), help="queues in priority order: high,low or *")
+    w.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="import MODULE to register its job handlers (repeatable)")
+    w.add_argument("--processes", "--concurrency", type=int, default=_env_int("JOBWIRE_CONCURRENCY", 1),
+                   help="worker processes to supervise (default 1)")
+    w.add_argument("--no-fork", action="store_true", help="run jobs in the worker process instead of a child per job")
+    for flag, env, default in (("--heartbeat-ms", "JOBWIRE_HEARTBEAT_MS", 5000),
+                               ("--lease-ms", "JOBWIRE_LEASE_MS", 30000),
+                               ("--block-timeout-ms", "JOBWIRE_BLOCK_TIMEOUT_MS", 5000),
+                               ("--max-deaths", "JOBWIRE_MAX_DEATHS", 3),
+                               ("--job-timeout-ms", "JOBWIRE_JOB_TIMEOUT_MS", 0),
+                               ("--max-payload-bytes", "JOBWIRE_MAX_PAYLOAD_BYTES", 16777216)):
+        w.add_argument(flag, type=int, default=_env_int(env, default), help=f"(default {default}, ${env})")
+    w.add_argument("--verbose", "-v", action="store_true")
+
+    e = sub.add_parser("enqueue", parents=[common], help="enqueue a job; prints its id")
+    e.add_argument("queue")
+    e.add_argument("job_class", metavar="CLASS")
+    e.add_argument("args", nargs="*", metavar="JSON_ARG", help="each argument as JSON (a bare word is a string)")
+
+    sub.add_parser("info", parents=[common], help="pending, processed, failed, workers")
+    sub.add_parser("queues", parents=[common], help="queues and their sizes")
+    sub.add_parser("workers", parents=[common], help="registered workers")
+    sub.add_parser("version", parents=[common], help="package and protocol versions")
+
+    f = sub.add_parser("failed", parents=[common], help="the failed list")
+    fsub = f.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fl = fsub.add_parser("list", parents=[common])
+    fl.add_argument("--start", type=int, default=0)
+    fl.add_argument("--count", type=int, default=20)
+    for name in ("retry", "remove"):
+        fsub.add_parser(name, parents=[common]).add_argument("job_id")
+    fsub.add_parser("clear", parents=[common])
+
+    c = sub.add_parser("control", parents=[common], help="send pause, resume, quit or kill to a worker")
+    c.add_argument("worker_id")
+    c.add_argument("verb", choices=["pause", "resume", "quit", "kill"])
+    c.add_argument("token", nargs="?", default="")
+
+    web = sub.add_parser("web", parents=[common], help="serve the web UI")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8080)
+    return parser
+
+
+def _json_arg(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _worker(opts) -> int:
+    from .prefork import Supervisor
+    from .worker import Config, Worker
+
+    if not opts.queues:
+        raise JobwireError("worker needs --queues (or $JOBWIRE_QUEUES), e.g. --queues high,low")
+    logging.basicConfig(level=logging.DEBUG if opts.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sys.path.insert(0, os.getcwd())
+    for module in opts.imports:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise JobwireError(f"cannot import {module}: {exc}") from None
+    try:
+        config = Config(queues=[q.strip() for q in opts.queues.split(",") if q.strip()],
+                        namespace=opts.namespace, redis_url=opts.redis_url,
+                        heartbeat_ms=opts.heartbeat_ms, lease_ms=opts.lease_ms,
+                        block_timeout_ms=opts.block_timeout_ms, max_deaths=opts.max_deaths,
+                        job_timeout_ms=opts.job_timeout_ms, max_payload_bytes=opts.max_payload_bytes,
+                        fork=not opts.no_fork)
+    except ValueError as exc:
+        raise JobwireError(str(exc)) from None
+    if opts.processes > 1:
+        return Supervisor(config, opts.processes).run()
+    return Worker(config).work()
+
+
+def _run(opts) -> int:
+    if opts.command == "version":
+        print(f"jobwire {__version__} (protocol {spec.spec_version()})")
+        return 0
+    if opts.command == "worker":
+        return _worker(opts)
+    if opts.command == "web":
+        from .web import serve
+        return serve(opts.redis_url, opts.namespace, opts.host, opts.port)
+    client = Client(opts.redis_url, opts.namespace)
+    if opts.command == "enqueue":
+        print(client.enqueue(opts.queue, opts.job_class, *[_json_arg(a) for a in opts.args]))
+    elif opts.command == "info":
+        _print_json(client.info())
+    elif opts.command == "queues":
+        for name, size in client.queues().items():
+            print(f"{name}\t{size}")
+    elif opts.command == "workers":
+        for w in client.workers():
+            job = (w.working_on or {}).get("payload", {})
+            doing = f"{w.working_on.get('queue')} {job.get('class')}" if w.working_on else ""
+            print(f"{w.id}\t{w.info.get('impl', '?')}\t{w.state}\t{doing}")
+    elif opts.command == "failed":
+        if opts.action == "list":
+            for f in client.failed(opts.start, opts.count):
+                print(f"{f.key}\t{f.get('queue')}\t{f.job_class}\t{f.get('exception')}: {f.get('error')}")
+        elif opts.action == "retry":
+            if not client.retry_failed(opts.job_id):
+                raise JobwireError(f"failure {opts.job_id} was retried or removed meanwhile")
+        elif opts.action == "remove":
+            client.remove_failed(opts.job_id)
+        elif opts.action == "clear":
+            client.clear_failed()
+    elif opts.command == "control":
+        client.control(opts.worker_id, f"{opts.verb} {opts.token}".strip())
+    return 0
+
+
+def main(argv=None) -> int:
+    opts = _parser().parse_args(argv)
+    try:
+        return _run(opts)
+    except JobwireError as exc:
+        print(f"jobwire: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except redis_lib.RedisError as exc:
+        print(f"jobwire: Redis error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The client: enqueue jobs and look at or change everything a namespace holds.
+
+Every operation is one Lua script from spec/lua or plain Redis commands listed in protocol.md
+section 8; keys come from keys.Keys. The web UI and the CLI use only this class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import redis as redis_lib
+
+from . import payload as jobmod
+from .errors import InvalidJob, NotFound
+from .keys import Keys
+from .registry import Registry, default_registry
+from .scripts import Scripts
+
+__all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect"]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
+PAGE = 100
+
+
+def connect(url: str | None = None, **options) -> redis_lib.Redis:
+    """A redis-py client for `url` (default $REDIS_URL), raw bytes in and out."""
+    options.setdefault("socket_connect_timeout", 5)
+    return redis_lib.Redis.from_url(url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, **options)
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _loads(raw: bytes):
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _record_key(raw: bytes, document) -> str:
+    """How a queued job or failure is named: its payload id, else a hash of its bytes."""
+    payload = document.get("payload") if isinstance(document, dict) and "failed_at" in document else document
+    if isinstance(payload, dict) and isinstance(payload.get("id"), str) and payload["id"]:
+        return payload["id"]
+    return "sha1:" + hashlib.sha1(raw).hexdigest()
+
+
+@dataclass
+class QueuedJob:
+    """A payload waiting in a queue. `document` is None when the bytes are not JSON."""
+
+    queue: str
+    raw: bytes
+    document: object
+    key: str
+
+    @property
+    def job_class(self) -> str:
+        return self.document.get("class", "") if isinstance(self.document, dict) else ""
+
+
+@dataclass
+class Failure:
+    """A failure record as stored (`raw`) and decoded (`record`, {} when unreadable)."""
+
+    raw: bytes
+    record: dict
+    key: str
+
+    def get(self, name, default=None):
+        return self.record.get(name, default)
+
+    @property
+    def job_class(self) -> str:
+        payload = self.record.get("payload")
+        return payload.get("class", "") if isinstance(payload, dict) else ""
+
+
+@dataclass
+class WorkerView:
+    """One registered worker, from the Resque keys and jobwire's extension keys."""
+
+    id: str
+    host: str
+    pid: str
+    queues: str
+    info: dict = field(default_factory=dict)
+    working_on: dict | None = None
+    started: str = ""
+    heartbeat: str = ""
+    lease_ms_left: int | None = None
+    inflight: dict = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        if self.info.get("state") == "paused":
+            return "paused"
+        return "busy" if self.working_on else "idle"
+
+
+class Client:
+    """Talks to one namespace of one Redis."""
+
+    def __init__(self, redis_url: str | None = None, namespace: str = "resque", *,
+                 redis: redis_lib.Redis | None = None, registry: Registry | None = None) -> None:
+        self.redis = redis if redis is not None else connect(redis_url)
+        self.keys = Keys(namespace)
+        self.scripts = Scripts(self.redis)
+        self.registry = registry or default_registry
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, job_class: str, *args, **extra) -> str | None:
+        """Push one job; returns its id, or None when a before_enqueue hook said no."""
+        jobmod.validate_queue_name(queue)
+        handler = self.registry.get(job_class)
+        if handler is not None and not handler.before_enqueue(*args):
+            return None
+        payload = jobmod.new_payload(job_class, args, **extra)
+        self._push(queue, [payload])
+        if handler is not None:
+            handler.after_enqueue(*args)
+        return json.loads(payload)["id"]
+
+    def enqueue_many(self, queue: str, jobs) -> list[str]:
+        """Push many (class, args) pairs to one queue, 1000 per round trip; returns their ids.
+
+        Every payload is validated first: one bad job raises InvalidJob and pushes nothing.
+        """
+        jobmod.validate_queue_name(queue)
+        payloads = [jobmod.new_payload(job_class, args) for job_class, args in jobs]
+        for start in range(0, len(payloads), BULK_CHUNK):
+            self._push(queue, payloads[start:start + BULK_CHUNK])
+        return [json.loads(p)["id"] for p in payloads]
+
+    def _push(self, queue: str, payloads: list[bytes]) -> int:
+        k = self.keys
+        return self.scripts.call("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
+                                 [queue, *payloads])
+
+    # -- queues -------------------------------------------------------------------------------
+
+    def queue_names(self) -> list[str]:
+        return sorted(_text(q) for q in self.redis.smembers(self.keys.queues))
+
+    def queues(self) -> dict[str, int]:
+        """Every known queue and its length, by name."""
+        names = self.queue_names()
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.keys.queue(name))
+        return dict(zip(names, pipe.execute()))
+
+    def queue_size(self, queue: str) -> int:
+        return self.redis.llen(self.keys.queue(queue))
+
+    def peek(self, queue: str, start: int = 0, count: int = 20) -> list[QueuedJob]:
+        raws = self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
+        return [QueuedJob(queue, raw, doc, _record_key(raw, doc)) for raw, doc in ((r, _loads(r)) for r in raws)]
+
+    def _find(self, list_key: str, wanted: str):
+        """The first element of a list whose key (id or sha1) is `wanted`, read in pages."""
+        start = 0
+        while True:
+            page = self.redis.lrange(list_key, start, start + PAGE - 1)
+            for raw in page:
+                document = _loads(raw)
+                if _record_key(raw, document) == wanted:
+                    return raw, document
+            if len(page) < PAGE:
+                return None, None
+            start += PAGE
+
+    def remove_job(self, queue: str, key: str) -> bool:
+        """Remove a queued job by id (or sha1 key). False when it is no longer there."""
+        raw, _ = self._find(self.keys.queue(queue), key)
+        return bool(raw) and self.redis.lrem(self.keys.queue(queue), 1, raw) == 1
+
+    def delete_queue(self, queue: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.queue(queue))
+        pipe.srem(self.keys.queues, queue)
+        pipe.execute()
+
+    # -- failures -----------------------------------------------------------------------------
+
+    def failed_count(self) -> int:
+        return self.redis.llen(self.keys.failed)
+
+    def failed(self, start: int = 0, count: int = 50) -> list[Failure]:
+        out = []
+        for raw in self.redis.lrange(self.keys.failed, start, start + count - 1):
+            record = _loads(raw)
+            if not isinstance(record, dict):
+                record = {}
+            out.append(Failure(raw, record, _record_key(raw, record)))
+        return out
+
+    def all_failed(self):
+        start = 0
+        while True:
+            page = self.failed(start, PAGE)
+            yield from page
+            if len(page) < PAGE:
+                return
+            start += PAGE
+
+    def get_failed(self, key: str) -> Failure:
+        raw, record = self._find(self.keys.failed, key)
+        if raw is None:
+            raise NotFound(f"no failure record for job {key}")
+        return Failure(raw, record if isinstance(record, dict) else {}, key)
+
+    def retry_failed(self, key: str) -> bool:
+        """Move a failure's payload back onto its queue (all fields kept) and drop the record."""
+        return self._retry(self.get_failed(key))
+
+    def _retry(self, failure: Failure) -> bool:
+        payload, queue = failure.record.get("payload"), failure.record.get("queue")
+        if not isinstance(payload, dict) or jobmod.schema_error(payload):
+            raise InvalidJob(f"failure {failure.key} holds no runnable job (payload is not a valid job)")
+        jobmod.validate_queue_name(queue)
+        k = self.keys
+        return self.scripts.call(
+            "failed_retry", [k.failed, k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
+            [failure.raw, queue, jobmod.dumps(payload)]) == 1
+
+    def remove_failed(self, key: str) -> bool:
+        return self.redis.lrem(self.keys.failed, 1, self.get_failed(key).raw) == 1
+
+    def matching_failed(self, queue=None, job_class=None, exception=None) -> list[Failure]:
+        return [f for f in self.all_failed()
+                if (queue is None or f.get("queue") == queue)
+                and (job_class is None or f.job_class == job_class)
+                and (exception is None or f.get("exception") == exception)]
+
+    def retry_all(self, queue=None, job_class=None, exception=None) -> int:
+        """Retry every matching failure that holds a runnable job; returns how many moved."""
+        moved = 0
+        for failure in self.matching_failed(queue, job_class, exception):
+            try:
+                moved += self._retry(failure)
+            except InvalidJob:
+                pass
+        return moved
+
+    def remove_all(self, queue=None, job_class=None, exception=None) -> int:
+        return sum(self.redis.lrem(self.keys.failed, 1, f.raw)
+                   for f in self.matching_failed(queue, job_class, exception))
+
+    def clear_failed(self) -> None:
+        self.redis.delete(self.keys.failed)
+
+    # -- workers ------------------------------------------------------------------------------
+
+    def worker_ids(self) -> list[str]:
+        return sorted(_text(w) for w in self.redis.smembers(self.keys.workers))
+
+    def workers(self) -> list[WorkerView]:
+        ids = self.worker_ids()
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        for wid in ids:
+            pipe.hgetall(k.worker_info(wid))
+            pipe.get(k.worker_record(wid))
+            pipe.get(k.worker_started(wid))
+            pipe.hget(k.heartbeats, wid)
+            pipe.zscore(k.leases, wid)
+            pipe.hgetall(k.inflight(wid))
+        pipe.time()
+        replies = pipe.execute()
+        now_s, now_us = replies[-1]
+        now_ms = now_s * 1000 + now_us // 1000
+        views = []
+        for i, wid in enumerate(ids):
+            info, record, started, beat, lease, inflight = replies[i * 6:i * 6 + 6]
+            host, _, rest = wid.partition(":")
+            pid, _, queues = rest.partition(":")
+            views.append(WorkerView(
+                id=wid, host=host, pid=pid, queues=queues,
+                info={_text(a): _text(b) for a, b in info.items()},
+                working_on=_loads(record) if record else None,
+                started=_text(started or b""), heartbeat=_text(beat or b""),
+                lease_ms_left=None if lease is None else int(lease) - now_ms,
+                inflight={_text(a): _text(b) for a, b in inflight.items() if a != b"payload"},
+            ))
+        return views
+
+    def control(self, worker_id: str, command: str) -> None:
+        """Send an operator command (pause, resume, quit, kill [token]) to one worker."""
+        verb = command.split()[0] if command.split() else ""
+        if verb not in ("pause", "resume", "quit", "kill"):
+            raise InvalidJob(f"unknown command {command!r}: use pause, resume, quit or kill")
+        if not self.redis.sismember(self.keys.workers, worker_id):
+            raise NotFound(f"no worker {worker_id}")
+        self.redis.rpush(self.keys.control(worker_id), command)
+
+    # -- stats --------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """Resque.info's figures: pending, processed, failed, queues, workers, working."""
+        sizes = self.queues()
+        k = self.keys
+        ids = self.worker_ids()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(k.stat_processed)
+        pipe.get(k.stat_failed)
+        pipe.llen(k.failed)
+        for wid in ids:
+            pipe.exists(k.worker_record(wid))
+        processed, failed_total, failed_now, *busy = pipe.execute()
+        return {
+            "pending": sum(sizes.values()),
+            "processed": int(processed or 0),
+            "failed": int(failed_total or 0),
+            "failed_list": failed_now,
+            "queues": len(sizes),
+            "workers": len(ids),
+            "working": sum(busy),
+        }
+
+    def minute_counters(self, days: list[str]) -> dict[int, dict[str, int]]:
+        """Per-minute processed/failed counters for the given UTC days ("YYYY-MM-DD")."""
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(self.keys.minutes(day))
+        out: dict[int, dict[str, int]] = {}
+        for fields in pipe.execute():
+            for name, value in fields.items():
+                kind, _, minute = _text(name).partition(":")
+                if minute.isdigit():
+                    out.setdefault(int(minute), {}).setdefault(kind, 0)
+                    out[int(minute)][kind] += int(value)
+        return out

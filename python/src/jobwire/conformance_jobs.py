@@ -1,0 +1,44 @@
+"""The conformance job classes of protocol.md section 10. `--import jobwire.conformance_jobs`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+from .registry import default_registry
+from .worker import current_job
+
+
+class ConformanceFailure(Exception):
+    """The error jobwire.Fail raises, carrying exactly the message it was given."""
+
+
+def _echo(*args) -> None:
+    context = current_job()
+    record = {"id": context.job.id, "args": list(args), "worker": context.worker_id,
+              "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl}
+    context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+
+
+def _fail(message="jobwire.Fail", *_):
+    raise ConformanceFailure(str(message))
+
+
+def _sleep(ms=0, *args):
+    time.sleep(float(ms) / 1000)
+    _echo(ms, *args)
+
+
+def _crash(*_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _noop(*_):
+    return None
+
+
+for _name, _fn in (("jobwire.Echo", _echo), ("jobwire.Fail", _fail), ("jobwire.Sleep", _sleep),
+                   ("jobwire.Crash", _crash), ("jobwire.Noop", _noop)):
+    default_registry.register(_name, _fn)

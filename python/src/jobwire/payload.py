@@ -1,0 +1,140 @@
+"""The job payload and the records built around it (protocol.md sections 5 and 6).
+
+Payloads travel as raw bytes. jobwire decodes them to run a job but never re-encodes them to
+store them again: failure records are built by concatenation around the raw bytes, so integers,
+float spellings and fields this version does not know survive byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jsonschema
+
+from . import spec
+from .errors import InvalidJob
+
+__all__ = [
+    "Job", "new_payload", "validate_queue_name", "failure_record", "dumps",
+    "failed_at_now", "run_at_now", "started_now", "utc_day",
+]
+
+_QUEUE_NAME = re.compile(r"^[^:*,\s\x00-\x1f\x7f]{1,255}$")
+_validator = None
+
+
+def _job_validator():
+    global _validator
+    if _validator is None:
+        _validator = jsonschema.Draft202012Validator(spec.schema("job"))
+    return _validator
+
+
+def dumps(value) -> bytes:
+    """Compact JSON as UTF-8 bytes; lone surrogates become \\u escapes instead of errors."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "backslashreplace")
+
+
+def validate_queue_name(queue: str) -> str:
+    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
+        raise InvalidJob(
+            f"invalid queue name {queue!r}: 1-255 characters, no ':', '*', ',', spaces or control characters"
+        )
+    return queue
+
+
+def schema_error(document) -> str | None:
+    """The first reason `document` is not a valid payload, or None."""
+    error = jsonschema.exceptions.best_match(_job_validator().iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    return f"{where}: {error.message}"
+
+
+def new_payload(job_class: str, args=(), **extra) -> bytes:
+    """A validated payload for enqueue: class, args, id, enqueued_at, then `extra` fields."""
+    document = {"class": job_class, "args": list(args), "id": uuid.uuid4().hex,
+                "enqueued_at": int(time.time() * 1000)}
+    document.update(extra)
+    problem = schema_error(document)
+    if problem:
+        raise InvalidJob(f"invalid job: {problem}")
+    try:
+        return dumps(document)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"invalid job: arguments are not JSON: {exc}") from None
+
+
+@dataclass
+class Job:
+    """A reserved job: its queue, its raw payload and the reservation token."""
+
+    queue: str
+    payload: bytes
+    token: str = ""
+    document: dict = field(default=None, repr=False)
+
+    @classmethod
+    def decode(cls, queue: str, payload: bytes, token: str = "") -> "Job":
+        """Decode and validate; raises InvalidJob with the reason when the payload is not a job."""
+        try:
+            document = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidJob(f"payload is not valid JSON: {exc}") from None
+        problem = schema_error(document)
+        if problem:
+            raise InvalidJob(problem)
+        return cls(queue, payload, token, document)
+
+    @property
+    def job_class(self) -> str:
+        return self.document["class"]
+
+    @property
+    def args(self) -> list:
+        return self.document.get("args", [])
+
+    @property
+    def id(self) -> str | None:
+        return self.document.get("id")
+
+
+def failed_at_now() -> str:
+    return time.strftime("%Y/%m/%d %H:%M:%S UTC", time.gmtime())
+
+
+def run_at_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def started_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000", time.gmtime())
+
+
+def utc_day() -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def failure_record(payload: bytes, exception: str, error: str, backtrace: list[str],
+                   worker: str, queue: str, failed_at: str | None = None) -> bytes:
+    """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
+
+    `payload` must be a JSON object's bytes; anything else is embedded as a JSON string.
+    """
+    if not payload.lstrip().startswith(b"{"):
+        payload = dumps(payload.decode("utf-8", "replace"))
+    return b"".join((
+        b'{"failed_at":', dumps(failed_at or failed_at_now()),
+        b',"payload":', payload,
+        b',"exception":', dumps(str(exception)),
+        b',"error":', dumps(str(error)),
+        b',"backtrace":', dumps([str(line) for line in backtrace]),
+        b',"worker":', dumps(worker),
+        b',"queue":', dumps(queue), b"}",
+    ))

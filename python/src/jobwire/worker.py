@@ -1,0 +1,682 @@
+"""One jobwire worker: register, reserve, run (forking a child per job, or inline), settle.
+
+protocol.md section 7 is the contract this module implements. The process is single-threaded
+while it waits or forks; only an inline job gets a helper thread, which keeps the lease alive and
+watches the control list while the job runs.
+
+Signals (protocol.md 7.5): QUIT finish the job then leave; TERM/INT kill the job, give it back to
+its queue, leave; USR1 kill the job and fail it; USR2 pause; CONT resume.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fnmatch
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import redis as redis_lib
+
+from . import __version__, spec
+from . import payload as jobmod
+from .client import connect
+from .errors import InvalidJob, SpecMismatch
+from .keys import Keys
+from .registry import DontPerform, Registry, default_registry
+from .scripts import Scripts
+
+try:
+    from setproctitle import setproctitle
+except ImportError:  # pragma: no cover - setproctitle is a declared dependency
+    def setproctitle(title: str) -> None:
+        pass
+
+__all__ = ["Config", "Worker", "current_job", "JobContext"]
+
+log = logging.getLogger("jobwire.worker")
+REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
+CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Config:
+    """Worker settings; defaults are the numbers of protocol.md section 11."""
+
+    queues: list[str]
+    namespace: str = "resque"
+    redis_url: str | None = None
+    heartbeat_ms: int = 5000
+    lease_ms: int = 30000
+    block_timeout_ms: int = 5000
+    max_deaths: int = 3
+    job_timeout_ms: int = 0
+    max_payload_bytes: int = 16 * 1024 * 1024
+    fork: bool = True
+    impl: str = "python"
+
+    def __post_init__(self) -> None:
+        if not self.queues or any(not q for q in self.queues):
+            raise ValueError("a worker needs at least one queue (--queues a,b)")
+        for q in self.queues:
+            if "*" not in q:
+                jobmod.validate_queue_name(q)
+        if self.lease_ms <= 2 * self.heartbeat_ms:
+            raise ValueError("the lease must be longer than two heartbeats (--lease-ms > 2 x --heartbeat-ms)")
+
+
+@dataclass
+class JobContext:
+    """What a running job can learn about itself: jobwire.current_job()."""
+
+    job: jobmod.Job
+    worker_id: str
+    namespace: str
+    redis_url: str | None
+    impl: str
+    _redis: object = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.namespace)
+
+    @property
+    def redis(self) -> redis_lib.Redis:
+        """A connection of the job's own (a forked child must not share its master's)."""
+        if self._redis is None:
+            self._redis = connect(self.redis_url)
+        return self._redis
+
+
+_current: JobContext | None = None
+
+
+def current_job() -> JobContext | None:
+    return _current
+
+
+class _Wakeup(BaseException):
+    """Raised by a signal handler to end a blocking wait early."""
+
+
+class _Interrupt(BaseException):
+    """Raised inside an inline job to end it: reason is 'term', 'kill:<who>' or 'timeout'."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _exception_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _backtrace(exc: BaseException) -> list[str]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in reversed(frames)]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class Worker:
+    """One protocol worker. `Worker(Config(["high", "low"])).work()` runs until stopped."""
+
+    def __init__(self, config: Config, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or default_registry
+        self.keys = Keys(config.namespace)
+        self.redis = connect(config.redis_url)
+        self.block_redis = connect(config.redis_url)  # BLPOP gets its own connection
+        self.scripts = Scripts(self.redis)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = f"{self.host}:{self.pid}:{','.join(config.queues)}"
+        self._pending = None  # (op, token, arg, queue): the outcome to settle on the next call
+        self._held: jobmod.Job | None = None  # the job reserved and not yet settled
+        self._stop: str | None = None  # None, "quit" or "term"
+        self._paused = False
+        self._kill_reason: str | None = None
+        self._blocking = False
+        self._inline_job = False
+        self._child: int | None = None
+        self._next_beat = 0.0
+        self._expanded: list[str] = [q for q in config.queues if "*" not in q]
+        self._wildcard = any("*" in q for q in config.queues)
+        self._wake_r, self._wake_w = -1, -1
+        self._state_shown = "idle"
+
+    # -- public ------------------------------------------------------------------------------
+
+    def work(self) -> int:
+        """Register, process jobs until told to stop, leave. Returns the exit status."""
+        self._install_signals()
+        self._title("Starting")
+        self._with_redis(self._register)
+        self.registry.run_hooks("before_first_fork")
+        try:
+            self._loop()
+        finally:
+            self._title("Shutting down")
+            self._leave()
+        return 0
+
+    def stop(self, how: str = "quit") -> None:
+        self._stop = how
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            if self._stop:
+                self._settle_pending()
+                return
+            self._beat_if_due()
+            if self._paused:
+                self._settle_pending()
+                self._show_state("paused")
+                self._title("Paused")
+                self._block(control_only=True)
+                continue
+            self._show_state("idle")
+            reply = self._with_redis(lambda: self._work_call(reserve=True))
+            if reply is None:
+                continue
+            status = reply[1]
+            if status == b"job":
+                job = jobmod.Job(reply[3].decode("utf-8", "replace"), reply[4], reply[2].decode())
+                self._held = job
+                self._pending = self._run(job)
+            elif status in (b"empty", b"paused"):
+                self._title(f"Waiting for {','.join(self._queue_list())}")
+                self._block()
+            elif status == b"expired":
+                log.warning("worker %s: lease lapsed; registering again", self.id)
+                self._with_redis(self._register)
+
+    def _queue_list(self) -> list[str]:
+        return self._expanded if self._expanded else list(self.config.queues)
+
+    def _expand(self) -> None:
+        """Resolve wildcard patterns against <ns>:queues (Resque: each pattern's matches sorted)."""
+        if not self._wildcard:
+            return
+        known = sorted(q.decode("utf-8", "replace") for q in self.redis.smembers(self.keys.queues))
+        seen, out = set(), []
+        for pattern in self.config.queues:
+            for q in ([pattern] if "*" not in pattern else [k for k in known if fnmatch.fnmatchcase(k, pattern)]):
+                if q not in seen:
+                    seen.add(q)
+                    out.append(q)
+        self._expanded = out
+
+    def _work_call(self, reserve: bool):
+        """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
+        k = self.keys
+        op, token, arg, settle_queue = self._pending or ("none", "", "", None)
+        if reserve:
+            self._expand()
+        queues = self._queue_list() if reserve else []
+        if reserve and not queues and op == "none":
+            return [b"none", b"empty"]  # a wildcard worker before any queue exists
+        keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed,
+                k.stat_processed_worker(self.id), k.stat_failed, k.stat_failed_worker(self.id),
+                k.failed, k.deaths, k.minutes(jobmod.utc_day()), k.leases, k.pause_all,
+                k.queue(settle_queue) if settle_queue else k.worker_record(self.id),
+                k.wake(settle_queue) if settle_queue else k.worker_record(self.id)]
+        keys += [k.queue(q) for q in queues] + [k.wake(q) for q in queues]
+        args = [self.id, op, token, arg, jobmod.failed_at_now(), jobmod.run_at_now(),
+                self.config.max_deaths, self.config.max_payload_bytes, *queues]
+        reply = self.scripts.call("work", keys, args)
+        if reserve and not queues:
+            reply = [reply[0], b"empty"]
+        if op != "none":
+            if reply[0] == b"stale":
+                log.warning("worker %s: job %s was recovered elsewhere; its outcome is dropped", self.id, token)
+            self._pending = None
+            self._held = None
+        return reply
+
+    def _settle_pending(self) -> None:
+        if self._pending:
+            self._with_redis(lambda: self._work_call(reserve=False))
+
+    # -- blocking ----------------------------------------------------------------------------
+
+    def _block(self, control_only: bool = False) -> None:
+        """BLPOP the control list and the wake markers (protocol.md 8.3), then handle a command."""
+        k = self.keys
+        keys = [k.control(self.id)]
+        if not control_only:
+            keys += [k.wake(q) for q in self._queue_list()]
+            if self._wildcard:
+                keys.append(k.wake_new_queue)
+        timeout = min(self.config.block_timeout_ms / 1000, max(0.01, self._next_beat - time.monotonic()))
+        reply = None
+        try:
+            self._blocking = True
+            if self._stop:
+                return
+            reply = self.block_redis.blpop(keys, timeout=timeout)
+        except _Wakeup:
+            self.block_redis.connection_pool.disconnect()
+        except REDIS_ERRORS as exc:
+            self.block_redis.connection_pool.disconnect()
+            self._backoff(exc)
+        finally:
+            self._blocking = False
+        if reply and reply[0].decode() == k.control(self.id):
+            self._command(reply[1].decode("utf-8", "replace"))
+
+    def _poll_control(self, redis=None) -> None:
+        """Read every pending operator command without blocking."""
+        redis = redis or self.redis
+        while True:
+            command = redis.lpop(self.keys.control(self.id))
+            if command is None:
+                return
+            self._command(command.decode("utf-8", "replace"))
+
+    def _command(self, command: str) -> None:
+        verb, _, arg = command.strip().partition(" ")
+        if verb == "pause":
+            self._paused = True
+        elif verb == "resume":
+            self._paused = False
+        elif verb == "quit":
+            self._stop = self._stop or "quit"
+        elif verb == "kill":
+            held = self._held
+            if held is not None and (not arg or arg == held.token):
+                self._request_kill("killed by an operator")
+        else:
+            log.warning("worker %s: ignoring unknown control command %r", self.id, command)
+
+    # -- running a job ----------------------------------------------------------------------
+
+    def _run(self, job: jobmod.Job):
+        """Run a reserved job; returns the settle tuple, or None to give it back on leaving."""
+        try:
+            job = jobmod.Job.decode(job.queue, job.payload, job.token)
+        except InvalidJob as exc:
+            return self._failure(job, "jobwire.InvalidPayload", str(exc))
+        handler = self.registry.get(job.job_class)
+        if handler is None:
+            return self._failure(job, "jobwire.UnknownClass", f'no handler registered for class "{job.job_class}"')
+        self._held = job
+        self._kill_reason = None
+        self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
+        if self.config.fork:
+            return self._run_forked(job, handler)
+        return self._run_inline(job, handler)
+
+    def _failure(self, job: jobmod.Job, exception: str, error: str, backtrace=()):
+        record = jobmod.failure_record(job.payload, exception, error, list(backtrace), self.id, job.queue)
+        return ("fail", job.token, record, job.queue)
+
+    def _context(self, job: jobmod.Job) -> JobContext:
+        return JobContext(job, self.id, self.config.namespace, self.config.redis_url, self.config.impl)
+
+    def _perform(self, job: jobmod.Job, handler) -> dict:
+        """Run the handler with its hooks; the outcome as a small dict."""
+        global _current
+        _current = self._context(job)
+        try:
+            handler.perform(job.args)
+            return {"ok": True}
+        except DontPerform:
+            return {"ok": True}
+        except _Interrupt:
+            raise
+        except BaseException as exc:  # a job may raise anything, SystemExit included
+            try:
+                handler.on_failure(exc, job.args)
+            except Exception as hook_exc:
+                log.error("on_failure hook of %s raised %r", job.job_class, hook_exc)
+            return {"ok": False, "exception": _exception_name(exc), "error": str(exc),
+                    "backtrace": _backtrace(exc)}
+        finally:
+            _current = None
+
+    def _outcome(self, job: jobmod.Job, result: dict):
+        if result.get("ok"):
+            return ("ok", job.token, "", job.queue)
+        return self._failure(job, result.get("exception", "Exception"), result.get("error", ""),
+                             result.get("backtrace", []))
+
+    def _run_forked(self, job: jobmod.Job, handler):
+        self.registry.run_hooks("before_fork", job)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            self._child_main(job, handler, write_fd)
+        os.close(write_fd)
+        self._child = pid
+        self._title(f"Forked {pid} at {int(time.time())}")
+        try:
+            data, killed_by = self._wait_child(pid, read_fd)
+        finally:
+            os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        self._child = None
+        result = None
+        if data:
+            try:
+                result = json.loads(data)
+            except ValueError:
+                result = None
+        if result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return self._outcome(job, result)
+        if killed_by == "term":
+            return None  # given back to its queue when the worker leaves (unregister mode self)
+        if killed_by == "timeout":
+            return self._failure(job, "jobwire.Timeout",
+                                 f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
+        if killed_by:
+            return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            reason = f"child {pid} killed by signal {sig} ({_signal_name(sig)})"
+        else:
+            reason = f"child {pid} exited with status {os.waitstatus_to_exitcode(status)} without a result"
+        log.warning("worker %s: %s while running %s", self.id, reason, job.job_class)
+        return ("crash", job.token, reason, job.queue)
+
+    def _wait_child(self, pid: int, read_fd: int):
+        """Read the child's result while beating, watching control and enforcing the timeout."""
+        chunks, killed_by = [], None
+        started = time.monotonic()
+        next_control = started + CONTROL_CHECK_S
+        deadline = started + self.config.job_timeout_ms / 1000 if self.config.job_timeout_ms else None
+        while True:
+            now = time.monotonic()
+            wait = min(next_control, self._next_beat) - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            readable, _, _ = select.select([read_fd, self._wake_r], [], [], max(0.0, wait))
+            if self._wake_r in readable:
+                self._drain_wakeups()
+            if read_fd in readable:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    return b"".join(chunks), killed_by
+                chunks.append(chunk)
+            now = time.monotonic()
+            if now >= next_control:
+                next_control = now + CONTROL_CHECK_S
+                self._quietly(self._poll_control)
+            if now >= self._next_beat:
+                self._quietly(self._beat)
+            if killed_by is None:
+                if self._stop == "term":
+                    killed_by = "term"
+                elif self._kill_reason:
+                    killed_by = self._kill_reason
+                elif deadline is not None and now >= deadline:
+                    killed_by = "timeout"
+                if killed_by:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    def _child_main(self, job: jobmod.Job, handler, write_fd: int) -> None:
+        """The forked child: die with the master, run the job, report, _exit. Never returns."""
+        status = 0
+        try:
+            try:
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            except (OSError, AttributeError):
+                pass
+            if os.getppid() != self.pid:
+                os._exit(1)
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
+                signal.signal(sig, signal.SIG_DFL)
+            for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_IGN)
+            self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
+            self.registry.run_hooks("after_fork", job)
+            result = self._perform(job, handler)
+            data = jobmod.dumps(result)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+        except BaseException:  # the child must reach os._exit whatever happens
+            status = 3
+        finally:
+            try:
+                import sys
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+
+    def _run_inline(self, job: jobmod.Job, handler):
+        """Run in this process; a helper thread beats and watches the control list meanwhile."""
+        done = threading.Event()
+        watcher = threading.Thread(target=self._inline_watch, args=(done,), daemon=True)
+        watcher.start()
+        if self.config.job_timeout_ms:
+            signal.setitimer(signal.ITIMER_REAL, self.config.job_timeout_ms / 1000)
+        self._inline_job = True
+        try:
+            if self._stop == "term":
+                return None
+            return self._outcome(job, self._perform(job, handler))
+        except _Interrupt as interrupt:
+            if interrupt.reason == "term":
+                return None
+            if interrupt.reason == "timeout":
+                return self._failure(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
+            return self._failure(job, "jobwire.Killed", interrupt.reason)
+        finally:
+            self._inline_job = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            done.set()
+            watcher.join()
+
+    def _inline_watch(self, done: threading.Event) -> None:
+        redis = connect(self.config.redis_url)
+        scripts = Scripts(redis)
+        next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+        try:
+            while not done.wait(CONTROL_CHECK_S):
+                try:
+                    self._poll_control(redis)
+                    if self._kill_reason:
+                        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                    if time.monotonic() >= next_beat:
+                        next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+                        self._heartbeat_call(scripts, "beat")
+                except REDIS_ERRORS:
+                    pass
+        finally:
+            redis.close()
+
+    def _request_kill(self, reason: str) -> None:
+        self._kill_reason = reason
+        if self._child:
+            try:
+                os.kill(self._child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    # -- registration, heartbeat, recovery ------------------------------------------------
+
+    def _heartbeat_call(self, scripts: Scripts, mode: str, info: list | None = None):
+        k = self.keys
+        keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
+        args = [self.id, self.config.lease_ms, mode, jobmod.started_now() if mode == "register" else "",
+                spec.spec_major(), *(info or [])]
+        return scripts.call("heartbeat", keys, args)
+
+    def _register(self) -> None:
+        info = ["impl", self.config.impl, "impl_version", __version__, "spec", spec.spec_version(),
+                "host", self.host, "pid", str(self.pid), "queues", ",".join(self.config.queues),
+                "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
+                "state", self._state_shown]
+        try:
+            self._heartbeat_call(self.scripts, "register", info)
+        except redis_lib.ResponseError as exc:
+            if "JOBWIRE_SPEC_MISMATCH" in str(exc):
+                raise SpecMismatch(str(exc)) from None
+            raise
+        self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+        log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
+
+    def _beat_if_due(self) -> None:
+        if time.monotonic() >= self._next_beat:
+            self._with_redis(self._beat)
+
+    def _beat(self) -> None:
+        self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+        reply = self._heartbeat_call(self.scripts, "beat")
+        if reply[0] == b"unknown":
+            log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
+            self._pending = None
+            self._register()
+            return
+        for dead in reply[1:]:
+            self._recover(dead.decode("utf-8", "replace"))
+
+    def _unregister(self, worker_id: str, mode: str) -> list:
+        k = self.keys
+        for _ in range(5):
+            queue = self.redis.hget(k.inflight(worker_id), "queue")
+            queue = queue.decode("utf-8", "replace") if queue else ""
+            keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
+                    k.inflight(worker_id), k.stat_processed_worker(worker_id), k.stat_failed_worker(worker_id),
+                    k.worker_info(worker_id), k.control(worker_id), k.deaths, k.failed, k.stat_processed,
+                    k.stat_failed, k.minutes(jobmod.utc_day()),
+                    k.queue(queue) if queue else k.inflight(worker_id),
+                    k.wake(queue) if queue else k.inflight(worker_id)]
+            args = [worker_id, mode, queue, jobmod.failed_at_now(), self.config.max_deaths, self.id]
+            reply = self.scripts.call("unregister", keys, args)
+            if reply[0] != b"retry":
+                return reply
+        return reply
+
+    def _recover(self, dead_id: str) -> None:
+        result, job = self._unregister(dead_id, "expired")
+        if result == b"done":
+            log.warning("worker %s: recovered dead worker %s (job %s)", self.id, dead_id, job.decode())
+
+    def _leave(self) -> None:
+        if self._pending:
+            self._quietly(lambda: self._work_call(reserve=False))
+        self._quietly(lambda: self._unregister(self.id, "self"))
+        for client in (self.redis, self.block_redis):
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def _show_state(self, state: str) -> None:
+        """Write the info hash's state field when it changes (pause and resume are rare)."""
+        if state != self._state_shown:
+            self._state_shown = state
+            self._quietly(lambda: self.redis.hset(self.keys.worker_info(self.id), "state", state))
+
+    # -- Redis outages ----------------------------------------------------------------------
+
+    def _with_redis(self, fn):
+        """Call fn until Redis answers: a worker never exits because Redis is away (7.7)."""
+        delay = 0.1
+        while True:
+            try:
+                return fn()
+            except REDIS_ERRORS as exc:
+                if self._stop == "term":
+                    return None
+                log.warning("worker %s: Redis unavailable (%s); retrying in %.1f s", self.id, exc, delay)
+                self._sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except redis_lib.ResponseError as exc:
+                if "LOADING" in str(exc) or "NOSCRIPT" in str(exc):
+                    self._sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise
+
+    def _backoff(self, exc: Exception) -> None:
+        log.warning("worker %s: Redis unavailable (%s)", self.id, exc)
+        self._sleep(0.5)
+
+    def _sleep(self, seconds: float) -> None:
+        try:
+            self._blocking = True
+            if not self._stop:
+                time.sleep(seconds)
+        except _Wakeup:
+            pass
+        finally:
+            self._blocking = False
+
+    def _quietly(self, fn) -> None:
+        try:
+            fn()
+        except REDIS_ERRORS as exc:
+            log.warning("worker %s: Redis unavailable (%s)", self.id, exc)
+
+    # -- signals and titles -----------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGCONT, signal.SIGALRM):
+            signal.signal(sig, self._on_signal)
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGQUIT:
+            self._stop = self._stop or "quit"
+        elif signum in (signal.SIGTERM, signal.SIGINT):
+            self._stop = "term"
+            if self._child:
+                try:
+                    os.kill(self._child, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if self._inline_job:
+                raise _Interrupt("term")
+        elif signum == signal.SIGUSR1:
+            if self._inline_job:
+                raise _Interrupt(self._kill_reason or "killed by SIGUSR1")
+            if self._held is not None and self._child:
+                self._request_kill("killed by SIGUSR1")
+        elif signum == signal.SIGUSR2:
+            self._paused = True
+        elif signum == signal.SIGCONT:
+            self._paused = False
+        elif signum == signal.SIGALRM:
+            if self._inline_job:
+                raise _Interrupt("timeout")
+        if self._blocking and signum != signal.SIGALRM:
+            raise _Wakeup()
+
+    def _title(self, state: str) -> None:
+        setproctitle(f"jobwire-{self.config.impl}/resque-{spec.spec_major()}: {state}")
