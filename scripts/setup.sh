@@ -19,10 +19,12 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 if ! cmp -s python/requirements.txt .venv/.requirements.installed 2>/dev/null \
-   || ! .venv/bin/python -c 'import jobwire' 2>/dev/null; then
+   || ! .venv/bin/python -c 'import jobwire' 2>/dev/null \
+   || { [ -f conformance/pyproject.toml ] && [ ! -x .venv/bin/jobwire-conformance ]; }; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -r python/requirements.txt
   .venv/bin/pip install -q --no-deps -e python
+  if [ -f conformance/pyproject.toml ]; then .venv/bin/pip install -q --no-deps -e conformance; fi
   cp python/requirements.txt .venv/.requirements.installed
 fi
 

@@ -37,7 +37,8 @@
 --            "settled" n was 0
 --            "retry"   100 unrunnable payloads were moved to the failed list; call again at once
 -- Errors:   none of its own. Payloads that are too large, not JSON, or not a JSON object with a
---           non-empty string "class" are moved to KEYS[7] here, with the raw bytes kept.
+--           non-empty string "class" (or not UTF-8) are moved to KEYS[7] here, with the raw bytes
+--           kept (in "payload_hex" when they are not UTF-8).
 
 local worker_id, op, held_token = ARGV[1], ARGV[2], ARGV[3]
 local max_deaths, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -62,18 +63,49 @@ local function count(failed)
   end
 end
 
--- A Resque-format failure record for failures this script detects. The payload is embedded
--- verbatim when it is a JSON object, else as a JSON string, so no byte is lost.
-local function failure_record(payload_json, exception, message, queue)
+-- True when s is well-formed UTF-8 (RFC 8259 requires it of JSON). ASCII is checked in C.
+local function utf8_valid(s)
+  if not string.find(s, '[\128-\255]') then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    local len = 1
+    if c >= 0xC2 and c <= 0xDF then len = 2
+    elseif c >= 0xE0 and c <= 0xEF then len = 3
+    elseif c >= 0xF0 and c <= 0xF4 then len = 4
+    elseif c >= 0x80 then return false end
+    for j = i + 1, i + len - 1 do
+      local b = string.byte(s, j)
+      if not b or b < 0x80 or b > 0xBF then return false end
+    end
+    i = i + len
+  end
+  return true
+end
+
+-- A Resque-format failure record for a payload this script cannot run. The payload is embedded
+-- verbatim when it is a JSON object, else as a JSON string; bytes that are not UTF-8 go to
+-- "payload_hex" instead, so no byte is lost and the record stays valid JSON.
+local function failure_record(raw, exception, message, queue)
+  local payload_json, extra = raw, ''
+  if not utf8_valid(raw) then
+    payload_json = '"payload is not valid UTF-8; its bytes are in payload_hex"'
+    extra = ',"payload_hex":"' .. string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end) .. '"'
+  elseif exception ~= 'jobwire.InvalidPayload' or not string.find(raw, '^%s*{') then
+    payload_json = cjson.encode(raw)
+  end
   return '{"failed_at":' .. cjson.encode(ARGV[5]) .. ',"payload":' .. payload_json ..
     ',"exception":' .. cjson.encode(exception) .. ',"error":' .. cjson.encode(message) ..
-    ',"backtrace":[],"worker":' .. cjson.encode(worker_id) .. ',"queue":' .. cjson.encode(queue) .. '}'
+    ',"backtrace":[],"worker":' .. cjson.encode(worker_id) .. ',"queue":' .. cjson.encode(queue) .. extra .. '}'
 end
 
 -- Why a raw payload cannot be run, or nil and the decoded document when it can.
 local function check_payload(raw)
   if #raw > max_bytes then
     return 'jobwire.PayloadTooLarge', 'payload is ' .. #raw .. ' bytes; the limit is ' .. max_bytes
+  end
+  if not utf8_valid(raw) then
+    return 'jobwire.InvalidJSON', 'payload is not valid UTF-8'
   end
   local ok, doc = pcall(cjson.decode, raw)
   if not ok then
@@ -106,8 +138,10 @@ if op ~= 'none' then
     else -- crash: the job's process died; requeue it unless it has now killed max_deaths times
       local deaths = redis.call('HINCRBY', KEYS[8], job_key, 1)
       if deaths >= max_deaths then
-        redis.call('RPUSH', KEYS[7], failure_record(payload, 'jobwire.PoisonJob',
-          'job killed its worker ' .. deaths .. ' times; last: ' .. ARGV[4], queue))
+        redis.call('RPUSH', KEYS[7], '{"failed_at":' .. cjson.encode(ARGV[5]) .. ',"payload":' .. payload ..
+          ',"exception":"jobwire.PoisonJob","error":' ..
+          cjson.encode('job killed its worker ' .. deaths .. ' times; last: ' .. ARGV[4]) ..
+          ',"backtrace":[],"worker":' .. cjson.encode(worker_id) .. ',"queue":' .. cjson.encode(queue) .. '}')
         count(true)
         settled = 'poisoned'
       else
@@ -146,11 +180,7 @@ for i = 1, nqueues do
     if not raw then break end
     local exception, doc = check_payload(raw)
     if exception then
-      local payload_json = raw
-      if exception ~= 'jobwire.InvalidPayload' or not string.find(raw, '^%s*{') then
-        payload_json = cjson.encode(raw)
-      end
-      redis.call('RPUSH', KEYS[7], failure_record(payload_json, exception, doc, queue))
+      redis.call('RPUSH', KEYS[7], failure_record(raw, exception, doc, queue))
       count(true)
       skipped = skipped + 1
     else

@@ -125,10 +125,17 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
                    worker: str, queue: str, failed_at: str | None = None) -> bytes:
     """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
 
-    `payload` must be a JSON object's bytes; anything else is embedded as a JSON string.
+    `payload` is embedded verbatim when it is a JSON object's bytes, else as a JSON string;
+    bytes that are not UTF-8 go to "payload_hex" so that the record stays valid JSON.
     """
-    if not payload.lstrip().startswith(b"{"):
-        payload = dumps(payload.decode("utf-8", "replace"))
+    extra = b""
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        extra = b',"payload_hex":"' + payload.hex().encode() + b'"'
+        payload = b'"payload is not valid UTF-8; its bytes are in payload_hex"'
+    if not payload.lstrip().startswith((b"{", b'"payload is not valid UTF-8')):
+        payload = dumps(payload.decode("utf-8"))
     return b"".join((
         b'{"failed_at":', dumps(failed_at or failed_at_now()),
         b',"payload":', payload,
@@ -136,5 +143,5 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
         b',"error":', dumps(str(error)),
         b',"backtrace":', dumps([str(line) for line in backtrace]),
         b',"worker":', dumps(worker),
-        b',"queue":', dumps(queue), b"}",
+        b',"queue":', dumps(queue), extra, b"}",
     ))

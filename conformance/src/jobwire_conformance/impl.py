@@ -1,0 +1,176 @@
+"""Implementation manifests (conformance/implementations/*.json) and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from .paths import IMPLEMENTATIONS_DIR, REPO_ROOT
+from .redisutil import descendants_of, pid_alive
+
+FEATURES = {
+    "kill-running-job": "SIGUSR1 and the kill control command end the running job as jobwire.Killed (protocol.md 7.5)",
+    "fork-per-job": "each job runs in a forked child that dies with its master (protocol.md 7.4)",
+    "job-timeout": "--job-timeout-ms kills a job that runs too long and fails it as jobwire.Timeout",
+    "process-title": "the process title follows protocol.md 7.8",
+}
+
+STANDARD_FLAGS = [
+    ("--queues", "queues"), ("--redis-url", "redis_url"), ("--namespace", "namespace"),
+    ("--heartbeat-ms", "heartbeat_ms"), ("--lease-ms", "lease_ms"), ("--block-timeout-ms", "block_timeout_ms"),
+    ("--max-deaths", "max_deaths"), ("--job-timeout-ms", "job_timeout_ms"),
+    ("--max-payload-bytes", "max_payload_bytes"),
+]
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def render(argv: list[str], values: dict) -> list[str]:
+    """Substitute {name} placeholders; an element "{args...}" expands to values["args"]."""
+    out = []
+    for element in argv:
+        if element == "{args...}":
+            out.extend(values.get("args", []))
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                                    element))
+    return out
+
+
+@dataclass
+class Implementation:
+    name: str
+    worker_argv: list[str]
+    cwd: str = "."
+    env: dict = field(default_factory=dict)
+    mode: str | None = "fork"
+    impl: str | None = None
+    features: list[str] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)
+    build: dict | None = None
+    enqueuer: dict | None = None
+    description: str = ""
+    matrix_only: bool = False
+    worker_id_pid_suffix: bool = False
+
+    @classmethod
+    def load(cls, name: str) -> "Implementation":
+        path = IMPLEMENTATIONS_DIR / f"{name}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no manifest {path}")
+        data = json.loads(path.read_text())
+        worker = data.get("worker") or {}
+        return cls(name=data.get("name", name), worker_argv=worker.get("argv", []), cwd=worker.get("cwd", "."),
+                   env=worker.get("env", {}), mode=data.get("mode"), impl=data.get("impl"),
+                   features=data.get("features", []), requires=data.get("requires", []),
+                   build=data.get("build"), enqueuer=data.get("enqueuer"),
+                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False))
+
+    @classmethod
+    def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
+                     impl: str | None = None) -> "Implementation":
+        argv = shlex.split(command)
+        if not any(_PLACEHOLDER.search(a) for a in argv):
+            for flag, name in STANDARD_FLAGS:
+                argv += [flag, "{%s}" % name]
+        return cls(name="worker-cmd", worker_argv=argv, mode=mode, features=features or [], impl=impl,
+                   description=f"--worker-cmd {command}")
+
+    def missing(self) -> list[str]:
+        """Files the manifest requires that do not exist (the implementation is then skipped)."""
+        return [p for p in self.requires if not (REPO_ROOT / p).exists()]
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
+
+    def run_build(self, log) -> str | None:
+        """Run the optional build command; returns an error text or None."""
+        if not self.build:
+            return None
+        argv = self.build["argv"]
+        cwd = REPO_ROOT / self.build.get("cwd", ".")
+        try:
+            done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"build {argv} failed: {exc}"
+        if done.returncode != 0:
+            return f"build {argv} exited {done.returncode}: {(done.stderr or done.stdout)[-800:]}"
+        log(f"built {self.name}: {' '.join(argv)}")
+        return None
+
+    def enqueue_argv(self, values: dict) -> tuple[list[str], str]:
+        e = self.enqueuer
+        return render(e["argv"], values), str(REPO_ROOT / e.get("cwd", "."))
+
+
+class WorkerProc:
+    """One worker process started by the runner; output goes to a temporary log file."""
+
+    def __init__(self, impl: Implementation, values: dict, log_dir: str) -> None:
+        self.impl = impl
+        self.argv = render(impl.worker_argv, values)
+        env = dict(os.environ)
+        env.update({k: render([v], values)[0] for k, v in impl.env.items()})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        fd, self.log_path = tempfile.mkstemp(prefix=f"{impl.name}-", suffix=".log", dir=log_dir)
+        self.log = os.fdopen(fd, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT / impl.cwd, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.pid = self.proc.pid
+        self.worker_id: str | None = None
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def children(self) -> list[int]:
+        return descendants_of(self.pid)
+
+    def kill_all(self) -> None:
+        """SIGKILL the worker and whatever it forked (by pid: its process group and descendants)."""
+        pids = self.children() if self.alive() else []
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in pids:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.wait(5)
+        self.log.close()
+
+    def output(self, tail: int = 1500) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        return data[-tail:].decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        status = "running" if self.alive() else f"exited {self.proc.returncode}"
+        return f"worker pid {self.pid} ({status}); last output:\n{self.output(800)}"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in IMPLEMENTATIONS_DIR.glob("*.json"))

@@ -1,0 +1,321 @@
+/* jw_child.c -- see jw_child.h.
+ *
+ * The child runs exactly one job and reports its outcome with one message
+ * on a pipe, then _exit()s. Message format, all produced by encode_result():
+ *
+ *   'O'                                   the handler returned
+ *   'E' <8 hex digits n> <n bytes>        the handler failed; the n bytes are
+ *                                         type \0 message \0 frame \0 ...
+ *
+ * A message that is absent or shorter than announced means the child died
+ * before reporting: the master settles it as a crash. */
+#define _GNU_SOURCE
+#include "jw_child.h"
+#include "jw_job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
+#include "jw_keys.h"
+
+/* ============================ Job handlers ==============================
+ * The conformance classes of protocol.md section 10. Class names map only
+ * to this table, never to a symbol lookup. */
+
+/* Fill err; the frame names the C function, the nearest thing C has to a
+ * backtrace. */
+static int job_error(jw_error *err, const char *type, const char *message, const char *frame) {
+    err->type = jw_strdup(type);
+    err->message = jw_strdup(message);
+    err->nframes = 0;
+    if (frame) err->frames[err->nframes++] = jw_strdup(frame);
+    return -1;
+}
+
+/* Connect to the master's Redis on a fresh connection: the child must not
+ * use the master's socket, whose protocol state belongs to the master. */
+static redisContext *child_connect(const jw_redis *r) {
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    if (r->password) {
+        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        if (rep) freeReplyObject(rep);
+    }
+    if (r->db) {
+        redisReply *rep = redisCommand(c, "SELECT %d", r->db);
+        if (rep) freeReplyObject(rep);
+    }
+    return c;
+}
+
+/* jobwire.Echo: RPUSH the conformance echo record. Side effect: one Redis
+ * connection opened and closed. */
+static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
+    json_t *id = json_object_get(job->doc, "id");
+    json_t *args = json_object_get(job->doc, "args");
+    json_t *rec = json_object();
+    json_object_set(rec, "id", id ? id : json_null());
+    json_object_set_new(rec, "args", args ? json_incref(args) : json_array());
+    json_object_set_new(rec, "worker", json_string(env->worker_id));
+    json_object_set_new(rec, "queue", json_string(job->queue));
+    json_object_set_new(rec, "pid", json_integer(getpid()));
+    json_object_set_new(rec, "impl", json_string(JW_IMPL));
+    char *text = json_dumps(rec, JW_JSON_FLAGS);
+    json_decref(rec);
+    if (!text) return job_error(err, "EncodeError", "cannot encode the echo record", __func__);
+    redisContext *c = child_connect(env->redis);
+    if (!c) {
+        free(text);
+        return job_error(err, "RedisError", "cannot connect to Redis to echo", __func__);
+    }
+    char *key = jw_key(env->ns, JW_K_CONFORMANCE_ECHO, NULL);
+    redisReply *rep = redisCommand(c, "RPUSH %s %s", key, text);
+    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    char msg[256];
+    snprintf(msg, sizeof msg, "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    free(key);
+    free(text);
+    return ok ? 0 : job_error(err, "RedisError", msg, __func__);
+}
+
+/* jobwire.Fail [message]: fail with exactly message as the error. */
+static int job_fail(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)env;
+    json_t *m = json_array_get(json_object_get(job->doc, "args"), 0);
+    if (json_is_string(m)) return job_error(err, "JobError", json_string_value(m), __func__);
+    char *text = m ? json_dumps(m, JW_JSON_FLAGS) : NULL;
+    job_error(err, "JobError", text ? text : "jobwire.Fail", __func__);
+    free(text);
+    return -1;
+}
+
+/* jobwire.Sleep [ms]: sleep, then echo. */
+static int job_sleep(const jw_job *job, const jw_env *env, jw_error *err) {
+    json_t *ms = json_array_get(json_object_get(job->doc, "args"), 0);
+    if (ms && !json_is_number(ms))
+        return job_error(err, "ArgumentError", "jobwire.Sleep expects [milliseconds]", __func__);
+    double v = ms ? json_number_value(ms) : 0;
+    if (v > 0) {
+        struct timespec ts = {(time_t)(v / 1000), (long)((v - (double)(long long)(v / 1000) * 1000) * 1e6)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    }
+    return job_echo(job, env, err);
+}
+
+/* jobwire.Crash: end the process running the job with SIGKILL at once. */
+static int job_crash(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)job; (void)env; (void)err;
+    raise(SIGKILL);
+    _exit(137); /* not reached */
+}
+
+/* jobwire.Noop: return at once. */
+static int job_noop(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)job; (void)env; (void)err;
+    return 0;
+}
+
+static const struct {
+    const char *klass;
+    jw_handler fn;
+} handlers[] = {
+    {"jobwire.Echo", job_echo},
+    {"jobwire.Fail", job_fail},
+    {"jobwire.Sleep", job_sleep},
+    {"jobwire.Crash", job_crash},
+    {"jobwire.Noop", job_noop},
+};
+
+/* The handler registered for klass, or NULL. */
+jw_handler jw_handler_find(const char *klass) {
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+        if (strcmp(handlers[i].klass, klass) == 0) return handlers[i].fn;
+    return NULL;
+}
+
+/* Free what a handler put in err. */
+void jw_error_free(jw_error *err) {
+    free(err->type);
+    free(err->message);
+    for (size_t i = 0; i < err->nframes; i++) free(err->frames[i]);
+    memset(err, 0, sizeof *err);
+}
+
+/* ============================ The child ================================= */
+
+/* write() all of buf, retrying on EINTR and short writes. */
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Serialize a handler's outcome in the pipe format described on top. */
+static void encode_result(jw_buf *out, int rc, const jw_error *err) {
+    if (rc == 0) { jw_buf_add(out, "O", 1); return; }
+    jw_buf body = {0};
+    jw_buf_add(&body, err->type ? err->type : "JobError", strlen(err->type ? err->type : "JobError") + 1);
+    jw_buf_add(&body, err->message ? err->message : "", strlen(err->message ? err->message : "") + 1);
+    for (size_t i = 0; i < err->nframes; i++) jw_buf_add(&body, err->frames[i], strlen(err->frames[i]) + 1);
+    jw_buf_addf(out, "E%08zx", body.len);
+    jw_buf_add(out, body.p, body.len);
+    jw_buf_free(&body);
+}
+
+/* Body of the forked child: never returns. Dies with the master
+ * (PR_SET_PDEATHSIG), takes default signal dispositions, runs the
+ * handler, reports, _exit()s without running the master's atexit code. */
+static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *env, jw_handler h,
+                       const int *close_fds, int nclose, void (*title)(const char *)) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != master) _exit(111); /* the master died before prctl took effect */
+    const int sigs[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCONT, SIGPIPE, SIGCHLD};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int i = 0; i < nclose; i++) if (close_fds[i] >= 0) close(close_fds[i]);
+    if (title) {
+        char t[512];
+        snprintf(t, sizeof t, "Processing %s since %lld [%s]", job->queue, (long long)time(NULL), job->klass);
+        title(t);
+    }
+    jw_error err = {0};
+    int rc = h(job, env, &err);
+    jw_buf out = {0};
+    encode_result(&out, rc, &err);
+    int wrc = write_all(wfd, out.p, out.len);
+    jw_buf_free(&out);
+    jw_error_free(&err);
+    _exit(wrc == 0 ? 0 : 3);
+}
+
+/* Fork a child to run h on job. close_fds are the master's descriptors
+ * the child must not hold (the signal self-pipe). title sets the process
+ * title. Returns 0 with run filled, or -1 (errno set) when fork or pipe
+ * failed. */
+int jw_child_start(jw_run *run, const jw_job *job, const jw_env *env, jw_handler h,
+                   const int *close_fds, int nclose, void (*title)(const char *)) {
+    int p[2];
+    memset(run, 0, sizeof *run);
+    run->fd = -1;
+    if (pipe2(p, O_CLOEXEC) < 0) return -1;
+    pid_t master = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child_main(master, p[1], job, env, h, close_fds, nclose, title);
+    }
+    close(p[1]);
+    run->pid = pid;
+    run->fd = p[0];
+    return 0;
+}
+
+/* Read what the child has written so far. Returns 1 once the pipe is at
+ * EOF (the child exited or closed it), 0 otherwise. Call when poll() says
+ * the descriptor is readable. */
+int jw_child_read(jw_run *run) {
+    char chunk[65536];
+    if (run->fd < 0) return 1;
+    ssize_t n = read(run->fd, chunk, sizeof chunk);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+    if (n <= 0) {
+        close(run->fd);
+        run->fd = -1;
+        return 1;
+    }
+    jw_buf_add(&run->result, chunk, (size_t)n);
+    return 0;
+}
+
+/* waitpid() the child; block = 0 only checks. Returns 1 once reaped. */
+int jw_child_reap(jw_run *run, int block) {
+    if (run->reaped) return 1;
+    for (;;) {
+        pid_t got = waitpid(run->pid, &run->status, block ? 0 : WNOHANG);
+        if (got < 0 && errno == EINTR) continue;
+        if (got == run->pid || (got < 0 && errno == ECHILD)) {
+            run->reaped = 1;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+/* Decode the child's message. JW_RESULT_NONE when there is none or it is
+ * incomplete; for JW_RESULT_ERROR err is filled (caller frees). */
+jw_result_kind jw_child_result(const jw_run *run, jw_error *err) {
+    const char *p = run->result.p;
+    size_t len = run->result.len;
+    memset(err, 0, sizeof *err);
+    if (len == 1 && p[0] == 'O') return JW_RESULT_OK;
+    if (len < 9 || p[0] != 'E') return JW_RESULT_NONE;
+    char hex[9];
+    memcpy(hex, p + 1, 8);
+    hex[8] = '\0';
+    char *end;
+    size_t n = strtoul(hex, &end, 16);
+    if (*end || n != len - 9 || n == 0 || p[len - 1] != '\0') return JW_RESULT_NONE;
+    const char *s = p + 9, *stop = p + len;
+    err->type = jw_strdup(s);
+    s += strlen(s) + 1;
+    err->message = jw_strdup(s < stop ? s : "");
+    if (s < stop) s += strlen(s) + 1;
+    while (s < stop && err->nframes < JW_MAX_FRAMES) {
+        err->frames[err->nframes++] = jw_strdup(s);
+        s += strlen(s) + 1;
+    }
+    return JW_RESULT_ERROR;
+}
+
+/* The crash reason for a child that ended without a result, in the words
+ * of protocol.md 7.4. */
+void jw_child_reason(const jw_run *run, char *out, size_t outlen) {
+    if (WIFSIGNALED(run->status)) {
+        int sig = WTERMSIG(run->status);
+        const char *abbrev = sigabbrev_np(sig);
+        snprintf(out, outlen, "child %d killed by signal %d (SIG%s)", (int)run->pid, sig,
+                 abbrev ? abbrev : "?");
+    } else if (WIFEXITED(run->status)) {
+        snprintf(out, outlen, "child %d exited with status %d without a result", (int)run->pid,
+                 WEXITSTATUS(run->status));
+    } else {
+        snprintf(out, outlen, "child %d ended without a result", (int)run->pid);
+    }
+}
+
+/* Release the pipe and buffer of a finished run. */
+void jw_run_free(jw_run *run) {
+    if (run->fd >= 0) close(run->fd);
+    jw_buf_free(&run->result);
+    memset(run, 0, sizeof *run);
+    run->fd = -1;
+}

@@ -1,0 +1,141 @@
+/* jw_enqueue.c -- jobwire-enqueue QUEUE CLASS [JSON_ARG ...]
+ *
+ * Builds {"class":...,"args":[...],"id":<32 hex>,"enqueued_at":<ms>} with
+ * class first and args second (protocol.md section 5), validates it
+ * against job.schema.json, pushes it with enqueue.lua (section 8.1) and
+ * prints the job id. Pushes nothing when validation fails. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jw_job.h"
+#include "jw_keys.h"
+#include "jw_redis.h"
+#include "jw_util.h"
+
+/* Print usage and exit with status code. */
+static void usage(int code) {
+    fprintf(code ? stderr : stdout,
+            "usage: jobwire-enqueue [--redis-url URL] [--namespace NS] QUEUE CLASS [JSON_ARG ...]\n"
+            "Each JSON_ARG is one JSON value (e.g. 7, '\"text\"', '{\"a\":1}'). Prints the job id.\n");
+    exit(code);
+}
+
+/* A random UUIDv4 as 32 lowercase hex characters, from /dev/urandom. */
+static void random_id(char out[33]) {
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, b, sizeof b) != (ssize_t)sizeof b) {
+        perror("jobwire-enqueue: /dev/urandom");
+        exit(1);
+    }
+    close(fd);
+    b[6] = (unsigned char)((b[6] & 0x0F) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Build the payload text. Each argument is parsed and re-encoded compactly
+ * (doubles with 17 digits so they round-trip). Exits on a bad argument. */
+static char *build_payload(const char *klass, int nargs, char **args, const char *id,
+                           size_t *len) {
+    jw_buf b = {0};
+    jw_buf_adds(&b, "{\"class\":");
+    jw_buf_quote(&b, klass, strlen(klass));
+    jw_buf_adds(&b, ",\"args\":[");
+    for (int i = 0; i < nargs; i++) {
+        json_error_t jerr;
+        json_t *v = json_loads(args[i], JSON_DECODE_ANY, &jerr);
+        if (!v) {
+            fprintf(stderr, "jobwire-enqueue: argument %d is not JSON: %s\n", i + 1, jerr.text);
+            exit(2);
+        }
+        char *text = json_dumps(v, JW_JSON_FLAGS);
+        json_decref(v);
+        if (i) jw_buf_add(&b, ",", 1);
+        jw_buf_adds(&b, text);
+        free(text);
+    }
+    jw_buf_addf(&b, "],\"id\":\"%s\",\"enqueued_at\":%lld}", id, jw_wall_ms());
+    return jw_buf_steal(&b, len);
+}
+
+/* Push payload to queue with enqueue.lua. Returns the queue length or -1. */
+static long long push(jw_redis *r, const char *ns, const char *queue, const char *payload,
+                      size_t len) {
+    jw_args a = {0};
+    char *keys[] = {jw_key(ns, JW_K_QUEUES, NULL), jw_key(ns, JW_K_QUEUE, queue),
+                    jw_key(ns, JW_K_WAKE, queue), jw_key(ns, JW_K_WAKE_NEW_QUEUE, NULL)};
+    for (int i = 0; i < 4; i++) jw_args_take(&a, keys[i], strlen(keys[i]));
+    jw_args_add(&a, queue);
+    jw_args_addn(&a, payload, len);
+    long long result = -1;
+    /* A one-shot tool: retry a down Redis briefly with the usual backoff. */
+    for (int attempt = 0; attempt < 6 && result < 0; attempt++) {
+        redisReply *rep = jw_redis_eval(r, JW_S_ENQUEUE, 4, &a);
+        if (rep && rep->type == REDIS_REPLY_INTEGER) result = rep->integer;
+        else if (rep) {
+            fprintf(stderr, "jobwire-enqueue: %s\n", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+            freeReplyObject(rep);
+            break;
+        }
+        freeReplyObject(rep);
+        if (result < 0) usleep((useconds_t)(jw_redis_wait_hint(r) + 1) * 1000);
+    }
+    jw_args_free(&a);
+    return result;
+}
+
+int main(int argc, char **argv) {
+    const char *url = getenv("REDIS_URL"), *ns = getenv("JOBWIRE_NAMESPACE");
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--") == 0) { i++; break; }
+        if (strcmp(argv[i], "--help") == 0) usage(0);
+        if (i + 1 >= argc) usage(2);
+        if (strcmp(argv[i], "--redis-url") == 0) url = argv[++i];
+        else if (strcmp(argv[i], "--namespace") == 0) ns = argv[++i];
+        else usage(2);
+    }
+    if (!url || !*url) url = "redis://127.0.0.1:6379/0";
+    if (!ns || !*ns) ns = "resque";
+    if (argc - i < 2) usage(2);
+    const char *queue = argv[i], *klass = argv[i + 1];
+    if (!jw_queue_name_valid(queue)) {
+        fprintf(stderr, "jobwire-enqueue: invalid queue name \"%s\"\n", queue);
+        return 2;
+    }
+    char id[33], err[512];
+    size_t len;
+    random_id(id);
+    char *payload = build_payload(klass, argc - i - 2, argv + i + 2, id, &len);
+    json_t *doc = jw_job_parse(payload, len, err, sizeof err);
+    if (!doc) {
+        fprintf(stderr, "jobwire-enqueue: invalid job: %s\n", err);
+        free(payload);
+        return 2;
+    }
+    json_decref(doc);
+    char *spec_dir = jw_spec_dir();
+    jw_redis r;
+    if (!spec_dir || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "jobwire-enqueue: %s\n", spec_dir ? err : "cannot find spec/; set JOBWIRE_SPEC_DIR");
+        free(spec_dir);
+        free(payload);
+        return 2;
+    }
+    free(spec_dir);
+    long long n = push(&r, ns, queue, payload, len);
+    jw_redis_close(&r);
+    free(payload);
+    if (n < 0) {
+        fprintf(stderr, "jobwire-enqueue: could not reach Redis at %s\n", url);
+        return 1;
+    }
+    printf("%s\n", id);
+    return 0;
+}

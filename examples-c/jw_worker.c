@@ -1,0 +1,947 @@
+/* jw_worker.c -- jobwire-worker, the C fork-per-job worker.
+ *
+ * One process is one worker (protocol.md section 7). The master talks to
+ * Redis and forks a child per job like Ruby Resque; the child runs the
+ * handler and reports its outcome over a pipe (jw_child.c). The master
+ * never blocks for long: while a child runs it poll()s the result pipe and
+ * the signal self-pipe with a timeout so it can beat and read the control
+ * list at least every 1000 ms and enforce --job-timeout-ms.
+ *
+ * Redis going away is never fatal: every Redis call may fail, the outcome
+ * of a finished job is kept in W.out until a work.lua call settles it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jw_child.h"
+#include "jw_job.h"
+#include "jw_keys.h"
+#include "jw_redis.h"
+#include "jw_util.h"
+
+#define CONTROL_EVERY_MS 1000   /* protocol.md 7.5: read control at least this often */
+#define LEAVE_TRIES_MS 30000    /* how long leaving retries an unreachable Redis */
+
+/* Why the master killed its child, if it did. */
+typedef enum { KILL_NONE, KILL_TIMEOUT, KILL_USR1, KILL_OPERATOR, KILL_TERM } kill_cause;
+
+/* The settle op waiting for the next work.lua call. */
+typedef struct outcome {
+    const char *op;     /* NULL (nothing to settle), "ok", "fail" or "crash" */
+    char *arg;          /* fail: the failure record; crash: the reason */
+    size_t arg_len;
+    char *token;        /* the job's reservation token */
+    char *queue;        /* the job's queue (crash requeues there) */
+} outcome;
+
+/* ============================ Global state ============================== */
+
+static struct {
+    /* Configuration (protocol.md 7.2). */
+    char *queues_cfg;           /* --queues as given: "high,low" or "*" */
+    int wildcard;               /* queues_cfg is "*" */
+    char *redis_url;
+    char *ns;
+    long long heartbeat_ms, lease_ms, block_ms, job_timeout_ms, max_payload;
+    int max_deaths;
+
+    char host[256];
+    char *id;                   /* worker id host:pid:queues */
+    char *spec_version;         /* contents of spec/VERSION */
+    char spec_major[16];
+    long long started_ms;
+
+    jw_redis r;
+    char **queues;              /* queues to reserve from, priority order */
+    int nqueues;
+    int refresh_queues;         /* wildcard: re-read <ns>:queues before the next reserve */
+
+    int registered;             /* holds a lease (as far as we know) */
+    long long next_beat_ms;     /* monotonic time of the next beat */
+    long long next_control_ms;  /* monotonic time of the next control check while busy */
+    int paused;                 /* SIGUSR2 or "pause" */
+    int state_dirty;            /* the info hash's state field must be rewritten */
+    int quitting;               /* SIGQUIT or "quit": finish, settle, leave */
+    int terminating;            /* SIGTERM/SIGINT: leave now, giving the job back */
+    outcome out;                /* outcome awaiting settle */
+
+    /* The job being run, while a child runs. */
+    jw_run run;
+    const char *run_token;
+    kill_cause killed;
+    int job_lost;               /* our lease was lost meanwhile: do not settle */
+
+    int sigpipe[2];             /* self-pipe: signal handlers write, poll() reads */
+} W;
+
+static volatile sig_atomic_t got_term, got_quit, got_usr1, got_usr2, got_cont;
+
+/* ============================ Process title =============================
+ * protocol.md 7.8. The title overwrites the argv area; environ is moved to
+ * the heap first so the area can extend over the environment strings, as
+ * setproctitle(3) implementations do. */
+
+static char *title_area;
+static size_t title_size;
+
+/* Record the argv+environ area and move environ out of it. Must run before
+ * anything keeps pointers into argv or the environment. */
+static void title_init(int argc, char **argv) {
+    extern char **environ;
+    char *end = argv[0];
+    for (int i = 0; i < argc; i++)
+        if (argv[i] == end) end = argv[i] + strlen(argv[i]) + 1;
+    int n = 0;
+    while (environ[n]) n++;
+    char **env = jw_malloc(sizeof(char *) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        if (environ[i] == end) end = environ[i] + strlen(environ[i]) + 1;
+        env[i] = jw_strdup(environ[i]);
+    }
+    env[n] = NULL;
+    environ = env;
+    title_area = argv[0];
+    title_size = (size_t)(end - argv[0]);
+}
+
+/* Set the title to "jobwire-c/resque-1: <state>", truncated to the area. */
+static void title_set(const char *state) {
+    if (!title_area || title_size < 2) return;
+    memset(title_area, 0, title_size);
+    snprintf(title_area, title_size - 1, "jobwire-%s/resque-1: %s", JW_IMPL, state);
+}
+
+/* printf-style title_set. */
+static void title_setf(const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    title_set(buf);
+}
+
+/* ============================ Signals ===================================
+ * Handlers only set a flag and write a byte to the self-pipe, which wakes
+ * whichever poll() the master sits in. All real work, Redis I/O included,
+ * happens in handle_signals() on the main path. */
+
+/* The one signal handler. */
+static void on_signal(int sig) {
+    int saved = errno;
+    switch (sig) {
+    case SIGTERM: case SIGINT: got_term = 1; break;
+    case SIGQUIT: got_quit = 1; break;
+    case SIGUSR1: got_usr1 = 1; break;
+    case SIGUSR2: got_usr2 = 1; got_cont = 0; break;
+    case SIGCONT: got_cont = 1; got_usr2 = 0; break;
+    }
+    if (write(W.sigpipe[1], "s", 1) < 0) { /* pipe full: a wake-up is pending anyway */ }
+    errno = saved;
+}
+
+/* Install the handlers and the self-pipe. No SA_RESTART: a signal should
+ * cut short whatever the master waits for. */
+static void signals_init(void) {
+    if (pipe2(W.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0) { perror("pipe"); exit(1); }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void kill_child(kill_cause why);
+static void set_paused(int paused);
+
+/* Act on the signals that arrived since the last call. Side effects: may
+ * kill the running child and change the pause/quit/terminate state. */
+static void handle_signals(void) {
+    char drain[64];
+    while (read(W.sigpipe[0], drain, sizeof drain) > 0) {}
+    if (got_term) { got_term = 0; W.terminating = 1; kill_child(KILL_TERM); }
+    if (got_quit) { got_quit = 0; W.quitting = 1; }
+    if (got_usr1) { got_usr1 = 0; kill_child(KILL_USR1); }
+    if (got_usr2) { got_usr2 = 0; set_paused(1); }
+    if (got_cont) { got_cont = 0; set_paused(0); }
+}
+
+/* Sleep up to ms, returning early when a signal arrives. */
+static void nap(long long ms) {
+    if (ms <= 0) return;
+    struct pollfd pfd = {W.sigpipe[0], POLLIN, 0};
+    poll(&pfd, 1, (int)ms);
+}
+
+/* ============================ Small Redis helpers ======================= */
+
+/* Append the key built from a template to a. */
+static void add_key(jw_args *a, jw_key_name k, const char *arg) {
+    char *key = jw_key(W.ns, k, arg);
+    jw_args_take(a, key, strlen(key));
+}
+
+/* The Redis-facing UTC day for the per-minute counter key. */
+static void today(char *out, size_t n) { jw_utc_format(out, n, "%Y-%m-%d", time(NULL)); }
+
+/* Is reply an array whose element i is the string s? */
+static int reply_is(const redisReply *rep, size_t i, const char *s) {
+    return rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > i &&
+           rep->element[i]->type == REDIS_REPLY_STRING && strcmp(rep->element[i]->str, s) == 0;
+}
+
+/* Log an error reply from a script; returns 1 if rep was one. */
+static int script_error(const char *what, redisReply *rep) {
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
+        jw_log("%s: Redis error: %s", what, rep->str);
+        return 1;
+    }
+    return 0;
+}
+
+/* Write the info hash's state field if it changed while Redis was away. */
+static void sync_state(void) {
+    if (!W.state_dirty || !W.registered || !jw_redis_ready(&W.r)) return;
+    jw_args a = {0};
+    jw_args_add(&a, "HSET");
+    add_key(&a, JW_K_WORKER_INFO, W.id);
+    jw_args_add(&a, "state");
+    jw_args_add(&a, W.paused ? "paused" : "idle");
+    redisReply *rep = jw_redis_cmd(&W.r, &a);
+    if (rep) W.state_dirty = 0;
+    freeReplyObject(rep);
+    jw_args_free(&a);
+}
+
+/* Pause or resume (SIGUSR2/SIGCONT, "pause"/"resume"). Side effect: the
+ * info hash's state is rewritten at the next opportunity. */
+static void set_paused(int paused) {
+    if (W.paused == paused) return;
+    W.paused = paused;
+    W.state_dirty = 1;
+    if (!W.run.pid) title_set(paused ? "Paused" : "Starting");
+}
+
+/* ============================ Register, beat, recover =================== */
+
+/* unregister.lua for worker `who` in mode self/expired. Reads the held
+ * job's queue first and retries while the script answers "retry".
+ * Returns the reply's job field ("none", "requeued", ...) as a static
+ * string, or NULL when Redis failed. */
+static const char *unregister(const char *who, const char *mode) {
+    for (int attempt = 0; attempt < 5; attempt++) {
+        jw_args a = {0};
+        jw_args_add(&a, "HGET");
+        add_key(&a, JW_K_INFLIGHT, who);
+        jw_args_add(&a, "queue");
+        redisReply *q = jw_redis_cmd(&W.r, &a);
+        jw_args_free(&a);
+        if (!q) return NULL;
+        char *queue = jw_strdup(q->type == REDIS_REPLY_STRING ? q->str : "");
+        freeReplyObject(q);
+
+        char day[16], failed_at[64];
+        today(day, sizeof day);
+        jw_utc_format(failed_at, sizeof failed_at, "%Y/%m/%d %H:%M:%S UTC", time(NULL));
+        jw_key_name per_worker[] = {JW_K_WORKER_RECORD, JW_K_WORKER_STARTED, JW_K_INFLIGHT,
+                                    JW_K_STAT_PROCESSED_WORKER, JW_K_STAT_FAILED_WORKER,
+                                    JW_K_WORKER_INFO, JW_K_CONTROL};
+        add_key(&a, JW_K_LEASES, NULL);
+        add_key(&a, JW_K_WORKERS, NULL);
+        add_key(&a, JW_K_HEARTBEATS, NULL);
+        for (size_t i = 0; i < sizeof per_worker / sizeof per_worker[0]; i++)
+            add_key(&a, per_worker[i], who);
+        add_key(&a, JW_K_DEATHS, NULL);
+        add_key(&a, JW_K_FAILED, NULL);
+        add_key(&a, JW_K_STAT_PROCESSED, NULL);
+        add_key(&a, JW_K_STAT_FAILED, NULL);
+        add_key(&a, JW_K_MINUTES, day);
+        if (*queue) {
+            add_key(&a, JW_K_QUEUE, queue);
+            add_key(&a, JW_K_WAKE, queue);
+        } else {
+            add_key(&a, JW_K_INFLIGHT, who);
+            add_key(&a, JW_K_INFLIGHT, who);
+        }
+        jw_args_add(&a, who);
+        jw_args_add(&a, mode);
+        jw_args_add(&a, queue);
+        jw_args_add(&a, failed_at);
+        jw_args_addll(&a, W.max_deaths);
+        jw_args_add(&a, W.id);
+        free(queue);
+        redisReply *rep = jw_redis_eval(&W.r, JW_S_UNREGISTER, 17, &a);
+        jw_args_free(&a);
+        if (!rep) return NULL;
+        const char *result = "error";
+        if (reply_is(rep, 0, "retry")) result = NULL;
+        else if (reply_is(rep, 1, "requeued")) result = "requeued";
+        else if (reply_is(rep, 1, "poisoned")) result = "poisoned";
+        else if (reply_is(rep, 0, "alive")) result = "alive";
+        else if (reply_is(rep, 0, "done")) result = "none";
+        else script_error("unregister.lua", rep);
+        freeReplyObject(rep);
+        if (result) return result;
+    }
+    return "error";
+}
+
+/* Recover the expired peers listed after the status of a heartbeat.lua
+ * reply (protocol.md 7.6). */
+static void recover_peers(const redisReply *rep) {
+    for (size_t i = 1; i < rep->elements; i++) {
+        if (rep->element[i]->type != REDIS_REPLY_STRING) continue;
+        const char *dead = rep->element[i]->str;
+        const char *job = unregister(dead, "expired");
+        if (job && strcmp(job, "alive") != 0)
+            jw_log("recovered expired worker %s (job: %s)", dead, job);
+    }
+}
+
+/* heartbeat.lua: the six keys every mode takes, then id, lease, mode. */
+static void heartbeat_args(jw_args *a, const char *mode) {
+    add_key(a, JW_K_WORKERS, NULL);
+    add_key(a, JW_K_HEARTBEATS, NULL);
+    add_key(a, JW_K_LEASES, NULL);
+    add_key(a, JW_K_WORKER_STARTED, W.id);
+    add_key(a, JW_K_WORKER_INFO, W.id);
+    add_key(a, JW_K_META, NULL);
+    jw_args_add(a, W.id);
+    jw_args_addll(a, W.lease_ms);
+    jw_args_add(a, mode);
+}
+
+/* Register (protocol.md 8.4). Exits the process on JOBWIRE_SPEC_MISMATCH,
+ * as 7.3 requires; any other failure leaves W.registered 0 for a retry. */
+static void do_register(void) {
+    jw_args a = {0};
+    char started[64], num[32];
+    jw_utc_format(started, sizeof started, "%Y-%m-%d %H:%M:%S +0000", time(NULL));
+    heartbeat_args(&a, "register");
+    jw_args_add(&a, started);
+    jw_args_add(&a, W.spec_major);
+    const char *fields[][2] = {{"impl", JW_IMPL}, {"impl_version", JW_IMPL_VERSION},
+                               {"spec", W.spec_version}, {"host", W.host},
+                               {"queues", W.queues_cfg}, {"mode", "fork"},
+                               {"state", W.paused ? "paused" : "idle"}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        jw_args_add(&a, fields[i][0]);
+        jw_args_add(&a, fields[i][1]);
+    }
+    snprintf(num, sizeof num, "%d", (int)getpid());
+    jw_args_add(&a, "pid");
+    jw_args_add(&a, num);
+    jw_args_add(&a, "started_ms");
+    jw_args_addll(&a, W.started_ms);
+    redisReply *rep = jw_redis_eval(&W.r, JW_S_HEARTBEAT, 6, &a);
+    jw_args_free(&a);
+    if (rep && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "JOBWIRE_SPEC_MISMATCH", 21) == 0) {
+        jw_log("refusing to register: %s", rep->str);
+        exit(1);
+    }
+    if (reply_is(rep, 0, "ok")) {
+        W.registered = 1;
+        W.state_dirty = 0;
+        W.next_beat_ms = jw_mono_ms() + W.heartbeat_ms;
+        recover_peers(rep);
+    } else {
+        script_error("heartbeat.lua register", rep);
+    }
+    freeReplyObject(rep);
+}
+
+/* Beat if one is due (protocol.md 7.6). A beat answered "unknown" means we
+ * were recovered as dead: the held job is no longer ours, so its outcome is
+ * dropped, and we register afresh. */
+static void beat_if_due(void) {
+    long long now = jw_mono_ms();
+    if (!W.registered || now < W.next_beat_ms) return;
+    jw_args a = {0};
+    heartbeat_args(&a, "beat");
+    jw_args_add(&a, "");
+    jw_args_add(&a, W.spec_major);
+    redisReply *rep = jw_redis_eval(&W.r, JW_S_HEARTBEAT, 6, &a);
+    jw_args_free(&a);
+    if (!rep) {
+        /* Redis is away: try again when the reconnect backoff allows. */
+        W.next_beat_ms = now + (jw_redis_wait_hint(&W.r) > 100 ? jw_redis_wait_hint(&W.r) : 100);
+        return;
+    }
+    W.next_beat_ms = now + W.heartbeat_ms;
+    if (reply_is(rep, 0, "unknown")) {
+        jw_log("our lease lapsed and we were recovered as dead; registering again");
+        W.registered = 0;
+        if (W.run.pid) W.job_lost = 1;
+        if (W.out.op) W.out.op = NULL;
+        do_register();
+    } else if (reply_is(rep, 0, "ok")) {
+        recover_peers(rep);
+    } else {
+        script_error("heartbeat.lua beat", rep);
+    }
+    freeReplyObject(rep);
+}
+
+/* ============================ Queues and control ======================== */
+
+/* Compare two queue names for qsort: byte order, i.e. alphabetical. */
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Replace W.queues with the given names. */
+static void set_queues(char **names, int n) {
+    for (int i = 0; i < W.nqueues; i++) free(W.queues[i]);
+    free(W.queues);
+    W.queues = names;
+    W.nqueues = n;
+}
+
+/* Wildcard: SMEMBERS <ns>:queues, sorted (protocol.md 7.2). Returns 0 or
+ * -1 when Redis failed (the old list is kept). */
+static int refresh_queues(void) {
+    jw_args a = {0};
+    jw_args_add(&a, "SMEMBERS");
+    add_key(&a, JW_K_QUEUES, NULL);
+    redisReply *rep = jw_redis_cmd(&W.r, &a);
+    jw_args_free(&a);
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) { freeReplyObject(rep); return -1; }
+    char **names = jw_malloc(sizeof(char *) * (rep->elements + 1));
+    int n = 0;
+    for (size_t i = 0; i < rep->elements; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING) names[n++] = jw_strdup(rep->element[i]->str);
+    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+    set_queues(names, n);
+    freeReplyObject(rep);
+    W.refresh_queues = 0;
+    return 0;
+}
+
+/* Act on one control command (protocol.md 7.5); unknown ones are ignored. */
+static void handle_command(const char *cmd, size_t len) {
+    while (len && (cmd[len - 1] == ' ' || cmd[len - 1] == '\n' || cmd[len - 1] == '\r')) len--;
+    while (len && *cmd == ' ') { cmd++; len--; }
+    if (len == 5 && memcmp(cmd, "pause", 5) == 0) set_paused(1);
+    else if (len == 6 && memcmp(cmd, "resume", 6) == 0) set_paused(0);
+    else if (len == 4 && memcmp(cmd, "quit", 4) == 0) W.quitting = 1;
+    else if (len == 4 && memcmp(cmd, "kill", 4) == 0) kill_child(KILL_OPERATOR);
+    else if (len > 5 && memcmp(cmd, "kill ", 5) == 0) {
+        const char *tok = cmd + 5;
+        size_t tlen = len - 5;
+        while (tlen && *tok == ' ') { tok++; tlen--; }
+        if (W.run_token && strlen(W.run_token) == tlen && memcmp(W.run_token, tok, tlen) == 0)
+            kill_child(KILL_OPERATOR);
+    }
+}
+
+/* While a job runs: LPOP the control list every CONTROL_EVERY_MS. */
+static void control_if_due(void) {
+    long long now = jw_mono_ms();
+    if (now < W.next_control_ms || !W.registered) return;
+    W.next_control_ms = now + CONTROL_EVERY_MS;
+    for (int i = 0; i < 16; i++) {
+        jw_args a = {0};
+        jw_args_add(&a, "LPOP");
+        add_key(&a, JW_K_CONTROL, W.id);
+        redisReply *rep = jw_redis_cmd(&W.r, &a);
+        jw_args_free(&a);
+        int more = rep && rep->type == REDIS_REPLY_STRING;
+        if (more) handle_command(rep->str, rep->len);
+        freeReplyObject(rep);
+        if (!more) break;
+    }
+}
+
+/* Block while idle (protocol.md 8.3): BLPOP the control list, plus the
+ * wake markers unless paused, until the block timeout or the next beat.
+ * Returns early on a signal. */
+static void idle_wait(int control_only) {
+    jw_args keys = {0};
+    add_key(&keys, JW_K_CONTROL, W.id);
+    if (!control_only) {
+        for (int i = 0; i < W.nqueues; i++) add_key(&keys, JW_K_WAKE, W.queues[i]);
+        if (W.wildcard) add_key(&keys, JW_K_WAKE_NEW_QUEUE, NULL);
+    }
+    long long timeout = W.next_beat_ms - jw_mono_ms();
+    if (timeout > W.block_ms) timeout = W.block_ms;
+    redisReply *rep = NULL;
+    int rc = jw_redis_blpop(&W.r, &keys, timeout, W.sigpipe[0], &rep);
+    if (rc == 1 && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        strcmp(rep->element[0]->str, keys.v[0]) == 0)
+        handle_command(rep->element[1]->str, rep->element[1]->len);
+    if (W.wildcard) W.refresh_queues = 1;
+    freeReplyObject(rep);
+    jw_args_free(&keys);
+    if (rc < 0) nap(jw_redis_wait_hint(&W.r));
+}
+
+/* ============================ Settle and reserve ======================== */
+
+/* Drop the pending outcome. */
+static void outcome_clear(void) {
+    free(W.out.arg);
+    free(W.out.token);
+    free(W.out.queue);
+    memset(&W.out, 0, sizeof W.out);
+}
+
+/* Call work.lua: settle W.out (if any) and, when reserve is set, reserve
+ * the next job from W.queues (protocol.md 8.2). Returns the reply, or NULL
+ * when Redis failed (W.out is kept for the next try). On any reply the
+ * outcome counts as settled (ok, failed, requeued, poisoned or stale). */
+static redisReply *call_work(int reserve) {
+    char day[16], failed_at[64], run_at[64];
+    time_t now = time(NULL);
+    today(day, sizeof day);
+    jw_utc_format(failed_at, sizeof failed_at, "%Y/%m/%d %H:%M:%S UTC", now);
+    jw_utc_format(run_at, sizeof run_at, "%Y-%m-%dT%H:%M:%SZ", now);
+    int n = reserve ? W.nqueues : 0;
+    jw_args a = {0};
+    add_key(&a, JW_K_WORKER_RECORD, W.id);
+    add_key(&a, JW_K_INFLIGHT, W.id);
+    add_key(&a, JW_K_STAT_PROCESSED, NULL);
+    add_key(&a, JW_K_STAT_PROCESSED_WORKER, W.id);
+    add_key(&a, JW_K_STAT_FAILED, NULL);
+    add_key(&a, JW_K_STAT_FAILED_WORKER, W.id);
+    add_key(&a, JW_K_FAILED, NULL);
+    add_key(&a, JW_K_DEATHS, NULL);
+    add_key(&a, JW_K_MINUTES, day);
+    add_key(&a, JW_K_LEASES, NULL);
+    add_key(&a, JW_K_PAUSE_ALL, NULL);
+    if (W.out.op && W.out.queue) {
+        add_key(&a, JW_K_QUEUE, W.out.queue);
+        add_key(&a, JW_K_WAKE, W.out.queue);
+    } else {
+        add_key(&a, JW_K_WORKER_RECORD, W.id);
+        add_key(&a, JW_K_WORKER_RECORD, W.id);
+    }
+    for (int i = 0; i < n; i++) add_key(&a, JW_K_QUEUE, W.queues[i]);
+    for (int i = 0; i < n; i++) add_key(&a, JW_K_WAKE, W.queues[i]);
+    jw_args_add(&a, W.id);
+    jw_args_add(&a, W.out.op ? W.out.op : "none");
+    jw_args_add(&a, W.out.token ? W.out.token : "");
+    if (W.out.arg) jw_args_addn(&a, W.out.arg, W.out.arg_len);
+    else jw_args_add(&a, "");
+    jw_args_add(&a, failed_at);
+    jw_args_add(&a, run_at);
+    jw_args_addll(&a, W.max_deaths);
+    jw_args_addll(&a, W.max_payload);
+    for (int i = 0; i < n; i++) jw_args_add(&a, W.queues[i]);
+    redisReply *rep = jw_redis_eval(&W.r, JW_S_WORK, 13 + 2 * n, &a);
+    jw_args_free(&a);
+    if (!rep) return NULL;
+    if (script_error("work.lua", rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        freeReplyObject(rep);
+        nap(1000); /* a script error will not fix itself quickly; do not spin */
+        return NULL;
+    }
+    if (W.out.op && reply_is(rep, 0, "stale"))
+        jw_log("settle of job %s was stale (the job was recovered meanwhile)", W.out.token);
+    outcome_clear();
+    return rep;
+}
+
+/* Settle W.out without reserving; used before pausing or leaving. Returns
+ * 0 once nothing is left to settle, -1 when Redis failed. */
+static int settle_only(void) {
+    if (!W.out.op) return 0;
+    redisReply *rep = call_work(0);
+    if (!rep) return -1;
+    if (reply_is(rep, 1, "expired")) W.registered = 0;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* ============================ Running a job ============================= */
+
+/* Kill the running child (if any) with SIGKILL and remember why. Only the
+ * first cause counts. */
+static void kill_child(kill_cause why) {
+    if (!W.run.pid || W.run.reaped) return;
+    if (W.killed == KILL_NONE) W.killed = why;
+    kill(W.run.pid, SIGKILL);
+}
+
+/* Set the pending outcome. */
+static void outcome_set(const char *op, char *arg, size_t arg_len, const char *token,
+                        const char *queue) {
+    outcome_clear();
+    W.out.op = op;
+    W.out.arg = arg;
+    W.out.arg_len = arg_len;
+    W.out.token = jw_strdup(token);
+    W.out.queue = jw_strdup(queue);
+}
+
+/* Set a "fail" outcome with a jobwire.* (or handler) error. */
+static void outcome_fail(const jw_job *job, const char *type, const char *msg,
+                         const char *const *frames, size_t nframes) {
+    size_t len;
+    char *rec = jw_failure_record(job->payload, job->payload_len, type, msg, frames, nframes,
+                                  W.id, job->queue, &len);
+    outcome_set("fail", rec, len, job->token, job->queue);
+}
+
+/* Wait for the child, doing the master's periodic duties meanwhile: beat,
+ * read control commands, handle signals, enforce the job timeout. Returns
+ * once the child has exited and its pipe is drained. */
+static void supervise(void) {
+    long long deadline = W.job_timeout_ms > 0 ? jw_mono_ms() + W.job_timeout_ms : 0;
+    int eof = 0;
+    while (!(eof && W.run.reaped)) {
+        long long now = jw_mono_ms();
+        long long wait = CONTROL_EVERY_MS;
+        if (W.next_beat_ms - now < wait) wait = W.next_beat_ms - now;
+        if (W.next_control_ms - now < wait) wait = W.next_control_ms - now;
+        if (deadline && deadline - now < wait) wait = deadline - now;
+        if (eof) wait = 10; /* pipe closed; the child is about to be reapable */
+        if (wait < 0) wait = 0;
+        struct pollfd pfd[2] = {{W.sigpipe[0], POLLIN, 0}, {eof ? -1 : W.run.fd, POLLIN, 0}};
+        int n = poll(pfd, 2, (int)wait);
+        if (n > 0 && !eof && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            eof = jw_child_read(&W.run);
+        if (eof) jw_child_reap(&W.run, 0);
+        handle_signals();
+        if (deadline && jw_mono_ms() >= deadline && !eof) kill_child(KILL_TIMEOUT);
+        sync_state();
+        beat_if_due();
+        control_if_due();
+        if (!eof && jw_child_reap(&W.run, 0)) {
+            /* Exited with the pipe still open: only if it leaked the fd
+             * somewhere. Drain what is there and stop waiting for EOF. */
+            while (!jw_child_read(&W.run)) {}
+            eof = 1;
+        }
+    }
+}
+
+/* Turn the finished child into the pending outcome (protocol.md 7.4). */
+static void child_outcome(const jw_job *job) {
+    char msg[512];
+    jw_error err = {0};
+    jw_result_kind kind = jw_child_result(&W.run, &err);
+    if (W.job_lost || W.killed == KILL_TERM) {
+        /* Not ours to settle: recovered meanwhile, or given back on leave. */
+    } else if (kind == JW_RESULT_OK) {
+        outcome_set("ok", NULL, 0, job->token, job->queue);
+    } else if (kind == JW_RESULT_ERROR) {
+        outcome_fail(job, err.type, err.message, (const char *const *)err.frames, err.nframes);
+    } else if (W.killed == KILL_TIMEOUT) {
+        snprintf(msg, sizeof msg, "job ran longer than %lld ms; child %d killed with SIGKILL",
+                 W.job_timeout_ms, (int)W.run.pid);
+        outcome_fail(job, "jobwire.Timeout", msg, NULL, 0);
+    } else if (W.killed == KILL_USR1) {
+        snprintf(msg, sizeof msg, "killed by SIGUSR1 to worker %s (child %d sent SIGKILL)", W.id,
+                 (int)W.run.pid);
+        outcome_fail(job, "jobwire.Killed", msg, NULL, 0);
+    } else if (W.killed == KILL_OPERATOR) {
+        snprintf(msg, sizeof msg, "killed by the operator's kill command to worker %s (child %d sent SIGKILL)",
+                 W.id, (int)W.run.pid);
+        outcome_fail(job, "jobwire.Killed", msg, NULL, 0);
+    } else {
+        jw_child_reason(&W.run, msg, sizeof msg);
+        outcome_set("crash", jw_strdup(msg), strlen(msg), job->token, job->queue);
+    }
+    jw_error_free(&err);
+}
+
+/* Run one reserved job: validate it, find its handler, fork a child and
+ * wait for it. Leaves the outcome in W.out. */
+static void run_job(const char *token, const char *queue, const char *payload, size_t len) {
+    char err[512];
+    jw_job job = {token, queue, payload, len, NULL, NULL};
+    job.doc = jw_job_parse(payload, len, err, sizeof err);
+    if (!job.doc) {
+        outcome_fail(&job, "jobwire.InvalidPayload", err, NULL, 0);
+        return;
+    }
+    job.klass = json_string_value(json_object_get(job.doc, "class"));
+    jw_handler h = jw_handler_find(job.klass);
+    if (!h) {
+        jw_buf m = {0};
+        jw_buf_adds(&m, "no handler registered for class \"");
+        jw_buf_adds(&m, job.klass);
+        jw_buf_adds(&m, "\"");
+        outcome_fail(&job, "jobwire.UnknownClass", m.p, NULL, 0);
+        jw_buf_free(&m);
+        json_decref(job.doc);
+        return;
+    }
+    jw_env env = {W.ns, W.id, &W.r};
+    int close_fds[] = {W.sigpipe[0], W.sigpipe[1]};
+    W.killed = KILL_NONE;
+    W.job_lost = 0;
+    W.run_token = token;
+    if (jw_child_start(&W.run, &job, &env, h, close_fds, 2, title_set) < 0) {
+        snprintf(err, sizeof err, "fork failed: %s", strerror(errno));
+        outcome_set("crash", jw_strdup(err), strlen(err), token, queue);
+    } else {
+        title_setf("Forked %d at %lld", (int)W.run.pid, (long long)time(NULL));
+        supervise();
+        child_outcome(&job);
+    }
+    jw_run_free(&W.run);
+    W.run_token = NULL;
+    json_decref(job.doc);
+}
+
+/* ============================ Main loop ================================= */
+
+/* Set the "Waiting for" title. */
+static void title_waiting(void) {
+    if (W.paused) title_set("Paused");
+    else title_setf("Waiting for %s", W.queues_cfg);
+}
+
+/* One turn of the loop of protocol.md 7.3: settle + reserve, then run the
+ * job or block. */
+static void work_once(void) {
+    if (W.wildcard && W.refresh_queues && refresh_queues() < 0) return;
+    redisReply *rep = call_work(1);
+    if (!rep) return;
+    if (reply_is(rep, 1, "job") && rep->elements >= 5) {
+        redisReply **e = rep->element;
+        run_job(e[2]->str, e[3]->str, e[4]->str, e[4]->len);
+    } else if (reply_is(rep, 1, "expired")) {
+        W.registered = 0;
+    } else if (!reply_is(rep, 1, "retry")) {
+        /* empty, paused (pause-all-workers), or settled (no queues yet) */
+        freeReplyObject(rep);
+        title_waiting();
+        idle_wait(0);
+        return;
+    }
+    freeReplyObject(rep);
+}
+
+/* Leave (protocol.md 7.3 step 3): unregister.lua mode self, which gives a
+ * held job back. Retries an unreachable Redis for LEAVE_TRIES_MS; after that
+ * the lease lapses and a peer recovers us. */
+static void leave(void) {
+    title_set("Shutting down");
+    long long give_up = jw_mono_ms() + LEAVE_TRIES_MS;
+    while (jw_mono_ms() < give_up) {
+        const char *job = unregister(W.id, "self");
+        if (job) {
+            if (strcmp(job, "requeued") == 0) jw_log("gave the held job back to its queue");
+            return;
+        }
+        nap(jw_redis_wait_hint(&W.r) + 10);
+    }
+    jw_log("could not unregister: Redis unreachable; our lease will lapse");
+}
+
+/* The worker's life. Returns the exit status. */
+static int worker_run(void) {
+    title_set("Starting");
+    W.refresh_queues = 1;
+    for (;;) {
+        handle_signals();
+        if (W.terminating) break;
+        if (!jw_redis_ready(&W.r)) { nap(jw_redis_wait_hint(&W.r) + 1); continue; }
+        if (!W.registered) {
+            do_register();
+            if (!W.registered) { nap(jw_redis_wait_hint(&W.r) + 100); continue; }
+        }
+        sync_state();
+        beat_if_due();
+        if (W.quitting) {
+            if (settle_only() == 0) break;
+            continue;
+        }
+        if (W.paused) {
+            if (settle_only() < 0) continue;
+            title_set("Paused");
+            idle_wait(1);
+            continue;
+        }
+        work_once();
+    }
+    leave();
+    return 0;
+}
+
+/* ============================ Configuration ============================= */
+
+/* Print usage and exit with status code. */
+static void usage(int code) {
+    fprintf(code ? stderr : stdout,
+            "usage: jobwire-worker --queues a,b [--redis-url URL] [--namespace NS]\n"
+            "       [--concurrency 1] [--heartbeat-ms N] [--lease-ms N] [--block-timeout-ms N]\n"
+            "       [--max-deaths N] [--job-timeout-ms N] [--max-payload-bytes N]\n"
+            "Each flag falls back to its environment variable (JOBWIRE_QUEUES, REDIS_URL,\n"
+            "JOBWIRE_NAMESPACE, JOBWIRE_CONCURRENCY, JOBWIRE_HEARTBEAT_MS, ...), then to the\n"
+            "default of protocol.md section 7.2.\n");
+    exit(code);
+}
+
+/* Parse a non-negative integer option or exit with a message. */
+static long long parse_num(const char *name, const char *v) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0) {
+        fprintf(stderr, "jobwire-worker: %s must be a non-negative integer, got \"%s\"\n", name, v);
+        exit(2);
+    }
+    return n;
+}
+
+/* The value of option `flag` (also as --flag=value), else $env, else def.
+ * Returns a malloc'd copy (argv is about to be overwritten by the title). */
+static char *option(int argc, char **argv, const char *flag, const char *env, const char *def) {
+    size_t fl = strlen(flag);
+    const char *v = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], flag) == 0) {
+            if (i + 1 >= argc) { fprintf(stderr, "jobwire-worker: %s needs a value\n", flag); exit(2); }
+            v = argv[i + 1];
+        } else if (strncmp(argv[i], flag, fl) == 0 && argv[i][fl] == '=') {
+            v = argv[i] + fl + 1;
+        }
+    }
+    if (!v && env) v = getenv(env);
+    if (!v || !*v) v = def;
+    return v ? jw_strdup(v) : NULL;
+}
+
+/* A numeric option, as option(). */
+static long long num_option(int argc, char **argv, const char *flag, const char *env, const char *def) {
+    char *v = option(argc, argv, flag, env, def);
+    long long n = parse_num(flag, v);
+    free(v);
+    return n;
+}
+
+/* Reject unknown flags so a typo is not silently ignored. */
+static void check_flags(int argc, char **argv) {
+    static const char *known[] = {"--queues", "--redis-url", "--namespace", "--concurrency",
+                                  "--heartbeat-ms", "--lease-ms", "--block-timeout-ms",
+                                  "--max-deaths", "--job-timeout-ms", "--max-payload-bytes"};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
+        int ok = 0;
+        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+            size_t kl = strlen(known[k]);
+            if (strcmp(argv[i], known[k]) == 0) { ok = 1; i++; break; }
+            if (strncmp(argv[i], known[k], kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
+        }
+        if (!ok) { fprintf(stderr, "jobwire-worker: unknown argument %s\n", argv[i]); usage(2); }
+    }
+}
+
+/* Split and validate --queues into W.queues (unless it is "*"). */
+static void parse_queues(void) {
+    if (strcmp(W.queues_cfg, "*") == 0) { W.wildcard = 1; return; }
+    char *copy = jw_strdup(W.queues_cfg), *save = NULL;
+    char **names = jw_malloc(sizeof(char *) * (strlen(copy) + 1));
+    int n = 0;
+    for (char *q = strtok_r(copy, ",", &save); q; q = strtok_r(NULL, ",", &save)) {
+        if (!jw_queue_name_valid(q)) {
+            fprintf(stderr, "jobwire-worker: invalid queue name \"%s\"\n", q);
+            exit(2);
+        }
+        names[n++] = jw_strdup(q);
+    }
+    free(copy);
+    if (n == 0) { fprintf(stderr, "jobwire-worker: --queues is empty\n"); exit(2); }
+    set_queues(names, n);
+}
+
+/* Read spec/VERSION and derive the major version. */
+static void read_spec_version(const char *spec_dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/VERSION", spec_dir);
+    W.spec_version = jw_read_file(path, NULL);
+    if (!W.spec_version) { fprintf(stderr, "jobwire-worker: cannot read %s\n", path); exit(2); }
+    W.spec_version[strcspn(W.spec_version, " \t\r\n")] = '\0';
+    snprintf(W.spec_major, sizeof W.spec_major, "%.*s", (int)strcspn(W.spec_version, "."),
+             W.spec_version);
+}
+
+/* Fill W from flags and environment (protocol.md 7.2). Exits with status 2
+ * on bad configuration. */
+static void configure(int argc, char **argv) {
+    check_flags(argc, argv);
+    W.queues_cfg = option(argc, argv, "--queues", "JOBWIRE_QUEUES", NULL);
+    if (!W.queues_cfg) { fprintf(stderr, "jobwire-worker: --queues is required\n"); usage(2); }
+    W.redis_url = option(argc, argv, "--redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0");
+    W.ns = option(argc, argv, "--namespace", "JOBWIRE_NAMESPACE", "resque");
+    long long conc = num_option(argc, argv, "--concurrency", "JOBWIRE_CONCURRENCY", "1");
+    W.heartbeat_ms = num_option(argc, argv, "--heartbeat-ms", "JOBWIRE_HEARTBEAT_MS", "5000");
+    W.lease_ms = num_option(argc, argv, "--lease-ms", "JOBWIRE_LEASE_MS", "30000");
+    W.block_ms = num_option(argc, argv, "--block-timeout-ms", "JOBWIRE_BLOCK_TIMEOUT_MS", "5000");
+    W.max_deaths = (int)num_option(argc, argv, "--max-deaths", "JOBWIRE_MAX_DEATHS", "3");
+    W.job_timeout_ms = num_option(argc, argv, "--job-timeout-ms", "JOBWIRE_JOB_TIMEOUT_MS", "0");
+    W.max_payload = num_option(argc, argv, "--max-payload-bytes", "JOBWIRE_MAX_PAYLOAD_BYTES", "16777216");
+    if (conc != 1) {
+        fprintf(stderr, "jobwire-worker: --concurrency %lld is not supported: the C worker runs one "
+                        "worker per process; start %lld processes instead\n", conc, conc);
+        exit(2);
+    }
+    if (W.heartbeat_ms < 1 || W.block_ms < 1 || W.max_deaths < 1) {
+        fprintf(stderr, "jobwire-worker: --heartbeat-ms, --block-timeout-ms and --max-deaths must be >= 1\n");
+        exit(2);
+    }
+    if (W.lease_ms <= 2 * W.heartbeat_ms) {
+        fprintf(stderr, "jobwire-worker: --lease-ms (%lld) must exceed 2 x --heartbeat-ms (%lld)\n",
+                W.lease_ms, W.heartbeat_ms);
+        exit(2);
+    }
+    parse_queues();
+}
+
+/* Free everything W owns, so that valgrind and LeakSanitizer see a clean
+ * exit. */
+static void cleanup(void) {
+    outcome_clear();
+    set_queues(NULL, 0);
+    jw_redis_close(&W.r);
+    free(W.queues_cfg);
+    free(W.redis_url);
+    free(W.ns);
+    free(W.id);
+    free(W.spec_version);
+    close(W.sigpipe[0]);
+    close(W.sigpipe[1]);
+}
+
+int main(int argc, char **argv) {
+    char err[512];
+    title_init(argc, argv);
+    configure(argc, argv);
+    char *spec_dir = jw_spec_dir();
+    if (!spec_dir) {
+        fprintf(stderr, "jobwire-worker: cannot find spec/; set JOBWIRE_SPEC_DIR\n");
+        return 2;
+    }
+    read_spec_version(spec_dir);
+    if (jw_redis_init(&W.r, W.redis_url, spec_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "jobwire-worker: %s\n", err);
+        return 2;
+    }
+    free(spec_dir);
+    /* BLPOP waits up to block_ms; leave room for it in the socket timeout. */
+    W.r.timeout_ms = W.block_ms + 30000;
+    if (gethostname(W.host, sizeof W.host - 1) < 0) strcpy(W.host, "localhost");
+    jw_buf id = {0};
+    jw_buf_addf(&id, "%s:%d:%s", W.host, (int)getpid(), W.queues_cfg);
+    W.id = jw_buf_steal(&id, NULL);
+    W.started_ms = jw_wall_ms();
+    signals_init();
+    int rc = worker_run();
+    cleanup();
+    return rc;
+}

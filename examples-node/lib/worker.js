@@ -1,0 +1,671 @@
+// The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode).
+//
+// Worker: one protocol worker (one id, one job at a time, its own blocking connection).
+// WorkerProcess: N workers in this process sharing one handler registry, plus signals and the
+// process title.
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import { keys as keyBuilder, assertQueueName, DEFAULT_NAMESPACE } from './keys.js';
+import { scripts } from './scripts.js';
+import { jobPayloadError } from './validate.js';
+import { specVersion, specMajor, packageVersion } from './spec.js';
+import { compareUtf8 } from './client.js';
+import {
+  connect, parseJson, failedAt, runAt, startedAt, utcDay, backoffMs, sleep, DEFAULT_REDIS_URL,
+} from './util.js';
+
+export const DEFAULTS = Object.freeze({
+  redisUrl: DEFAULT_REDIS_URL,
+  namespace: DEFAULT_NAMESPACE,
+  concurrency: 1,
+  heartbeatMs: 5000,
+  leaseMs: 30000,
+  blockTimeoutMs: 5000,
+  maxDeaths: 3,
+  jobTimeoutMs: 0,
+  maxPayloadBytes: 16777216,
+});
+
+const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
+const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
+const NONE = Object.freeze({ op: 'none', token: '', record: '' });
+
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+/** A stderr logger honouring JOBWIRE_LOG_LEVEL (debug, info, warn, error, silent; default info). */
+export function stderrLogger(level = process.env.JOBWIRE_LOG_LEVEL || 'info') {
+  const min = LEVELS[level] ?? LEVELS.info;
+  const out = (lvl) => (msg) => {
+    if (LEVELS[lvl] >= min) process.stderr.write(`${new Date().toISOString()} jobwire-node[${process.pid}] ${lvl}: ${msg}\n`);
+  };
+  return { debug: out('debug'), info: out('info'), warn: out('warn'), error: out('error') };
+}
+
+/** Error names and messages for failure records, whatever was thrown. */
+export function describeError(err) {
+  if (err instanceof Error || (err !== null && typeof err === 'object' && typeof err.message === 'string')) {
+    const name = typeof err.name === 'string' && err.name !== '' ? err.name : 'Error';
+    const message = String(err.message);
+    return { exception: name, error: message, backtrace: stackFrames(err.stack) };
+  }
+  let text;
+  try {
+    text = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  } catch {
+    text = String(err);
+  }
+  return { exception: 'Error', error: `non-Error value thrown: ${text}`, backtrace: [] };
+}
+
+/** The "at ..." lines of a V8 stack, innermost first. */
+export function stackFrames(stack) {
+  if (typeof stack !== 'string') return [];
+  return stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => l.trim());
+}
+
+/**
+ * A failure record built around the raw payload bytes (never re-encoded), with the keys in the
+ * order of protocol.md 6.2. `payloadIsObject` false embeds the payload as a JSON string.
+ */
+export function failureRecord(rawPayload, { exception, error, backtrace = [] }, workerId, queue,
+  { date = new Date(), payloadIsObject = true } = {}) {
+  const raw = Buffer.isBuffer(rawPayload) ? rawPayload : Buffer.from(String(rawPayload), 'utf8');
+  const payload = payloadIsObject ? raw : Buffer.from(JSON.stringify(raw.toString('utf8')), 'utf8');
+  return Buffer.concat([
+    Buffer.from(`{"failed_at":${JSON.stringify(failedAt(date))},"payload":`, 'utf8'),
+    payload,
+    Buffer.from(`,"exception":${JSON.stringify(String(exception))},"error":${JSON.stringify(String(error))}` +
+      `,"backtrace":${JSON.stringify((backtrace ?? []).map(String))},"worker":${JSON.stringify(workerId)}` +
+      `,"queue":${JSON.stringify(queue)}}`, 'utf8'),
+  ]);
+}
+
+/** Parses "a,b" / ["a","b"] into a queue list; "*" entries stand for every queue. */
+export function parseQueues(queues) {
+  const list = (Array.isArray(queues) ? queues : String(queues ?? '').split(','))
+    .map((q) => String(q).trim()).filter((q) => q !== '');
+  if (list.length === 0) throw new TypeError('no queues given (--queues a,b or JOBWIRE_QUEUES)');
+  for (const q of list) if (q !== '*') assertQueueName(q);
+  return list;
+}
+
+class Stopped extends Error {}
+
+export class Worker extends EventEmitter {
+  /**
+   * @param {object} options
+   * @param {string[]|string} options.queues  priority order; "*" = every queue, alphabetically
+   * @param {number} [options.index]          n of "host:pid+n:queues"; omit for a process with one worker
+   * @param {Map<string,Function>} [options.handlers] shared handler registry
+   * Other options: redisUrl, namespace, heartbeatMs, leaseMs, blockTimeoutMs, maxDeaths,
+   * jobTimeoutMs, maxPayloadBytes, logger, host, pid.
+   */
+  constructor(options = {}) {
+    super();
+    const o = { ...DEFAULTS, ...options };
+    this.options = o;
+    if (!(o.leaseMs > 2 * o.heartbeatMs)) {
+      throw new RangeError(`lease-ms (${o.leaseMs}) must exceed 2 x heartbeat-ms (${o.heartbeatMs})`);
+    }
+    this.queuesConfigured = parseQueues(o.queues);
+    this.wildcard = this.queuesConfigured.includes('*');
+    this.host = o.host ?? os.hostname();
+    this.pidLabel = `${o.pid ?? process.pid}${o.index ? `+${o.index}` : ''}`;
+    this.id = `${this.host}:${this.pidLabel}:${this.queuesConfigured.join(',')}`;
+    this.k = keyBuilder(o.namespace);
+    this.scripts = scripts();
+    this.handlers = o.handlers ?? new Map();
+    this.log = o.logger ?? stderrLogger();
+
+    this.cmd = null;
+    this.block = null;
+    this.queueList = this.wildcard ? [] : [...this.queuesConfigured];
+    this.pending = NONE; // the outcome of the last job, settled by the next work.lua call
+    this.current = null; // the job running now
+    this.epoch = 0; // registrations so far; a job reserved under an older one is not settled
+    this.paused = false;
+    this.stopping = null; // null | 'quit' | 'terminate'
+    this.state = 'Starting';
+    this.resync = false;
+    this.heartbeatTimer = null;
+    this.beating = null;
+    this.stats = { processed: 0, failed: 0 };
+    let stopResolve;
+    this.stopped = new Promise((resolve) => { stopResolve = resolve; });
+    this.signalStop = stopResolve;
+    let terminateResolve;
+    this.terminated = new Promise((resolve) => { terminateResolve = resolve; });
+    this.signalTerminate = terminateResolve;
+  }
+
+  /** Registers `fn` as the handler of job class `className`; it runs as fn.apply(ctx, args). */
+  register(className, fn) {
+    if (typeof fn !== 'function') throw new TypeError(`handler for ${className} must be a function`);
+    this.handlers.set(className, fn);
+    return this;
+  }
+
+  // ---- life ---------------------------------------------------------------------------
+
+  /** Runs until told to stop; resolves after the worker has left. Rejects on a spec mismatch. */
+  async run() {
+    const onError = (err) => this.log.debug(`${this.id}: redis: ${err.message}`);
+    this.cmd = connect(this.options.redisUrl, { onError });
+    this.onRedisError = onError;
+    try {
+      await this.registerUntilDone();
+      if (this.stopping) return;
+      this.scheduleBeat();
+      await this.loop();
+    } finally {
+      clearTimeout(this.heartbeatTimer);
+      this.heartbeatTimer = null;
+      if (this.registered) await this.leave();
+      this.closeBlock();
+      this.cmd.disconnect();
+      this.setState('Stopped');
+    }
+  }
+
+  async loop() {
+    let errors = 0;
+    while (!this.stopping) {
+      try {
+        if (this.paused) {
+          await this.idleBlock(true);
+          continue;
+        }
+        if (this.resync) await this.resynchronise();
+        if (this.stopping) break;
+        const reply = await this.work(this.queueList);
+        errors = 0;
+        switch (reply.status) {
+          case 'job':
+            await this.runJob(reply.token, reply.queue, reply.payload);
+            break;
+          case 'retry':
+            break;
+          case 'expired':
+            this.log.warn(`${this.id}: lease expired; registering again`);
+            await this.registerSelf();
+            break;
+          default: // 'empty', 'paused', 'settled' (no queue known yet)
+            this.setState(reply.status === 'paused' ? 'Paused' : 'Waiting');
+            await this.idleBlock(false);
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        if (err instanceof Stopped) continue;
+        errors += 1;
+        const delay = backoffMs(errors);
+        this.log.warn(`${this.id}: ${err.message}; retrying in ${delay} ms`);
+        await Promise.race([sleep(delay), this.stopped]);
+      }
+    }
+  }
+
+  /** Graceful stop: finish the current job, settle it, leave. */
+  quit() {
+    if (this.stopping) return;
+    this.stopping = 'quit';
+    this.setState('Shutting down');
+    this.signalStop();
+    this.closeBlock();
+  }
+
+  /** Fast stop: leave at once; the held job goes back to its queue and a late outcome is dropped. */
+  terminate() {
+    if (this.stopping === 'terminate') return;
+    this.stopping = 'terminate';
+    this.setState('Shutting down');
+    this.signalStop();
+    this.signalTerminate();
+    this.closeBlock();
+  }
+
+  pause() {
+    if (this.paused) return;
+    this.paused = true;
+    this.log.info(`${this.id}: paused`);
+    this.setState(this.current ? this.state : 'Paused');
+    this.setInfoState();
+    this.closeBlock();
+  }
+
+  resume() {
+    if (!this.paused) return;
+    this.paused = false;
+    this.log.info(`${this.id}: resumed`);
+    if (!this.current) this.setState('Waiting');
+    this.setInfoState();
+    this.closeBlock();
+  }
+
+  setInfoState() {
+    if (!this.registered) return;
+    this.cmd.hset(this.k.workerInfo(this.id), 'state', this.paused ? 'paused' : 'idle')
+      .catch((err) => this.log.warn(`${this.id}: could not record state: ${err.message}`));
+  }
+
+  setState(state) {
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  // ---- registration, heartbeat, recovery ----------------------------------------------
+
+  heartbeatKeys() {
+    const k = this.k;
+    return [k.workers(), k.heartbeats(), k.leases(), k.workerStarted(this.id), k.workerInfo(this.id), k.meta()];
+  }
+
+  async registerUntilDone() {
+    let attempt = 0;
+    while (!this.stopping) {
+      try {
+        await this.registerSelf();
+        return;
+      } catch (err) {
+        if (/JOBWIRE_SPEC_MISMATCH/.test(err.message)) throw err;
+        attempt += 1;
+        const delay = backoffMs(attempt);
+        this.log.warn(`${this.id}: cannot register (${err.message}); retrying in ${delay} ms`);
+        await Promise.race([sleep(delay), this.stopped]);
+      }
+    }
+  }
+
+  async registerSelf() {
+    const now = new Date();
+    this.startedMs ??= now.getTime();
+    const info = {
+      impl: 'node',
+      impl_version: packageVersion(),
+      spec: specVersion(),
+      host: this.host,
+      pid: this.pidLabel,
+      queues: this.queuesConfigured.join(','),
+      started_ms: String(this.startedMs),
+      mode: 'inline',
+      state: this.paused ? 'paused' : 'idle',
+    };
+    const reply = await this.scripts.call(this.cmd, 'heartbeat', this.heartbeatKeys(),
+      [this.id, this.options.leaseMs, 'register', startedAt(now), specMajor(), ...Object.entries(info).flat()]);
+    this.epoch += 1;
+    this.registered = true;
+    this.pending = NONE; // nothing reserved under an older registration may be settled
+    this.log.info(`${this.id}: registered (spec ${specVersion()}, lease ${this.options.leaseMs} ms)`);
+    if (this.wildcard) await this.refreshQueues();
+    this.recoverAll(reply.slice(1));
+  }
+
+  scheduleBeat() {
+    if (this.stopping) return;
+    this.heartbeatTimer = setTimeout(() => {
+      this.beating = this.beat().finally(() => {
+        this.beating = null;
+        this.scheduleBeat();
+      });
+    }, this.options.heartbeatMs);
+  }
+
+  async beat() {
+    try {
+      const reply = await this.scripts.call(this.cmd, 'heartbeat', this.heartbeatKeys(),
+        [this.id, this.options.leaseMs, 'beat', '', specMajor()]);
+      if (this.stopping) return;
+      if (reply[0] === 'unknown') {
+        // We were recovered as dead: our held job is gone, so its outcome must not be settled.
+        this.log.warn(`${this.id}: recovered as dead by a peer (lease lapsed); registering again`);
+        await this.registerSelf();
+        return;
+      }
+      this.recoverAll(reply.slice(1));
+    } catch (err) {
+      if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
+    }
+  }
+
+  recoverAll(deadIds) {
+    for (const dead of deadIds) {
+      this.recover(dead).catch((err) => this.log.warn(`${this.id}: recovering ${dead}: ${err.message}`));
+    }
+  }
+
+  /** Recovers a peer whose lease lapsed (protocol.md 7.6 / 8.6). */
+  async recover(deadId) {
+    const r = await this.unregister(deadId, 'expired');
+    if (r[0] === 'done') this.log.info(`${this.id}: recovered dead worker ${deadId} (job: ${r[1]})`);
+    return r;
+  }
+
+  /** unregister.lua for `workerId` in `mode`, re-reading the held job's queue on "retry". */
+  async unregister(workerId, mode) {
+    const k = this.k;
+    for (let attempt = 0; ; attempt++) {
+      const q = await this.cmd.hget(k.inflight(workerId), 'queue');
+      const keys = [
+        k.leases(), k.workers(), k.heartbeats(), k.workerRecord(workerId), k.workerStarted(workerId),
+        k.inflight(workerId), k.statProcessedWorker(workerId), k.statFailedWorker(workerId),
+        k.workerInfo(workerId), k.control(workerId), k.deaths(), k.failed(), k.statProcessed(),
+        k.statFailed(), k.minutes(utcDay()),
+        q ? k.queue(q) : k.inflight(workerId), q ? k.wake(q) : k.inflight(workerId),
+      ];
+      const r = await this.scripts.call(this.cmd, 'unregister', keys,
+        [workerId, mode, q ?? '', failedAt(), this.options.maxDeaths, this.id]);
+      if (r[0] !== 'retry' || attempt >= 10) return r;
+    }
+  }
+
+  /** Settles a finished job if any, then unregister.lua mode self. Bounded in time. */
+  async leave() {
+    const work = async () => {
+      try {
+        if (this.pending.op !== 'none') await this.work([]);
+      } catch (err) {
+        this.log.warn(`${this.id}: could not settle the last job: ${err.message}`);
+      }
+      const r = await this.unregister(this.id, 'self');
+      this.registered = false;
+      this.log.info(`${this.id}: left (held job: ${r[1]})`);
+    };
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn(`${this.id}: could not unregister within ${LEAVE_TIMEOUT_MS} ms; leaving anyway`);
+        resolve();
+      }, LEAVE_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([work(), timeout]);
+    } catch (err) {
+      this.log.warn(`${this.id}: unregister failed: ${err.message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- settle and reserve -------------------------------------------------------------
+
+  /** work.lua: settles this.pending and reserves from `queues` (none: settle only). */
+  async work(queues) {
+    const k = this.k;
+    const id = this.id;
+    const p = this.pending;
+    const now = new Date();
+    const keys = [
+      k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
+      k.statFailedWorker(id), k.failed(), k.deaths(), k.minutes(utcDay(now)), k.leases(), k.pauseAll(),
+      k.workerRecord(id), k.workerRecord(id),
+    ];
+    for (const q of queues) keys.push(k.queue(q));
+    for (const q of queues) keys.push(k.wake(q));
+    const args = [id, p.op, p.token, p.record, failedAt(now), runAt(now), this.options.maxDeaths,
+      this.options.maxPayloadBytes, ...queues];
+    let reply;
+    try {
+      reply = await this.scripts.call(this.cmd, 'work', keys, args, { buffers: true });
+    } catch (err) {
+      // The call may or may not have run (e.g. the connection dropped before the reply):
+      // look at the in-flight hash before calling again (resynchronise).
+      this.resync = true;
+      throw err;
+    }
+    this.pending = NONE;
+    const settled = reply[0].toString();
+    if (p.op !== 'none') this.noteSettled(p, settled);
+    const status = reply[1].toString();
+    if (status !== 'job') return { settled, status };
+    return { settled, status, token: reply[2].toString(), queue: reply[3].toString(), payload: reply[4] };
+  }
+
+  noteSettled(p, settled) {
+    if (settled === 'stale') this.log.warn(`${this.id}: job ${p.token} was no longer held when settled (stale)`);
+  }
+
+  /**
+   * After a work.lua call whose reply was lost: if the in-flight hash holds a job other than the
+   * one being settled, that call reserved it; run it instead of reserving again (which would
+   * overwrite the in-flight hash and lose that job).
+   */
+  async resynchronise() {
+    const [token, queue, payload] = await this.cmd.hmgetBuffer(this.k.inflight(this.id), 'token', 'queue', 'payload');
+    this.resync = false;
+    if (!token || token.toString() === this.pending.token) return;
+    this.log.warn(`${this.id}: resuming job ${token.toString()} reserved by a call whose reply was lost`);
+    this.pending = NONE;
+    await this.runJob(token.toString(), queue.toString(), payload);
+  }
+
+  // ---- idle ---------------------------------------------------------------------------
+
+  closeBlock() {
+    const b = this.block;
+    this.block = null;
+    if (b) b.disconnect();
+  }
+
+  /** BLPOP on the control list (and, unless paused, the wake markers); handles a command. */
+  async idleBlock(controlOnly) {
+    if (this.stopping) return;
+    if (controlOnly) this.setState('Paused');
+    const k = this.k;
+    const control = k.control(this.id);
+    const blockKeys = [control];
+    if (!controlOnly) {
+      for (const q of this.queueList) blockKeys.push(k.wake(q));
+      if (this.wildcard) blockKeys.push(k.wakeNewQueue());
+    }
+    if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
+    const block = this.block;
+    let res;
+    try {
+      res = await block.blpop(...blockKeys, (this.options.blockTimeoutMs / 1000).toFixed(3));
+    } catch (err) {
+      if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
+      throw err;
+    }
+    if (res && res[0] === control) this.command(res[1]);
+    if (this.wildcard) await this.refreshQueues();
+  }
+
+  async refreshQueues() {
+    const all = (await this.cmd.smembers(this.k.queues())).sort(compareUtf8);
+    const explicit = new Set(this.queuesConfigured.filter((q) => q !== '*'));
+    const list = [];
+    for (const q of this.queuesConfigured) {
+      if (q !== '*') list.push(q);
+      else for (const a of all) if (!explicit.has(a) && !list.includes(a)) list.push(a);
+    }
+    this.queueList = list;
+  }
+
+  /** A control-list command (protocol.md 7.5); unknown ones are ignored. */
+  command(text) {
+    const [cmd, arg] = String(text).trim().split(/\s+/);
+    switch (cmd) {
+      case 'pause': this.pause(); break;
+      case 'resume': this.resume(); break;
+      case 'quit': this.log.info(`${this.id}: quit requested`); this.quit(); break;
+      case 'kill':
+        this.log.warn(`${this.id}: ignoring "kill${arg ? ` ${arg}` : ''}": an in-process job cannot be killed`);
+        break;
+      default:
+        this.log.debug(`${this.id}: ignoring unknown control command ${JSON.stringify(text)}`);
+    }
+  }
+
+  async pollControl() {
+    for (let i = 0; i < 10 && !this.stopping; i++) {
+      const c = await this.cmd.lpop(this.k.control(this.id));
+      if (c === null) return;
+      this.command(c);
+    }
+  }
+
+  // ---- running a job ------------------------------------------------------------------
+
+  /** Runs a reserved job and leaves its outcome in this.pending (protocol.md 7.4). */
+  async runJob(token, queue, raw) {
+    const epoch = this.epoch;
+    const text = raw.toString('utf8');
+    let doc;
+    try {
+      doc = JSON.parse(text);
+    } catch (err) {
+      // lua-cjson accepted what JSON.parse does not (e.g. hex numbers, NaN): keep the bytes as a string.
+      this.fail(token, raw, queue, { exception: 'jobwire.InvalidJSON', error: `payload is not valid JSON: ${err.message}` }, false);
+      return;
+    }
+    const invalid = jobPayloadError(doc);
+    if (invalid) {
+      this.fail(token, raw, queue, { exception: 'jobwire.InvalidPayload', error: `payload does not match job.schema.json: ${invalid}` });
+      return;
+    }
+    const className = doc.class;
+    const handler = this.handlers.get(className);
+    if (!handler) {
+      this.fail(token, raw, queue, { exception: 'jobwire.UnknownClass', error: `no handler registered for class ${JSON.stringify(className)}` });
+      return;
+    }
+    const args = /\d{16}/.test(text) ? parseJson(text).args ?? [] : doc.args ?? [];
+    const startedMs = Date.now();
+    this.current = { token, queue, className, startedMs };
+    this.setState('Processing');
+    const ctx = {
+      id: typeof doc.id === 'string' ? doc.id : null,
+      className, queue, token, args, payload: text, worker: this.id, pid: process.pid,
+      redis: this.cmd, keys: this.k, log: this.log,
+    };
+    const controlTimer = setInterval(() => {
+      this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
+    }, CONTROL_POLL_MS);
+    let timeoutTimer;
+    const outcomes = [
+      (async () => {
+        const result = await handler.apply(ctx, args);
+        if (result instanceof Error) throw result;
+        return { ok: true };
+      })().catch((err) => ({ ok: false, err })),
+      this.terminated.then(() => ({ abandoned: true })),
+    ];
+    if (this.options.jobTimeoutMs > 0) {
+      outcomes.push(new Promise((resolve) => {
+        timeoutTimer = setTimeout(() => resolve({ timeout: true }), this.options.jobTimeoutMs);
+      }));
+    }
+    let outcome;
+    try {
+      outcome = await Promise.race(outcomes);
+    } finally {
+      clearInterval(controlTimer);
+      clearTimeout(timeoutTimer);
+      this.current = null;
+    }
+    if (outcome.abandoned) {
+      this.log.warn(`${this.id}: leaving while ${className} (${token}) runs; it goes back to ${queue}`);
+      return;
+    }
+    if (epoch !== this.epoch) {
+      this.log.warn(`${this.id}: not settling ${className} (${token}): this worker was recovered as dead meanwhile`);
+      return;
+    }
+    if (outcome.timeout) {
+      this.fail(token, raw, queue, {
+        exception: 'jobwire.Timeout',
+        error: `job ran longer than ${this.options.jobTimeoutMs} ms; an in-process job cannot be killed, its outcome is ignored`,
+      });
+      return;
+    }
+    if (outcome.ok) {
+      this.pending = { op: 'ok', token, record: '' };
+      this.stats.processed += 1;
+      this.log.debug(`${this.id}: ${className} done in ${Date.now() - startedMs} ms`);
+    } else {
+      this.fail(token, raw, queue, describeError(outcome.err));
+    }
+    if (!this.paused && !this.stopping) this.setState('Waiting');
+  }
+
+  fail(token, raw, queue, error, payloadIsObject = true) {
+    this.pending = { op: 'fail', token, record: failureRecord(raw, error, this.id, queue, { payloadIsObject }) };
+    this.stats.processed += 1;
+    this.stats.failed += 1;
+    this.log.debug(`${this.id}: job ${token} failed: ${error.exception}: ${error.error}`);
+  }
+}
+
+/**
+ * N protocol workers in this process (ids host:pid+n:queues, or host:pid:queues for N = 1)
+ * sharing one handler registry; owns the process title and, with installSignals(), the signals
+ * of protocol.md 7.5.
+ */
+export class WorkerProcess extends EventEmitter {
+  constructor(options = {}) {
+    super();
+    const o = { ...DEFAULTS, ...options };
+    this.options = o;
+    this.handlers = o.handlers ?? new Map();
+    this.log = o.logger ?? stderrLogger();
+    const n = Math.max(1, Math.floor(Number(o.concurrency) || 1));
+    this.queuesLabel = parseQueues(o.queues).join(',');
+    this.workers = [];
+    for (let i = 1; i <= n; i++) {
+      const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i });
+      w.on('state', () => this.updateTitle());
+      this.workers.push(w);
+    }
+    this.setTitle('Starting');
+  }
+
+  register(className, fn) {
+    if (typeof fn !== 'function') throw new TypeError(`handler for ${className} must be a function`);
+    this.handlers.set(className, fn);
+    return this;
+  }
+
+  /** Runs every worker; resolves when all have left. */
+  async run() {
+    this.log.info(`starting ${this.workers.length} worker(s) on ${this.queuesLabel}: ${this.workers.map((w) => w.id).join(' ')}`);
+    const results = await Promise.allSettled(this.workers.map((w) => w.run()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  quit() { this.setTitle('Shutting down'); for (const w of this.workers) w.quit(); }
+  terminate() { this.setTitle('Shutting down'); for (const w of this.workers) w.terminate(); }
+  pause() { for (const w of this.workers) w.pause(); }
+  resume() { for (const w of this.workers) w.resume(); }
+
+  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: ignored. */
+  installSignals() {
+    const handlers = {
+      SIGQUIT: () => { this.log.info('SIGQUIT: finishing current jobs, then leaving'); this.quit(); },
+      SIGTERM: () => { this.log.info('SIGTERM: leaving now'); this.terminate(); },
+      SIGINT: () => { this.log.info('SIGINT: leaving now'); this.terminate(); },
+      SIGUSR2: () => { this.log.info('SIGUSR2: pausing'); this.pause(); },
+      SIGCONT: () => { this.log.info('SIGCONT: resuming'); this.resume(); },
+      SIGUSR1: () => { this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored'); },
+    };
+    for (const [sig, fn] of Object.entries(handlers)) process.on(sig, fn);
+    this.removeSignals = () => { for (const [sig, fn] of Object.entries(handlers)) process.off(sig, fn); };
+  }
+
+  setTitle(state) {
+    try {
+      process.title = `jobwire-node/resque-1: ${state}`;
+    } catch { /* not settable here */ }
+  }
+
+  updateTitle() {
+    const ws = this.workers;
+    if (ws.some((w) => w.stopping)) return this.setTitle('Shutting down');
+    const busy = ws.filter((w) => w.current).sort((a, b) => b.current.startedMs - a.current.startedMs)[0];
+    if (busy) {
+      const c = busy.current;
+      return this.setTitle(`Processing ${c.queue} since ${Math.floor(c.startedMs / 1000)} [${c.className}]`);
+    }
+    if (ws.every((w) => w.paused)) return this.setTitle('Paused');
+    return this.setTitle(`Waiting for ${this.queuesLabel}`);
+  }
+}

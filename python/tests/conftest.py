@@ -1,0 +1,139 @@
+"""Shared fixtures: a private redis-server per test session, a clean database per test, and
+helpers to run real worker processes against it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+import jobwire
+
+REPO = Path(__file__).resolve().parents[2]
+JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port; stop() and start() keep the port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server):
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(r, redis_server):
+    return jobwire.Client(redis_server.url)
+
+
+class WorkerProcess:
+    """A real `jobwire worker` subprocess with fast timings."""
+
+    def __init__(self, url: str, queues: str, *extra: str, env=None) -> None:
+        self.args = [JOBWIRE, "worker", "--queues", queues, "--redis-url", url,
+                     "--import", "jobwire.conformance_jobs", "--heartbeat-ms", "200",
+                     "--lease-ms", "1000", "--block-timeout-ms", "500", *extra]
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, sig) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=15) -> int:
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        return self.proc.stdout.read().decode() if self.proc.poll() is not None else ""
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def spawn(redis_server, r):
+    started = []
+
+    def start(queues="q", *extra, env=None) -> WorkerProcess:
+        worker = WorkerProcess(redis_server.url, queues, *extra, env=env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.signal(signal.SIGTERM)
+            try:
+                worker.wait(5)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def echoes(r, namespace="resque") -> list[dict]:
+    import json
+    return [json.loads(x) for x in r.lrange(f"{namespace}:jobwire:conformance:echo", 0, -1)]

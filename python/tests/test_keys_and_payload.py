@@ -1,0 +1,77 @@
+"""Key names against spec/key-layout.md, and payload / failure-record building."""
+
+import json
+import re
+
+import pytest
+
+from jobwire import keys as keysmod
+from jobwire import payload, spec
+from jobwire.errors import InvalidJob
+from jobwire.keys import Keys
+
+
+def layout_templates() -> dict:
+    text = (spec.spec_dir() / "key-layout.md").read_text()
+    section = text.split("## Key templates as data", 1)[1]
+    return dict(re.findall(r"^\| (\w+) \| `([^`]+)` \|$", section, re.M))
+
+
+def test_templates_mirror_key_layout():
+    assert keysmod.TEMPLATES == layout_templates()
+
+
+@pytest.mark.parametrize("name,template", sorted(keysmod.TEMPLATES.items()))
+def test_key_builder_follows_each_template(name, template):
+    k = Keys("ns{x}")
+    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29"}
+    expected = template.format(**values)
+    attr = getattr(k, name)
+    got = attr if isinstance(attr, str) else attr(*[values[p] for p in re.findall(r"{(\w+)}", template)[1:]])
+    assert got == expected
+
+
+def test_new_payload_has_class_args_id_and_time_in_order():
+    raw = payload.new_payload("Mail", ["a", 1], tag="x")
+    doc = json.loads(raw)
+    assert list(doc) == ["class", "args", "id", "enqueued_at", "tag"]
+    assert re.fullmatch(r"[0-9a-f]{32}", doc["id"])
+    assert raw.startswith(b'{"class":"Mail","args":["a",1],')
+
+
+@pytest.mark.parametrize("job_class,args", [("", []), (7, []), ("X", [float("nan")]), ("X", [object()])])
+def test_new_payload_rejects_bad_jobs(job_class, args):
+    with pytest.raises(InvalidJob):
+        payload.new_payload(job_class, args)
+
+
+@pytest.mark.parametrize("name", ["", "a:b", "a b", "*", "a,b", "x" * 256, "tab\t"])
+def test_bad_queue_names(name):
+    with pytest.raises(InvalidJob):
+        payload.validate_queue_name(name)
+
+
+def test_failure_record_embeds_payload_verbatim_in_resque_order():
+    raw = b'{"class":"X","args":[1.0,12345678901234567890123],"extra":{"k":[]}}'
+    record = payload.failure_record(raw, "ValueError", "bad <b>", ["a.py:1:in `f'"], "h:1:q", "q",
+                                    failed_at="2026/11/29 08:00:00 UTC")
+    assert raw in record
+    doc = json.loads(record)
+    assert list(doc) == ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
+    assert doc["error"] == "bad <b>"
+
+
+def test_failure_record_keeps_non_object_payload_as_string():
+    doc = json.loads(payload.failure_record(b"not json", "E", "m", [], "w", "q"))
+    assert doc["payload"] == "not json"
+
+
+@pytest.mark.parametrize("raw,reason", [
+    (b'{"class":"X","args":{}}', "args"),
+    (b'{"class":"X","id":""}', "id"),
+    (b'{"class":"X","enqueued_at":-1}', "enqueued_at"),
+    (b"[" * 100000, "JSON"),
+])
+def test_job_decode_reports_why(raw, reason):
+    with pytest.raises(InvalidJob, match=reason):
+        payload.Job.decode("q", raw)

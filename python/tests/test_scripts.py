@@ -1,0 +1,195 @@
+"""The Lua scripts of spec/lua, driven through the worker's own calls against a real Redis."""
+
+import json
+import re
+import time
+
+import pytest
+
+import jobwire
+from jobwire import payload
+from jobwire.worker import Config, Worker
+
+
+def make_worker(url, queues=("high", "low"), **options) -> Worker:
+    options.setdefault("heartbeat_ms", 200)
+    options.setdefault("lease_ms", 1000)
+    worker = Worker(Config(list(queues), redis_url=url, **options))
+    worker._register()
+    return worker
+
+
+def reserve(worker, op="none", token="", arg="", queue=None):
+    worker._pending = None if op == "none" else (op, token, arg, queue)
+    return worker._work_call(reserve=True)
+
+
+def test_enqueue_pushes_sets_queue_and_wake_marker(client, r):
+    job_id = client.enqueue("high", "Mail", 1)
+    assert r.smembers("resque:queues") == {b"high"}
+    assert r.lrange("resque:jobwire:wake:high", 0, -1) == [b"1"]
+    assert json.loads(r.lindex("resque:queue:high", 0))["id"] == job_id
+    client.enqueue_many("high", [("Mail", [i]) for i in range(2500)])
+    assert r.llen("resque:queue:high") == 2501
+    assert r.llen("resque:jobwire:wake:high") == 1
+
+
+def test_reserve_is_strictly_by_priority_and_records_working_on(client, r, redis_server):
+    client.enqueue("low", "L")
+    client.enqueue("high", "H")
+    w = make_worker(redis_server.url)
+    reply = reserve(w)
+    assert reply[1] == b"job" and reply[3] == b"high"
+    record = json.loads(r.get(f"resque:worker:{w.id}"))
+    assert list(record) == ["queue", "run_at", "payload"]
+    assert record["payload"]["class"] == "H"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["run_at"])
+    assert r.hget(f"resque:jobwire:inflight:{w.id}", "payload") == reply[4]
+    reply = reserve(w, "ok", reply[2].decode(), "", "high")
+    assert reply[0] == b"ok" and reply[3] == b"low"
+    reply = reserve(w, "ok", reply[2].decode(), "", "low")
+    assert reply[:2] == [b"ok", b"empty"]
+    assert r.get("resque:stat:processed") == b"2"
+    assert r.get(f"resque:stat:processed:{w.id}") == b"2"
+    assert not r.exists(f"resque:worker:{w.id}", f"resque:jobwire:inflight:{w.id}")
+
+
+def test_settle_with_a_wrong_token_is_stale_and_changes_nothing(client, r, redis_server):
+    client.enqueue("high", "H")
+    w = make_worker(redis_server.url)
+    reply = reserve(w)
+    w._pending = ("ok", "not-the-token", "", "high")
+    assert w._work_call(reserve=False)[0] == b"stale"
+    assert r.exists(f"resque:jobwire:inflight:{w.id}")
+    assert r.get("resque:stat:processed") is None
+
+
+def test_unrunnable_payloads_become_failures_with_raw_bytes(r, redis_server):
+    bad = [b"not json", b"[1,2]", b'{"args":[]}', b'{"class":""}', b'{"class":"Big","args":["' + b"x" * 2000 + b'"]}']
+    r.rpush("resque:queue:high", *bad, b'{"class":"Good"}')
+    w = make_worker(redis_server.url, max_payload_bytes=1024)
+    reply = reserve(w)
+    assert reply[1] == b"job" and reply[4] == b'{"class":"Good"}'
+    records = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
+    assert [x["exception"] for x in records] == [
+        "jobwire.InvalidJSON", "jobwire.InvalidPayload", "jobwire.InvalidPayload",
+        "jobwire.InvalidPayload", "jobwire.PayloadTooLarge"]
+    assert records[0]["payload"] == "not json"
+    assert records[2]["payload"] == {"args": []}
+    assert records[4]["payload"] == bad[4].decode()
+    assert r.get("resque:stat:failed") == b"5"
+
+
+def test_crash_requeues_at_head_then_poisons_at_max_deaths(client, r, redis_server):
+    job_id = client.enqueue("high", "Crashy")
+    client.enqueue("high", "Other")
+    w = make_worker(redis_server.url, max_deaths=3)
+    for death in (1, 2):
+        reply = reserve(w)
+        assert json.loads(reply[4])["id"] == job_id
+        w._pending = ("crash", reply[2].decode(), "child 1 killed by signal 9 (SIGKILL)", "high")
+        assert w._work_call(reserve=False)[0] == b"requeued"
+        assert r.hget("resque:jobwire:deaths", job_id) == str(death).encode()
+    reply = reserve(w)
+    w._pending = ("crash", reply[2].decode(), "child 1 killed by signal 9 (SIGKILL)", "high")
+    assert w._work_call(reserve=False)[0] == b"poisoned"
+    record = json.loads(r.lindex("resque:failed", -1))
+    assert record["exception"] == "jobwire.PoisonJob"
+    assert "3 times" in record["error"] and "SIGKILL" in record["error"]
+    assert record["payload"]["id"] == job_id
+    assert not r.hexists("resque:jobwire:deaths", job_id)
+    assert json.loads(r.lindex("resque:queue:high", 0))["class"] == "Other"
+
+
+def test_register_writes_resque_and_jobwire_keys(r, redis_server):
+    w = make_worker(redis_server.url)
+    assert r.sismember("resque:workers", w.id)
+    assert re.fullmatch(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000", r.get(f"resque:worker:{w.id}:started"))
+    beat = r.hget("resque:workers:heartbeat", w.id).decode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", beat)
+    now = time.strftime("%Y-%m-%dT%H:%M", time.gmtime())
+    assert beat[:16] == now or abs(time.time() - time.mktime(time.strptime(beat[:19], "%Y-%m-%dT%H:%M:%S")) + time.timezone) < 120
+    info = {k.decode(): v.decode() for k, v in r.hgetall(f"resque:jobwire:worker:{w.id}").items()}
+    assert info["impl"] == "python" and info["mode"] == "fork" and info["state"] == "idle"
+    assert r.hget("resque:jobwire:meta", "spec_major") == b"1"
+    assert r.zscore("resque:jobwire:leases", w.id) is not None
+
+
+def test_register_refuses_another_spec_major(r, redis_server):
+    r.hset("resque:jobwire:meta", "spec_major", "2")
+    with pytest.raises(jobwire.SpecMismatch):
+        make_worker(redis_server.url)
+
+
+def test_expired_peer_is_listed_and_its_job_recovered(client, r, redis_server):
+    job_id = client.enqueue("high", "H")
+    dead = make_worker(redis_server.url, lease_ms=600, heartbeat_ms=200)
+    reply = reserve(dead)
+    assert reply[1] == b"job"
+    live = make_worker(redis_server.url, queues=("low",))  # same process: another id needs other queues
+    time.sleep(0.7)
+    live._beat()  # lists the dead worker and recovers it
+    assert not r.sismember("resque:workers", dead.id)
+    assert not r.exists(f"resque:worker:{dead.id}", f"resque:jobwire:inflight:{dead.id}")
+    assert json.loads(r.lindex("resque:queue:high", 0))["id"] == job_id
+    assert r.hget("resque:jobwire:deaths", job_id) == b"1"
+    # the dead worker wakes up: its settle is stale and its beat says unknown, so it re-registers
+    dead._pending = ("ok", reply[2].decode(), "", "high")
+    assert dead._work_call(reserve=False)[0] == b"stale"
+    assert dead._heartbeat_call(dead.scripts, "beat")[0] == b"unknown"
+
+
+def test_reserve_refuses_a_worker_whose_lease_lapsed(client, r, redis_server):
+    client.enqueue("high", "H")
+    w = make_worker(redis_server.url, lease_ms=450, heartbeat_ms=200)
+    time.sleep(0.5)
+    assert reserve(w)[1] == b"expired"
+    assert r.llen("resque:queue:high") == 1
+
+
+def test_unregister_self_requeues_without_counting_a_death(client, r, redis_server):
+    job_id = client.enqueue("high", "H")
+    w = make_worker(redis_server.url)
+    reserve(w)
+    assert w._unregister(w.id, "self") == [b"done", b"requeued"]
+    assert not r.hexists("resque:jobwire:deaths", job_id)
+    assert r.llen("resque:queue:high") == 1
+    assert not r.zscore("resque:jobwire:leases", w.id)
+    assert not r.hexists("resque:workers:heartbeat", w.id)
+
+
+def test_unregister_expired_leaves_a_live_worker_alone(r, redis_server):
+    w = make_worker(redis_server.url)
+    other = make_worker(redis_server.url, queues=("low",))
+    assert other._unregister(w.id, "expired") == [b"alive", b"none"]
+    assert r.sismember("resque:workers", w.id)
+
+
+def test_pause_all_workers_stops_reserving(client, r, redis_server):
+    client.enqueue("high", "H")
+    w = make_worker(redis_server.url)
+    r.set("resque:pause-all-workers", " TRUE ")
+    assert reserve(w)[1] == b"paused"
+    r.delete("resque:pause-all-workers")
+    assert reserve(w)[1] == b"job"
+
+
+def test_burst_rearms_the_wake_marker_while_jobs_remain(client, r, redis_server):
+    client.enqueue_many("high", [("H", [])] * 3)
+    r.delete("resque:jobwire:wake:high")
+    w = make_worker(redis_server.url)
+    reserve(w)
+    assert r.llen("resque:jobwire:wake:high") == 1
+
+
+def test_failed_retry_moves_the_full_payload_back(client, r):
+    raw = payload.new_payload("X", [1], extra={"keep": True})
+    record = payload.failure_record(raw, "E", "m", [], "h:1:q", "q")
+    r.rpush("resque:failed", record)
+    key = json.loads(raw)["id"]
+    assert client.retry_failed(key)
+    assert r.llen("resque:failed") == 0
+    assert json.loads(r.lindex("resque:queue:q", 0)) == json.loads(raw)
+    assert r.llen("resque:jobwire:wake:q") == 1
+    with pytest.raises(jobwire.NotFound):
+        client.retry_failed(key)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test of the repository, in order of speed. Each suite starts its own redis-server on a
+# free loopback port. Called by `make test` (after setup) and so by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== python"
+python -m pytest -q python/tests
+
+if [ -f examples-node/package.json ]; then
+  echo "== node"
+  (cd examples-node && npm test)
+fi
+
+if [ -f examples-c/Makefile ]; then
+  echo "== c"
+  make -C examples-c test
+fi
+
+if [ -f scripts/conformance.sh ]; then
+  echo "== conformance"
+  bash scripts/conformance.sh
+fi
