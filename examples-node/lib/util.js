@@ -101,6 +101,17 @@ export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true }
     enableReadyCheck: true,
   });
   redis.on('error', onError ?? (() => {}));
+  // ioredis 5 with autoResendUnfulfilledCommands: false drops the commands that were sent but
+  // not answered when the connection closed without ever settling their promises (a BLPOP or
+  // EVALSHA would hang forever). Reject them, so the caller learns that the outcome is unknown.
+  redis.on('reconnecting', () => {
+    const unanswered = redis.prevCommandQueue;
+    if (!unanswered) return;
+    redis.prevCommandQueue = null;
+    while (unanswered.length > 0) {
+      unanswered.shift().command.reject(new Error('connection to Redis lost before the reply'));
+    }
+  });
   return redis;
 }
 

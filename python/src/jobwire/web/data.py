@@ -24,7 +24,7 @@ def redis_now_ms(client: Client) -> int:
 
 def duration(ms) -> str:
     """A short human duration: 850ms, 12s, 3m 05s, 2h 10m, 3d 4h. '' for None."""
-    if ms is None or ms == "":
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)):
         return ""
     ms = int(ms)
     sign = "-" if ms < 0 else ""
@@ -95,6 +95,9 @@ def queue_summaries(client: Client, now_ms: int) -> list[dict]:
             "name": name, "size": size, "oldest_enqueued_at": oldest,
             "oldest_age_ms": None if oldest is None else max(0, now_ms - oldest),
         })
+    biggest = max([q["size"] for q in out] + [1])
+    for q in out:
+        q["max"] = biggest  # scale of the size bars
     return out
 
 

@@ -1,0 +1,806 @@
+#!/usr/bin/env python3
+"""End-to-end tests for the C jobwire worker (examples-c).
+
+Starts a throwaway redis-server on a free port (never 6379), runs
+jobwire-worker / jobwire-enqueue against it and checks what lands in Redis.
+Standard library only: Redis is spoken to over a socket with a tiny RESP
+client. The server is killed by its pid at the end.
+
+  python3 tests/run_tests.py --bin .                  # full suite + valgrind run
+  python3 tests/run_tests.py --bin build/asan --asan --short
+  python3 tests/run_tests.py --bin . --only valgrind --valgrind-jobs 10000
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPEC = os.path.abspath(os.path.join(HERE, "..", "..", "spec"))
+HOST = socket.gethostname()
+OPTS = None
+TMP = tempfile.mkdtemp(prefix="jobwire-c-test-")
+
+
+# ---------------------------------------------------------------- Redis client
+
+class RedisError(Exception):
+    pass
+
+
+class Redis:
+    """A minimal blocking RESP2 client: enough for tests."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("Redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        chunks, have = [self.buf], len(self.buf)
+        while have < n + 2:
+            chunk = self.sock.recv(max(1 << 20, n + 2 - have))
+            if not chunk:
+                raise ConnectionError("Redis closed the connection")
+            chunks.append(chunk)
+            have += len(chunk)
+        data = b"".join(chunks)
+        self.buf = data[n + 2:]
+        return data[:n]
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise RedisError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RedisError("bad reply %r" % line)
+
+    @staticmethod
+    def _encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, int):
+                a = str(a)
+            if isinstance(a, str):
+                a = a.encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def __call__(self, *args):
+        self.sock.sendall(self._encode(args))
+        return self._reply()
+
+    def pipeline(self, commands):
+        self.sock.sendall(b"".join(self._encode(c) for c in commands))
+        return [self._reply() for _ in commands]
+
+
+class RedisServer:
+    """A redis-server child on a free port, with a private --dir."""
+
+    def __init__(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.proc = None
+        self.dir = tempfile.mkdtemp(prefix="redis-", dir=TMP)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--dbfilename", "dump.rdb"],
+            stdout=open(os.path.join(self.dir, "redis.log"), "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                r = Redis(self.port)
+                r("PING")
+                r.close()
+                return
+            except (OSError, RedisError, ConnectionError):
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+
+SERVER = None
+R = None
+
+
+def reconnect():
+    global R
+    try:
+        R.close()
+    except Exception:
+        pass
+    R = Redis(SERVER.port)
+
+
+# ---------------------------------------------------------------- Helpers
+
+def wait_until(fn, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(0.02)
+
+
+def lua_sha(name):
+    with open(os.path.join(SPEC, "lua", name + ".lua"), "rb") as f:
+        return R("SCRIPT", "LOAD", f.read()).decode()
+
+
+def push_raw(queue, *payloads, ns="resque"):
+    """Enqueue raw payload bytes with enqueue.lua (as a client would)."""
+    sha = lua_sha("enqueue")
+    for i in range(0, len(payloads), 1000):
+        R("EVALSHA", sha, 4, ns + ":queues", ns + ":queue:" + queue, ns + ":jobwire:wake:" + queue,
+          ns + ":jobwire:wake-new-queue", queue, *payloads[i:i + 1000])
+
+
+def enqueue(queue, cls, *args, ns=None):
+    """Enqueue with the jobwire-enqueue binary; returns the job id."""
+    cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url]
+    if ns:
+        cmd += ["--namespace", ns]
+    cmd += [queue, cls] + [json.dumps(a) for a in args]
+    out = subprocess.run(cmd, check=True, capture_output=True, env=child_env()).stdout.decode().strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", out), out
+    return out
+
+
+def child_env():
+    env = dict(os.environ)
+    env["JOBWIRE_SPEC_DIR"] = SPEC
+    if OPTS.asan:
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1"
+        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+    for k in list(env):
+        if k.startswith("JOBWIRE_") and k != "JOBWIRE_SPEC_DIR" or k == "REDIS_URL":
+            del env[k]
+    env["JOBWIRE_SPEC_DIR"] = SPEC
+    return env
+
+
+def echoes(ns="resque"):
+    return [json.loads(e) for e in R("LRANGE", ns + ":jobwire:conformance:echo", 0, -1)]
+
+
+def failures(ns="resque"):
+    return [json.loads(e) for e in R("LRANGE", ns + ":failed", 0, -1)]
+
+
+def children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().split(b"\0")[0].decode(errors="replace")
+
+
+class Worker:
+    """A jobwire-worker process; its stderr goes to a log file."""
+    all = []
+
+    def __init__(self, queues, *extra, valgrind=False, block_ms=1000):
+        self.log = os.path.join(TMP, "worker-%d.log" % (len(Worker.all) + 1))
+        cmd = [os.path.join(OPTS.bin, "jobwire-worker"), "--queues", queues, "--redis-url",
+               SERVER.url, "--block-timeout-ms", str(block_ms)] + list(extra)
+        if valgrind:
+            self.vgdir = tempfile.mkdtemp(prefix="vg-", dir=TMP)
+            cmd = ["valgrind", "--leak-check=full", "--error-exitcode=1",
+                   "--errors-for-leak-kinds=definite,indirect",
+                   "--log-file=" + os.path.join(self.vgdir, "vg.%p.log")] + cmd
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
+                                     env=child_env())
+        self.pid = self.proc.pid
+        self.queues = queues
+        self.id = "%s:%d:%s" % (HOST, self.pid, queues)
+        Worker.all.append(self)
+
+    def registered(self, ns="resque"):
+        return R("SISMEMBER", ns + ":workers", self.id) == 1
+
+    def wait_registered(self, timeout=10, ns="resque"):
+        wait_until(lambda: self.registered(ns), timeout, "worker %s to register" % self.id)
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait(self, timeout=15):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("worker %d did not exit within %ss" % (self.pid, timeout))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logtext(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def sanitizer_reports(self):
+        text = self.logtext()
+        return [l for l in text.splitlines()
+                if "AddressSanitizer" in l or "runtime error:" in l or "LeakSanitizer" in l]
+
+    def quit(self):
+        self.signal(signal.SIGQUIT)
+        rc = self.wait(20)
+        assert rc == 0, "worker exited with %s" % rc
+
+
+def reset():
+    for w in Worker.all:
+        w.stop()
+    R("FLUSHALL")
+
+
+def stat(name, ns="resque"):
+    v = R("GET", ns + ":stat:" + name)
+    return int(v) if v is not None else 0
+
+
+def inflight_token(w, ns="resque"):
+    return wait_until(lambda: R("HGET", ns + ":jobwire:inflight:" + w.id, "token"), 10,
+                      "a job in flight").decode()
+
+
+FAILED_KEYS = ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
+
+
+def check_record(raw, exception, queue, worker):
+    rec = json.loads(raw)
+    assert list(rec)[:7] == FAILED_KEYS, list(rec)
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d UTC", rec["failed_at"]), rec["failed_at"]
+    assert rec["exception"] == exception, (rec["exception"], rec["error"])
+    assert rec["queue"] == queue and rec["worker"] == worker, rec
+    assert isinstance(rec["backtrace"], list)
+    return rec
+
+
+# ---------------------------------------------------------------- Tests
+
+def test_enqueue_and_process():
+    args = [1, "x", 9223372036854775807, -9223372036854775808, 0.1, 1e-300, {"a": [True, None]}]
+    ids = [enqueue("high", "jobwire.Echo", *args) for _ in range(3)]
+    w = Worker("high,low")
+    wait_until(lambda: len(echoes()) == 3, 10, "3 echoes")
+    for rec, jid in zip(echoes(), ids):
+        assert list(rec) == ["id", "args", "worker", "queue", "pid", "impl"], rec
+        assert rec["id"] == jid and rec["args"] == args, rec
+        assert rec["worker"] == w.id and rec["queue"] == "high" and rec["impl"] == "c", rec
+        assert rec["pid"] != w.pid, "the job must run in a forked child"
+    assert stat("processed") == 3 and stat("failed") == 0
+    assert int(R("GET", "resque:stat:processed:" + w.id)) == 3
+    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:worker:" + w.id))] * 2))
+    assert info["impl"] == "c" and info["mode"] == "fork" and info["state"] == "idle", info
+    assert info["pid"] == str(w.pid) and info["queues"] == "high,low" and info["host"] == HOST, info
+    assert info["spec"] == open(os.path.join(SPEC, "VERSION")).read().strip(), info
+    assert re.fullmatch(r"\d+", info["started_ms"]) and info["impl_version"], info
+    hb = R("HGET", "resque:workers:heartbeat", w.id).decode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", hb), hb
+    started = R("GET", "resque:worker:" + w.id + ":started").decode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000", started), started
+    assert R("ZSCORE", "resque:jobwire:leases", w.id) is not None
+    minutes = R("KEYS", "resque:jobwire:minutes:*")
+    assert len(minutes) == 1 and R("TTL", minutes[0]) > 0
+    wait_until(lambda: "Waiting for high,low" in cmdline(w.pid), 5, "procline")
+    assert cmdline(w.pid).startswith("jobwire-c/resque-1: Waiting for high,low"), cmdline(w.pid)
+    # Wake markers: a job enqueued while the worker blocks runs at once.
+    w2_block = time.time()
+    enqueue("low", "jobwire.Echo", "late")
+    wait_until(lambda: len(echoes()) == 4, 2, "a woken worker")
+    assert time.time() - w2_block < 1.0
+    w.quit()
+    assert not w.registered()
+    left = sorted(k.decode() for k in R("KEYS", "*" + w.id + "*"))
+    assert left == [], left
+    assert R("ZCARD", "resque:jobwire:leases") == 0
+
+
+def test_failure_record():
+    payload = ('{"class":"jobwire.Fail","args":["boom \\u00e9 \\"quoted\\"\\n"],"id":"f-1",'
+               '"enqueued_at":1764403200123,"extra":{"f":1.50,"e":1E+2,"big":9007199254740993}}')
+    big = '{"class":"jobwire.Echo","args":[123456789012345678901234567890],"id":"f-2"}'
+    push_raw("q", payload, big)
+    w = Worker("q")
+    wait_until(lambda: R("LLEN", "resque:failed") == 2, 10, "2 failures")
+    raws = R("LRANGE", "resque:failed", 0, -1)
+    rec = check_record(raws[0], "JobError", "q", w.id)
+    assert rec["error"] == 'boom \u00e9 "quoted"\n', rec["error"]
+    assert b'"payload":' + payload.encode() + b',"exception"' in raws[0], "payload not verbatim"
+    rec = check_record(raws[1], "jobwire.InvalidPayload", "q", w.id)
+    assert b'"payload":' + big.encode() + b',"exception"' in raws[1]
+    assert stat("processed") == 2 and stat("failed") == 2
+    assert int(R("GET", "resque:stat:failed:" + w.id)) == 2
+    w.quit()
+
+
+def test_unknown_class():
+    enqueue("q", "No.Such.Class", 1)
+    w = Worker("q")
+    wait_until(lambda: R("LLEN", "resque:failed") == 1, 10, "a failure")
+    rec = check_record(R("LINDEX", "resque:failed", 0), "jobwire.UnknownClass", "q", w.id)
+    assert rec["error"] == 'no handler registered for class "No.Such.Class"', rec["error"]
+    assert rec["backtrace"] == []
+    w.quit()
+
+
+def test_invalid_json():
+    push_raw("q", '{"class":"jobwire.Echo",', '[1,2]', '"str"', b'\xff\xfe garbage')
+    enqueue("q", "jobwire.Echo", "after")
+    w = Worker("q")
+    wait_until(lambda: len(echoes()) == 1, 10, "the valid job after the bad ones")
+    recs = failures()
+    assert [r["exception"] for r in recs] == ["jobwire.InvalidJSON", "jobwire.InvalidPayload",
+                                              "jobwire.InvalidPayload", "jobwire.InvalidJSON"], recs
+    assert recs[0]["payload"] == '{"class":"jobwire.Echo",', recs[0]
+    w.quit()
+
+
+def test_schema_invalid():
+    bad = [
+        {"class": "x" * 1025},
+        {"class": "jobwire.Echo", "args": {"a": 1}},
+        {"class": "jobwire.Echo", "id": "i" * 65},
+        {"class": "jobwire.Echo", "id": ""},
+        {"class": "jobwire.Echo", "id": 7},
+        {"class": "jobwire.Echo", "enqueued_at": -1},
+        {"class": "jobwire.Echo", "enqueued_at": 1.5},
+        {"class": "jobwire.Echo", "queue": 3},
+    ]
+    ok_len = {"class": "\u00e9" * 1024}  # 1024 characters, 2048 bytes: valid, unknown class
+    push_raw("q", *[json.dumps(b, separators=(",", ":")) for b in bad],
+             json.dumps(ok_len, ensure_ascii=False))
+    w = Worker("q")
+    wait_until(lambda: R("LLEN", "resque:failed") == len(bad) + 1, 10, "failures")
+    recs = failures()
+    for rec in recs[:-1]:
+        assert rec["exception"] == "jobwire.InvalidPayload", rec
+        assert isinstance(rec["payload"], dict), "schema-invalid payloads are embedded as objects"
+    assert recs[-1]["exception"] == "jobwire.UnknownClass", recs[-1]
+    # jobwire-enqueue validates too and pushes nothing on failure.
+    r = subprocess.run([os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url,
+                        "q", "y" * 1025], capture_output=True, env=child_env())
+    assert r.returncode == 2 and R("LLEN", "resque:queue:q") == 0, r
+    w.quit()
+
+
+def test_big_payload():
+    blob = "z" * (20 * 1024 * 1024)
+    big = json.dumps({"class": "jobwire.Fail", "args": [blob], "id": "big-1"}, separators=(",", ":"))
+    push_raw("q", big)
+    w = Worker("q")
+    wait_until(lambda: R("LLEN", "resque:failed") == 1, 30, "PayloadTooLarge")
+    rec = failures()[0]
+    assert rec["exception"] == "jobwire.PayloadTooLarge" and rec["payload"] == big, rec["error"]
+    w.quit()
+    R("DEL", "resque:failed")
+    echo = json.dumps({"class": "jobwire.Echo", "args": [blob], "id": "big-2"}, separators=(",", ":"))
+    push_raw("q", big, echo)
+    w = Worker("q", "--max-payload-bytes", str(32 * 1024 * 1024))
+    wait_until(lambda: R("LLEN", "resque:jobwire:conformance:echo") == 1, 60, "the 20 MiB echo")
+    raw = R("LINDEX", "resque:failed", 0)
+    assert b'"payload":' + big.encode() + b',"exception":"JobError"' in raw
+    assert json.loads(raw)["error"] == blob
+    assert echoes()[0]["args"] == [blob]
+    w.quit()
+
+
+def test_strict_priority():
+    for i in range(3):
+        enqueue("low", "jobwire.Echo", "low%d" % i)
+        enqueue("high", "jobwire.Echo", "high%d" % i)
+    w = Worker("high,low")
+    wait_until(lambda: len(echoes()) == 6, 10, "6 echoes")
+    order = [e["args"][0] for e in echoes()]
+    assert order == ["high0", "high1", "high2", "low0", "low1", "low2"], order
+    w.quit()
+
+
+def test_wildcard():
+    enqueue("b", "jobwire.Echo", "b")
+    enqueue("a", "jobwire.Echo", "a")
+    w = Worker("*", block_ms=5000)
+    wait_until(lambda: len(echoes()) == 2, 10, "2 echoes")
+    assert [e["args"][0] for e in echoes()] == ["a", "b"]
+    assert echoes()[0]["worker"] == HOST + ":%d:*" % w.pid
+    time.sleep(0.5)  # now blocked on the wake markers
+    t = time.time()
+    enqueue("brand-new", "jobwire.Echo", "new")
+    wait_until(lambda: len(echoes()) == 3, 4, "the new queue's job")
+    assert time.time() - t < 1.5, "wake-new-queue did not wake the wildcard worker"
+    assert echoes()[2]["queue"] == "brand-new"
+    w.quit()
+
+
+def test_signal_quit():
+    jid = enqueue("q", "jobwire.Sleep", 1200)
+    w = Worker("q")
+    inflight_token(w)
+    w.signal(signal.SIGQUIT)
+    assert w.wait(10) == 0
+    assert [e["id"] for e in echoes()] == [jid], "QUIT must finish the job first"
+    assert stat("processed") == 1 and R("LLEN", "resque:queue:q") == 0
+    assert not w.registered()
+
+
+def test_signal_term_int():
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        R("FLUSHALL")
+        enqueue("q", "jobwire.Sleep", 5000)
+        w = Worker("q")
+        inflight_token(w)
+        kids = wait_until(lambda: children_of(w.pid), 5, "the child")
+        t = time.time()
+        w.signal(sig)
+        assert w.wait(10) == 0
+        assert time.time() - t < 2, "TERM/INT must not wait for the job"
+        wait_until(lambda: not alive(kids[0]), 2, "the child to die")
+        assert R("LLEN", "resque:queue:q") == 1, "the job goes back to its queue"
+        assert R("HLEN", "resque:jobwire:deaths") == 0, "no death counted"
+        assert echoes() == [] and not w.registered()
+
+
+def test_signal_usr1():
+    enqueue("q", "jobwire.Sleep", 5000)
+    enqueue("q", "jobwire.Echo", "next")
+    w = Worker("q")
+    inflight_token(w)
+    w.signal(signal.SIGUSR1)
+    wait_until(lambda: len(echoes()) == 1, 5, "the next job")
+    rec = check_record(R("LINDEX", "resque:failed", 0), "jobwire.Killed", "q", w.id)
+    assert "SIGUSR1" in rec["error"], rec["error"]
+    assert echoes()[0]["args"] == ["next"] and w.proc.poll() is None
+    w.quit()
+
+
+def test_signal_pause_resume():
+    w = Worker("q")
+    w.wait_registered()
+    time.sleep(0.3)
+    w.signal(signal.SIGUSR2)
+    wait_until(lambda: R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"paused", 5, "paused")
+    enqueue("q", "jobwire.Echo", "p")
+    time.sleep(1.5)
+    assert echoes() == [] and R("LLEN", "resque:queue:q") == 1, "a paused worker must not reserve"
+    assert "Paused" in cmdline(w.pid), cmdline(w.pid)
+    w.signal(signal.SIGCONT)
+    wait_until(lambda: len(echoes()) == 1, 5, "the job after resume")
+    assert R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"idle"
+    # pause-all-workers pauses too.
+    R("SET", "resque:pause-all-workers", " TRUE ")
+    time.sleep(0.3)
+    enqueue("q", "jobwire.Echo", "pa")
+    time.sleep(1.5)
+    assert len(echoes()) == 1
+    R("DEL", "resque:pause-all-workers")
+    wait_until(lambda: len(echoes()) == 2, 5, "the job after pause-all is lifted")
+    w.quit()
+
+
+def test_control_commands():
+    w = Worker("q")
+    w.wait_registered()
+    ctl = "resque:jobwire:control:" + w.id
+    enqueue("q", "jobwire.Sleep", 2500)
+    tok = inflight_token(w)
+    R("RPUSH", ctl, "kill 123-not-the-token")
+    R("RPUSH", ctl, "frobnicate")
+    time.sleep(1.3)
+    assert R("LLEN", "resque:failed") == 0 and R("LLEN", ctl) == 0
+    R("RPUSH", ctl, "kill " + tok)
+    wait_until(lambda: R("LLEN", "resque:failed") == 1, 3, "kill <token>")
+    rec = check_record(R("LINDEX", "resque:failed", 0), "jobwire.Killed", "q", w.id)
+    assert "operator" in rec["error"], rec["error"]
+    enqueue("q", "jobwire.Sleep", 5000)
+    inflight_token(w)
+    R("RPUSH", ctl, "kill")
+    wait_until(lambda: R("LLEN", "resque:failed") == 2, 3, "kill")
+    R("RPUSH", ctl, "pause")
+    wait_until(lambda: R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"paused", 3, "pause")
+    enqueue("q", "jobwire.Echo", 1)
+    time.sleep(1.2)
+    assert echoes() == []
+    R("RPUSH", ctl, "resume")
+    wait_until(lambda: len(echoes()) == 1, 3, "resume")
+    R("RPUSH", ctl, "quit")
+    assert w.wait(5) == 0 and not w.registered()
+
+
+def test_job_timeout():
+    enqueue("q", "jobwire.Sleep", 10000)
+    enqueue("q", "jobwire.Echo", "after")
+    w = Worker("q", "--job-timeout-ms", "700")
+    wait_until(lambda: len(echoes()) == 1, 5, "the job after the timeout")
+    rec = check_record(R("LINDEX", "resque:failed", 0), "jobwire.Timeout", "q", w.id)
+    assert "700 ms" in rec["error"], rec["error"]
+    w.quit()
+
+
+def test_crash_recovery():
+    flags = ["--lease-ms", "1500", "--heartbeat-ms", "300"]
+    jid = enqueue("q", "jobwire.Sleep", 2500)
+    a = Worker("q", *flags)
+    inflight_token(a)
+    kids = wait_until(lambda: children_of(a.pid), 5, "the child")
+    a.signal(signal.SIGKILL)
+    a.wait(5)
+    wait_until(lambda: not alive(kids[0]), 2, "the orphan child to die (PR_SET_PDEATHSIG)")
+    b = Worker("q", *flags)
+    wait_until(lambda: len(echoes()) == 1, 10, "the recovered job")
+    time.sleep(3.0)  # the orphan would have echoed by now had it survived
+    got = echoes()
+    assert [e["id"] for e in got] == [jid], got
+    assert got[0]["worker"] == b.id
+    assert not a.registered() and R("HLEN", "resque:jobwire:deaths") == 0
+    assert R("EXISTS", "resque:jobwire:inflight:" + a.id) == 0
+    b.quit()
+
+
+def test_poison_job():
+    enqueue("q", "jobwire.Crash")
+    enqueue("q", "jobwire.Echo", "survivor")
+    w = Worker("q")
+    wait_until(lambda: len(echoes()) == 1, 10, "the job after the poison job")
+    recs = failures()
+    assert len(recs) == 1 and recs[0]["exception"] == "jobwire.PoisonJob", recs
+    assert "3 times" in recs[0]["error"] and "killed by signal 9 (SIGKILL)" in recs[0]["error"], recs[0]
+    assert R("HLEN", "resque:jobwire:deaths") == 0
+    assert stat("failed") == 1 and stat("processed") == 2
+    w.quit()
+
+
+def test_redis_restart():
+    w = Worker("q", "--heartbeat-ms", "500", "--lease-ms", "20000")
+    w.wait_registered()
+    jid = enqueue("q", "jobwire.Sleep", 2500)
+    inflight_token(w)
+    R("SAVE")  # keep the in-flight job across the restart
+    SERVER.kill()
+    time.sleep(1.2)
+    SERVER.start()
+    reconnect()
+    wait_until(lambda: [e["id"] for e in echoes()] == [jid], 10, "the echo after the restart")
+    wait_until(lambda: stat("processed") == 1, 10, "the held outcome to be settled")
+    assert R("EXISTS", "resque:jobwire:inflight:" + w.id) == 0 and R("LLEN", "resque:failed") == 0
+    # Now lose everything: the worker must notice (beat "unknown") and register again.
+    SERVER.kill()
+    os.unlink(os.path.join(SERVER.dir, "dump.rdb"))
+    time.sleep(1.0)
+    SERVER.start()
+    reconnect()
+    w.wait_registered(15)
+    enqueue("q", "jobwire.Echo", "after")
+    wait_until(lambda: len(echoes()) == 1, 10, "a job after Redis lost its data")
+    assert w.proc.poll() is None
+    assert "lost Redis" in w.logtext()
+    w.quit()
+
+
+def test_spec_mismatch():
+    R("HSET", "resque:jobwire:meta", "spec_major", "99")
+    w = Worker("q")
+    assert w.wait(10) != 0
+    assert "JOBWIRE_SPEC_MISMATCH" in w.logtext()
+
+
+def test_config_errors():
+    exe = os.path.join(OPTS.bin, "jobwire-worker")
+    for args in (["--queues", "q", "--concurrency", "4"], ["--queues", "q", "--lease-ms", "1000"],
+                 [], ["--queues", "bad:name"], ["--queues", "q", "--bogus", "1"]):
+        r = subprocess.run([exe] + args, capture_output=True, env=child_env(), timeout=10)
+        assert r.returncode == 2 and r.stderr, (args, r)
+
+
+def many_jobs(n):
+    """n payloads, mostly Noop, with every outcome mixed in."""
+    out = []
+    for i in range(n):
+        k = i % 50
+        if k == 1:
+            out.append('{"class":"jobwire.Fail","args":["f%d"],"id":"j%d"}' % (i, i))
+        elif k == 2:
+            out.append('{"class":"jobwire.Echo","args":[%d,"x"],"id":"j%d"}' % (i, i))
+        elif k == 3:
+            out.append('{"class":"Unknown","id":"j%d"}' % i)
+        elif k == 4:
+            out.append('{"class":"jobwire.Echo","args":{"bad":1},"id":"j%d"}' % i)
+        elif k == 5:
+            out.append('{"class":')
+        else:
+            out.append('{"class":"jobwire.Noop","args":[%d],"id":"j%d"}' % (i, i))
+    return out
+
+
+def run_many(n, valgrind=False, timeout=3600):
+    push_raw("q", *many_jobs(n))
+    t = time.time()
+    w = Worker("q", valgrind=valgrind)
+    wait_until(lambda: stat("processed") >= n, timeout, "%d jobs" % n)
+    elapsed = time.time() - t
+    w.quit()
+    assert stat("processed") == n
+    assert stat("failed") == sum(1 for i in range(n) if i % 50 in (1, 3, 4, 5))
+    return w, elapsed
+
+
+def test_valgrind():
+    n = OPTS.valgrind_jobs
+    w, elapsed = run_many(n, valgrind=True)
+    logs = [os.path.join(w.vgdir, f) for f in os.listdir(w.vgdir)]
+    bad = []
+    for path in logs:
+        text = open(path, errors="replace").read()
+        m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+        if not m or m.group(1) != "0" or re.search(r"(definitely|indirectly) lost: [1-9]", text):
+            bad.append(path)
+    print("    valgrind: %d jobs in %.1fs (%.0f jobs/s), %d processes checked"
+          % (n, elapsed, n / elapsed, len(logs)))
+    assert len(logs) >= n - n // 50 * 4, "expected a valgrind log per child"
+    assert not bad, "valgrind errors in %s" % bad[:3]
+
+
+def test_soak():
+    n = OPTS.soak_jobs
+    w, elapsed = run_many(n)
+    print("    soak: %d jobs in %.1fs (%.0f jobs/s)" % (n, elapsed, n / elapsed))
+
+
+def test_bench():
+    n = 10000
+    push_raw("q", *['{"class":"jobwire.Noop","args":[],"id":"n%d"}' % i for i in range(n)])
+    t = time.time()
+    w = Worker("q")
+    wait_until(lambda: stat("processed") >= n, 600, "%d jobs" % n)
+    el = time.time() - t
+    print("    drain %d jobwire.Noop: %.2fs = %.0f jobs/s (fork per job)" % (n, el, n / el))
+    time.sleep(2)
+    with open("/proc/%d/status" % w.pid) as f:
+        rss = [l for l in f if l.startswith("VmRSS")][0].split()[1]
+    print("    idle master RSS: %s kB" % rss)
+    w.quit()
+    m = 300
+    t = time.time()
+    for i in range(m):
+        enqueue("e", "jobwire.Noop", i)
+    el = time.time() - t
+    print("    jobwire-enqueue: %d runs in %.2fs = %.0f/s (one process per job)" % (m, el, m / el))
+
+
+FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
+        test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
+        test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
+        test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
+        test_redis_restart, test_spec_mismatch, test_config_errors]
+SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
+         test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
+         test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery]
+EXTRA = {"valgrind": test_valgrind, "soak": test_soak, "bench": test_bench}
+
+
+def main():
+    global OPTS, SERVER, R
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", default=".")
+    p.add_argument("--asan", action="store_true")
+    p.add_argument("--short", action="store_true")
+    p.add_argument("--only", action="append", default=[])
+    p.add_argument("--valgrind-jobs", type=int, default=0)
+    p.add_argument("--soak-jobs", type=int, default=500)
+    OPTS = p.parse_args()
+    OPTS.bin = os.path.abspath(OPTS.bin)
+    if OPTS.only:
+        names = {t.__name__: t for t in FULL}
+        names.update({"test_" + k: v for k, v in EXTRA.items()})
+        tests = [names[n if n.startswith("test_") else "test_" + n] for n in OPTS.only]
+    else:
+        tests = list(SHORT if OPTS.short else FULL)
+        if OPTS.short:
+            tests.append(test_soak)
+        if OPTS.valgrind_jobs and not OPTS.short:
+            tests.append(test_valgrind)
+    SERVER = RedisServer()
+    SERVER.start()
+    R = Redis(SERVER.port)
+    failed = []
+    start = time.time()
+    try:
+        for t in tests:
+            reset()
+            t0 = time.time()
+            try:
+                t()
+                bad = [l for w in Worker.all for l in w.sanitizer_reports()]
+                assert not bad, "sanitizer reports: %s" % bad[:5]
+                print("PASS %-28s %5.1fs" % (t.__name__, time.time() - t0), flush=True)
+            except Exception:
+                failed.append(t.__name__)
+                print("FAIL %-28s %5.1fs" % (t.__name__, time.time() - t0), flush=True)
+                traceback.print_exc()
+                for w in Worker.all[-3:]:
+                    print("---- %s (worker %d) ----\n%s" % (w.log, w.pid, w.logtext()[-3000:]))
+            for w in Worker.all:
+                w.stop()
+            try:
+                reconnect()
+            except OSError:
+                SERVER.kill()
+                SERVER.start()
+                reconnect()
+    finally:
+        for w in Worker.all:
+            w.stop()
+        SERVER.kill()
+    print("%d passed, %d failed in %.0fs%s" % (len(tests) - len(failed), len(failed),
+                                              time.time() - start,
+                                              (": " + ", ".join(failed)) if failed else ""))
+    if not failed:
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print("logs kept in", TMP)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

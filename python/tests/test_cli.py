@@ -1,0 +1,49 @@
+"""The `jobwire` command line: each command, and one clear line for every error."""
+
+import json
+import subprocess
+
+from conftest import JOBWIRE
+
+
+def run(url, *args, ok=True):
+    proc = subprocess.run([JOBWIRE, *args, "--redis-url", url], capture_output=True, text=True, timeout=30)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_enqueue_info_queues_and_failed(r, redis_server):
+    url = redis_server.url
+    job_id = run(url, "enqueue", "high", "Mail", "7", '{"to":"a"}', "plain words").stdout.strip()
+    doc = json.loads(r.lindex("resque:queue:high", 0))
+    assert doc["id"] == job_id and doc["args"] == [7, {"to": "a"}, "plain words"]
+    assert json.loads(run(url, "info").stdout)["pending"] == 1
+    assert run(url, "queues").stdout == "high\t1\n"
+    r.rpush("resque:failed", json.dumps({"failed_at": "x", "payload": doc, "exception": "E", "error": "m",
+                                          "backtrace": [], "worker": "h:1:high", "queue": "high"}))
+    assert job_id in run(url, "failed", "list").stdout
+    run(url, "failed", "retry", job_id)
+    assert r.llen("resque:queue:high") == 2 and r.llen("resque:failed") == 0
+
+
+def test_errors_are_one_line_and_non_zero(r, redis_server):
+    url = redis_server.url
+    for args, expected in [
+        (("enqueue", "bad:queue", "X"), "invalid queue name"),
+        (("failed", "retry", "nope"), "no failure record"),
+        (("control", "h:1:q", "pause"), "no worker"),
+        (("worker", "--queues", "q", "--import", "no_such_module_xyz"), "cannot import"),
+        (("worker", "--queues", "q", "--lease-ms", "100", "--heartbeat-ms", "100"), "lease"),
+    ]:
+        proc = run(url, *args, ok=False)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("jobwire: ") and expected in proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = subprocess.run([JOBWIRE, "info", "--redis-url", "redis://127.0.0.1:1/0"], capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.startswith("jobwire: Redis error") and "Traceback" not in proc.stderr
+
+
+def test_version_names_package_and_protocol():
+    out = subprocess.run([JOBWIRE, "version"], capture_output=True, text=True).stdout
+    assert out.startswith("jobwire 1.0.0 (protocol 1.0.0)")
