@@ -93,6 +93,7 @@ static volatile sig_atomic_t got_term, got_quit, got_usr1, got_usr2, got_cont;
 
 static char *title_area;
 static size_t title_size;
+static char **title_env;    /* our heap copy of environ; a root for leak checkers */
 
 /* Record the argv+environ area and move environ out of it. Must run before
  * anything keeps pointers into argv or the environment. */
@@ -109,9 +110,19 @@ static void title_init(int argc, char **argv) {
         env[i] = jw_strdup(environ[i]);
     }
     env[n] = NULL;
-    environ = env;
+    environ = title_env = env;
     title_area = argv[0];
     title_size = (size_t)(end - argv[0]);
+}
+
+/* Free the moved environment at exit; environ is cleared first so nothing
+ * can read freed strings through getenv(). */
+static void title_free(void) {
+    extern char **environ;
+    environ = NULL;
+    for (char **e = title_env; e && *e; e++) free(*e);
+    free(title_env);
+    title_env = NULL;
 }
 
 /* Set the title to "jobwire-c/resque-1: <state>", truncated to the area. */
@@ -916,6 +927,7 @@ static void cleanup(void) {
     free(W.spec_version);
     close(W.sigpipe[0]);
     close(W.sigpipe[1]);
+    title_free();
 }
 
 int main(int argc, char **argv) {
