@@ -23,6 +23,7 @@ import ipaddress
 import os
 import secrets
 import sys
+from collections import defaultdict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -119,6 +120,7 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
     app.jinja_env.globals["version"] = __version__
     app.jinja_env.globals["namespace"] = client.keys.ns
     app.jinja_env.globals["auth_enabled"] = auth is not None
+    app.jinja_env.globals["blank"] = defaultdict(str)  # the item a live-update <template> row is drawn from
 
     def authenticated() -> bool:
         if auth is None:

@@ -104,10 +104,9 @@
     var kinds = only ? [only] : ["processed", "failed"];
     var colors = { processed: "#2f7d4f", failed: "#c0392b" };
     var ratio = window.devicePixelRatio || 1;
-    var width = canvas.clientWidth || 600, height = Number(canvas.getAttribute("height")) || 140;
+    var width = canvas.clientWidth || 600, height = canvas.clientHeight || 140;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
-    canvas.style && (canvas.style.height = height + "px");
     var ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);

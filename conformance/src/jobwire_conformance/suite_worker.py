@@ -1,0 +1,368 @@
+"""Worker lifecycle tests: registration, heartbeat, stats, signals, control commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+from . import schemas
+from .checks import RUN_AT, STARTED, raw_member
+from .core import MUST, SHOULD, Failed, Test, group
+from .redisutil import redis_time_ms
+
+P71 = "protocol.md#71-identity"
+P73 = "protocol.md#73-life-of-a-worker"
+P75 = "protocol.md#75-signals-and-the-control-channel"
+P76 = "protocol.md#76-heartbeat-and-recovery"
+P63 = "protocol.md#63-heartbeat-value"
+P61 = "protocol.md#61-working-on-record"
+P84 = "protocol.md#84-register-and-heartbeat"
+P85 = "protocol.md#85-unregister-leave"
+KL_R = "key-layout.md#resque-keys-shared-with-ruby-resque-and-node-resque"
+KL_J = "key-layout.md#jobwire-extension-keys"
+
+
+def worker_keys(ctx, wid: str) -> dict[str, object]:
+    """Everything registered under a worker id: which of its keys and members still exist."""
+    k = ctx.k
+    return {
+        "workers member": ctx.r.sismember(k.workers(), wid),
+        "heartbeat field": ctx.r.hexists(k.heartbeats(), wid),
+        "lease": ctx.r.zscore(k.leases(), wid) is not None,
+        k.worker_record(wid): ctx.r.exists(k.worker_record(wid)),
+        k.worker_started(wid): ctx.r.exists(k.worker_started(wid)),
+        k.inflight(wid): ctx.r.exists(k.inflight(wid)),
+        k.stat_processed_worker(wid): ctx.r.exists(k.stat_processed_worker(wid)),
+        k.stat_failed_worker(wid): ctx.r.exists(k.stat_failed_worker(wid)),
+        k.worker_info(wid): ctx.r.exists(k.worker_info(wid)),
+        k.control(wid): ctx.r.exists(k.control(wid)),
+    }
+
+
+def info(ctx, wid: str) -> dict:
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in ctx.r.hgetall(ctx.k.worker_info(wid)).items()}
+
+
+@group(Test("worker.register.id-format", P71, MUST, "the worker id is <host>:<pid>:<queues as configured>"),
+       Test("worker.register.workers-set", P84, MUST, "a started worker is a member of <ns>:workers"),
+       Test("worker.register.started", KL_R, MUST, "<ns>:worker:<id>:started is '%Y-%m-%d %H:%M:%S +0000'"),
+       Test("worker.register.heartbeat-value", P63, MUST,
+            "the heartbeat hash value validates against heartbeat.schema.json"),
+       Test("worker.register.info", KL_J, MUST,
+            "<ns>:jobwire:worker:<id> validates against worker-info.schema.json and matches the worker"),
+       Test("worker.register.meta", "protocol.md#12-versioning", MUST, "registration records spec_major in <ns>:jobwire:meta"),
+       Test("worker.register.lease", P76, MUST, "the worker holds a lease in <ns>:jobwire:leases ending in the future"),
+       Test("worker.heartbeat.advances", P76, MUST, "the lease and heartbeat are renewed every heartbeat-ms"),
+       Test("worker.process-title", "protocol.md#78-process-title", SHOULD,
+            "the process title is jobwire-<impl>/resque-1: <state>"),
+       Test("stats.processed.counts-all", KL_R, MUST, "stat:processed counts every settled job, failures included"),
+       Test("stats.failed.counts-failures", KL_R, MUST, "stat:failed counts failed jobs only"),
+       Test("stats.per-worker", KL_R, MUST, "stat:processed:<id> and stat:failed:<id> count while the worker is registered"),
+       Test("stats.minutes", KL_J, MUST, "the per-minute counters record processed and failed jobs"),
+       Test("worker.unregister.quit", P85, MUST,
+            "after SIGQUIT an idle worker exits 0 and every key and member of its id is gone"),
+       Test("stats.global-survive-unregister", KL_R, MUST, "global counters survive the worker's unregistration"))
+def registration(ctx):
+    queues = "rega,regb"
+    w = ctx.start_worker(queues)
+    wid = w.worker_id
+    m = re.fullmatch(r"([^:]+):(\d+)(\+\d+)?:(.*)", wid)
+    ctx.check("worker.register.id-format", bool(m) and m.group(2) == str(w.pid) and m.group(4) == queues,
+              f"worker id {wid!r}; expected <host>:{w.pid}:{queues}")
+    ctx.check("worker.register.workers-set", ctx.r.sismember(ctx.k.workers(), wid), "not in the workers set")
+    started = (ctx.r.get(ctx.k.worker_started(wid)) or b"").decode()
+    ctx.check("worker.register.started", bool(STARTED.match(started)), f"started is {started!r}")
+    beat = ctx.r.hget(ctx.k.heartbeats(), wid)
+    beat = beat.decode() if beat else None
+    why = schemas.errors("heartbeat", beat) if beat else "missing"
+    ctx.check("worker.register.heartbeat-value", why is None, f"heartbeat value {beat!r}: {why}")
+    facts = info(ctx, wid)
+    problems = []
+    why = schemas.errors("worker-info", facts)
+    if why:
+        problems.append(why)
+    if facts.get("queues") != queues:
+        problems.append(f"queues {facts.get('queues')!r}")
+    if facts.get("pid", "").split("+")[0] != str(w.pid):
+        problems.append(f"pid {facts.get('pid')!r}, expected {w.pid}")
+    if m and facts.get("host") != m.group(1):
+        problems.append(f"host {facts.get('host')!r} differs from the id's {m.group(1)!r}")
+    if ctx.impl.mode and facts.get("mode") != ctx.impl.mode:
+        problems.append(f"mode {facts.get('mode')!r}, the manifest says {ctx.impl.mode!r}")
+    if ctx.impl.impl and facts.get("impl") != ctx.impl.impl:
+        problems.append(f"impl {facts.get('impl')!r}, the manifest says {ctx.impl.impl!r}")
+    if facts.get("state") != "idle":
+        problems.append(f"state {facts.get('state')!r}")
+    ctx.check("worker.register.info", not problems, "; ".join(problems) + f" in {facts}")
+    meta = ctx.r.hget(ctx.k.meta(), "spec_major")
+    ctx.check("worker.register.meta", meta == b"1", f"spec_major is {meta!r}")
+    lease = ctx.r.zscore(ctx.k.leases(), wid)
+    now = redis_time_ms(ctx.r)
+    ctx.check("worker.register.lease", lease is not None and lease > now,
+              f"lease {lease} (Redis time {now})")
+    if ctx.wants("worker.process-title"):
+        try:
+            title = open(f"/proc/{w.pid}/cmdline", "rb").read().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError as exc:
+            title = str(exc)
+        ctx.check("worker.process-title", re.search(r"jobwire-[\w.-]+/resque-1: ", title) is not None,
+                  f"process title {title.strip()!r}")
+    # heartbeat advancing: lease renewed about every 200 ms
+    l1 = ctx.r.zscore(ctx.k.leases(), wid) or 0
+    time.sleep(0.7)
+    l2 = ctx.r.zscore(ctx.k.leases(), wid) or 0
+    ctx.check("worker.heartbeat.advances", l2 > l1 and l2 > redis_time_ms(ctx.r),
+              f"lease went from {l1} to {l2} in 700 ms with --heartbeat-ms 200")
+    # stats: 3 successes, 2 failures
+    ids = [ctx.enqueue("rega", "jobwire.Echo", [n]) for n in range(3)]
+    fails = [ctx.enqueue("regb", "jobwire.Fail", [f"stat failure {n}"]) for n in range(2)]
+    for job_id in ids:
+        ctx.require(ctx.wait_echo(job_id, 6) is not None, f"job {job_id} did not run: {w.describe()}")
+    for job_id in fails:
+        ctx.require(ctx.wait_failure(job_id, 6)[0] is not None, f"job {job_id} did not fail: {w.describe()}")
+    processed = lambda: int(ctx.r.get(ctx.k.stat_processed()) or 0)  # noqa: E731
+    ctx.wait_for(lambda: processed() >= 5, 3)
+    failed = int(ctx.r.get(ctx.k.stat_failed()) or 0)
+    ctx.check("stats.processed.counts-all", processed() == 5, f"stat:processed is {processed()}, expected 5")
+    ctx.check("stats.failed.counts-failures", failed == 2, f"stat:failed is {failed}, expected 2")
+    pw = ctx.r.get(ctx.k.stat_processed_worker(wid))
+    fw = ctx.r.get(ctx.k.stat_failed_worker(wid))
+    ctx.check("stats.per-worker", pw == b"5" and fw == b"2",
+              f"stat:processed:<id> {pw!r} (expected 5), stat:failed:<id> {fw!r} (expected 2)")
+    days = {time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (time.time() - 60, time.time())}
+    totals = {"processed": 0, "failed": 0}
+    for day in days:
+        for field, value in ctx.r.hgetall(ctx.k.minutes(day)).items():
+            kind = field.decode().split(":")[0]
+            if kind in totals:
+                totals[kind] += int(value)
+    ctx.check("stats.minutes", totals == {"processed": 5, "failed": 2}, f"minute counters total {totals}")
+    w.signal(signal.SIGQUIT)
+    code = w.wait(8)
+    left = {k: v for k, v in worker_keys(ctx, wid).items() if v}
+    ctx.check("worker.unregister.quit", code == 0 and not left,
+              f"exit status {code}; still present: {sorted(left)}; {w.describe() if code != 0 else ''}")
+    ctx.check("stats.global-survive-unregister",
+              processed() == 5 and int(ctx.r.get(ctx.k.stat_failed()) or 0) == 2, "global counters changed")
+
+
+@group(Test("worker.signal.quit", P75, MUST,
+            "SIGQUIT during a job: the job finishes and is settled, the worker leaves and exits 0"),
+       Test("worker.heartbeat.while-busy", P76, MUST, "the lease keeps being renewed while a job runs longer than it"),
+       Test("record.working-on", P61, MUST,
+            "while a job runs, <ns>:worker:<id> holds {queue, run_at, payload verbatim}"),
+       Test("record.inflight", KL_J, MUST, "while a job runs, the in-flight hash holds queue, payload, token"))
+def signal_quit(ctx):
+    w = ctx.start_worker("sq")
+    job_id, raw = ctx.payload("jobwire.Sleep", [2200], {"extra": [1.50]})
+    ctx.push_raw("sq", raw)
+    held = ctx.wait_holding(w, job_id, 5)
+    problems = [f"{f} missing" for f in ("queue", "payload", "token") if f not in held]
+    if held.get("payload") != raw:
+        problems.append("payload differs from the pushed bytes")
+    if held.get("queue") != b"sq":
+        problems.append(f"queue {held.get('queue')!r}")
+    ctx.check("record.inflight", not problems, "; ".join(problems))
+    rec = ctx.r.get(ctx.k.worker_record(w.worker_id)) or b""
+    problems = []
+    try:
+        doc = json.loads(rec)
+        why = schemas.errors("working-on", doc)
+        if why:
+            problems.append(why)
+        if doc.get("queue") != "sq":
+            problems.append(f"queue {doc.get('queue')!r}")
+        if not RUN_AT.match(str(doc.get("run_at"))):
+            problems.append(f"run_at {doc.get('run_at')!r} is not %Y-%m-%dT%H:%M:%SZ")
+        if raw_member(rec, "payload") != raw:
+            problems.append("payload is not the pushed bytes verbatim")
+    except ValueError:
+        problems.append("not JSON")
+    ctx.check("record.working-on", not problems, "; ".join(problems) + f": {rec[:300]!r}")
+    l1 = ctx.r.zscore(ctx.k.leases(), w.worker_id) or 0
+    time.sleep(1.6)  # longer than the 1500 ms lease
+    l2 = ctx.r.zscore(ctx.k.leases(), w.worker_id) or 0
+    now = redis_time_ms(ctx.r)
+    ctx.check("worker.heartbeat.while-busy", l2 > l1 and l2 > now,
+              f"lease {l1} then {l2} (Redis time {now}) while a 2.2 s job runs")
+    w.signal(signal.SIGQUIT)
+    code = w.wait(8)
+    echo = ctx.echo_for(job_id)
+    left = {k: v for k, v in worker_keys(ctx, w.worker_id).items() if v}
+    ctx.check("worker.signal.quit",
+              code == 0 and len(echo) == 1 and not left and not ctx.failures()
+              and ctx.r.llen(ctx.k.queue("sq")) == 0 and int(ctx.r.get(ctx.k.stat_processed()) or 0) == 1,
+              f"exit status {code}, {len(echo)} echo records, failures {ctx.failures()[:1]}, "
+              f"keys left {sorted(left)}, queue length {ctx.r.llen(ctx.k.queue('sq'))}; {w.describe()}")
+
+
+def _term(ctx, sig, test_id):
+    w = ctx.start_worker("st")
+    job_id, raw = ctx.payload("jobwire.Sleep", [4000], {"extra": {"keep": "me", "n": 1.50}})
+    ctx.push_raw("st", raw)
+    ctx.wait_holding(w, job_id, 5)
+    behind = ctx.enqueue("st", "jobwire.Echo", ["behind"])
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    w.signal(sig)
+    code = w.wait(6)
+    took = time.monotonic() - t0
+    queue = ctx.r.lrange(ctx.k.queue("st"), 0, -1)
+    time.sleep(0.3)
+    problems = []
+    if code != 0:
+        problems.append(f"exit status {code} ({w.describe()})")
+    if took > 3:
+        problems.append(f"took {took:.1f} s to exit (the job must be killed at once)")
+    if not queue or queue[0] != raw:
+        problems.append(f"the queue's head is {queue[:1]!r}, expected the Sleep payload byte for byte")
+    if len(queue) != 2:
+        problems.append(f"queue holds {len(queue)} payloads, expected 2")
+    if ctx.echo_for(job_id):
+        problems.append("the killed job still echoed")
+    if ctx.r.hlen(ctx.k.deaths()):
+        problems.append(f"a death was counted: {ctx.r.hgetall(ctx.k.deaths())}")
+    if ctx.failures():
+        problems.append(f"a failure was recorded: {ctx.failures()[0][:200]!r}")
+    left = {k: v for k, v in worker_keys(ctx, w.worker_id).items() if v}
+    if left:
+        problems.append(f"keys left: {sorted(left)}")
+    if any(pid for pid in w.children()):
+        problems.append(f"processes left behind: {w.children()}")
+    ctx.check(test_id, not problems, "; ".join(problems))
+    return behind
+
+
+@group(Test("worker.signal.term", P75, MUST,
+            "SIGTERM during a job: the job is given back to the head of its queue unchanged, no death, exit 0"),
+       Test("worker.signal.int", P75, MUST, "SIGINT behaves as SIGTERM"))
+def signal_term(ctx):
+    if ctx.wants("worker.signal.term"):
+        _term(ctx, signal.SIGTERM, "worker.signal.term")
+    if ctx.wants("worker.signal.int"):
+        ctx.r.delete(ctx.k.queue("st"))
+        _term(ctx, signal.SIGINT, "worker.signal.int")
+
+
+def _pause_resume(ctx, w, pause, resume, test_id, queue):
+    pause()
+    state = ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == "paused", 3)
+    if not state:
+        ctx.fail(test_id, f"state is {info(ctx, w.worker_id).get('state')!r} 3 s after pausing")
+        return
+    job = ctx.enqueue(queue, "jobwire.Echo", ["while paused"])
+    time.sleep(1.3)
+    if ctx.echo_for(job):
+        ctx.fail(test_id, "a job ran while the worker was paused")
+        return
+    if ctx.r.llen(ctx.k.queue(queue)) != 1:
+        ctx.fail(test_id, "the job left its queue while the worker was paused")
+        return
+    resume()
+    echo = ctx.wait_echo(job, 3)
+    state = info(ctx, w.worker_id).get("state")
+    ctx.check(test_id, echo is not None and state == "idle" and w.alive(),
+              f"after resuming: job ran {echo is not None}, state {state!r}; {w.describe()}")
+
+
+@group(Test("worker.signal.pause-resume", P75, MUST,
+            "SIGUSR2 pauses (state paused, no job taken); SIGCONT resumes (state idle, jobs run)"),
+       Test("control.pause-resume", P75, MUST, "the pause and resume control commands pause and resume"),
+       Test("control.unknown-ignored", P75, MUST, "an unknown control command is ignored"),
+       Test("control.quit", P75, MUST, "the quit control command makes an idle worker leave and exit 0"),
+       Test("queue.pause-all", "protocol.md#75-signals-and-the-control-channel", MUST,
+            "<ns>:pause-all-workers = true stops reserving; deleting it resumes within the block timeout"))
+def pause_and_control(ctx):
+    w = ctx.start_worker("pc")
+    control = ctx.k.control(w.worker_id)
+    if ctx.wants("worker.signal.pause-resume"):
+        _pause_resume(ctx, w, lambda: w.signal(signal.SIGUSR2), lambda: w.signal(signal.SIGCONT),
+                      "worker.signal.pause-resume", "pc")
+    if ctx.wants("control.pause-resume"):
+        _pause_resume(ctx, w, lambda: ctx.r.rpush(control, "pause"), lambda: ctx.r.rpush(control, "resume"),
+                      "control.pause-resume", "pc")
+    if ctx.wants("control.unknown-ignored"):
+        ctx.r.rpush(control, "frobnicate now")
+        time.sleep(0.3)
+        job = ctx.enqueue("pc", "jobwire.Echo", ["after unknown"])
+        ctx.check("control.unknown-ignored", ctx.wait_echo(job, 3) is not None and w.alive(),
+                  f"the worker stopped working after an unknown command: {w.describe()}")
+    if ctx.wants("queue.pause-all"):
+        ctx.r.set(ctx.k.pause_all(), " TRUE ")
+        time.sleep(0.7)
+        job = ctx.enqueue("pc", "jobwire.Echo", ["pause all"])
+        time.sleep(1.2)
+        ran = bool(ctx.echo_for(job))
+        ctx.r.delete(ctx.k.pause_all())
+        echo = ctx.wait_echo(job, 3)
+        ctx.check("queue.pause-all", not ran and echo is not None,
+                  "a job ran while pause-all-workers was true" if ran else "the job did not run after resuming")
+    if ctx.wants("control.quit"):
+        ctx.r.rpush(control, "quit")
+        code = w.wait(6)
+        left = {k: v for k, v in worker_keys(ctx, w.worker_id).items() if v}
+        ctx.check("control.quit", code == 0 and not left, f"exit status {code}; keys left {sorted(left)}")
+
+
+@group(Test("worker.signal.usr1-kill", P75, "MUST", "SIGUSR1 kills the running job; it fails as jobwire.Killed; the worker goes on",
+            feature="kill-running-job"),
+       Test("control.kill-token", P75, "MUST", "kill <token> kills only the job holding that token", feature="kill-running-job"),
+       Test("control.kill", P75, "MUST", "a bare kill command kills the running job as jobwire.Killed",
+            feature="kill-running-job"))
+def kill(ctx):
+    w = ctx.start_worker("kq")
+
+    def killed(job_id, how, test_id, token_check=None):
+        rec, doc = ctx.wait_failure(job_id, 3.5)
+        after = ctx.enqueue("kq", "jobwire.Echo", [f"after {how}"])
+        ran_after = ctx.wait_echo(after, 4) is not None
+        ctx.check(test_id, rec is not None and doc.get("exception") == "jobwire.Killed" and ran_after
+                  and not ctx.echo_for(job_id),
+                  f"after {how}: record {rec[:300] if rec else None!r}; next job ran: {ran_after}; {w.describe()}")
+
+    if ctx.wants("worker.signal.usr1-kill"):
+        job = ctx.enqueue("kq", "jobwire.Sleep", [6000])
+        ctx.wait_holding(w, job, 4)
+        time.sleep(0.2)
+        w.signal(signal.SIGUSR1)
+        killed(job, "SIGUSR1", "worker.signal.usr1-kill")
+    if ctx.wants("control.kill-token"):
+        job = ctx.enqueue("kq", "jobwire.Sleep", [6000])
+        held = ctx.wait_holding(w, job, 4)
+        ctx.r.rpush(ctx.k.control(w.worker_id), "kill 123wrongtoken")
+        time.sleep(1.4)
+        if ctx.failure_for(job):
+            ctx.fail("control.kill-token", "kill with another token killed the job")
+        else:
+            ctx.r.rpush(ctx.k.control(w.worker_id), "kill " + held["token"].decode())
+            killed(job, "kill <token>", "control.kill-token")
+    if ctx.wants("control.kill"):
+        job = ctx.enqueue("kq", "jobwire.Sleep", [6000])
+        ctx.wait_holding(w, job, 4)
+        ctx.r.rpush(ctx.k.control(w.worker_id), "kill")
+        killed(job, "kill", "control.kill")
+
+
+@group(Test("worker.job-timeout", "protocol.md#74-running-a-job", MUST,
+            "a job running past --job-timeout-ms fails as jobwire.Timeout; the worker goes on", feature="job-timeout"))
+def job_timeout(ctx):
+    w = ctx.start_worker("jt", job_timeout_ms=600)
+    job = ctx.enqueue("jt", "jobwire.Sleep", [5000])
+    rec, doc = ctx.wait_failure(job, 4)
+    after = ctx.enqueue("jt", "jobwire.Echo", ["after timeout"])
+    ran = ctx.wait_echo(after, 4) is not None
+    ctx.check("worker.job-timeout", rec is not None and doc.get("exception") == "jobwire.Timeout" and ran,
+              f"record {rec[:300] if rec else None!r}; next job ran: {ran}; {w.describe()}")
+
+
+@group(Test("worker.register.spec-mismatch", "protocol.md#12-versioning", MUST,
+            "a worker refuses to register when <ns>:jobwire:meta names another spec major, and exits non-zero"))
+def spec_mismatch(ctx):
+    ctx.r.hset(ctx.k.meta(), "spec_major", "2")
+    w = ctx.start_worker("sm", register=False)
+    code = w.wait(10)
+    members = ctx.r.smembers(ctx.k.workers())
+    ctx.check("worker.register.spec-mismatch", code not in (None, 0) and not members,
+              f"exit status {code}; workers set {members}; {w.describe()}")
