@@ -393,13 +393,22 @@ export class Worker extends EventEmitter {
     const id = this.id;
     const p = this.pending;
     const now = new Date();
-    const keys = [
-      k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
-      k.statFailedWorker(id), k.failed(), k.deaths(), k.minutes(utcDay(now)), k.leases(), k.pauseAll(),
-      k.workerRecord(id), k.workerRecord(id),
-    ];
-    for (const q of queues) keys.push(k.queue(q));
-    for (const q of queues) keys.push(k.wake(q));
+    const day = utcDay(now);
+    if (!this.workKeys || this.workKeys.day !== day) {
+      // the keys that do not depend on the queues, built once per UTC day
+      this.workKeys = {
+        day,
+        fixed: [
+          k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
+          k.statFailedWorker(id), k.failed(), k.deaths(), k.minutes(day), k.leases(), k.pauseAll(),
+          k.workerRecord(id), k.workerRecord(id),
+        ],
+      };
+    }
+    if (this.queueKeys?.list !== queues) {
+      this.queueKeys = { list: queues, keys: [...queues.map((q) => k.queue(q)), ...queues.map((q) => k.wake(q))] };
+    }
+    const keys = [...this.workKeys.fixed, ...this.queueKeys.keys];
     const args = [id, p.op, p.token, p.record, failedAt(now), runAt(now), this.options.maxDeaths,
       this.options.maxPayloadBytes, ...queues];
     let reply;
@@ -612,7 +621,7 @@ export class WorkerProcess extends EventEmitter {
     this.workers = [];
     for (let i = 1; i <= n; i++) {
       const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i });
-      w.on('state', () => this.updateTitle());
+      w.on('state', () => this.scheduleTitle());
       this.workers.push(w);
     }
     this.setTitle('Starting');
@@ -655,6 +664,16 @@ export class WorkerProcess extends EventEmitter {
     try {
       process.title = `jobwire-node/resque-1: ${state}`;
     } catch { /* not settable here */ }
+  }
+
+  // Coalesces title changes (setting the title costs a system call; jobs may take microseconds).
+  scheduleTitle() {
+    if (this.titleTimer) return;
+    this.titleTimer = setTimeout(() => {
+      this.titleTimer = null;
+      this.updateTitle();
+    }, 100);
+    this.titleTimer.unref?.();
   }
 
   updateTitle() {

@@ -98,5 +98,5 @@ def test_node_resque_sees_jobwire_workers_and_their_jobs(client, r, spawn, redis
     (worker_id,) = client.worker_ids()
     assert workers == {worker_id.rsplit(":", 1)[0]: "q"}
     working = node_eval(redis_server.url, "return await queue.allWorkingOn();")
-    record = next(iter(working.values()))
+    record = working[worker_id.rsplit(":", 1)[0]]
     assert record["queue"] == "q" and record["payload"]["class"] == "jobwire.Sleep"

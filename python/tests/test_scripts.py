@@ -41,7 +41,8 @@ def test_reserve_is_strictly_by_priority_and_records_working_on(client, r, redis
     reply = reserve(w)
     assert reply[1] == b"job" and reply[3] == b"high"
     record = json.loads(r.get(f"resque:worker:{w.id}"))
-    assert list(record) == ["queue", "run_at", "payload"]
+    assert list(record) == ["queue", "run_at", "payload", "worker"]
+    assert record["worker"] == w.id.rsplit(":", 1)[0]
     assert record["payload"]["class"] == "H"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["run_at"])
     assert r.hget(f"resque:jobwire:inflight:{w.id}", "payload") == reply[4]

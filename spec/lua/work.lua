@@ -43,6 +43,7 @@
 local worker_id, op, held_token = ARGV[1], ARGV[2], ARGV[3]
 local max_deaths, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
 local nqueues = #ARGV - 8
+local worker_name = string.match(worker_id, '^(.*):[^:]*$') or worker_id  -- host:pid, as node-resque names it
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -190,7 +191,7 @@ for i = 1, nqueues do
         job_key = 'sha1:' .. redis.sha1hex(raw)
       end
       redis.call('SET', KEYS[1], '{"queue":' .. cjson.encode(queue) .. ',"run_at":' ..
-        cjson.encode(ARGV[6]) .. ',"payload":' .. raw .. '}')
+        cjson.encode(ARGV[6]) .. ',"payload":' .. raw .. ',"worker":' .. cjson.encode(worker_name) .. '}')
       redis.call('HSET', KEYS[2], 'queue', queue, 'payload', raw, 'token', token,
         'job_key', job_key, 'reserved_ms', now_ms)
       if redis.call('LLEN', queue_key) > 0 then

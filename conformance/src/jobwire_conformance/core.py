@@ -206,7 +206,7 @@ class Context:
             time.sleep(interval)
 
     def wait_echo(self, job_id: str, timeout: float = 5.0) -> dict | None:
-        found = self.wait_for(lambda: self.echo_for(job_id), timeout)
+        found = self.wait_for(lambda: self.echo_for(job_id), timeout, 0.01)
         return found[0] if found else None
 
     def wait_failure(self, job_id: str, timeout: float = 5.0):

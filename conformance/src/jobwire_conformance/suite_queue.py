@@ -1,0 +1,85 @@
+"""Queue tests: FIFO, strict priority, wildcard, blocking and wake-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from .core import MUST, Test, group
+
+P9 = "protocol.md#9-delivery-guarantees"
+P72 = "protocol.md#72-configuration"
+P83 = "protocol.md#83-blocking-while-idle"
+P81 = "protocol.md#81-enqueue"
+
+
+def _order(ctx, ids, timeout):
+    ctx.wait_for(lambda: all(ctx.echo_for(i) for i in ids), timeout)
+    seen = [e.get("id") for e in ctx.echoes()]
+    return [i for i in seen if i in ids]
+
+
+@group(Test("queue.fifo", P9, MUST, "jobs of one queue run in the order they were enqueued"),
+       Test("queue.priority.strict", P72, MUST,
+            "with --queues high,low every job of high runs before any of low, whatever the enqueue order"))
+def ordering(ctx):
+    low = [ctx.enqueue("low", "jobwire.Echo", [f"low {n}"]) for n in range(4)]
+    high = [ctx.enqueue("high", "jobwire.Echo", [f"high {n}"]) for n in range(4)]
+    ctx.start_worker("high,low")
+    order = _order(ctx, low + high, 8)
+    ctx.check("queue.fifo", [i for i in order if i in low] == low and [i for i in order if i in high] == high,
+              f"order within queues not FIFO: {order}")
+    ctx.check("queue.priority.strict", order == high + low,
+              f"ran {['high' if i in high else 'low' for i in order]}; expected 4 high then 4 low")
+
+
+@group(Test("queue.wildcard.all", P72, MUST, "a * worker runs jobs from every queue in <ns>:queues"),
+       Test("queue.wildcard.alphabetical", P72, MUST, "a * worker takes queues in alphabetical order"),
+       Test("queue.wildcard.new-queue", P83, MUST,
+            "a * worker picks up a job on a queue created after it started"))
+def wildcard(ctx):
+    wb = [ctx.enqueue("wb", "jobwire.Echo", [f"wb {n}"]) for n in range(2)]
+    wa = [ctx.enqueue("wa", "jobwire.Echo", [f"wa {n}"]) for n in range(2)]
+    w = ctx.start_worker("*")
+    order = _order(ctx, wb + wa, 6)
+    ctx.check("queue.wildcard.all", sorted(order) == sorted(wb + wa),
+              f"{len(order)} of 4 jobs ran; {w.describe()}")
+    ctx.check("queue.wildcard.alphabetical", order == wa + wb,
+              f"ran {['wa' if i in wa else 'wb' for i in order]}; expected wa, wa, wb, wb")
+    time.sleep(0.3)
+    new = ctx.enqueue("wc", "jobwire.Echo", ["new queue"])
+    ctx.check("queue.wildcard.new-queue", ctx.wait_echo(new, 3) is not None,
+              f"a job on a queue created later did not run within 3 s: {w.describe()}")
+
+
+@group(Test("worker.block.wake", P83, MUST,
+            "an idle worker runs a job enqueued with enqueue.lua at once, not after its block timeout"),
+       Test("worker.block.plain-resque-client", P81, MUST,
+            "an idle worker runs a job pushed with plain SADD + RPUSH (a Resque client) within its block timeout"))
+def blocking(ctx):
+    block_ms = 3000
+    w = ctx.start_worker("bq", block_timeout_ms=block_ms)
+    latencies = []
+    for n in range(4):
+        time.sleep(0.35)
+        t0 = time.monotonic()
+        job = ctx.enqueue("bq", "jobwire.Echo", [n])
+        if ctx.wait_echo(job, 6, ) is None:
+            break
+        latencies.append((time.monotonic() - t0) * 1000)
+    ok = len(latencies) == 4 and max(latencies) < 1000
+    ctx.check("worker.block.wake", ok,
+              f"enqueue-to-echo latencies {[round(x) for x in latencies]} ms with a {block_ms} ms block timeout")
+    if latencies:
+        ctx.figures["wake_latency_ms_median"] = round(statistics.median(latencies), 1)
+        ctx.figures["wake_latency_ms_max"] = round(max(latencies), 1)
+    time.sleep(0.35)
+    t0 = time.monotonic()
+    job, raw = ctx.payload("jobwire.Echo", ["plain"])
+    ctx.push_raw("bq", raw, wake=False)
+    echo = ctx.wait_echo(job, block_ms / 1000 + 2)
+    took = (time.monotonic() - t0) * 1000
+    ctx.check("worker.block.plain-resque-client", echo is not None,
+              f"a plain RPUSH job did not run within {block_ms + 2000} ms: {w.describe()}")
+    if echo is not None:
+        ctx.figures["plain_rpush_latency_ms"] = round(took, 1)

@@ -1,0 +1,182 @@
+"""Crash recovery, poison jobs, recovery of expired peers, Redis restarts and outages."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from .checks import failure_write_problems, raw_member
+from .core import MUST, SHOULD, Failed, Test, group
+from .redisutil import Scripts, pid_alive, utc
+
+P74 = "protocol.md#74-running-a-job"
+P76 = "protocol.md#76-heartbeat-and-recovery"
+P77 = "protocol.md#77-redis-unavailable"
+P86 = "protocol.md#86-recover-a-dead-worker"
+P9 = "protocol.md#9-delivery-guarantees"
+
+
+@group(Test("recovery.sigkill.exactly-once", P9, MUST,
+            "a worker SIGKILLed during a job: a new worker recovers the job and it completes exactly once"),
+       Test("recovery.sigkill.no-orphan", P74, MUST,
+            "SIGKILL of a forking master also ends the child running the job (no orphan)"),
+       Test("recovery.sigkill.dead-worker-removed", P76, MUST,
+            "the dead worker's id and keys are removed by the worker that recovers it"),
+       weight=2)
+def sigkill_recovery(ctx):
+    w1 = ctx.start_worker("ck")
+    job_id, raw = ctx.payload("jobwire.Sleep", [1500], {"extra": "kept"})
+    ctx.push_raw("ck", raw)
+    ctx.wait_holding(w1, job_id, 5)
+    time.sleep(0.15)
+    children = w1.children()
+    w1.proc.send_signal(signal.SIGKILL)  # the master only, not its process group
+    w1.wait(5)
+    survivors = ctx.wait_for(lambda: not [p for p in children if pid_alive(p)], 1.0)
+    orphans = [p for p in children if pid_alive(p)]
+    if ctx.impl.mode == "fork" and not children:
+        ctx.fail("recovery.sigkill.no-orphan", "no child process was running the job in fork mode")
+    else:
+        ctx.check("recovery.sigkill.no-orphan", survivors is not None or not children,
+                  f"child processes {orphans} outlived their SIGKILLed master by 1 s")
+    w2 = ctx.start_worker("ck")
+    echo = ctx.wait_echo(job_id, 8)
+    time.sleep(0.8 if not orphans else 2.0)
+    echoes = ctx.echo_for(job_id)
+    ctx.check("recovery.sigkill.exactly-once", echo is not None and len(echoes) == 1
+              and echoes[0].get("worker") == w2.worker_id,
+              f"{len(echoes)} echo records for the job (expected 1, by {w2.worker_id}): "
+              f"{[e.get('worker') for e in echoes]}; {w2.describe()}")
+    gone = not ctx.r.sismember(ctx.k.workers(), w1.worker_id) and not ctx.r.exists(
+        ctx.k.inflight(w1.worker_id), ctx.k.worker_info(w1.worker_id), ctx.k.worker_record(w1.worker_id))
+    ctx.check("recovery.sigkill.dead-worker-removed", gone, f"{w1.worker_id} is still registered")
+    for p in orphans:
+        try:
+            import os
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@group(Test("recovery.poison.crash", P74, MUST,
+            "a jobwire.Crash job fails as jobwire.PoisonJob after --max-deaths (3) deaths, payload kept"),
+       Test("recovery.poison.not-retried", "protocol.md#9-delivery-guarantees", MUST,
+            "a poisoned job is not run again: queue, in-flight hashes and deaths entry are empty"),
+       Test("recovery.poison.crash-reason", P74, SHOULD,
+            "in fork mode the poison record names the signal that ended the child", feature="fork-per-job"),
+       weight=3)
+def poison(ctx):
+    job_id, raw = ctx.payload("jobwire.Crash", [], {"extra": [1.50]})
+    ctx.push_raw("cr", raw)
+    workers = [ctx.start_worker("cr")]
+    deadline = time.monotonic() + 20
+    rec = None
+    while time.monotonic() < deadline:
+        found = ctx.failure_for(job_id)
+        if found:
+            rec, doc = found[0]
+            break
+        if not workers[-1].alive():  # an inline worker dies with the job: start another
+            workers.append(ctx.start_worker("cr"))
+        time.sleep(0.05)
+    if rec is None:
+        raise Failed(f"no failure record for the Crash job within 20 s ({len(workers)} worker starts); "
+                     f"deaths {ctx.r.hgetall(ctx.k.deaths())}; {workers[-1].describe()}")
+    problems = failure_write_problems(rec)
+    if doc.get("exception") != "jobwire.PoisonJob":
+        problems.append(f"exception {doc.get('exception')!r}")
+    if raw_member(rec, "payload") != raw:
+        problems.append("payload not kept byte for byte")
+    if doc.get("queue") != "cr":
+        problems.append(f"queue {doc.get('queue')!r}")
+    ctx.check("recovery.poison.crash", not problems, "; ".join(problems) + f": {rec[:400]!r}")
+    if ctx.wants("recovery.poison.crash-reason"):
+        ctx.check("recovery.poison.crash-reason", "signal 9" in doc.get("error", "") or "SIGKILL" in doc.get("error", ""),
+                  f"error {doc.get('error')!r}")
+    if not workers[-1].alive():
+        workers.append(ctx.start_worker("cr"))
+    time.sleep(1.0)
+    inflight = [w.worker_id for w in workers if w.worker_id and ctx.r.exists(ctx.k.inflight(w.worker_id))]
+    problems = []
+    if ctx.r.llen(ctx.k.queue("cr")):
+        problems.append("the job is back in its queue")
+    if inflight:
+        problems.append(f"in-flight hashes {inflight}")
+    if ctx.r.hlen(ctx.k.deaths()):
+        problems.append(f"deaths {ctx.r.hgetall(ctx.k.deaths())}")
+    if len(ctx.failure_for(job_id)) != 1:
+        problems.append(f"{len(ctx.failure_for(job_id))} failure records")
+    ctx.check("recovery.poison.not-retried", not problems, "; ".join(problems))
+
+
+def _fake_dead_worker(ctx, queue: str, wid: str, raw: bytes, deaths: int = 0) -> None:
+    """Register a worker with a 1 ms lease through the spec's scripts and make it hold raw."""
+    k, s = ctx.k, Scripts(ctx.r)
+    s.call("heartbeat", [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid), k.meta()],
+           [wid, 60000, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1", "impl", "ghost", "impl_version", "0",
+            "spec", "1.0.0", "host", "ghost", "pid", "1", "queues", queue, "started_ms", "1", "mode", "fork",
+            "state", "idle"])
+    ctx.r.rpush(k.queue(queue), raw)
+    reply = s.call("work", [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
+                            k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(),
+                            k.minutes(utc("%Y-%m-%d")), k.leases(), k.pause_all(), k.worker_record(wid),
+                            k.worker_record(wid), k.queue(queue), k.wake(queue)],
+                   [wid, "none", "", "", utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216, queue])
+    if reply[1] != b"job":
+        raise Failed(f"could not plant a held job: {reply}")
+    if deaths:
+        ctx.r.hset(k.deaths(), ctx.r.hget(k.inflight(wid), "job_key"), deaths)
+    ctx.r.zadd(k.leases(), {wid: 1})  # lapsed long ago
+
+
+@group(Test("recovery.expired-peer", P76, MUST,
+            "a live worker recovers a peer whose lease lapsed: the held job is requeued and run, the peer removed"),
+       Test("recovery.expired-peer.poison", P86, MUST,
+            "recovering a peer whose job reaches max-deaths fails it as jobwire.PoisonJob naming the recoverer"))
+def expired_peer(ctx):
+    ghost = "ghost-host:4242:pq"
+    job_id, raw = ctx.payload("jobwire.Echo", ["recovered"], {"extra": True})
+    _fake_dead_worker(ctx, "pq", ghost, raw)
+    ghost2 = "ghost-host:4343:pq"
+    job2, raw2 = ctx.payload("jobwire.Echo", ["poisoned"])
+    _fake_dead_worker(ctx, "pq", ghost2, raw2, deaths=2)
+    w = ctx.start_worker("pq")
+    echo = ctx.wait_echo(job_id, 5)
+    time.sleep(0.2)
+    gone = not ctx.r.sismember(ctx.k.workers(), ghost) and not ctx.r.exists(ctx.k.inflight(ghost))
+    ctx.check("recovery.expired-peer", echo is not None and gone and echo.get("worker") == w.worker_id,
+              f"job ran: {echo is not None}; ghost removed: {gone}; {w.describe()}")
+    rec, doc = ctx.wait_failure(job2, 3)
+    ok = rec is not None and doc.get("exception") == "jobwire.PoisonJob" and doc.get("error", "").endswith(
+        f"recovered as dead by {w.worker_id}") and not ctx.echo_for(job2)
+    ctx.check("recovery.expired-peer.poison", ok,
+              f"record {rec[:400] if rec else None!r}; expected jobwire.PoisonJob recovered by {w.worker_id}")
+
+
+@group(Test("redis.restart", P77, MUST,
+            "Redis restarts (losing every key): the worker reconnects, registers again and runs a new job"),
+       Test("redis.outage", P77, MUST,
+            "Redis unreachable for 3 s: the worker stays alive and then runs a new job"),
+       private_redis=True, weight=3)
+def redis_restart(ctx):
+    w = ctx.start_worker("rr")
+    first = ctx.enqueue("rr", "jobwire.Echo", ["before"])
+    ctx.require(ctx.wait_echo(first, 5) is not None, f"the first job did not run: {w.describe()}")
+    if ctx.wants("redis.restart"):
+        ctx.private.restart()
+        ctx.r.connection_pool.disconnect()
+        job = ctx.enqueue("rr", "jobwire.Echo", ["after restart"])
+        echo = ctx.wait_echo(job, 12)
+        registered = ctx.wait_for(lambda: ctx.r.sismember(ctx.k.workers(), w.worker_id), 3)
+        ctx.check("redis.restart", echo is not None and w.alive() and bool(registered),
+                  f"job ran: {echo is not None}; registered again: {bool(registered)}; {w.describe()}")
+    if ctx.wants("redis.outage"):
+        ctx.private.stop()
+        time.sleep(3.0)
+        alive = w.alive()
+        ctx.private.start()
+        ctx.r.connection_pool.disconnect()
+        job = ctx.enqueue("rr", "jobwire.Echo", ["after outage"])
+        echo = ctx.wait_echo(job, 12)
+        ctx.check("redis.outage", alive and echo is not None and w.alive(),
+                  f"alive during the outage: {alive}; job ran: {echo is not None}; {w.describe()}")
