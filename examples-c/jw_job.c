@@ -2,7 +2,10 @@
 #include "jw_job.h"
 #include "jw_util.h"
 
+#include <errno.h>
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -52,14 +55,63 @@ static int check_enqueued_at(json_t *doc, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
+/* Copy of the JSON text raw with every number jansson cannot hold rewritten
+ * so it can: integers outside int64 become doubles ("%.17g"), doubles that
+ * overflow become +-DBL_MAX. Only the decoded copy handlers see changes; the
+ * raw bytes stored, requeued and recorded stay as they were. Returns a
+ * malloc'd buffer. */
+static char *widen_numbers(const char *raw, size_t len, size_t *outlen) {
+    jw_buf b = {0};
+    int in_string = 0;
+    for (size_t i = 0; i < len;) {
+        char c = raw[i];
+        if (in_string) {
+            if (c == '\\' && i + 1 < len) { jw_buf_add(&b, raw + i, 2); i += 2; continue; }
+            if (c == '"') in_string = 0;
+            jw_buf_add(&b, &c, 1);
+            i++;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        if (c != '-' && (c < '0' || c > '9')) { jw_buf_add(&b, &c, 1); i++; continue; }
+        size_t n = strspn(raw + i, "+-0123456789.eE");
+        if (i + n > len) n = len - i;
+        char tok[400];
+        if (n >= sizeof tok) { jw_buf_add(&b, raw + i, n); i += n; continue; }
+        memcpy(tok, raw + i, n);
+        tok[n] = '\0';
+        int integral = strcspn(tok, ".eE") == n;
+        errno = 0;
+        if (integral) (void)strtoll(tok, NULL, 10);
+        double d = strtod(tok, NULL);
+        if (errno == ERANGE && (integral || isinf(d))) {
+            if (isinf(d)) d = d > 0 ? DBL_MAX : -DBL_MAX;
+            jw_buf_addf(&b, "%.17g", d);
+        } else {
+            jw_buf_add(&b, tok, n);
+        }
+        i += n;
+    }
+    return jw_buf_steal(&b, outlen);
+}
+
 /* Parse a raw payload and validate it against job.schema.json. Returns the
  * decoded object (the caller json_decref()s it) or NULL with the reason in
- * err. Never trusts the input: any bytes at all are fine to pass. Integers
- * outside int64 make jansson refuse the document; the spec only asks int64
- * to round-trip, so such a payload is reported as invalid. */
+ * err. Never trusts the input: any bytes at all are fine to pass. jansson
+ * refuses integers outside int64 and doubles that overflow; the spec only
+ * asks int64 to round-trip and unknown fields to be kept (which the raw
+ * bytes are), so such numbers are decoded as doubles instead, as a
+ * JavaScript worker would. */
 json_t *jw_job_parse(const char *raw, size_t len, char *err, size_t errlen) {
     json_error_t jerr;
     json_t *doc = json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!doc && (strstr(jerr.text, "too big") || strstr(jerr.text, "overflow"))) {
+        size_t wlen;
+        char *wide = widen_numbers(raw, len, &wlen);
+        json_error_t jerr2;
+        doc = json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr2);
+        free(wide);
+    }
     if (!doc) {
         snprintf(err, errlen, "payload could not be decoded: %s (at byte %d)", jerr.text,
                  jerr.position);

@@ -30,7 +30,7 @@
 #include "jw_util.h"
 
 #define CONTROL_EVERY_MS 1000   /* protocol.md 7.5: read control at least this often */
-#define LEAVE_TRIES_MS 30000    /* how long leaving retries an unreachable Redis */
+#define LEAVE_TRIES_MS 10000    /* how long leaving retries an unreachable Redis */
 
 /* Why the master killed its child, if it did. */
 typedef enum { KILL_NONE, KILL_TIMEOUT, KILL_USR1, KILL_OPERATOR, KILL_TERM } kill_cause;
@@ -66,6 +66,7 @@ static struct {
     int nqueues;
     int refresh_queues;         /* wildcard: re-read <ns>:queues before the next reserve */
 
+    int started_clean;          /* recover_previous_self() has run */
     int registered;             /* holds a lease (as far as we know) */
     long long next_beat_ms;     /* monotonic time of the next beat */
     long long next_control_ms;  /* monotonic time of the next control check while busy */
@@ -738,12 +739,14 @@ static void work_once(void) {
 }
 
 /* Leave (protocol.md 7.3 step 3): unregister.lua mode self, which gives a
- * held job back. Retries an unreachable Redis for LEAVE_TRIES_MS; after that
- * the lease lapses and a peer recovers us. */
+ * held job back. Retries an unreachable Redis for LEAVE_TRIES_MS (or until
+ * a second SIGTERM/SIGINT); after that our lease lapses and a peer
+ * recovers us, counting a death for a job we held. */
 static void leave(void) {
     title_set("Shutting down");
     long long give_up = jw_mono_ms() + LEAVE_TRIES_MS;
-    while (jw_mono_ms() < give_up) {
+    got_term = 0;
+    while (jw_mono_ms() < give_up && !got_term) { /* a second TERM/INT: stop trying */
         const char *job = unregister(W.id, "self");
         if (job) {
             if (strcmp(job, "requeued") == 0) jw_log("gave the held job back to its queue");
@@ -754,6 +757,28 @@ static void leave(void) {
     jw_log("could not unregister: Redis unreachable; our lease will lapse");
 }
 
+/* Before the first registration: if an in-flight hash already exists under
+ * our id, a previous process with the same host, pid and queues (pid reuse,
+ * e.g. a restarted container) died holding a job. Registering would make
+ * its lease look alive and the next reserve would overwrite the hash, losing
+ * that job, so recover it first as a dead worker (a death is counted).
+ * Returns 0 when done, -1 when Redis failed. */
+static int recover_previous_self(void) {
+    jw_args a = {0};
+    jw_args_add(&a, "EXISTS");
+    add_key(&a, JW_K_INFLIGHT, W.id);
+    redisReply *rep = jw_redis_cmd(&W.r, &a);
+    jw_args_free(&a);
+    if (!rep) return -1;
+    int held = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    freeReplyObject(rep);
+    if (!held) return 0;
+    const char *job = unregister(W.id, "dead");
+    if (!job) return -1;
+    jw_log("a previous worker with our id held a job; recovered it (job: %s)", job);
+    return 0;
+}
+
 /* The worker's life. Returns the exit status. */
 static int worker_run(void) {
     title_set("Starting");
@@ -762,6 +787,10 @@ static int worker_run(void) {
         handle_signals();
         if (W.terminating) break;
         if (!jw_redis_ready(&W.r)) { nap(jw_redis_wait_hint(&W.r) + 1); continue; }
+        if (!W.started_clean) {
+            if (recover_previous_self() < 0) continue;
+            W.started_clean = 1;
+        }
         if (!W.registered) {
             do_register();
             if (!W.registered) { nap(jw_redis_wait_hint(&W.r) + 100); continue; }

@@ -91,6 +91,49 @@ export function parseQueues(queues) {
 
 class Stopped extends Error {}
 
+/**
+ * A one-shot event that in-flight awaits can race against. Unlike racing a long-pending promise,
+ * it keeps no reaction per call once the call has settled (a worker makes millions of calls).
+ */
+class Latch {
+  constructor() {
+    this.fired = false;
+    this.listeners = new Set();
+  }
+
+  fire() {
+    if (this.fired) return;
+    this.fired = true;
+    for (const l of this.listeners) l();
+    this.listeners.clear();
+  }
+
+  /** Settles like `promise`, or with `onFire()` (its value or its throw) when fired first. */
+  race(promise, onFire) {
+    return new Promise((resolve, reject) => {
+      const fired = () => {
+        try {
+          resolve(onFire());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      if (this.fired) {
+        promise.catch(() => {});
+        fired();
+        return;
+      }
+      this.listeners.add(fired);
+      promise.then(
+        (v) => { this.listeners.delete(fired); resolve(v); },
+        (e) => { this.listeners.delete(fired); reject(e); },
+      );
+    });
+  }
+}
+
+const throwStopped = () => { throw new Stopped(); };
+
 export class Worker extends EventEmitter {
   /**
    * @param {object} options
@@ -130,12 +173,8 @@ export class Worker extends EventEmitter {
     this.heartbeatTimer = null;
     this.beating = null;
     this.stats = { processed: 0, failed: 0 };
-    let stopResolve;
-    this.stopped = new Promise((resolve) => { stopResolve = resolve; });
-    this.signalStop = stopResolve;
-    let terminateResolve;
-    this.terminated = new Promise((resolve) => { terminateResolve = resolve; });
-    this.signalTerminate = terminateResolve;
+    this.stopLatch = new Latch(); // quit or terminate
+    this.terminateLatch = new Latch(); // terminate only
   }
 
   /** Registers `fn` as the handler of job class `className`; it runs as fn.apply(ctx, args). */
@@ -177,7 +216,8 @@ export class Worker extends EventEmitter {
         }
         if (this.resync) await this.resynchronise();
         if (this.stopping) break;
-        const reply = await this.work(this.queueList);
+        // While Redis is unreachable the call waits for it; a stop request must not.
+        const reply = await this.untilStopped(this.work(this.queueList));
         errors = 0;
         switch (reply.status) {
           case 'job':
@@ -199,9 +239,19 @@ export class Worker extends EventEmitter {
         errors += 1;
         const delay = backoffMs(errors);
         this.log.warn(`${this.id}: ${err.message}; retrying in ${delay} ms`);
-        await Promise.race([sleep(delay), this.stopped]);
+        await this.sleepUnlessStopped(delay);
       }
     }
+  }
+
+  /** `promise`, or a Stopped rejection as soon as the worker is told to stop. */
+  untilStopped(promise) {
+    return this.stopLatch.race(promise, throwStopped);
+  }
+
+  /** Sleeps `ms`, less if told to stop. */
+  sleepUnlessStopped(ms) {
+    return this.stopLatch.race(sleep(ms), () => undefined);
   }
 
   /** Graceful stop: finish the current job, settle it, leave. */
@@ -209,7 +259,7 @@ export class Worker extends EventEmitter {
     if (this.stopping) return;
     this.stopping = 'quit';
     this.setState('Shutting down');
-    this.signalStop();
+    this.stopLatch.fire();
     this.closeBlock();
   }
 
@@ -218,8 +268,8 @@ export class Worker extends EventEmitter {
     if (this.stopping === 'terminate') return;
     this.stopping = 'terminate';
     this.setState('Shutting down');
-    this.signalStop();
-    this.signalTerminate();
+    this.stopLatch.fire();
+    this.terminateLatch.fire();
     this.closeBlock();
   }
 
@@ -263,14 +313,15 @@ export class Worker extends EventEmitter {
     let attempt = 0;
     while (!this.stopping) {
       try {
-        await this.registerSelf();
+        await this.untilStopped(this.registerSelf());
         return;
       } catch (err) {
+        if (err instanceof Stopped) return;
         if (/JOBWIRE_SPEC_MISMATCH/.test(err.message)) throw err;
         attempt += 1;
         const delay = backoffMs(attempt);
         this.log.warn(`${this.id}: cannot register (${err.message}); retrying in ${delay} ms`);
-        await Promise.race([sleep(delay), this.stopped]);
+        await this.sleepUnlessStopped(delay);
       }
     }
   }
@@ -370,11 +421,13 @@ export class Worker extends EventEmitter {
       this.log.info(`${this.id}: left (held job: ${r[1]})`);
     };
     let timer;
+    // Redis unreachable: do not wait long; the lease lapses and a peer recovers what we held.
+    const limit = this.cmd.status === 'ready' ? LEAVE_TIMEOUT_MS : LEAVE_TIMEOUT_MS / 5;
     const timeout = new Promise((resolve) => {
       timer = setTimeout(() => {
-        this.log.warn(`${this.id}: could not unregister within ${LEAVE_TIMEOUT_MS} ms; leaving anyway`);
+        this.log.warn(`${this.id}: could not unregister within ${limit} ms; leaving anyway`);
         resolve();
-      }, LEAVE_TIMEOUT_MS);
+      }, limit);
     });
     try {
       await Promise.race([work(), timeout]);
@@ -550,22 +603,19 @@ export class Worker extends EventEmitter {
       this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
     }, CONTROL_POLL_MS);
     let timeoutTimer;
-    const outcomes = [
-      (async () => {
-        const result = await handler.apply(ctx, args);
-        if (result instanceof Error) throw result;
-        return { ok: true };
-      })().catch((err) => ({ ok: false, err })),
-      this.terminated.then(() => ({ abandoned: true })),
-    ];
+    let job = (async () => {
+      const result = await handler.apply(ctx, args);
+      if (result instanceof Error) throw result;
+      return { ok: true };
+    })().catch((err) => ({ ok: false, err }));
     if (this.options.jobTimeoutMs > 0) {
-      outcomes.push(new Promise((resolve) => {
+      job = Promise.race([job, new Promise((resolve) => {
         timeoutTimer = setTimeout(() => resolve({ timeout: true }), this.options.jobTimeoutMs);
-      }));
+      })]);
     }
     let outcome;
     try {
-      outcome = await Promise.race(outcomes);
+      outcome = await this.terminateLatch.race(job, () => ({ abandoned: true }));
     } finally {
       clearInterval(controlTimer);
       clearTimeout(timeoutTimer);

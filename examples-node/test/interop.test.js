@@ -102,3 +102,17 @@ test('a failure written by node-resque is read by our client', async () => {
   assert.equal(info.failures, 1);
   assert.equal(info.failed, 1);
 });
+
+test('node-resque allWorkingOn() sees the job our worker holds', async () => {
+  const w = spawnWorker(server.url, 'busy');
+  procs.push(w);
+  const id = await client.enqueue('busy', 'jobwire.Sleep', [3000]);
+  const name = `${os.hostname()}:${w.pid}`;
+  const all = await waitFor(async () => {
+    const a = await nrQueue.allWorkingOn();
+    return typeof a[name] === 'object' && a;
+  }, { what: 'allWorkingOn entry', timeout: 10000 });
+  assert.equal(all[name].queue, 'busy');
+  assert.equal(all[name].payload.id, id);
+  assert.match(all[name].run_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+});

@@ -45,3 +45,17 @@ test('worker survives a Redis restart and keeps processing', async () => {
   process.kill(p.pid, 'SIGTERM');
   assert.equal((await p.exited).code, 0, p.output());
 });
+
+test('SIGTERM while Redis is down: the worker still exits 0, promptly', async () => {
+  const p = spawnWorker(server.url, 'q');
+  procs.push(p);
+  await waitFor(() => server.redis.scard('resque:workers'), { what: 'registered' });
+  await server.kill();
+  await sleep(700);
+  const t0 = Date.now();
+  process.kill(p.pid, 'SIGTERM');
+  const { code } = await p.exited;
+  assert.equal(code, 0, p.output());
+  assert.ok(Date.now() - t0 < 6000, `exited after ${Date.now() - t0} ms`);
+  await server.start();
+});

@@ -220,3 +220,33 @@ test('recovers an expired peer and requeues its job at the head', async () => {
   assert.equal(await r.sismember('resque:workers', dead), 0);
   assert.equal(await r.exists(`resque:jobwire:inflight:${dead}`), 0);
 });
+
+test('job-timeout-ms: an over-long job is failed as jobwire.Timeout and the worker moves on', async () => {
+  const r = server.redis;
+  startWorker('q', { jobTimeoutMs: 150 });
+  await client.enqueue('q', 'jobwire.Sleep', [1500]);
+  const id = await client.enqueue('q', 'jobwire.Echo', ['next']);
+  const [echo] = await waitFor(() => echoes(r).then((e) => e.length && e), { what: 'next job' });
+  assert.equal(echo.id, id);
+  const [f] = await failures(r);
+  assert.equal(f.exception, 'jobwire.Timeout');
+  assert.equal(f.payload.class, 'jobwire.Sleep');
+});
+
+test('a settle after the worker was recovered as dead is dropped, not applied', async () => {
+  const r = server.redis;
+  const w = startWorker('q');
+  await client.enqueue('q', 'jobwire.Sleep', [900]);
+  await waitFor(() => r.hexists(`resque:jobwire:inflight:${w.id}`, 'token'), { what: 'held' });
+  // a peer declares it dead (as if its lease had lapsed): the job goes back with one death
+  await r.zadd('resque:jobwire:leases', 0, w.id);
+  const peer = new Worker({ queues: 'other', redisUrl: server.url, logger: quiet });
+  peer.cmd = r;
+  assert.deepEqual(await peer.unregister(w.id, 'expired'), ['done', 'requeued']);
+  assert.equal(await r.hget('resque:jobwire:deaths', await r.lindex('resque:queue:q', 0).then((p) => JSON.parse(p).id)), '1');
+  // the worker learns it at its next beat, registers again, then runs the job a second time
+  const es = await waitFor(() => echoes(r).then((e) => e.length >= 2 && e), { what: 'two runs', timeout: 10000 });
+  assert.equal(es[0].id, es[1].id);
+  await waitFor(async () => (await r.get('resque:stat:processed')) === '1', { what: 'exactly one settle' });
+  assert.equal(await r.hlen('resque:jobwire:deaths'), 0);
+});

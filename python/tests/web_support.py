@@ -108,11 +108,13 @@ def seed_minutes(client: jobwire.Client, minutes=60, base=40) -> None:
 def seed_demo(client: jobwire.Client) -> dict:
     """A namespace with a bit of everything, for page tests and the screenshot."""
     r = client.redis
+    now = int(time.time() * 1000)
     for n in range(12):
-        client.enqueue("mail", "SendWelcomeMail", f"user{n}@example.org", {"locale": "en"})
+        client.enqueue("mail", "SendWelcomeMail", f"user{n}@example.org", {"locale": "en"},
+                       enqueued_at=now - 134_000 + n * 5000)
     for n in range(5):
-        client.enqueue("reports", "BuildReport", n, "monthly")
-    client.enqueue("critical", "ChargeCard", 4242, 19.99)
+        client.enqueue("reports", "BuildReport", n, "monthly", enqueued_at=now - 47_000 + n * 1000)
+    client.enqueue("critical", "ChargeCard", 4242, 19.99, enqueued_at=now - 3200)
     r.incrby(client.keys.stat_processed, 18342)
     r.incrby(client.keys.stat_failed, 57)
     keys = [
@@ -200,6 +202,36 @@ def html_problems(html: str) -> list[str]:
         if raw in html:
             problems.append(f"raw {raw!r} in the page")
     return problems
+
+
+# -- processes --------------------------------------------------------------------------------
+
+class RedisProcess:
+    """A private redis-server that a test may stop and start again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+
+    def start(self) -> "RedisProcess":
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._up, timeout=10, message="redis-server to listen")
+        return self
+
+    def _up(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 # -- a real `jobwire web` server -------------------------------------------------------------

@@ -74,7 +74,9 @@ def check_enqueuer(ctx: Context, name: str, enq: Implementation) -> Result:
     why = same_value(ARGS + [f"payload-{name}"], doc.get("args"))
     if why:
         problems.append(why)
-    return Result(test_id, "pass" if not problems else "fail", "; ".join(problems) + f" {raw[:300]!r}"[:0 if not problems else 600])
+    if problems:
+        return Result(test_id, "fail", ("; ".join(problems) + f"; payload {raw[:300]!r}")[:800])
+    return Result(test_id, "pass")
 
 
 def run_column(ctx: Context, worker: Implementation, enqueuers: dict[str, Implementation | None]) -> dict[str, Result]:

@@ -25,13 +25,22 @@ P9 = "protocol.md#9-delivery-guarantees"
        weight=2)
 def sigkill_recovery(ctx):
     w1 = ctx.start_worker("ck")
-    job_id, raw = ctx.payload("jobwire.Sleep", [1500], {"extra": "kept"})
+    job_id, raw = ctx.payload("jobwire.Sleep", [3000], {"extra": "kept"})
     ctx.push_raw("ck", raw)
-    ctx.wait_holding(w1, job_id, 5)
-    time.sleep(0.15)
-    children = w1.children()
+    if not ctx.wait_for(lambda: ctx.r.llen(ctx.k.queue("ck")) == 0, 5, 0.01):
+        raise Failed(f"the worker did not take the job within 5 s: {w1.describe()}")
+    time.sleep(0.05)
+    t_held = time.monotonic()
+    children = []
+    if ctx.impl.mode == "fork":  # wait until the child running the job exists
+        children = ctx.wait_for(w1.children, 2.5, 0.01) or []
+    time.sleep(0.1)
+    children = children + [p for p in w1.children() if p not in children]
     w1.proc.send_signal(signal.SIGKILL)  # the master only, not its process group
+    t_kill = time.monotonic() - t_held
     w1.wait(5)
+    if ctx.echo_for(job_id):
+        raise Failed(f"inconclusive: the 3 s job finished before the SIGKILL ({t_kill:.1f} s after it was reserved)")
     survivors = ctx.wait_for(lambda: not [p for p in children if pid_alive(p)], 1.0)
     orphans = [p for p in children if pid_alive(p)]
     if ctx.impl.mode == "fork" and not children:
@@ -40,16 +49,17 @@ def sigkill_recovery(ctx):
         ctx.check("recovery.sigkill.no-orphan", survivors is not None or not children,
                   f"child processes {orphans} outlived their SIGKILLed master by 1 s")
     w2 = ctx.start_worker("ck")
-    echo = ctx.wait_echo(job_id, 8)
-    time.sleep(0.8 if not orphans else 2.0)
+    echo = ctx.wait_echo(job_id, 10)
+    gone = ctx.wait_for(lambda: not ctx.r.sismember(ctx.k.workers(), w1.worker_id) and not ctx.r.exists(
+        ctx.k.inflight(w1.worker_id), ctx.k.worker_info(w1.worker_id), ctx.k.worker_record(w1.worker_id)), 4)
+    ctx.check("recovery.sigkill.dead-worker-removed", bool(gone), f"{w1.worker_id} is still registered")
+    time.sleep(0.5)
     echoes = ctx.echo_for(job_id)
     ctx.check("recovery.sigkill.exactly-once", echo is not None and len(echoes) == 1
               and echoes[0].get("worker") == w2.worker_id,
               f"{len(echoes)} echo records for the job (expected 1, by {w2.worker_id}): "
-              f"{[e.get('worker') for e in echoes]}; {w2.describe()}")
-    gone = not ctx.r.sismember(ctx.k.workers(), w1.worker_id) and not ctx.r.exists(
-        ctx.k.inflight(w1.worker_id), ctx.k.worker_info(w1.worker_id), ctx.k.worker_record(w1.worker_id))
-    ctx.check("recovery.sigkill.dead-worker-removed", gone, f"{w1.worker_id} is still registered")
+              f"{[(e.get('worker'), e.get('pid')) for e in echoes]}; killed {t_kill:.2f} s after the "
+              f"reservation; children of the killed master {children}; {w2.describe()}")
     for p in orphans:
         try:
             import os

@@ -50,6 +50,8 @@ def validate_queue_name(queue: str) -> str:
 
 def schema_error(document) -> str | None:
     """The first reason `document` is not a valid payload, or None."""
+    if _job_validator().is_valid(document):  # the fast path; explaining is the slow one
+        return None
     error = jsonschema.exceptions.best_match(_job_validator().iter_errors(document))
     if error is None:
         return None

@@ -45,6 +45,10 @@ log = logging.getLogger("jobwire.worker")
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
 PR_SET_PDEATHSIG = 1
+try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None
 
 
 @dataclass
@@ -167,9 +171,13 @@ class Worker:
         self._title("Starting")
         self._with_redis(self._register)
         self.registry.run_hooks("before_first_fork")
+        self._watch_done = threading.Event()
+        if not self.config.fork:
+            threading.Thread(target=self._inline_watch, name="jobwire-watch", daemon=True).start()
         try:
             self._loop()
         finally:
+            self._watch_done.set()
             self._title("Shutting down")
             self._leave()
         return 0
@@ -438,10 +446,8 @@ class Worker:
         """The forked child: die with the master, run the job, report, _exit. Never returns."""
         status = 0
         try:
-            try:
-                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            except (OSError, AttributeError):
-                pass
+            if _prctl is not None:
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != self.pid:
                 os._exit(1)
             signal.set_wakeup_fd(-1)
@@ -467,10 +473,7 @@ class Worker:
                 os._exit(status)
 
     def _run_inline(self, job: jobmod.Job, handler):
-        """Run in this process; a helper thread beats and watches the control list meanwhile."""
-        done = threading.Event()
-        watcher = threading.Thread(target=self._inline_watch, args=(done,), daemon=True)
-        watcher.start()
+        """Run in this process; the watcher thread beats and reads control meanwhile."""
         if self.config.job_timeout_ms:
             signal.setitimer(signal.ITIMER_REAL, self.config.job_timeout_ms / 1000)
         self._inline_job = True
@@ -486,27 +489,31 @@ class Worker:
             return self._failure(job, "jobwire.Killed", interrupt.reason)
         finally:
             self._inline_job = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            done.set()
-            watcher.join()
+            if self.config.job_timeout_ms:
+                signal.setitimer(signal.ITIMER_REAL, 0)
 
-    def _inline_watch(self, done: threading.Event) -> None:
+    def _inline_watch(self) -> None:
+        """Thread of an inline worker: while a job runs, beat and read the control list.
+
+        The main thread is busy in the job then; between jobs it beats itself. A kill command
+        interrupts the job with SIGUSR1, which raises inside it.
+        """
         redis = connect(self.config.redis_url)
         scripts = Scripts(redis)
-        next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
-        try:
-            while not done.wait(CONTROL_CHECK_S):
-                try:
-                    self._poll_control(redis)
-                    if self._kill_reason:
-                        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
-                    if time.monotonic() >= next_beat:
-                        next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
-                        self._heartbeat_call(scripts, "beat")
-                except REDIS_ERRORS:
-                    pass
-        finally:
-            redis.close()
+        next_beat = 0.0
+        while not self._watch_done.wait(CONTROL_CHECK_S):
+            if not self._inline_job:
+                continue
+            try:
+                self._poll_control(redis)
+                if self._kill_reason and self._inline_job:
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                if time.monotonic() >= max(next_beat, self._next_beat):
+                    next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+                    self._heartbeat_call(scripts, "beat")
+            except REDIS_ERRORS:
+                pass
+        redis.close()
 
     def _request_kill(self, reason: str) -> None:
         self._kill_reason = reason

@@ -28,12 +28,18 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import redis as redis_lib
-from flask import (Flask, Response, abort, flash, jsonify, redirect, render_template, request,
-                   session, url_for)
+
+from ..errors import JobwireError
+
+try:
+    from flask import (Flask, Response, abort, flash, jsonify, redirect, render_template, request,
+                       session, url_for)
+except ImportError as exc:  # `jobwire web` prints this as one line
+    raise JobwireError(f"the web UI needs Flask (pip install flask): {exc}") from None
 
 from .. import __version__
 from ..client import Client, connect
-from ..errors import InvalidJob, JobwireError, NotFound
+from ..errors import InvalidJob, NotFound
 from . import data, metrics
 
 __all__ = ["Auth", "create_app", "serve"]
@@ -82,6 +88,11 @@ def _optional(name: str) -> str | None:
     return value if value != "" else None
 
 
+def _short(value: str, limit: int = 100) -> str:
+    """A value quoted in a flash message, cut so that the session cookie stays small."""
+    return value if len(value) <= limit else value[:limit - 1] + "…"
+
+
 def _start() -> int:
     try:
         return max(0, int(request.args.get("start", "0")))
@@ -100,7 +111,6 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         MAX_CONTENT_LENGTH=64 * 1024,
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
     app.extensions["jobwire.client"] = client
@@ -152,7 +162,7 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
             abort(405)
         if request.method == "POST":
             origin = request.headers.get("Origin")
-            if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+            if origin and urlsplit(origin).netloc != request.host:  # "null" is refused too
                 abort(403, "cross-origin request refused")
             sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
             if not _same(sent, session.get("csrf")):
@@ -242,16 +252,16 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
     def queue_remove_job():
         name, key = request.form.get("name", ""), request.form.get("key", "")
         if client.remove_job(name, key):
-            flash(f"Removed job {key} from {name}.", "ok")
+            flash(f"Removed job {_short(key)} from {_short(name)}.", "ok")
         else:
-            flash(f"Job {key} is no longer in {name}.", "warn")
+            flash(f"Job {_short(key)} is no longer in {_short(name)}.", "warn")
         return redirect(url_for("queue", name=name), 303)
 
     @app.post("/queue/delete")
     def queue_delete():
         name = request.form.get("name", "")
         client.delete_queue(name)
-        flash(f"Deleted queue {name} and its jobs.", "ok")
+        flash(f"Deleted queue {_short(name)} and its jobs.", "ok")
         return redirect(url_for("overview"), 303)
 
     @app.get("/workers")
@@ -283,17 +293,18 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
                 flash("That worker holds no job to kill.", "warn")
                 return redirect(url_for("worker", id=wid), 303)
             command = f"kill {token}"
+        wid_text = _short(wid)
         try:
             client.control(wid, command)
         except NotFound:
-            flash(f"Worker {wid} is no longer registered.", "warn")
+            flash(f"Worker {wid_text} is no longer registered.", "warn")
             return redirect(url_for("workers"), 303)
-        flash({"pause": f"Asked {wid} to pause after its current job.",
-               "resume": f"Asked {wid} to resume.",
-               "quit": f"Asked {wid} to finish its job and quit.",
-               "kill": f"Asked {wid} to kill its running job; it will be recorded as jobwire.Killed."}[verb], "ok")
-        target = request.form.get("back")
-        return redirect(url_for("workers") if target == "workers" else url_for("worker", id=wid), 303)
+        flash({"pause": f"Asked {wid_text} to pause after its current job.",
+               "resume": f"Asked {wid_text} to resume.",
+               "quit": f"Asked {wid_text} to finish its job and quit.",
+               "kill": f"Asked {wid_text} to kill its running job; it will be recorded as jobwire.Killed."}[verb], "ok")
+        back = {"workers": url_for("workers"), "overview": url_for("overview")}
+        return redirect(back.get(request.form.get("back", ""), url_for("worker", id=wid)), 303)
 
     def failed_filters() -> dict:
         return {"queue": _optional("queue"), "job_class": _optional("class"), "exception": _optional("exception")}
@@ -314,14 +325,15 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
     @app.post("/failed/retry")
     def failed_retry():
         key = request.form.get("key", "")
+        shown = _short(key)
         try:
             moved = client.retry_failed(key)
         except NotFound:
-            flash(f"Failure {key} was already retried or removed.", "warn")
+            flash(f"Failure {shown} was already retried or removed.", "warn")
         except InvalidJob as exc:
-            flash(f"Cannot retry {key}: {exc}", "error")
+            flash(f"Cannot retry {shown}: {_short(str(exc), 300)}", "error")
         else:
-            flash(f"Retried {key}." if moved else f"Failure {key} changed meanwhile; nothing retried.",
+            flash(f"Retried {shown}." if moved else f"Failure {shown} changed meanwhile; nothing retried.",
                   "ok" if moved else "warn")
         return redirect(failed_url(failed_filters()), 303)
 
@@ -331,9 +343,9 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
         try:
             client.remove_failed(key)
         except NotFound:
-            flash(f"Failure {key} was already retried or removed.", "warn")
+            flash(f"Failure {_short(key)} was already retried or removed.", "warn")
         else:
-            flash(f"Removed failure {key}.", "ok")
+            flash(f"Removed failure {_short(key)}.", "ok")
         return redirect(failed_url(failed_filters()), 303)
 
     @app.post("/failed/retry-all")

@@ -80,13 +80,25 @@
     var proto = tpl.content.querySelector("tr");
     var rows = [];
     var maxHint = 1;
-    (items || []).forEach(function (it) { if (it && typeof it.max === "number") maxHint = it.max; });
-    (items || []).forEach(function (item) {
+    items = items || [];
+    items.forEach(function (it) { if (it && typeof it.max === "number") maxHint = it.max; });
+    // Same rows as last time: update them in place, so that nothing under the pointer moves.
+    var keys = items.map(function (it) { return String(it.id !== undefined ? it.id : it.name); });
+    var current = tbody.querySelectorAll(":scope > tr[data-row-key]");
+    if (items.length && current.length === items.length && keys.every(function (k, i) {
+      return current[i].getAttribute("data-row-key") === k;
+    })) {
+      items.forEach(function (item, i) { applyTree(current[i], item, false, maxHint); });
+      return;
+    }
+    items.forEach(function (item, i) {
       var row = proto.cloneNode(true);
+      row.setAttribute("data-row-key", keys[i]);
       applyTree(row, item, false, maxHint);
       rows.push(row);
     });
     if (!rows.length) {
+      if (tbody.querySelector(":scope > tr.empty") && tbody.children.length === 1) return;
       var tr = document.createElement("tr"), td = document.createElement("td");
       tr.className = "empty";
       td.colSpan = Number(tbody.dataset.cols) || 1;
@@ -119,10 +131,10 @@
     ctx.fillStyle = "#888";
     ctx.strokeStyle = "#e3e3e3";
     ctx.lineWidth = 1;
-    [0, 0.5, 1].forEach(function (f) {
-      var y = top + plotH - f * plotH + 0.5;
+    [0, Math.round(peak / 2), peak].forEach(function (v) {
+      var y = Math.round(top + plotH - (v / peak) * plotH) + 0.5;
       ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + plotW, y); ctx.stroke();
-      ctx.fillText(String(Math.round(peak * f)), 4, y + 4);
+      ctx.fillText(String(v), 4, y + 4);
     });
     var slot = plotW / Math.max(n, 1);
     var barW = Math.max(1, slot / kinds.length - (slot > 4 ? 1 : 0));
