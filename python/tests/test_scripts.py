@@ -194,3 +194,13 @@ def test_failed_retry_moves_the_full_payload_back(client, r):
     assert r.llen("resque:jobwire:wake:q") == 1
     with pytest.raises(jobwire.NotFound):
         client.retry_failed(key)
+
+
+def test_a_retried_call_gets_the_held_job_again_not_a_new_one(client, r, redis_server):
+    first = client.enqueue("high", "A")
+    client.enqueue("high", "B")
+    w = make_worker(redis_server.url)
+    reply = reserve(w)  # pretend this reply was lost on the way back
+    again = reserve(w)
+    assert again[1:] == reply[1:] and json.loads(again[4])["id"] == first
+    assert r.llen("resque:queue:high") == 1

@@ -30,7 +30,8 @@
 -- Returns: { settled, status [, token, queue, payload] }
 --   settled: "none" | "ok" | "failed" | "requeued" | "poisoned" | "stale"
 --            ("stale": the worker no longer holds that job, e.g. it was recovered; nothing changed)
---   status:  "job"     followed by the new token, the queue name and the raw payload
+--   status:  "job"     followed by the token, the queue name and the raw payload; when the
+--                      worker still holds an unsettled job, that job again (a retried call)
 --            "empty"   no queue had a valid job
 --            "paused"  <ns>:pause-all-workers is "true"; nothing was reserved
 --            "expired" the worker's lease has lapsed; it MUST register again before reserving
@@ -167,6 +168,12 @@ end
 local lease = redis.call('ZSCORE', KEYS[10], worker_id)
 if not lease or tonumber(lease) < now_ms then
   return { settled, 'expired' }
+end
+-- A job still held (the reply that carried it was lost, and the caller retried) is handed out
+-- again instead of being overwritten: this makes a retried call safe.
+local still = redis.call('HMGET', KEYS[2], 'token', 'queue', 'payload')
+if still[1] then
+  return { settled, 'job', still[1], still[2], still[3] }
 end
 local pause = redis.call('GET', KEYS[11])
 if pause and string.lower(string.match(pause, '^%s*(.-)%s*$')) == 'true' then

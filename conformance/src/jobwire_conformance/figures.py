@@ -12,7 +12,7 @@ from .redisutil import enqueue as lua_enqueue
 
 
 def throughput(ctx: Context) -> None:
-    n = 300 if ctx.impl.mode == "fork" else 1000
+    n = 200 if ctx.impl.mode == "fork" else 500
     payloads = [json.dumps({"class": "jobwire.Noop", "args": [i], "id": uuid.uuid4().hex}, separators=(",", ":"))
                 for i in range(n)]
     for i in range(0, n, 1000):

@@ -19,7 +19,6 @@ FEATURES = {
     "kill-running-job": "SIGUSR1 and the kill control command end the running job as jobwire.Killed (protocol.md 7.5)",
     "fork-per-job": "each job runs in a forked child that dies with its master (protocol.md 7.4)",
     "job-timeout": "--job-timeout-ms kills a job that runs too long and fails it as jobwire.Timeout",
-    "process-title": "the process title follows protocol.md 7.8",
 }
 
 STANDARD_FLAGS = [

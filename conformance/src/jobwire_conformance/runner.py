@@ -73,9 +73,6 @@ class Runner:
                 continue
             for g in GROUPS:
                 tasks.append((g.weight, impl, g))
-            if self.figures:
-                for g in FIGURE_GROUPS:
-                    tasks.append((2.5, impl, g))
         tasks.sort(key=lambda t: -t[0])
         started = {name: time.monotonic() for name in reports}
         mrep = None
@@ -104,6 +101,11 @@ class Runner:
                 mrep = self.run_matrix(pool)
             for f in futures:
                 f.result()
+        if self.figures:  # measured alone, one implementation at a time, so the numbers mean something
+            for impl in impls:
+                if reports[impl.name].status == "ran":
+                    for g in FIGURE_GROUPS:
+                        reports[impl.name].figures.update(self._figures(impl, g))
         order = {t.id: n for n, t in enumerate(t for g in GROUPS for t in g.tests)}
         for rep in reports.values():
             rep.results.sort(key=lambda r: order.get(r.id, 1 << 30))

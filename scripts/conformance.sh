@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The conformance suite (conformance/README.md) against every implementation present, plus the
+# cross-language matrix; then the suite's own tests (vector self-check, broken workers).
+# Reports: reports/conformance.json and reports/conformance.xml (JUnit). Each run starts its own
+# redis-server on a free loopback port. Exit status non-zero when any MUST test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [ ! -x .venv/bin/jobwire-conformance ]; then
+  .venv/bin/pip install -q --no-deps -e conformance
+fi
+
+impls=(--impl python --impl python-inline)
+[ -d examples-node/node_modules ] && impls+=(--impl node)
+[ -x examples-c/jobwire-worker ] && impls+=(--impl c)
+
+mkdir -p reports
+status=0
+echo "== conformance: ${impls[*]} + matrix"
+jobwire-conformance "${impls[@]}" --matrix --jobs "${CONFORMANCE_JOBS:-4}" \
+  --json reports/conformance.json --junit reports/conformance.xml || status=$?
+
+echo "== conformance self-check and broken workers"
+jobwire-conformance --check-vectors || status=1
+python -m pytest -q -p no:cacheprovider conformance/tests || status=1
+
+exit "$status"
