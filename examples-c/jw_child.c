@@ -111,6 +111,7 @@ static int job_sleep(const jw_job *job, const jw_env *env, jw_error *err) {
     if (ms && !json_is_number(ms))
         return job_error(err, "ArgumentError", "jobwire.Sleep expects [milliseconds]", __func__);
     double v = ms ? json_number_value(ms) : 0;
+    if (v > 1e12) v = 1e12; /* ~31 years; keeps the conversions below defined */
     if (v > 0) {
         struct timespec ts = {(time_t)(v / 1000), (long)((v - (double)(long long)(v / 1000) * 1000) * 1e6)};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}

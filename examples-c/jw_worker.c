@@ -157,6 +157,7 @@ static void on_signal(int sig) {
     case SIGUSR1: got_usr1 = 1; break;
     case SIGUSR2: got_usr2 = 1; got_cont = 0; break;
     case SIGCONT: got_cont = 1; got_usr2 = 0; break;
+    case SIGCHLD: break; /* only wakes supervise() the moment the child can be reaped */
     }
     if (write(W.sigpipe[1], "s", 1) < 0) { /* pipe full: a wake-up is pending anyway */ }
     errno = saved;
@@ -172,6 +173,8 @@ static void signals_init(void) {
     sigemptyset(&sa.sa_mask);
     const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -618,7 +621,6 @@ static void supervise(void) {
         if (W.next_beat_ms - now < wait) wait = W.next_beat_ms - now;
         if (W.next_control_ms - now < wait) wait = W.next_control_ms - now;
         if (deadline && deadline - now < wait) wait = deadline - now;
-        if (eof) wait = 10; /* pipe closed; the child is about to be reapable */
         if (wait < 0) wait = 0;
         struct pollfd pfd[2] = {{W.sigpipe[0], POLLIN, 0}, {eof ? -1 : W.run.fd, POLLIN, 0}};
         int n = poll(pfd, 2, (int)wait);
@@ -637,6 +639,8 @@ static void supervise(void) {
             eof = 1;
         }
     }
+    /* Drain the SIGCHLD wake-up so it does not cut the next idle BLPOP short. */
+    handle_signals();
 }
 
 /* Turn the finished child into the pending outcome (protocol.md 7.4). */
@@ -696,7 +700,13 @@ static void run_job(const char *token, const char *queue, const char *payload, s
     W.killed = KILL_NONE;
     W.job_lost = 0;
     W.run_token = token;
-    if (jw_child_start(&W.run, &job, &env, h, close_fds, 2, title_set) < 0) {
+    int rc = -1;
+    for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
+        if (attempt) nap(200); /* fork fails on transient resource limits (EAGAIN, ENOMEM) */
+        rc = jw_child_start(&W.run, &job, &env, h, close_fds, 2, title_set);
+    }
+    if (rc < 0) {
+        /* No settle op gives a job back without counting a death; crash is the closest. */
         snprintf(err, sizeof err, "fork failed: %s", strerror(errno));
         outcome_set("crash", jw_strdup(err), strlen(err), token, queue);
     } else {
@@ -974,8 +984,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(spec_dir);
-    /* BLPOP waits up to block_ms; leave room for it in the socket timeout. */
-    W.r.timeout_ms = W.block_ms + 30000;
+    /* Socket timeout for ordinary commands: a Redis that hangs must not stall
+     * the master's duties (beats, job timeout) for long. BLPOP has its own
+     * deadline (jw_redis_blpop). */
+    W.r.timeout_ms = 10000;
     if (gethostname(W.host, sizeof W.host - 1) < 0) strcpy(W.host, "localhost");
     jw_buf id = {0};
     jw_buf_addf(&id, "%s:%d:%s", W.host, (int)getpid(), W.queues_cfg);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "jw_keys.h"
 #include "jw_util.h"
 
@@ -18,6 +20,41 @@ static void expect(jw_key_name k, const char *arg, const char *want) {
         failures++;
     }
     free(got);
+}
+
+/* Check every case of conformance/vectors/v1/keys.json, when present.
+ * Returns the number of cases checked. */
+static int check_vectors(const char *path) {
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) { printf("note: no key vectors at %s (%s)\n", path, jerr.text); return 0; }
+    size_t i;
+    json_t *c;
+    int n = 0;
+    json_array_foreach(json_object_get(doc, "cases"), i, c) {
+        const char *tmpl = json_string_value(json_object_get(c, "template"));
+        const char *ns = json_string_value(json_object_get(c, "ns"));
+        const char *want = json_string_value(json_object_get(c, "key"));
+        const char *arg = NULL;
+        const char *args[] = {"queue", "worker_id", "day"};
+        for (size_t k = 0; k < 3 && !arg; k++) arg = json_string_value(json_object_get(c, args[k]));
+        int found = 0;
+        for (int k = 0; k < JW_K__COUNT; k++) {
+            if (!tmpl || strcmp(jw_key_label(k), tmpl) != 0) continue;
+            found = 1;
+            char *got = jw_key(ns, k, arg);
+            if (!want || strcmp(got, want) != 0) {
+                printf("FAIL vector %s: got %s want %s\n",
+                       json_string_value(json_object_get(c, "id")), got, want);
+                failures++;
+            }
+            free(got);
+        }
+        if (!found) { printf("FAIL vector template %s unknown\n", tmpl); failures++; }
+        n++;
+    }
+    json_decref(doc);
+    return n;
 }
 
 int main(int argc, char **argv) {
@@ -51,6 +88,8 @@ int main(int argc, char **argv) {
     expect(JW_K_WAKE_NEW_QUEUE, NULL, "resque:jobwire:wake-new-queue");
     expect(JW_K_PAUSE_ALL, NULL, "resque:pause-all-workers");
     free(doc);
-    printf("%s: %d templates checked, %d failures\n", failures ? "FAIL" : "ok", checked, failures);
+    int vectors = check_vectors(argc > 2 ? argv[2] : "../conformance/vectors/v1/keys.json");
+    printf("%s: %d templates and %d vectors checked, %d failures\n", failures ? "FAIL" : "ok",
+           checked, vectors, failures);
     return failures ? 1 : 0;
 }

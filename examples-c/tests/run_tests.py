@@ -238,7 +238,7 @@ class Worker:
     """A jobwire-worker process; its stderr goes to a log file."""
     all = []
 
-    def __init__(self, queues, *extra, valgrind=False, block_ms=1000):
+    def __init__(self, queues, *extra, valgrind=False, block_ms=1000, sh_prefix=None):
         self.log = os.path.join(TMP, "worker-%d.log" % (len(Worker.all) + 1))
         cmd = [os.path.join(OPTS.bin, "jobwire-worker"), "--queues", queues, "--redis-url",
                SERVER.url, "--block-timeout-ms", str(block_ms)] + list(extra)
@@ -247,8 +247,13 @@ class Worker:
             cmd = ["valgrind", "--leak-check=full", "--error-exitcode=1",
                    "--errors-for-leak-kinds=definite,indirect",
                    "--log-file=" + os.path.join(self.vgdir, "vg.%p.log")] + cmd
+        env = child_env()
+        if sh_prefix:  # run shell code first, then exec the worker under the same pid
+            env["JW_PORT"] = str(SERVER.port)
+            env["JW_HOST"] = HOST
+            cmd = ["sh", "-c", sh_prefix + ' && exec "$@"', "sh"] + cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
-                                     env=child_env())
+                                     env=env)
         self.pid = self.proc.pid
         self.queues = queues
         self.id = "%s:%d:%s" % (HOST, self.pid, queues)
@@ -641,6 +646,21 @@ def test_redis_restart():
     w.quit()
 
 
+def test_pid_reuse():
+    # A previous process with our host, pid and queues died holding a job; the new worker
+    # (same pid, thanks to exec) must recover that job before registering, not overwrite it.
+    prefix = ('redis-cli -p "$JW_PORT" HSET "resque:jobwire:inflight:$JW_HOST:$$:q" queue q '
+              'payload \'{"class":"jobwire.Echo","args":["orphan"],"id":"orph-1"}\' token 1 '
+              'job_key orph-1 reserved_ms 1 >/dev/null')
+    w = Worker("q", sh_prefix=prefix)
+    wait_until(lambda: len(echoes()) == 1, 10, "the orphaned job to run")
+    assert echoes()[0]["id"] == "orph-1" and echoes()[0]["worker"] == w.id
+    wait_until(lambda: stat("processed") == 1, 5, "the settle")
+    assert "a previous worker with our id held a job" in w.logtext()
+    assert R("HLEN", "resque:jobwire:deaths") == 0
+    w.quit()
+
+
 def test_spec_mismatch():
     R("HSET", "resque:jobwire:meta", "spec_major", "99")
     w = Worker("q")
@@ -735,7 +755,7 @@ FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_
         test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
         test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
         test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
-        test_redis_restart, test_spec_mismatch, test_config_errors]
+        test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors]
 SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
          test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
          test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery]

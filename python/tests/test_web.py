@@ -93,8 +93,10 @@ def test_actions_need_post_and_csrf(tc, client):
     assert client.failed_count() == before
     token = csrf_of(tc)
     # A token from the right session but a foreign Origin is refused too.
-    assert tc.post("/failed/clear", data={"csrf_token": token},
-                   headers={"Origin": "http://evil.example"}).status_code == 403
+    for origin in ("http://evil.example", "null"):
+        assert tc.post("/failed/clear", data={"csrf_token": token}, headers={"Origin": origin}).status_code == 403
+    assert tc.post("/failed/remove", data={"csrf_token": token, "key": "nope"},
+                   headers={"Origin": "http://localhost"}).status_code == 303  # the test client's own host
     # Another browser (another session) cannot reuse this session's token.
     other = app_for(client).test_client()
     assert other.post("/failed/clear", data={"csrf_token": token}).status_code == 403

@@ -216,6 +216,7 @@ def invalid_payloads(ctx):
     ctx.check("payload.size.at-limit", at is not None, "the payload of exactly the limit did not run")
     if ctx.wants("stats.failed.invalid"):
         n = len(INVALID)
+        ctx.wait_for(lambda: int(ctx.r.get(ctx.k.stat_processed()) or 0) >= n + 2, 3)  # the last settle
         processed = int(ctx.r.get(ctx.k.stat_processed()) or 0)
         failed = int(ctx.r.get(ctx.k.stat_failed()) or 0)
         ctx.check("stats.failed.invalid", failed == n and processed == n + 2,

@@ -16,7 +16,7 @@ import jsonschema
 
 from . import schemas
 from .checks import failure_write_problems
-from .paths import SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
+from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
 from .redisutil import key_templates
 
 
@@ -168,6 +168,17 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
             why = link_problem(t.section, known)
             if why:
                 problems.append(f"test {t.id}: {why}")
+    manifest_validator = jsonschema.Draft202012Validator(json.loads(IMPLEMENTATION_SCHEMA.read_text()))
+    for path in sorted(IMPLEMENTATIONS_DIR.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as exc:
+            problems.append(f"implementations/{path.name}: not JSON: {exc}")
+            continue
+        for err in manifest_validator.iter_errors(doc):
+            problems.append(f"implementations/{path.name}: {err.message[:200]} at {'/'.join(map(str, err.absolute_path))}")
+        if doc.get("name") != path.stem:
+            problems.append(f"implementations/{path.name}: name {doc.get('name')!r} differs from the file name")
     if run_lua and deaths_cases:
         problems += check_deaths(deaths_cases)
     return problems, count

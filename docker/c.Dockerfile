@@ -1,0 +1,24 @@
+# jobwire C worker and enqueuer (examples-c). Build from the repository root:
+#   docker build --network host -f docker/c.Dockerfile -t jobwire/c .
+# BASE is any Debian 12 image (default: the official slim image).
+ARG BASE=debian:bookworm-slim
+FROM ${BASE} AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src/examples-c
+COPY examples-c/ ./
+RUN make -s clean && make -s all
+
+FROM ${BASE}
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libhiredis0.14 libjansson4 \
+ && rm -rf /var/lib/apt/lists/*
+# The worker finds the protocol files at ../spec next to its executable.
+COPY spec /app/spec
+COPY --from=build /src/examples-c/jobwire-worker /src/examples-c/jobwire-enqueue /app/examples-c/
+ENV JOBWIRE_SPEC_DIR=/app/spec PATH=/app/examples-c:$PATH
+WORKDIR /app/examples-c
+# jobwire-enqueue is the enqueuer: docker run --entrypoint jobwire-enqueue IMAGE ...
+ENTRYPOINT ["jobwire-worker"]
+CMD ["--queues", "default"]

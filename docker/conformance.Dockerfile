@@ -1,0 +1,24 @@
+# jobwire conformance runner (conformance/), with the Python reference worker so that
+# `--impl python` and `--impl python-inline` run inside the image. Build from the repository root:
+#   docker build --network host -f docker/conformance.Dockerfile -t jobwire/conformance .
+# The repository layout is kept under /app (JOBWIRE_REPO_ROOT), so the manifests' paths resolve.
+ARG BASE=python:3.12-slim
+FROM ${BASE}
+ARG JW_PIP_INDEX_URL=
+ARG JW_PIP_EXTRA_INDEX_URL=
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+    JOBWIRE_SPEC_DIR=/app/spec JOBWIRE_REPO_ROOT=/app JOBWIRE_CONFORMANCE_DIR=/app/conformance \
+    PATH=/app/.venv/bin:$PATH
+WORKDIR /app
+COPY python/requirements.txt python/requirements.txt
+RUN python3 -m venv /app/.venv \
+ && grep -E '^(redis|hiredis|jsonschema|setproctitle)==' python/requirements.txt >/tmp/runtime.txt \
+ && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools
+COPY spec spec
+COPY python python
+COPY conformance conformance
+RUN /app/.venv/bin/pip install -q --no-deps --no-build-isolation ./python ./conformance \
+ && jobwire-conformance --list >/dev/null
+ENTRYPOINT ["jobwire-conformance"]
+CMD ["--impl", "python", "--impl", "python-inline", "--no-figures"]

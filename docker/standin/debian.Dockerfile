@@ -1,0 +1,11 @@
+# Stand-in for debian:bookworm-slim, for machines with no image registry: Debian 12 from
+# debootstrap (scripts/containers.sh imports it as jobwire-standin/rootfs:bookworm), plus
+# ca-certificates so that the machine's own CA certificates (copied into
+# /usr/local/share/ca-certificates before the import) are trusted by apt, pip and npm.
+ARG ROOTFS=jobwire-standin/rootfs:bookworm
+FROM ${ROOTFS}
+ENV DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+CMD ["bash"]

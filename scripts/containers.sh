@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# jobwire in containers: the engine, local stand-in base images, the project's images, and a test
+# that runs each worker in its own container against a Redis container.
+#
+#   bash scripts/containers.sh test         everything, from a fresh Debian 12 root machine (CI)
+#   bash scripts/containers.sh engine       install docker.io/debootstrap/docker-compose, start dockerd
+#   bash scripts/containers.sh bases        build the stand-in base images (no registry needed)
+#   bash scripts/containers.sh build        build the project's images on those bases
+#   bash scripts/containers.sh compose ARGS docker-compose with the stand-in bases, e.g. `compose up`
+#   bash scripts/containers.sh clean        remove the containers this script started
+#   bash scripts/containers.sh stop-engine  stop the dockerd this script started (by its pid file)
+#
+# Environment:
+#   JOBWIRE_BASES=standin|official  standin (default): build base images from Debian's packages with
+#                                   debootstrap; official: use python:3.12-slim, node:20-slim,
+#                                   debian:bookworm-slim, redis:7 from a registry
+#   JOBWIRE_KEEP_ENGINE=1           `test` leaves a dockerd it started running
+#   JOBWIRE_CONTAINERS_TIMEOUT=S    bound for the whole `test` (default 2700 s)
+#   JOBWIRE_CONTAINERS_CONFORMANCE=0  skip the conformance runs in `test`
+#
+# Networking: dockerd runs with no bridge and no NAT; every build and container uses the host's
+# network and every server binds 127.0.0.1. No host name of any registry or mirror is written
+# here: the Debian mirror comes from this machine's apt sources, pip's index and npm's registry
+# from this machine's own configuration, all read at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+STATE=${JOBWIRE_CONTAINERS_STATE:-/var/lib/jobwire-containers}
+PIDFILE=$STATE/dockerd.pid
+RUN_ID="jwc-$$"
+LABEL="org.jobwire.containers=$RUN_ID"
+BASES=${JOBWIRE_BASES:-standin}
+export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
+# Debian's client matches Debian's engine (20.10); another docker client on PATH may be newer.
+if [ -x /usr/bin/docker ]; then DOCKER=${DOCKER:-/usr/bin/docker}; else DOCKER=${DOCKER:-docker}; fi
+
+log() { printf '[containers %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+docker() { "$DOCKER" "$@"; }
+
+# -- images -------------------------------------------------------------------------------------
+
+if [ "$BASES" = official ]; then
+  PY_BASE=python:3.12-slim NODE_BASE=node:20-slim DEBIAN_BASE=debian:bookworm-slim REDIS_IMAGE=redis:7
+else
+  PY_BASE=jobwire-standin/python:bookworm NODE_BASE=jobwire-standin/node:bookworm
+  DEBIAN_BASE=jobwire-standin/debian:bookworm REDIS_IMAGE=jobwire-standin/redis:bookworm
+fi
+IMG_PY=jobwire/python:local IMG_NODE=jobwire/node:local IMG_C=jobwire/c:local IMG_CONF=jobwire/conformance:local
+
+# -- the engine -----------------------------------------------------------------------------------
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "must run as root: it installs packages and starts dockerd (running as uid $(id -u))"
+}
+
+install_packages() {
+  local want=() p
+  for p in docker.io docker-compose debootstrap tini; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
+  done
+  if ((${#want[@]})); then
+    log "apt-get install ${want[*]}"
+    timeout 900 apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${want[@]}" >/dev/null \
+      || die "apt-get install ${want[*]} failed"
+  fi
+}
+
+engine_up() { timeout 10 "$DOCKER" info >/dev/null 2>&1; }
+
+our_dockerd_pid() {
+  local pid
+  [ -f "$PIDFILE" ] || return 1
+  pid=$(cat "$PIDFILE")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^dockerd ' \
+    && echo "$pid"
+}
+
+start_dockerd() {  # $1: storage driver
+  local driver=$1 pid i
+  mkdir -p "$STATE"
+  log "starting dockerd (storage driver $driver, no bridge, no iptables)"
+  setsid dockerd --bridge=none --iptables=false --ip-masq=false --ip6tables=false \
+    --storage-driver="$driver" --pidfile="$STATE/dockerd.own.pid" \
+    >"$STATE/dockerd.log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$PIDFILE"
+  for i in $(seq 1 60); do
+    engine_up && { echo "$driver" >"$STATE/storage-driver"; log "dockerd pid $pid is up"; return 0; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  log "dockerd ($driver) did not come up; last lines of $STATE/dockerd.log:"
+  tail -n 15 "$STATE/dockerd.log" >&2 || true
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  rm -f "$PIDFILE"
+  return 1
+}
+
+cmd_engine() {
+  need_root
+  install_packages
+  if engine_up; then
+    log "a Docker engine is already running; using it"
+    return 0
+  fi
+  local first=overlay2
+  [ -f "$STATE/storage-driver" ] && first=$(cat "$STATE/storage-driver")
+  start_dockerd "$first" && return 0
+  if [ "$first" != vfs ]; then start_dockerd vfs && return 0; fi
+  die "dockerd cannot start here (see $STATE/dockerd.log): containers need root with the privileges to create namespaces and mounts"
+}
+
+cmd_stop_engine() {
+  local pid i
+  if pid=$(our_dockerd_pid); then
+    log "stopping dockerd pid $pid (started by this script)"
+    kill -TERM "$pid"
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { log "dockerd pid $pid still running after 30 s; SIGKILL"; kill -KILL "$pid"; }
+    rm -f "$PIDFILE"
+  else
+    log "no dockerd started by this script is running"
+  fi
+}
+
+# -- stand-in base images -----------------------------------------------------------------------
+
+debian_mirror() {  # the first Debian (not security) URI of this machine's apt sources
+  local uri
+  uri=$(awk '
+      /^[[:space:]]*#/ { next }
+      /^Types:/ { types=$0 } /^URIs:/ { uris=$2 } /^Suites:/ { suites=$0 }
+      /^[[:space:]]*$/ { if (uris != "" && suites ~ /bookworm([[:space:]]|$)/ && uris !~ /security/) { print uris; exit } uris=""; suites="" }
+      END { if (uris != "" && suites ~ /bookworm([[:space:]]|$)/ && uris !~ /security/) print uris }
+    ' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+  if [ -z "$uri" ]; then
+    uri=$(awk '$1=="deb" && $0 !~ /security/ { for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+  fi
+  [ -n "$uri" ] || die "no Debian mirror found in /etc/apt/sources.list{,.d/*}"
+  echo "$uri"
+}
+
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# Build args that carry this machine's pip index and npm registry into builds (empty when unset).
+pkg_build_args() {
+  local idx extra reg
+  idx=${PIP_INDEX_URL:-$(pip3 config get global.index-url 2>/dev/null || true)}
+  extra=${PIP_EXTRA_INDEX_URL:-$(pip3 config get global.extra-index-url 2>/dev/null || true)}
+  reg=${NPM_CONFIG_REGISTRY:-$( (command -v npm >/dev/null && npm config get registry) 2>/dev/null || true)}
+  BUILD_ARGS=(--build-arg "JW_PIP_INDEX_URL=$idx" --build-arg "JW_PIP_EXTRA_INDEX_URL=$extra"
+              --build-arg "JW_NPM_REGISTRY=$reg")
+}
+
+build_image() {  # $1 tag, $2 dockerfile, rest: extra args; context is the repository
+  local tag=$1 file=$2; shift 2
+  log "docker build $tag ($file)"
+  timeout "${JOBWIRE_BUILD_TIMEOUT:-1200}" "$DOCKER" build --network host -q -t "$tag" -f "$file" "$@" "$ROOT" >/dev/null \
+    || die "docker build $tag failed (re-run: docker build --network host -f $file ...)"
+}
+
+cmd_bases() {
+  [ "$BASES" = standin ] || { log "JOBWIRE_BASES=$BASES: no stand-ins needed"; return 0; }
+  if ! have_image jobwire-standin/rootfs:bookworm; then
+    local mirror dir
+    mirror=$(debian_mirror)
+    dir=$(mktemp -d /var/tmp/jobwire-rootfs.XXXXXX)
+    log "debootstrap --variant=minbase bookworm (mirror from this machine's apt sources)"
+    timeout 900 debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$STATE/debootstrap.log" 2>&1 \
+      || { tail -n 20 "$STATE/debootstrap.log" >&2; rm -rf "$dir"; die "debootstrap failed (log: $STATE/debootstrap.log)"; }
+    mkdir -p "$dir/usr/local/share/ca-certificates"
+    cp -a /usr/local/share/ca-certificates/. "$dir/usr/local/share/ca-certificates/" 2>/dev/null || true
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+    tar -C "$dir" -c . | docker import -c 'CMD ["bash"]' - jobwire-standin/rootfs:bookworm >/dev/null \
+      || die "docker import of the root file system failed"
+    rm -rf "$dir"
+  fi
+  local name
+  for name in debian python node redis; do
+    have_image "jobwire-standin/$name:bookworm" && continue
+    build_image "jobwire-standin/$name:bookworm" "docker/standin/$name.Dockerfile"
+  done
+}
+
+# -- the project's images -------------------------------------------------------------------------
+
+cmd_build() {
+  pkg_build_args
+  build_image "$IMG_PY" docker/python.Dockerfile --build-arg "BASE=$PY_BASE" "${BUILD_ARGS[@]}"
+  build_image "$IMG_NODE" docker/node.Dockerfile --build-arg "BASE=$NODE_BASE" "${BUILD_ARGS[@]}"
+  build_image "$IMG_C" docker/c.Dockerfile --build-arg "BASE=$DEBIAN_BASE"
+  build_image "$IMG_CONF" docker/conformance.Dockerfile --build-arg "BASE=$PY_BASE" "${BUILD_ARGS[@]}"
+}
+
+compose_env() {
+  export JOBWIRE_PYTHON_BASE=$PY_BASE JOBWIRE_NODE_BASE=$NODE_BASE JOBWIRE_DEBIAN_BASE=$DEBIAN_BASE
+  export JOBWIRE_REDIS_IMAGE=$REDIS_IMAGE
+}
+
+cmd_compose() {
+  compose_env
+  docker-compose -f "$ROOT/docker-compose.yml" --project-directory "$ROOT" "$@"
+}
+
+# -- the test -------------------------------------------------------------------------------------
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cmd_clean() {  # every container any run of this script labelled
+  local ids
+  ids=$(docker ps -aq --filter "label=org.jobwire.containers" 2>/dev/null || true)
+  [ -z "$ids" ] || { log "removing containers: $(echo $ids)"; docker rm -f $ids >/dev/null || true; }
+}
+
+CREATED=()
+run_ctr() {  # run_ctr NAME docker-run-args... ; detached, labelled, host network
+  local name=$RUN_ID-$1; shift
+  docker run -d --name "$name" --label "$LABEL" --network host "$@" >/dev/null
+  CREATED+=("$name")
+  echo "$name"
+}
+
+cleanup_test() {
+  local rc=$?
+  if ((${#CREATED[@]})); then
+    log "removing containers: ${CREATED[*]}"
+    "$DOCKER" rm -f "${CREATED[@]}" >/dev/null 2>&1 || true
+  fi
+  if [ -n "${STARTED_ENGINE:-}" ] && [ "${JOBWIRE_KEEP_ENGINE:-0}" != 1 ]; then cmd_stop_engine; fi
+  exit "$rc"
+}
+
+redis_cli() { docker exec "$REDIS_CTR" redis-cli -p "$PORT" "$@"; }
+
+cmd_test_inner() {
+  local t0=$SECONDS failures=0
+  need_root
+  if ! engine_up; then cmd_engine; STARTED_ENGINE=1; else install_packages; fi
+  trap cleanup_test EXIT
+  cmd_bases
+  cmd_build
+  log "images ready after $((SECONDS - t0)) s"
+
+  log "checking docker-compose.yml with docker-compose config"
+  cmd_compose --profile polyglot --profile conformance --profile tools config -q \
+    || die "docker-compose config rejected docker-compose.yml"
+
+  PORT=$(free_port)
+  REDIS_URL="redis://127.0.0.1:$PORT/0"
+  REDIS_CTR=$(run_ctr redis "$REDIS_IMAGE" redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no)
+  local i
+  for i in $(seq 1 50); do redis_cli ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
+  redis_cli ping | grep -q PONG || die "the redis container did not answer on 127.0.0.1:$PORT"
+  log "redis container on 127.0.0.1:$PORT"
+
+  # One worker container per implementation, each on its own queue.
+  local W_ENV=(-e "REDIS_URL=$REDIS_URL" --init)
+  run_ctr worker-python "${W_ENV[@]}" "$IMG_PY" worker --queues ct-python --import jobwire.conformance_jobs \
+    --redis-url "$REDIS_URL" >/dev/null
+  run_ctr worker-node "${W_ENV[@]}" "$IMG_NODE" --queues ct-node --redis-url "$REDIS_URL" >/dev/null
+  run_ctr worker-c "${W_ENV[@]}" "$IMG_C" --queues ct-c --redis-url "$REDIS_URL" >/dev/null
+
+  # The Python client, in its own container, enqueues jobwire.Echo jobs for each worker.
+  local impl n=3 k
+  for impl in python node c; do
+    for k in $(seq 1 "$n"); do
+      docker run --rm --label "$LABEL" --network host "$IMG_PY" --redis-url "$REDIS_URL" \
+        enqueue "ct-$impl" jobwire.Echo "\"from-python-to-$impl\"" "$k" >/dev/null \
+        || die "the python client container could not enqueue on ct-$impl"
+    done
+  done
+  log "enqueued $((3 * n)) jobwire.Echo jobs from a python client container"
+
+  local want=$((3 * n)) got=0
+  for i in $(seq 1 150); do
+    got=$(redis_cli llen resque:jobwire:conformance:echo)
+    [ "$got" -ge "$want" ] && break
+    sleep 0.2
+  done
+  local echoes
+  echoes=$(redis_cli lrange resque:jobwire:conformance:echo 0 -1)
+  for impl in python node c; do
+    local ran
+    ran=$(printf '%s\n' "$echoes" | python3 -c '
+import json, sys
+impl = sys.argv[1]
+rows = [json.loads(l) for l in sys.stdin if l.strip()]
+print(sum(1 for r in rows if r.get("queue") == "ct-" + impl and r.get("impl") == impl
+          and r.get("args", [None])[0] == "from-python-to-" + impl))
+' "$impl")
+    if [ "$ran" = "$n" ]; then
+      log "PASS: $n jobs enqueued by the python container ran on the $impl worker container (impl=$impl)"
+    else
+      log "FAIL: $ran of $n jobs for the $impl worker container have an echo record with impl=$impl"
+      docker logs --tail 20 "$RUN_ID-worker-$impl" >&2 || true
+      failures=$((failures + 1))
+    fi
+  done
+  docker rm -f "$RUN_ID-worker-python" "$RUN_ID-worker-node" "$RUN_ID-worker-c" >/dev/null
+
+  if [ "${JOBWIRE_CONTAINERS_CONFORMANCE:-1}" != 0 ]; then
+    conformance_in_containers || failures=$((failures + 1))
+  fi
+
+  log "done in $((SECONDS - t0)) s; $failures failing step(s)"
+  [ "$failures" = 0 ]
+}
+
+# The conformance runner (in its own container) drives workers that run in the node and c images.
+# The runner identifies a worker by the pid it spawned and signals that pid directly (SIGQUIT,
+# SIGTERM, SIGKILL of the master with no orphan left, ...), which `docker run` cannot give it: the
+# spawned pid would be the docker client, not the worker. So the worker command enters the mount
+# namespace of a running container of the image with nsenter and execs the worker there: the
+# worker's files, libraries and runtime are the image's, the pid is the one the runner spawned.
+conformance_in_containers() {
+  local rc=0 impl holder hpid cmd mode feats
+  mkdir -p "$ROOT/reports"
+  redis_cli flushall >/dev/null
+  for impl in node c; do
+    local img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1" feats=(--feature job-timeout)
+    mode=inline
+    if [ "$impl" = c ]; then
+      img=$IMG_C wd=/app/examples-c argv="./jobwire-worker" mode=fork
+      feats=(--feature kill-running-job --feature fork-per-job --feature job-timeout)
+    fi
+    holder=$(run_ctr "holder-$impl" --entrypoint sleep "$img" infinity)
+    hpid=$(docker inspect -f '{{.State.Pid}}' "$holder")
+    cmd="nsenter --target $hpid --mount --wd=$wd -- $argv"
+    log "conformance: $impl worker in the $img image: --worker-cmd '$cmd'"
+    redis_cli flushall >/dev/null
+    if docker run --rm --label "$LABEL" --network host --pid host --privileged \
+         -v "$ROOT/reports:/reports" "$IMG_CONF" \
+         --redis-url "$REDIS_URL" --worker-cmd "$cmd" --mode "$mode" "${feats[@]}" --impl-name "$impl" \
+         --no-figures --jobs 4 --json "/reports/containers-$impl.json" --junit "/reports/containers-$impl.xml" \
+         >"$STATE/conformance-$impl.log" 2>&1; then
+      log "PASS: conformance suite against the $impl worker in its image ($(tail -n 1 "$STATE/conformance-$impl.log"))"
+    else
+      log "FAIL: conformance suite against the $impl worker in its image; tail of the output:"
+      tail -n 30 "$STATE/conformance-$impl.log" >&2
+      rc=1
+    fi
+    docker rm -f "$holder" >/dev/null
+  done
+  return "$rc"
+}
+
+cmd_test() {
+  # Bounded in time: the whole test runs under timeout(1).
+  if [ -z "${JOBWIRE_CONTAINERS_INNER:-}" ]; then
+    JOBWIRE_CONTAINERS_INNER=1 exec timeout --foreground -k 30 "${JOBWIRE_CONTAINERS_TIMEOUT:-2700}" bash "$0" test
+  fi
+  mkdir -p "$STATE"
+  cmd_test_inner
+}
+
+case "${1:-}" in
+  engine) cmd_engine ;;
+  stop-engine) cmd_stop_engine ;;
+  bases) need_root; cmd_bases ;;
+  build) need_root; cmd_bases; cmd_build ;;
+  compose) shift; cmd_compose "$@" ;;
+  clean) cmd_clean ;;
+  test) cmd_test ;;
+  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
