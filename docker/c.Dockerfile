@@ -9,6 +9,7 @@ RUN apt-get update \
 WORKDIR /src/examples-c
 COPY examples-c/ ./
 RUN make -s clean && make -s all
+LABEL org.jobwire.image=c-build
 
 FROM ${BASE}
 RUN apt-get update \
@@ -20,5 +21,7 @@ COPY --from=build /src/examples-c/jobwire-worker /src/examples-c/jobwire-enqueue
 ENV JOBWIRE_SPEC_DIR=/app/spec PATH=/app/examples-c:$PATH
 WORKDIR /app/examples-c
 # jobwire-enqueue is the enqueuer: docker run --entrypoint jobwire-enqueue IMAGE ...
+# Lets scripts/containers.sh prune the old builds of its own images (and nothing else).
+LABEL org.jobwire.image=c
 ENTRYPOINT ["jobwire-worker"]
 CMD ["--queues", "default"]

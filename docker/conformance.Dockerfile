@@ -9,16 +9,22 @@ ARG JW_PIP_EXTRA_INDEX_URL=
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     JOBWIRE_SPEC_DIR=/app/spec JOBWIRE_REPO_ROOT=/app JOBWIRE_CONFORMANCE_DIR=/app/conformance \
     PATH=/app/.venv/bin:$PATH
+# Some groups restart a private redis-server of their own (the Redis-outage tests).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY python/requirements.txt python/requirements.txt
 RUN python3 -m venv /app/.venv \
  && grep -E '^(redis|hiredis|jsonschema|setproctitle)==' python/requirements.txt >/tmp/runtime.txt \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools wheel
 COPY spec spec
 COPY python python
 COPY conformance conformance
 RUN /app/.venv/bin/pip install -q --no-deps --no-build-isolation ./python ./conformance \
  && jobwire-conformance --list >/dev/null
+# Lets scripts/containers.sh prune the old builds of its own images (and nothing else).
+LABEL org.jobwire.image=conformance
 ENTRYPOINT ["jobwire-conformance"]
 CMD ["--impl", "python", "--impl", "python-inline", "--no-figures"]

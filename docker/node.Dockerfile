@@ -15,5 +15,7 @@ COPY spec /app/spec
 COPY examples-node/ ./
 RUN node -e "import('./index.js').then(() => console.log('jobwire node ok'))"
 # `node enqueue.js Q CLASS ARGS` is the enqueuer: docker run --entrypoint node IMAGE enqueue.js ...
+# Lets scripts/containers.sh prune the old builds of its own images (and nothing else).
+LABEL org.jobwire.image=node
 ENTRYPOINT ["node", "worker.js"]
 CMD ["--queues", "default"]

@@ -15,11 +15,13 @@ COPY python/requirements.txt python/requirements.txt
 RUN python3 -m venv /app/.venv \
  && grep -E '^(redis|hiredis|jsonschema|setproctitle|flask)==' python/requirements.txt >/tmp/runtime.txt \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools wheel
 COPY spec spec
 COPY python python
 RUN /app/.venv/bin/pip install -q --no-deps --no-build-isolation ./python \
  && jobwire version
 # Everything binds 127.0.0.1 by default; with host networking the ports are the host's loopback.
+# Lets scripts/containers.sh prune the old builds of its own images (and nothing else).
+LABEL org.jobwire.image=python
 ENTRYPOINT ["jobwire"]
 CMD ["worker", "--queues", "default", "--import", "jobwire.conformance_jobs"]

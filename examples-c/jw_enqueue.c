@@ -90,6 +90,8 @@ static long long push(jw_redis *r, const char *ns, const char *queue, const char
     return result;
 }
 
+/* Parse flags, build and validate the payload, push it, print its id.
+ * Exit status: 0 pushed, 1 Redis unreachable or refused, 2 bad input. */
 int main(int argc, char **argv) {
     const char *url = getenv("REDIS_URL"), *ns = getenv("JOBWIRE_NAMESPACE");
     int i = 1;
@@ -124,6 +126,7 @@ int main(int argc, char **argv) {
     jw_redis r;
     if (!spec_dir || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
         fprintf(stderr, "jobwire-enqueue: %s\n", spec_dir ? err : "cannot find spec/; set JOBWIRE_SPEC_DIR");
+        if (spec_dir) jw_redis_close(&r); /* init zeroed r first, so this is safe */
         free(spec_dir);
         free(payload);
         return 2;

@@ -969,6 +969,8 @@ static void cleanup(void) {
     title_free();
 }
 
+/* Configure, register and work until told to stop. Exit status: 0 after
+ * a normal leave, 1 on JOBWIRE_SPEC_MISMATCH, 2 on bad configuration. */
 int main(int argc, char **argv) {
     char err[512];
     title_init(argc, argv);

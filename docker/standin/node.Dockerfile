@@ -4,6 +4,6 @@ ARG DEBIAN=jobwire-standin/debian:bookworm
 FROM ${DEBIAN}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin
 ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 CMD ["node"]

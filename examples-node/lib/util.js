@@ -1,43 +1,75 @@
 // Small shared helpers: lossless JSON, Resque time formats, Redis connections.
-import { parse as losslessParse, stringify as losslessStringify, isInteger } from 'lossless-json';
+import { parse as losslessParse, isInteger, isLosslessNumber } from 'lossless-json';
 import Redis from 'ioredis';
 
 // ---- JSON -------------------------------------------------------------------------------
 
-// Integers that a double cannot hold exactly become BigInt; every other number a Number.
+// Integers that a double cannot hold exactly become BigInt, the integer -0 becomes 0; every
+// other number a Number (a float -0.0 stays -0).
 function parseNumber(text) {
   if (isInteger(text)) {
     const n = Number(text);
+    if (n === 0) return 0;
     return Number.isSafeInteger(n) ? n : BigInt(text);
   }
   return Number(text);
 }
 
-// A run of 16 digits is the shortest text that can hold an integer beyond 2^53; payloads
-// without one are parsed by the (much faster) native parser with the same result.
-const LONG_DIGITS = /\d{16}/;
+// A run of 16 digits is the shortest text that can hold an integer beyond 2^53, and "-0" the
+// start of any negative zero; payloads with neither are parsed by the (much faster) native
+// parser with the same result.
+const NEEDS_LOSSLESS = /\d{16}|-0(?!\d)/;
 
 /**
  * Parses JSON text; integers beyond Number.MAX_SAFE_INTEGER become BigInt so that they
  * round-trip exactly through stringifyJson.
  */
 export function parseJson(text) {
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+  if (!NEEDS_LOSSLESS.test(text)) return JSON.parse(text);
   return losslessParse(text, null, parseNumber);
 }
 
-/** Compact JSON; BigInt values are written as plain integers. */
-export function stringifyJson(value) {
-  return losslessStringify(value);
+/** True when parseJson(text) must take the slow, lossless path. */
+export function needsLosslessParse(text) {
+  return NEEDS_LOSSLESS.test(text);
 }
 
-/** Same as stringifyJson but never BigInt-aware unless needed (fast path). */
-export function compactJson(value) {
-  try {
-    return JSON.stringify(value);
-  } catch (err) {
-    if (err instanceof TypeError && /BigInt/.test(err.message)) return losslessStringify(value);
-    throw err;
+/**
+ * Compact JSON like JSON.stringify, except that BigInt values are written as plain integers and
+ * -0 as -0.0 (so that the double, sign included, round-trips).
+ */
+export function stringifyJson(value) {
+  const out = serialise(value);
+  return out === undefined ? undefined : out;
+}
+
+function serialise(v) {
+  switch (typeof v) {
+    case 'number':
+      if (!Number.isFinite(v)) return 'null';
+      return Object.is(v, -0) ? '-0.0' : String(v);
+    case 'bigint':
+      return v.toString();
+    case 'string':
+      return JSON.stringify(v);
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'object': {
+      if (v === null) return 'null';
+      if (typeof v.toJSON === 'function' && !isLosslessNumber(v)) return serialise(v.toJSON());
+      if (isLosslessNumber(v)) return v.toString();
+      if (Array.isArray(v)) {
+        return `[${v.map((x) => serialise(x) ?? 'null').join(',')}]`;
+      }
+      const parts = [];
+      for (const k of Object.keys(v)) {
+        const s = serialise(v[k]);
+        if (s !== undefined) parts.push(`${JSON.stringify(k)}:${s}`);
+      }
+      return `{${parts.join(',')}}`;
+    }
+    default:
+      return undefined; // undefined, functions, symbols: left out, as JSON.stringify does
   }
 }
 

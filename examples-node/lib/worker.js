@@ -11,7 +11,7 @@ import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
 import { compareUtf8 } from './client.js';
 import {
-  connect, parseJson, failedAt, runAt, startedAt, utcDay, backoffMs, sleep, DEFAULT_REDIS_URL,
+  connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep, DEFAULT_REDIS_URL,
 } from './util.js';
 
 export const DEFAULTS = Object.freeze({
@@ -214,7 +214,13 @@ export class Worker extends EventEmitter {
           await this.idleBlock(true);
           continue;
         }
-        if (this.resync) await this.resynchronise();
+        if (this.resync) {
+          const held = await this.untilStopped(this.resynchronise());
+          if (held) {
+            await this.runJob(held.token, held.queue, held.payload);
+            continue;
+          }
+        }
         if (this.stopping) break;
         // While Redis is unreachable the call waits for it; a stop request must not.
         const reply = await this.untilStopped(this.work(this.queueList));
@@ -227,7 +233,7 @@ export class Worker extends EventEmitter {
             break;
           case 'expired':
             this.log.warn(`${this.id}: lease expired; registering again`);
-            await this.registerSelf();
+            await this.untilStopped(this.registerSelf());
             break;
           default: // 'empty', 'paused', 'settled' (no queue known yet)
             this.setState(reply.status === 'paused' ? 'Paused' : 'Waiting');
@@ -487,16 +493,16 @@ export class Worker extends EventEmitter {
 
   /**
    * After a work.lua call whose reply was lost: if the in-flight hash holds a job other than the
-   * one being settled, that call reserved it; run it instead of reserving again (which would
-   * overwrite the in-flight hash and lose that job).
+   * one being settled, that call reserved it; returns it, to be run instead of reserving again
+   * (which would overwrite the in-flight hash and lose that job). Else null.
    */
   async resynchronise() {
     const [token, queue, payload] = await this.cmd.hmgetBuffer(this.k.inflight(this.id), 'token', 'queue', 'payload');
     this.resync = false;
-    if (!token || token.toString() === this.pending.token) return;
+    if (!token || token.toString() === this.pending.token) return null;
     this.log.warn(`${this.id}: resuming job ${token.toString()} reserved by a call whose reply was lost`);
     this.pending = NONE;
-    await this.runJob(token.toString(), queue.toString(), payload);
+    return { token: token.toString(), queue: queue.toString(), payload };
   }
 
   // ---- idle ---------------------------------------------------------------------------
@@ -504,6 +510,8 @@ export class Worker extends EventEmitter {
   closeBlock() {
     const b = this.block;
     this.block = null;
+    this.interruptBlock?.();
+    this.interruptBlock = null;
     if (b) b.disconnect();
   }
 
@@ -520,15 +528,18 @@ export class Worker extends EventEmitter {
     }
     if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
     const block = this.block;
+    // closeBlock() interrupts the wait: disconnecting alone does not settle a BLPOP that sits in
+    // ioredis's offline queue while Redis is unreachable.
+    const interrupted = new Promise((resolve, reject) => { this.interruptBlock = () => reject(new Stopped()); });
     let res;
     try {
-      res = await block.blpop(...blockKeys, (this.options.blockTimeoutMs / 1000).toFixed(3));
+      res = await Promise.race([block.blpop(...blockKeys, (this.options.blockTimeoutMs / 1000).toFixed(3)), interrupted]);
     } catch (err) {
       if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
       throw err;
     }
     if (res && res[0] === control) this.command(res[1]);
-    if (this.wildcard) await this.refreshQueues();
+    if (this.wildcard) await this.untilStopped(this.refreshQueues());
   }
 
   async refreshQueues() {
@@ -590,7 +601,7 @@ export class Worker extends EventEmitter {
       this.fail(token, raw, queue, { exception: 'jobwire.UnknownClass', error: `no handler registered for class ${JSON.stringify(className)}` });
       return;
     }
-    const args = /\d{16}/.test(text) ? parseJson(text).args ?? [] : doc.args ?? [];
+    const args = needsLosslessParse(text) ? parseJson(text).args ?? [] : doc.args ?? [];
     const startedMs = Date.now();
     this.current = { token, queue, className, startedMs };
     this.setState('Processing');

@@ -9,13 +9,13 @@ let client;
 before(async () => {
   server = await startRedis();
   client = new Client({ redisUrl: server.url });
-});
+}, { timeout: 30000 });
 after(async () => {
   await client?.close();
   await server?.stop();
-});
+}, { timeout: 30000 });
 
-test('enqueue one: payload format, queue set, wake marker', async () => {
+test('enqueue one: payload format, queue set, wake marker', { timeout: 60000 }, async () => {
   const r = server.redis;
   const before = Date.now();
   const id = await client.enqueue('mail', 'Mail', [7, 'x', { a: null }]);
@@ -31,13 +31,13 @@ test('enqueue one: payload format, queue set, wake marker', async () => {
   assert.deepEqual(await r.lrange('resque:jobwire:wake-new-queue', 0, -1), ['1']);
 });
 
-test('big integers and floats are written exactly', async () => {
+test('big integers and floats are written exactly', { timeout: 60000 }, async () => {
   await client.enqueue('big', 'Big', [9223372036854775807n, -9223372036854775808n, 0.1, 1e300]);
   const [raw] = await server.redis.lrange('resque:queue:big', 0, -1);
   assert.ok(raw.includes('"args":[9223372036854775807,-9223372036854775808,0.1,1e+300]'), raw);
 });
 
-test('bulk enqueue: many payloads, at most 1000 per call, order kept', async () => {
+test('bulk enqueue: many payloads, at most 1000 per call, order kept', { timeout: 60000 }, async () => {
   const jobs = Array.from({ length: 2500 }, (_, i) => ({ class: 'Bulk', args: [i] }));
   const ids = await client.enqueueMany('bulk', jobs);
   assert.equal(ids.length, 2500);
@@ -48,7 +48,7 @@ test('bulk enqueue: many payloads, at most 1000 per call, order kept', async () 
   assert.deepEqual(await server.redis.lrange('resque:jobwire:wake:bulk', 0, -1), ['1']);
 });
 
-test('invalid payloads are rejected and nothing is pushed', async () => {
+test('invalid payloads are rejected and nothing is pushed', { timeout: 60000 }, async () => {
   const r = server.redis;
   await assert.rejects(client.enqueue('inv', '', []), InvalidPayloadError);
   await assert.rejects(client.enqueue('inv', 'X', 'not-an-array'), /args must be array/);
@@ -62,7 +62,7 @@ test('invalid payloads are rejected and nothing is pushed', async () => {
   assert.throws(() => buildPayload('X', [], { id: '' }), /id must NOT have fewer than 1 characters/);
 });
 
-test('info: queues and sizes, processed, failed, workers', async () => {
+test('info: queues and sizes, processed, failed, workers', { timeout: 60000 }, async () => {
   const r = server.redis;
   await r.set('resque:stat:processed', '12');
   await r.set('resque:stat:failed', '3');
@@ -76,7 +76,7 @@ test('info: queues and sizes, processed, failed, workers', async () => {
   assert.deepEqual(await client.workers(), ['h:1:a', 'h:2:b']);
 });
 
-test('failure records of every writer are read', () => {
+test('failure records of every writer are read', { timeout: 60000 }, () => {
   const jobwire = parseFailure('{"failed_at":"2026/11/29 08:00:00 UTC","payload":{"class":"A","args":[]},"exception":"Error","error":"x","backtrace":["at a"],"worker":"h:1:q","queue":"q"}');
   assert.equal(jobwire.exception, 'Error');
   assert.deepEqual(jobwire.backtrace, ['at a']);

@@ -17,17 +17,17 @@ before(async () => {
   nrQueue = new Queue({ connection: { host: '127.0.0.1', port: server.port, namespace: 'resque' } });
   nrQueue.on('error', () => {});
   await nrQueue.connect();
-});
+}, { timeout: 30000 });
 after(async () => {
   await nrQueue?.end();
   await client?.close();
   await server?.stop();
-});
+}, { timeout: 30000 });
 afterEach(async () => {
   for (const p of procs) await killProc(p, 'SIGTERM');
   procs = [];
   await server.redis.flushdb();
-});
+}, { timeout: 30000 });
 
 function nodeResqueWorker(queues) {
   const p = spawnNode('interop/node-resque-worker.js', ['--queues', queues, '--redis-url', server.url]);
@@ -35,7 +35,7 @@ function nodeResqueWorker(queues) {
   return p;
 }
 
-test('a job enqueued by our client is run by a real node-resque worker', async () => {
+test('a job enqueued by our client is run by a real node-resque worker', { timeout: 60000 }, async () => {
   const r = server.redis;
   const p = nodeResqueWorker('nrq');
   const id = await client.enqueue('nrq', 'jobwire.Echo', [1, 'two', { three: [3] }]);
@@ -49,7 +49,7 @@ test('a job enqueued by our client is run by a real node-resque worker', async (
   assert.equal((await p.exited).code, 0, p.output());
 });
 
-test('a job enqueued by node-resque is run by our worker', async () => {
+test('a job enqueued by node-resque is run by our worker', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = spawnWorker(server.url, 'ours');
   procs.push(w);
@@ -67,7 +67,7 @@ test('a job enqueued by node-resque is run by our worker', async () => {
   }
 });
 
-test('a failure written by our worker is read by node-resque queue.failed()', async () => {
+test('a failure written by our worker is read by node-resque queue.failed()', { timeout: 60000 }, async () => {
   const w = spawnWorker(server.url, 'f1');
   procs.push(w);
   const id = await client.enqueue('f1', 'jobwire.Fail', ['ours broke']);
@@ -86,7 +86,7 @@ test('a failure written by our worker is read by node-resque queue.failed()', as
   assert.equal(await nrQueue.failedCount(), 0);
 });
 
-test('a failure written by node-resque is read by our client', async () => {
+test('a failure written by node-resque is read by our client', { timeout: 60000 }, async () => {
   const p = nodeResqueWorker('f2');
   await nrQueue.enqueue('f2', 'jobwire.Fail', ['theirs broke']);
   const [f] = await waitFor(() => client.failures().then((l) => l.length && l), { what: 'node-resque failure', timeout: 10000 });
@@ -103,7 +103,7 @@ test('a failure written by node-resque is read by our client', async () => {
   assert.equal(info.failed, 1);
 });
 
-test('node-resque allWorkingOn() sees the job our worker holds', async () => {
+test('node-resque allWorkingOn() sees the job our worker holds', { timeout: 60000 }, async () => {
   const w = spawnWorker(server.url, 'busy');
   procs.push(w);
   const id = await client.enqueue('busy', 'jobwire.Sleep', [3000]);

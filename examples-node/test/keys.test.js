@@ -15,13 +15,13 @@ function templatesFromSpec() {
   return rows;
 }
 
-test('every template matches key-layout.md exactly, and nothing more', () => {
+test('every template matches key-layout.md exactly, and nothing more', { timeout: 60000 }, () => {
   const spec = templatesFromSpec();
   assert.ok(Object.keys(spec).length >= 20);
   assert.deepEqual({ ...TEMPLATES }, spec);
 });
 
-test('bound key builder', () => {
+test('bound key builder', { timeout: 60000 }, () => {
   const k = keys();
   const id = 'web1:4242:high,low';
   assert.equal(k.queues(), 'resque:queues');
@@ -42,7 +42,7 @@ test('bound key builder', () => {
   assert.throws(() => buildKey('nope'), /unknown key template/);
 });
 
-test('queue names', () => {
+test('queue names', { timeout: 60000 }, () => {
   for (const ok of ['high', 'a-b_c.d', 'ü', 'x'.repeat(255)]) assert.ok(isValidQueueName(ok), ok);
   for (const bad of ['', 'a:b', 'a*', 'a,b', 'a b', 'a\tb', 'a\u0001', 'x'.repeat(256), 'é'.repeat(128), '\ud800']) {
     assert.ok(!isValidQueueName(bad), JSON.stringify(bad));

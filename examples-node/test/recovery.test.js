@@ -11,12 +11,12 @@ const procs = [];
 before(async () => {
   server = await startRedis();
   client = new Client({ redisUrl: server.url });
-});
+}, { timeout: 30000 });
 after(async () => {
   for (const p of procs) await killProc(p);
   await client?.close();
   await server?.stop();
-});
+}, { timeout: 30000 });
 
 function worker(queues) {
   const p = spawnWorker(server.url, queues, ['--lease-ms', '1000', '--heartbeat-ms', '300']);
@@ -25,7 +25,7 @@ function worker(queues) {
   return p;
 }
 
-test('SIGKILLed worker: its job is requeued by a live peer and completed', async () => {
+test('SIGKILLed worker: its job is requeued by a live peer and completed', { timeout: 60000 }, async () => {
   const r = server.redis;
   const a = worker('crashq');
   const id = await client.enqueue('crashq', 'jobwire.Sleep', [1500]);
@@ -42,7 +42,7 @@ test('SIGKILLed worker: its job is requeued by a live peer and completed', async
   await killProc(b, 'SIGTERM');
 });
 
-test('jobwire.Crash fails as jobwire.PoisonJob after 3 deaths', async () => {
+test('jobwire.Crash fails as jobwire.PoisonJob after 3 deaths', { timeout: 60000 }, async () => {
   const r = server.redis;
   const id = await client.enqueue('poison', 'jobwire.Crash', []);
   const dead = [];

@@ -10,13 +10,13 @@ let server;
 const procs = [];
 before(async () => {
   server = await startRedis();
-});
+}, { timeout: 30000 });
 after(async () => {
   for (const p of procs) await killProc(p);
   await server?.stop();
-});
+}, { timeout: 30000 });
 
-test('worker survives a Redis restart and keeps processing', async () => {
+test('worker survives a Redis restart and keeps processing', { timeout: 60000 }, async () => {
   const r = server.redis;
   const p = spawnWorker(server.url, 'q', ['--concurrency', '2']);
   procs.push(p);
@@ -46,7 +46,7 @@ test('worker survives a Redis restart and keeps processing', async () => {
   assert.equal((await p.exited).code, 0, p.output());
 });
 
-test('SIGTERM while Redis is down: the worker still exits 0, promptly', async () => {
+test('SIGTERM while Redis is down: the worker still exits 0, promptly', { timeout: 60000 }, async () => {
   const p = spawnWorker(server.url, 'q');
   procs.push(p);
   await waitFor(() => server.redis.scard('resque:workers'), { what: 'registered' });

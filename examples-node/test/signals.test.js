@@ -12,16 +12,16 @@ let procs = [];
 before(async () => {
   server = await startRedis();
   client = new Client({ redisUrl: server.url });
-});
+}, { timeout: 30000 });
 after(async () => {
   await client?.close();
   await server?.stop();
-});
+}, { timeout: 30000 });
 afterEach(async () => {
   for (const p of procs) await killProc(p);
   procs = [];
   await server.redis.flushdb();
-});
+}, { timeout: 30000 });
 
 function worker(queues, extra) {
   const p = spawnWorker(server.url, queues, extra);
@@ -33,7 +33,7 @@ function worker(queues, extra) {
 const registered = (p) => waitFor(() => server.redis.sismember('resque:workers', p.id), { what: `${p.id} registered` });
 const holding = (p) => waitFor(() => server.redis.hexists(`resque:jobwire:inflight:${p.id}`, 'token'), { what: 'job in flight' });
 
-test('SIGQUIT: finishes the current job, settles it, leaves, exits 0', async () => {
+test('SIGQUIT: finishes the current job, settles it, leaves, exits 0', { timeout: 60000 }, async () => {
   const r = server.redis;
   const p = worker('q');
   await registered(p);
@@ -52,7 +52,7 @@ test('SIGQUIT: finishes the current job, settles it, leaves, exits 0', async () 
 });
 
 for (const sig of ['SIGTERM', 'SIGINT']) {
-  test(`${sig}: leaves at once, gives the running job back to its queue, exits 0`, async () => {
+  test(`${sig}: leaves at once, gives the running job back to its queue, exits 0`, { timeout: 60000 }, async () => {
     const r = server.redis;
     const p = worker('q');
     await registered(p);
@@ -72,7 +72,7 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
   });
 }
 
-test('SIGUSR2 pauses (state paused), SIGCONT resumes; idle SIGTERM exits 0', async () => {
+test('SIGUSR2 pauses (state paused), SIGCONT resumes; idle SIGTERM exits 0', { timeout: 60000 }, async () => {
   const r = server.redis;
   const p = worker('q');
   await registered(p);
@@ -88,7 +88,7 @@ test('SIGUSR2 pauses (state paused), SIGCONT resumes; idle SIGTERM exits 0', asy
   assert.equal((await p.exited).code, 0);
 });
 
-test('process title', async () => {
+test('process title', { timeout: 60000 }, async () => {
   const p = worker('q');
   await registered(p);
   const title = await waitFor(() => {
@@ -98,7 +98,7 @@ test('process title', async () => {
   assert.match(title, /^jobwire-node\/resque-1: (Waiting for q|Starting)/);
 });
 
-test('a namespace of another spec major: the worker refuses to register and exits 1', async () => {
+test('a namespace of another spec major: the worker refuses to register and exits 1', { timeout: 60000 }, async () => {
   await server.redis.hset('resque:jobwire:meta', 'spec_major', '99');
   const p = worker('q');
   const { code } = await p.exited;
@@ -107,7 +107,7 @@ test('a namespace of another spec major: the worker refuses to register and exit
   assert.equal(await server.redis.scard('resque:workers'), 0);
 });
 
-test('bad configuration exits 2 with a message', async () => {
+test('bad configuration exits 2 with a message', { timeout: 60000 }, async () => {
   for (const args of [['--lease-ms', '500', '--heartbeat-ms', '300'], ['--concurrency', 'x']]) {
     const p = worker('q', args);
     const { code } = await p.exited;

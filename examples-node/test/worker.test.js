@@ -16,11 +16,11 @@ let running = [];
 before(async () => {
   server = await startRedis();
   client = new Client({ redisUrl: server.url });
-});
+}, { timeout: 30000 });
 after(async () => {
   await client?.close();
   await server?.stop();
-});
+}, { timeout: 30000 });
 afterEach(async () => {
   for (const { w, done } of running) {
     w.quit();
@@ -28,7 +28,7 @@ afterEach(async () => {
   }
   running = [];
   await server.redis.flushdb();
-});
+}, { timeout: 30000 });
 
 function startWorker(queues, options = {}) {
   const w = new Worker({
@@ -40,14 +40,14 @@ function startWorker(queues, options = {}) {
   return w;
 }
 
-test('runs a job: echo record, stats counters, worker keys', async () => {
+test('runs a job: echo record, stats counters, worker keys', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('high,low');
   assert.equal(w.id, `${os.hostname()}:${process.pid}:high,low`);
-  const id = await client.enqueue('low', 'jobwire.Echo', [1, 'two', 12345678901234567890n, -9223372036854775808n, 0.1, 2.5e-7, { k: [true, null] }]);
+  const id = await client.enqueue('low', 'jobwire.Echo', [1, 'two', 12345678901234567890n, -9223372036854775808n, 0.1, 2.5e-7, { k: [true, null] }, -0]);
   const [echo] = await waitFor(() => echoes(r).then((e) => e.length && e), { what: 'echo' });
   const rawEcho = (await r.lrange('resque:jobwire:conformance:echo', 0, 0))[0];
-  assert.ok(rawEcho.includes('"args":[1,"two",12345678901234567890,-9223372036854775808,0.1,2.5e-7,{"k":[true,null]}]'), rawEcho);
+  assert.ok(rawEcho.includes('"args":[1,"two",12345678901234567890,-9223372036854775808,0.1,2.5e-7,{"k":[true,null]},-0.0]'), rawEcho);
   assert.deepEqual(Object.keys(echo), ['id', 'args', 'worker', 'queue', 'pid', 'impl']);
   assert.equal(echo.id, id);
   assert.equal(echo.worker, w.id);
@@ -72,7 +72,7 @@ test('runs a job: echo record, stats counters, worker keys', async () => {
   assert.equal(Object.values(minutes).reduce((a, b) => a + Number(b), 0), 1);
 });
 
-test('failure record: key order, formats, raw payload bytes kept, counters', async () => {
+test('failure record: key order, formats, raw payload bytes kept, counters', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('q');
   // odd spacing, a float spelling, a huge integer and an unknown field must survive byte for byte
@@ -93,7 +93,7 @@ test('failure record: key order, formats, raw payload bytes kept, counters', asy
   assert.equal(await r.get(`resque:stat:failed:${w.id}`), '1');
 });
 
-test('unknown class, non-Error throws, application handlers with a context', async () => {
+test('unknown class, non-Error throws, application handlers with a context', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('q');
   const seen = [];
@@ -116,7 +116,7 @@ test('unknown class, non-Error throws, application handlers with a context', asy
   assert.deepEqual(describeError(null), { exception: 'Error', error: 'non-Error value thrown: null', backtrace: [] });
 });
 
-test('bad payloads become failure records and the worker keeps going', async () => {
+test('bad payloads become failure records and the worker keeps going', { timeout: 60000 }, async () => {
   const r = server.redis;
   startWorker('q', { maxPayloadBytes: 16777216 });
   const big = `{"class":"jobwire.Echo","args":["${'x'.repeat(20 * 1024 * 1024)}"]}`;
@@ -136,7 +136,7 @@ test('bad payloads become failure records and the worker keeps going', async () 
   assert.equal(await r.get('resque:stat:failed'), '5');
 });
 
-test('strict priority across queues', async () => {
+test('strict priority across queues', { timeout: 60000 }, async () => {
   const r = server.redis;
   await client.enqueueMany('low', [1, 2, 3].map((i) => ({ class: 'jobwire.Echo', args: [`low${i}`] })));
   await client.enqueueMany('high', [1, 2, 3].map((i) => ({ class: 'jobwire.Echo', args: [`high${i}`] })));
@@ -145,7 +145,7 @@ test('strict priority across queues', async () => {
   assert.deepEqual(es.map((e) => e.args[0]), ['high1', 'high2', 'high3', 'low1', 'low2', 'low3']);
 });
 
-test('wildcard: every queue alphabetically, new queues seen', async () => {
+test('wildcard: every queue alphabetically, new queues seen', { timeout: 60000 }, async () => {
   const r = server.redis;
   await client.enqueue('b', 'jobwire.Echo', ['b']);
   await client.enqueue('a', 'jobwire.Echo', ['a']);
@@ -160,7 +160,7 @@ test('wildcard: every queue alphabetically, new queues seen', async () => {
   assert.deepEqual(es.slice(2).map((e) => e.queue).sort(), ['c-new', 'plain']);
 });
 
-test('control list: pause, resume, kill ignored, quit', async () => {
+test('control list: pause, resume, kill ignored, quit', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('q');
   await waitFor(() => r.sismember('resque:workers', w.id), { what: 'registered' });
@@ -180,7 +180,7 @@ test('control list: pause, resume, kill ignored, quit', async () => {
   assert.equal(await r.zscore('resque:jobwire:leases', w.id), null);
 });
 
-test('pause-all-workers stops reserving', async () => {
+test('pause-all-workers stops reserving', { timeout: 60000 }, async () => {
   const r = server.redis;
   await r.set('resque:pause-all-workers', ' TRUE ');
   startWorker('q');
@@ -191,7 +191,7 @@ test('pause-all-workers stops reserving', async () => {
   await waitFor(() => echoes(r).then((e) => e.length === 1), { what: 'echo after unpause' });
 });
 
-test('a process with concurrency 3 hosts three workers host:pid+n:queues', async () => {
+test('a process with concurrency 3 hosts three workers host:pid+n:queues', { timeout: 60000 }, async () => {
   const r = server.redis;
   const p = new WorkerProcess({ queues: 'q', concurrency: 3, redisUrl: server.url, blockTimeoutMs: 200, logger: quiet });
   registerConformanceJobs(p);
@@ -207,7 +207,7 @@ test('a process with concurrency 3 hosts three workers host:pid+n:queues', async
   assert.equal(await r.scard('resque:workers'), 0);
 });
 
-test('recovers an expired peer and requeues its job at the head', async () => {
+test('recovers an expired peer and requeues its job at the head', { timeout: 60000 }, async () => {
   const r = server.redis;
   const dead = 'ghost:1:q';
   const payload = '{"class":"jobwire.Echo","args":["recovered"],"id":"ghostjob"}';
@@ -221,7 +221,7 @@ test('recovers an expired peer and requeues its job at the head', async () => {
   assert.equal(await r.exists(`resque:jobwire:inflight:${dead}`), 0);
 });
 
-test('job-timeout-ms: an over-long job is failed as jobwire.Timeout and the worker moves on', async () => {
+test('job-timeout-ms: an over-long job is failed as jobwire.Timeout and the worker moves on', { timeout: 60000 }, async () => {
   const r = server.redis;
   startWorker('q', { jobTimeoutMs: 150 });
   await client.enqueue('q', 'jobwire.Sleep', [1500]);
@@ -233,7 +233,7 @@ test('job-timeout-ms: an over-long job is failed as jobwire.Timeout and the work
   assert.equal(f.payload.class, 'jobwire.Sleep');
 });
 
-test('a settle after the worker was recovered as dead is dropped, not applied', async () => {
+test('a settle after the worker was recovered as dead is dropped, not applied', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('q');
   await client.enqueue('q', 'jobwire.Sleep', [900]);

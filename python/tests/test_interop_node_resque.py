@@ -49,8 +49,11 @@ def node_worker(redis_server, r):
         procs.append(proc)
         return proc
 
+    start.procs = procs
     yield start
     for proc in procs:
+        if proc.poll() is not None:
+            continue
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(10)
@@ -65,6 +68,9 @@ def test_node_resque_runs_jobs_jobwire_enqueued(client, r, node_worker):
     wait_for(lambda: echoes(r) and client.failed_count(), timeout=20, message="node-resque processed both")
     echo = echoes(r)[0]
     assert echo["impl"] == "node-resque" and echo["id"] == job_id and echo["args"] == [1, "ü", {"deep": [[]]}]
+    for proc in node_worker.procs:  # stop node-resque, or it takes the retried job at once
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
     failure = client.failed()[0]  # node-resque's record format, read by the Python client
     assert failure.key == fail_id and failure.job_class == "jobwire.Fail"
     assert failure.get("error") == "from node-resque" and failure.get("queue") == "q"
@@ -100,3 +106,17 @@ def test_node_resque_sees_jobwire_workers_and_their_jobs(client, r, spawn, redis
     working = node_eval(redis_server.url, "return await queue.allWorkingOn();")
     record = working[worker_id.rsplit(":", 1)[0]]
     assert record["queue"] == "q" and record["payload"]["class"] == "jobwire.Sleep"
+
+
+def test_node_resque_removes_failure_records_jobwire_wrote(client, r, spawn, redis_server):
+    r.sadd("resque:queues", "q")
+    r.rpush("resque:queue:q", "not json / at all")  # failed by work.lua itself
+    client.enqueue("q", "jobwire.Fail", "a/b <c> \u00fc")  # failed by the Python worker
+    spawn("q")
+    wait_for(lambda: client.failed_count() == 2, timeout=20)
+    removed = node_eval(redis_server.url, """
+        const failed = await queue.failed(0, -1);
+        let n = 0;
+        for (const f of failed) n += await queue.removeFailed(f);
+        return n;""")
+    assert removed == 2 and client.failed_count() == 0

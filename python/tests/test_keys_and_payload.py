@@ -75,3 +75,9 @@ def test_failure_record_keeps_non_object_payload_as_string():
 def test_job_decode_reports_why(raw, reason):
     with pytest.raises(InvalidJob, match=reason):
         payload.Job.decode("q", raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"class":"X","args":[NaN]}', b'{"class":"X","args":[Infinity]}'])
+def test_job_decode_rejects_what_rfc_8259_does(raw):
+    with pytest.raises(InvalidJob, match="not valid JSON"):
+        payload.Job.decode("q", raw)

@@ -32,6 +32,15 @@
 --           | "retry" (the in-flight job's queue is not ARGV[3]: read it again and call again)
 --   job:    "none" | "requeued" | "poisoned"
 
+-- cjson writes "/" as "\/"; JSON.stringify and most encoders do not, and node-resque removes
+-- failure records by re-encoding them, so strings are written the common way.
+local function jstr(s)
+  return (string.gsub(cjson.encode(s), '\\(.)', function(c)
+    if c == '/' then return '/' end
+    return '\\' .. c
+  end))
+end
+
 local id, mode = ARGV[1], ARGV[2]
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -57,11 +66,11 @@ if payload then
   end
   if deaths >= tonumber(ARGV[5]) then
     local minute = math.floor(tonumber(now[1]) / 60)
-    redis.call('RPUSH', KEYS[12], '{"failed_at":' .. cjson.encode(ARGV[4]) .. ',"payload":' .. payload ..
+    redis.call('RPUSH', KEYS[12], '{"failed_at":' .. jstr(ARGV[4]) .. ',"payload":' .. payload ..
       ',"exception":"jobwire.PoisonJob","error":' ..
-      cjson.encode('job killed its worker ' .. deaths .. ' times; last: worker ' .. id ..
+      jstr('job killed its worker ' .. deaths .. ' times; last: worker ' .. id ..
         ' was recovered as dead by ' .. ARGV[6]) ..
-      ',"backtrace":[],"worker":' .. cjson.encode(id) .. ',"queue":' .. cjson.encode(queue) .. '}')
+      ',"backtrace":[],"worker":' .. jstr(id) .. ',"queue":' .. jstr(queue) .. '}')
     redis.call('HDEL', KEYS[11], job_key)
     redis.call('INCRBY', KEYS[13], 1)
     redis.call('INCRBY', KEYS[14], 1)

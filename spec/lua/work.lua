@@ -46,6 +46,15 @@ local max_deaths, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
 local nqueues = #ARGV - 8
 local worker_name = string.match(worker_id, '^(.*):[^:]*$') or worker_id  -- host:pid, as node-resque names it
 
+-- cjson writes "/" as "\/"; JSON.stringify and most encoders do not, and node-resque removes
+-- failure records by re-encoding them, so strings are written the common way.
+local function jstr(s)
+  return (string.gsub(cjson.encode(s), '\\(.)', function(c)
+    if c == '/' then return '/' end
+    return '\\' .. c
+  end))
+end
+
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local minute = math.floor(tonumber(now[1]) / 60)
@@ -94,11 +103,11 @@ local function failure_record(raw, exception, message, queue)
     payload_json = '"payload is not valid UTF-8; its bytes are in payload_hex"'
     extra = ',"payload_hex":"' .. string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end) .. '"'
   elseif exception ~= 'jobwire.InvalidPayload' or not string.find(raw, '^%s*{') then
-    payload_json = cjson.encode(raw)
+    payload_json = jstr(raw)
   end
-  return '{"failed_at":' .. cjson.encode(ARGV[5]) .. ',"payload":' .. payload_json ..
-    ',"exception":' .. cjson.encode(exception) .. ',"error":' .. cjson.encode(message) ..
-    ',"backtrace":[],"worker":' .. cjson.encode(worker_id) .. ',"queue":' .. cjson.encode(queue) .. extra .. '}'
+  return '{"failed_at":' .. jstr(ARGV[5]) .. ',"payload":' .. payload_json ..
+    ',"exception":' .. jstr(exception) .. ',"error":' .. jstr(message) ..
+    ',"backtrace":[],"worker":' .. jstr(worker_id) .. ',"queue":' .. jstr(queue) .. extra .. '}'
 end
 
 -- Why a raw payload cannot be run, or nil and the decoded document when it can.
@@ -140,10 +149,10 @@ if op ~= 'none' then
     else -- crash: the job's process died; requeue it unless it has now killed max_deaths times
       local deaths = redis.call('HINCRBY', KEYS[8], job_key, 1)
       if deaths >= max_deaths then
-        redis.call('RPUSH', KEYS[7], '{"failed_at":' .. cjson.encode(ARGV[5]) .. ',"payload":' .. payload ..
+        redis.call('RPUSH', KEYS[7], '{"failed_at":' .. jstr(ARGV[5]) .. ',"payload":' .. payload ..
           ',"exception":"jobwire.PoisonJob","error":' ..
-          cjson.encode('job killed its worker ' .. deaths .. ' times; last: ' .. ARGV[4]) ..
-          ',"backtrace":[],"worker":' .. cjson.encode(worker_id) .. ',"queue":' .. cjson.encode(queue) .. '}')
+          jstr('job killed its worker ' .. deaths .. ' times; last: ' .. ARGV[4]) ..
+          ',"backtrace":[],"worker":' .. jstr(worker_id) .. ',"queue":' .. jstr(queue) .. '}')
         count(true)
         settled = 'poisoned'
       else
@@ -197,8 +206,8 @@ for i = 1, nqueues do
       if type(job_key) ~= 'string' or job_key == '' then
         job_key = 'sha1:' .. redis.sha1hex(raw)
       end
-      redis.call('SET', KEYS[1], '{"queue":' .. cjson.encode(queue) .. ',"run_at":' ..
-        cjson.encode(ARGV[6]) .. ',"payload":' .. raw .. ',"worker":' .. cjson.encode(worker_name) .. '}')
+      redis.call('SET', KEYS[1], '{"queue":' .. jstr(queue) .. ',"run_at":' ..
+        jstr(ARGV[6]) .. ',"payload":' .. raw .. ',"worker":' .. jstr(worker_name) .. '}')
       redis.call('HSET', KEYS[2], 'queue', queue, 'payload', raw, 'token', token,
         'job_key', job_key, 'reserved_ms', now_ms)
       if redis.call('LLEN', queue_key) > 0 then

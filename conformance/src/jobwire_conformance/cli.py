@@ -101,11 +101,12 @@ def main(argv=None) -> int:
         url = server.url
         log(f"redis-server pid {server.proc.pid} on {url}")
     t0 = time.monotonic()
+    run = Runner(url, jobs=opts.jobs, only=opts.only or None, skip=opts.skip or None,
+                 figures=not opts.no_figures, build=not opts.no_build, log=log)
     try:
-        run = Runner(url, jobs=opts.jobs, only=opts.only or None, skip=opts.skip or None,
-                     figures=not opts.no_figures, build=not opts.no_build, log=log)
         reports, mrep = run.run(impls, with_matrix=opts.matrix)
     finally:
+        run.close()
         if server:
             server.close()
         else:

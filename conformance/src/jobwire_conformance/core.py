@@ -8,7 +8,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import rawjson
 from .impl import Implementation, WorkerProc
@@ -227,14 +227,15 @@ class Context:
 
     def wait_registered(self, w: WorkerProc, timeout: float = 15.0) -> str:
         def find():
-            if not w.alive():
-                raise Failed(f"the worker exited before registering: {w.describe()}")
+            alive = w.alive()
             taken = {x.worker_id for x in self.workers if x.worker_id}
             for member in self.r.smembers(self.k.workers()):
                 wid = member.decode("utf-8", "replace")
                 parts = wid.split(":")
                 if wid not in taken and len(parts) >= 3 and parts[1].split("+")[0] == str(w.pid):
                     return wid
+            if not alive:
+                raise Failed(f"the worker exited before registering: {w.describe()}")
             return None
         wid = self.wait_for(find, timeout, 0.02)
         if not wid:

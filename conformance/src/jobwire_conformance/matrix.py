@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
 
 from . import schemas
-from .core import MUST, Context, Group, Result, Test
+from .core import MUST, Context, Result, Test
 from .impl import Implementation
 from .rawjson import same_value
 
@@ -24,7 +25,6 @@ def _enqueue(ctx: Context, enq: Implementation, queue: str, marker: str) -> tupl
     argv, cwd = enq.enqueue_argv({"redis_url": ctx.redis_url, "namespace": ctx.ns, "queue": queue,
                                   "class": "jobwire.Echo", "args": args})
     env = {"REDIS_URL": ctx.redis_url, "JOBWIRE_NAMESPACE": ctx.ns}
-    import os
     env = {**os.environ, **env}
     try:
         done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=20)

@@ -22,6 +22,13 @@ def members(text: str) -> list[tuple[str, str]]:
 
     Raises ValueError when text is not one JSON object.
     """
+    try:
+        return _members(text)
+    except IndexError:
+        raise ValueError("truncated JSON object") from None
+
+
+def _members(text: str) -> list[tuple[str, str]]:
     i = _skip(text, 0)
     if i >= len(text) or text[i] != "{":
         raise ValueError("not a JSON object")

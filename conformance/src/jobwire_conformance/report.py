@@ -64,9 +64,10 @@ def write_junit(path: str, reports, mrep) -> None:
             case = ET.SubElement(suite, "testcase", classname=name, name=r.id, time=f"{r.duration_s:.2f}")
             props = ET.SubElement(case, "properties")
             if t:
-                for k, v in (("level", t.level), ("feature", t.feature or ""), ("section", t.section),
+                for k, v in (("level", t.level), ("feature", t.feature), ("section", t.section),
                              ("description", t.description)):
-                    ET.SubElement(props, "property", name=k, value=v)
+                    if v:
+                        ET.SubElement(props, "property", name=k, value=v)
             if r.status == "fail":
                 f = ET.SubElement(case, "failure", type=t.level if t else "MUST", message=r.message[:500])
                 f.text = r.message
@@ -75,6 +76,10 @@ def write_junit(path: str, reports, mrep) -> None:
                 e.text = r.message
             elif r.status == "skip":
                 ET.SubElement(case, "skipped", message=r.message)
+        if rep is None and mrep is not None:
+            ET.SubElement(suite, "system-out").text = "rows: enqueuer, columns: worker\n" + mrep.table
+        elif rep is not None and rep.figures:
+            ET.SubElement(suite, "system-out").text = "figures: " + json.dumps(rep.figures, sort_keys=True)
     ET.indent(suites)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import tempfile
 import threading
 import time
@@ -80,11 +80,6 @@ class Runner:
         def one(task):
             _, impl, g = task
             t0 = time.monotonic()
-            if g in FIGURE_GROUPS:
-                figs = self._figures(impl, g)
-                with self._lock:
-                    reports[impl.name].figures.update(figs)
-                return
             results, figs = run_group(g, impl, self.redis_url, self.log_dir, self.only, self.skip)
             if not results:
                 return
@@ -111,6 +106,10 @@ class Runner:
             rep.results.sort(key=lambda r: order.get(r.id, 1 << 30))
             rep.duration_s = round(time.monotonic() - started[rep.name], 1)
         return list(reports.values()), mrep
+
+    def close(self) -> None:
+        """Remove the worker logs (their tails are already in the failure messages)."""
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _figures(self, impl, g) -> dict:
         ctx = Context(impl, self.redis_url, self.log_dir, g)

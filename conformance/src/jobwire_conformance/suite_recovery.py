@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -62,7 +63,6 @@ def sigkill_recovery(ctx):
               f"reservation; children of the killed master {children}; {w2.describe()}")
     for p in orphans:
         try:
-            import os
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
@@ -78,7 +78,8 @@ def sigkill_recovery(ctx):
 def poison(ctx):
     job_id, raw = ctx.payload("jobwire.Crash", [], {"extra": [1.50]})
     ctx.push_raw("cr", raw)
-    workers = [ctx.start_worker("cr")]
+    # an inline worker may die of the job before the runner sees it registered: don't wait for that
+    workers = [ctx.start_worker("cr", register=False)]
     deadline = time.monotonic() + 20
     rec = None
     while time.monotonic() < deadline:
@@ -87,7 +88,7 @@ def poison(ctx):
             rec, doc = found[0]
             break
         if not workers[-1].alive():  # an inline worker dies with the job: start another
-            workers.append(ctx.start_worker("cr"))
+            workers.append(ctx.start_worker("cr", register=False))
         time.sleep(0.05)
     if rec is None:
         raise Failed(f"no failure record for the Crash job within 20 s ({len(workers)} worker starts); "
@@ -104,9 +105,9 @@ def poison(ctx):
         ctx.check("recovery.poison.crash-reason", "signal 9" in doc.get("error", "") or "SIGKILL" in doc.get("error", ""),
                   f"error {doc.get('error')!r}")
     if not workers[-1].alive():
-        workers.append(ctx.start_worker("cr"))
+        workers.append(ctx.start_worker("cr", register=False))
     time.sleep(1.0)
-    inflight = [w.worker_id for w in workers if w.worker_id and ctx.r.exists(ctx.k.inflight(w.worker_id))]
+    inflight = [m.decode() for m in ctx.r.smembers(ctx.k.workers()) if ctx.r.exists(ctx.k.inflight(m.decode()))]
     problems = []
     if ctx.r.llen(ctx.k.queue("cr")):
         problems.append("the job is back in its queue")
@@ -190,3 +191,46 @@ def redis_restart(ctx):
         echo = ctx.wait_echo(job, 12)
         ctx.check("redis.outage", alive and echo is not None and w.alive(),
                   f"alive during the outage: {alive}; job ran: {echo is not None}; {w.describe()}")
+
+
+@group(Test("recovery.stalled-worker.stale-settle", P76, MUST,
+            "a worker stalled past its lease is recovered by a peer; its late outcome is stale and changes nothing"),
+       Test("recovery.stalled-worker.reregisters", P76, MUST,
+            "the stalled worker, told 'unknown' by its next beat, registers again and keeps working"),
+       weight=2)
+def stalled_worker(ctx):
+    a = ctx.start_worker("sw")
+    job_id, raw = ctx.payload("jobwire.Sleep", [1800])
+    ctx.push_raw("sw", raw)
+    ctx.wait_holding(a, job_id, 5)
+    a.signal(signal.SIGSTOP)  # the worker process only; a forked child keeps running
+    try:
+        b = ctx.start_worker("sw")
+        # b recovers a once a's lease (1500 ms) lapses, then runs the job itself
+        echo_b = ctx.wait_for(lambda: [e for e in ctx.echo_for(job_id) if e.get("worker") == b.worker_id], 8)
+    finally:
+        a.signal(signal.SIGCONT)
+    ctx.require(bool(echo_b), f"the peer did not recover and run the stalled worker's job: {b.describe()}")
+    time.sleep(1.5)  # a wakes up, finds itself recovered, must not settle
+    processed = int(ctx.r.get(ctx.k.stat_processed()) or 0)
+    problems = []
+    if processed != 1:
+        problems.append(f"stat:processed is {processed}; the job was settled {processed} times")
+    if ctx.failures():
+        problems.append(f"failure recorded: {ctx.failures()[0][:300]!r}")
+    if ctx.r.llen(ctx.k.queue("sw")):
+        problems.append("the job is in its queue again")
+    if ctx.r.hlen(ctx.k.deaths()):
+        problems.append(f"deaths left: {ctx.r.hgetall(ctx.k.deaths())}")
+    ctx.check("recovery.stalled-worker.stale-settle", not problems, "; ".join(problems))
+    registered = ctx.wait_for(lambda: ctx.r.sismember(ctx.k.workers(), a.worker_id)
+                              and ctx.r.zscore(ctx.k.leases(), a.worker_id) is not None, 3)
+    # stop b so that the next job can only run on a
+    b.signal(signal.SIGQUIT)
+    b.wait(5)
+    job2 = ctx.enqueue("sw", "jobwire.Echo", ["after the stall"])
+    echo = ctx.wait_echo(job2, 5)
+    ctx.check("recovery.stalled-worker.reregisters",
+              bool(registered) and a.alive() and echo is not None and echo.get("worker") == a.worker_id,
+              f"registered again: {bool(registered)}; ran the next job: {echo is not None and echo.get('worker')}; "
+              f"{a.describe()}")

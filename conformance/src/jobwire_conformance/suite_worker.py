@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import signal
@@ -9,7 +10,7 @@ import time
 
 from . import schemas
 from .checks import RUN_AT, STARTED, raw_member
-from .core import MUST, SHOULD, Failed, Test, group
+from .core import MUST, SHOULD, Test, group
 from .redisutil import redis_time_ms
 
 P71 = "protocol.md#71-identity"
@@ -60,6 +61,8 @@ def info(ctx, wid: str) -> dict:
        Test("stats.processed.counts-all", KL_R, MUST, "stat:processed counts every settled job, failures included"),
        Test("stats.failed.counts-failures", KL_R, MUST, "stat:failed counts failed jobs only"),
        Test("stats.per-worker", KL_R, MUST, "stat:processed:<id> and stat:failed:<id> count while the worker is registered"),
+       Test("record.working-on.cleared", KL_R, MUST,
+            "an idle worker has no <ns>:worker:<id> record and no in-flight hash once its jobs settled"),
        Test("stats.minutes", KL_J, MUST, "the per-minute counters record processed and failed jobs"),
        Test("worker.unregister.quit", P85, MUST,
             "after SIGQUIT an idle worker exits 0 and every key and member of its id is gone"),
@@ -77,6 +80,10 @@ def registration(ctx):
     beat = ctx.r.hget(ctx.k.heartbeats(), wid)
     beat = beat.decode() if beat else None
     why = schemas.errors("heartbeat", beat) if beat else "missing"
+    if why is None:
+        stamp = calendar.timegm(time.strptime(beat[:19], "%Y-%m-%dT%H:%M:%S"))
+        if abs(stamp - redis_time_ms(ctx.r) / 1000) > 5:
+            why = f"{beat} is not Redis's current time"
     ctx.check("worker.register.heartbeat-value", why is None, f"heartbeat value {beat!r}: {why}")
     facts = info(ctx, wid)
     problems = []
@@ -131,6 +138,9 @@ def registration(ctx):
     fw = ctx.r.get(ctx.k.stat_failed_worker(wid))
     ctx.check("stats.per-worker", pw == b"5" and fw == b"2",
               f"stat:processed:<id> {pw!r} (expected 5), stat:failed:<id> {fw!r} (expected 2)")
+    ctx.check("record.working-on.cleared", not ctx.r.exists(ctx.k.worker_record(wid))
+              and not ctx.r.exists(ctx.k.inflight(wid)),
+              "<ns>:worker:<id> or the in-flight hash remains after the jobs settled")
     days = {time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (time.time() - 60, time.time())}
     totals = {"processed": 0, "failed": 0}
     for day in days:

@@ -16,6 +16,7 @@ import jsonschema
 
 from . import schemas
 from .checks import failure_write_problems
+from .impl import FEATURES
 from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
 from .redisutil import key_templates
 
@@ -168,6 +169,10 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
             why = link_problem(t.section, known)
             if why:
                 problems.append(f"test {t.id}: {why}")
+            if len(t.description) > 150 or re.search(r"(?i)\bshould\b|\btest that\b", t.description):
+                problems.append(f"test {t.id}: description breaks the style rule: {t.description!r}")
+            if t.level not in ("MUST", "SHOULD") or (t.feature and t.feature not in FEATURES):
+                problems.append(f"test {t.id}: unknown level {t.level!r} or feature {t.feature!r}")
     manifest_validator = jsonschema.Draft202012Validator(json.loads(IMPLEMENTATION_SCHEMA.read_text()))
     for path in sorted(IMPLEMENTATIONS_DIR.glob("*.json")):
         try:

@@ -73,6 +73,11 @@ def new_payload(job_class: str, args=(), **extra) -> bytes:
         raise InvalidJob(f"invalid job: arguments are not JSON: {exc}") from None
 
 
+def _reject_constant(name: str):
+    """NaN and Infinity are not JSON (RFC 8259), though Python and lua-cjson accept them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 @dataclass
 class Job:
     """A reserved job: its queue, its raw payload and the reservation token."""
@@ -86,7 +91,7 @@ class Job:
     def decode(cls, queue: str, payload: bytes, token: str = "") -> "Job":
         """Decode and validate; raises InvalidJob with the reason when the payload is not a job."""
         try:
-            document = json.loads(payload)
+            document = json.loads(payload, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
             raise InvalidJob(f"payload is not valid JSON: {exc}") from None
         problem = schema_error(document)

@@ -320,7 +320,8 @@ class Worker:
         try:
             job = jobmod.Job.decode(job.queue, job.payload, job.token)
         except InvalidJob as exc:
-            return self._failure(job, "jobwire.InvalidPayload", str(exc))
+            kind = "jobwire.InvalidJSON" if str(exc).startswith("payload is not valid JSON") else "jobwire.InvalidPayload"
+            return self._failure(job, kind, str(exc))
         handler = self.registry.get(job.job_class)
         if handler is None:
             return self._failure(job, "jobwire.UnknownClass", f'no handler registered for class "{job.job_class}"')

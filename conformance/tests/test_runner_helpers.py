@@ -1,0 +1,80 @@
+"""Unit tests of the runner's own helpers: raw JSON slicing, value comparison, argv templates."""
+
+import pytest
+
+from jobwire_conformance import rawjson
+from jobwire_conformance.checks import failure_write_problems, raw_member
+from jobwire_conformance.impl import Implementation, render
+
+
+def test_members_keep_raw_text_and_order():
+    text = '{ "b" : 1.50 , "a":{"x":[1, 2]},"c":"\\u00e9"}'
+    assert rawjson.members(text) == [("b", "1.50"), ("a", '{"x":[1, 2]}'), ("c", '"\\u00e9"')]
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"a":1', '{"a":1}x', "", '{"a" 1}'])
+def test_members_reject_what_is_not_one_object(text):
+    with pytest.raises(ValueError):
+        rawjson.members(text)
+
+
+def test_raw_member_is_byte_exact():
+    assert raw_member(b'{"failed_at":"x","payload":{"class":"A","n":1.50}}', "payload") == b'{"class":"A","n":1.50}'
+
+
+@pytest.mark.parametrize("expected,got,ok", [
+    (9223372036854775807, 9223372036854775807, True),
+    (9223372036854775807, 9.223372036854776e18, False),
+    (9007199254740993, 9007199254740992, False),
+    (1.0, 1, True),
+    (0.1, 0.1, True),
+    (0.1, 0.10000000000000002, False),
+    (-0.0, 0.0, True),
+    ("é", "é", True),
+    (True, 1, False),
+    (None, None, True),
+    ([1, {"a": []}], [1, {"a": []}], True),
+    ({"a": 1}, {"a": 1, "b": 2}, False),
+])
+def test_same_value(expected, got, ok):
+    assert (rawjson.same_value(expected, got) is None) is ok
+
+
+def test_signed_zero_is_compared_only_when_asked():
+    assert rawjson.same_value(-0.0, 0, signed_zero=True) is not None
+    assert rawjson.same_value(-0.0, -0.0, signed_zero=True) is None
+
+
+def test_writer_rules():
+    good = ('{"failed_at":"2026/11/29 08:00:00 UTC","payload":{"class":"A"},"exception":"E","error":"e",'
+            '"backtrace":[],"worker":"w:1:q","queue":"q"}')
+    assert failure_write_problems(good) == []
+    assert failure_write_problems(good.replace('"backtrace":[]', '"backtrace":null'))
+
+
+def test_render_expands_args_and_keeps_unknown_placeholders():
+    argv = render(["x", "--q", "{queues}", "{args...}", "{unknown}"], {"queues": "a,b", "args": ["1", "[2]"]})
+    assert argv == ["x", "--q", "a,b", "1", "[2]", "{unknown}"]
+
+
+def test_worker_cmd_gets_the_standard_flags_appended_or_substituted():
+    plain = Implementation.from_command("./w --verbose")
+    assert plain.worker_argv[:2] == ["./w", "--verbose"] and "--queues" in plain.worker_argv
+    templated = Implementation.from_command("./w -q {queues} -r {redis_url}")
+    assert templated.worker_argv == ["./w", "-q", "{queues}", "-r", "{redis_url}"]
+
+
+def test_an_implementation_without_its_files_is_skipped_not_failed(tmp_path):
+    from jobwire_conformance import report
+    from jobwire_conformance.runner import Runner
+    impl = Implementation(name="ghost", worker_argv=["./nothing"], requires=["no/such/file"])
+    runner = Runner("redis://127.0.0.1:1/0", log=lambda *_: None)
+    try:
+        reports, _ = runner.run([impl])
+    finally:
+        runner.close()
+    assert reports[0].status == "skipped" and "no/such/file" in reports[0].reason
+    data = report.to_json(reports, None, 0.0)
+    assert data["implementations"]["ghost"]["status"] == "skipped"
+    report.write_junit(str(tmp_path / "r.xml"), reports, None)
+    assert "<skipped" in (tmp_path / "r.xml").read_text()
