@@ -16,7 +16,7 @@ import pytest
 from web_support import (CHROMIUM, XSS, RedisProcess, WebServer, add_failure, chromium_available, free_port,
                          register_worker, seed_demo, wait_for)
 
-if not chromium_available():
+if not chromium_available() and os.environ.get("CI") != "true":  # in CI a missing browser fails
     pytest.skip("chromium is not installed (/usr/bin/chromium); scripts/setup.sh installs it",
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
