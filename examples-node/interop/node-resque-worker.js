@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs a REAL node-resque Worker (not jobwire's) with the jobs jobwire.Echo and jobwire.Fail.
+// Runs a REAL node-resque Worker (not jobwire's) with the jobs jobwire.Echo, jobwire.Noop and jobwire.Fail.
 // node interop/node-resque-worker.js --queues a,b [--namespace resque] [--redis-url URL] [--timeout 50]
 import { Worker } from 'node-resque';
 import { interopOptions } from './common.js';
@@ -26,6 +26,9 @@ const jobs = {
       });
       await this.connection.redis.rpush(this.connection.key('jobwire', 'conformance', 'echo'), record);
     },
+  },
+  'jobwire.Noop': {
+    perform: async () => {},
   },
   'jobwire.Fail': {
     perform: async (message) => {

@@ -10,6 +10,8 @@ from jobwire import payload, spec
 from jobwire.errors import InvalidJob
 from jobwire.keys import Keys
 
+REPO_ROOT = spec.spec_dir().parent
+
 
 def layout_templates() -> dict:
     text = (spec.spec_dir() / "key-layout.md").read_text()
@@ -81,3 +83,18 @@ def test_job_decode_reports_why(raw, reason):
 def test_job_decode_rejects_what_rfc_8259_does(raw):
     with pytest.raises(InvalidJob, match="not valid JSON"):
         payload.Job.decode("q", raw)
+
+
+def job_schema_vectors():
+    data = json.loads((REPO_ROOT / "conformance/vectors/v1/schemas/job.json").read_text())
+    groups = data if isinstance(data, list) else data.get("groups", data.get("cases", [data]))
+    for group in groups:
+        for case in group["tests"]:
+            yield pytest.param(case["data"], case["valid"], id=f"{group['description']}: {case['description']}"[:80])
+
+
+@pytest.mark.parametrize("document,valid", list(job_schema_vectors()))
+def test_fast_path_never_accepts_what_the_schema_rejects(document, valid):
+    if payload._certainly_valid(document):
+        assert valid
+    assert (payload.schema_error(document) is None) == valid

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import fnmatch
+import gc
 import json
 import logging
 import os
@@ -86,7 +87,6 @@ class JobContext:
     namespace: str
     redis_url: str | None
     impl: str
-    _redis: object = field(default=None, repr=False)
 
     @property
     def keys(self) -> Keys:
@@ -94,13 +94,18 @@ class JobContext:
 
     @property
     def redis(self) -> redis_lib.Redis:
-        """A connection of the job's own (a forked child must not share its master's)."""
-        if self._redis is None:
-            self._redis = connect(self.redis_url)
-        return self._redis
+        """A client for jobs, one per process: a forked child must not share its master's
+        sockets, and an inline worker should not connect anew for every job."""
+        key = (os.getpid(), self.redis_url)
+        client = _job_clients.get(key)
+        if client is None:
+            _job_clients.clear()  # entries inherited from the master belong to its process
+            client = _job_clients[key] = connect(self.redis_url)
+        return client
 
 
 _current: JobContext | None = None
+_job_clients: dict = {}
 
 
 def current_job() -> JobContext | None:
@@ -162,6 +167,7 @@ class Worker:
         self._wildcard = any("*" in q for q in config.queues)
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
+        self._exiting: list[int] = []  # children that reported and are exiting
 
     # -- public ------------------------------------------------------------------------------
 
@@ -172,6 +178,7 @@ class Worker:
         self._with_redis(self._register)
         self.registry.run_hooks("before_first_fork")
         self._watch_done = threading.Event()
+        gc.freeze()  # keep the start-up heap out of the collector: fewer copied pages per fork
         if not self.config.fork:
             threading.Thread(target=self._inline_watch, name="jobwire-watch", daemon=True).start()
         try:
@@ -180,6 +187,7 @@ class Worker:
             self._watch_done.set()
             self._title("Shutting down")
             self._leave()
+            self._reap_exiting(block=True)
         return 0
 
     def stop(self, how: str = "quit") -> None:
@@ -366,7 +374,18 @@ class Worker:
         return self._failure(job, result.get("exception", "Exception"), result.get("error", ""),
                              result.get("backtrace", []))
 
+    def _reap_exiting(self, block: bool = False) -> None:
+        """Collect children that already reported their result."""
+        for pid in list(self._exiting):
+            try:
+                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._exiting.remove(pid)
+
     def _run_forked(self, job: jobmod.Job, handler):
+        self._reap_exiting()
         self.registry.run_hooks("before_fork", job)
         read_fd, write_fd = os.pipe()
         pid = os.fork()
@@ -380,7 +399,6 @@ class Worker:
             data, killed_by = self._wait_child(pid, read_fd)
         finally:
             os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
         self._child = None
         result = None
         if data:
@@ -388,6 +406,12 @@ class Worker:
                 result = json.loads(data)
             except ValueError:
                 result = None
+        if result is not None and killed_by is None:
+            # The child reported and closed its pipe; it is only exiting now. Reap it later, so
+            # that tearing down its memory overlaps with settling this job and reserving the next.
+            self._exiting.append(pid)
+            return self._outcome(job, result)
+        _, status = os.waitpid(pid, 0)
         if result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return self._outcome(job, result)
         if killed_by == "term":
@@ -451,6 +475,7 @@ class Worker:
                 _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != self.pid:
                 os._exit(1)
+            gc.disable()  # a short-lived child: collecting would only copy the master's pages
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
                 signal.signal(sig, signal.SIG_DFL)
@@ -463,6 +488,7 @@ class Worker:
             view = memoryview(data)
             while view:
                 view = view[os.write(write_fd, view):]
+            os.close(write_fd)  # the master reads EOF now, not after this process's teardown
         except BaseException:  # the child must reach os._exit whatever happens
             status = 3
         finally:
