@@ -14,9 +14,12 @@
 #   JOBWIRE_BASES=standin|official  standin (default): build base images from Debian's packages with
 #                                   debootstrap; official: use python:3.12-slim, node:20-slim,
 #                                   debian:bookworm-slim, redis:7 from a registry
-#   JOBWIRE_KEEP_ENGINE=1           `test` leaves a dockerd it started running
+#   JOBWIRE_KEEP_ENGINE=1           `test` leaves running a dockerd this script started (by
+#                                   default it stops it at the end, by the pid in its pid file)
 #   JOBWIRE_CONTAINERS_TIMEOUT=S    bound for the whole `test` (default 2700 s)
 #   JOBWIRE_CONTAINERS_CONFORMANCE=0  skip the conformance runs in `test`
+#   JOBWIRE_CONTAINERS_IMPLS="python node c"  the workers the conformance runs cover
+#   JOBWIRE_CONTAINERS_JOBS=2       jobs per cell of the matrix across containers
 #
 # Networking: dockerd runs with no bridge and no NAT; every build and container uses the host's
 # network and every server binds 127.0.0.1. No host name of any registry or mirror is written
@@ -63,8 +66,16 @@ install_packages() {
   if ((${#want[@]})); then
     log "apt-get install ${want[*]}"
     timeout 900 apt-get update -qq || die "apt-get update failed"
+    # Keep the package from starting its own dockerd (which would make a bridge with a
+    # private-range address): a policy-rc.d for the time of the install, if there is none.
+    local policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    fi
     DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${want[@]}" >/dev/null \
-      || die "apt-get install ${want[*]} failed"
+      || { [ -z "$policy" ] || rm -f "$policy"; die "apt-get install ${want[*]} failed"; }
+    [ -z "$policy" ] || rm -f "$policy"
   fi
 }
 
@@ -245,11 +256,24 @@ cleanup_test() {
 
 redis_cli() { docker exec "$REDIS_CTR" redis-cli -p "$PORT" "$@"; }
 
+enqueue_in_container() {  # IMPL QUEUE CLASS JSON-ARGS... ; each implementation's own enqueuer
+  local impl=$1; shift
+  local run=(docker run --rm --label "$LABEL" --network host -e "REDIS_URL=$REDIS_URL")
+  case $impl in
+    python) "${run[@]}" "$IMG_PY" enqueue --redis-url "$REDIS_URL" "$@" ;;
+    node) "${run[@]}" --entrypoint node "$IMG_NODE" enqueue.js --redis-url "$REDIS_URL" -- "$@" ;;
+    c) "${run[@]}" --entrypoint jobwire-enqueue "$IMG_C" --redis-url "$REDIS_URL" "$@" ;;
+  esac >/dev/null
+}
+
 cmd_test_inner() {
   local t0=$SECONDS failures=0
   need_root
   if ! engine_up; then cmd_engine; STARTED_ENGINE=1; else install_packages; fi
+  # A dockerd left by an earlier, killed run of this script is ours to stop as well.
+  our_dockerd_pid >/dev/null && STARTED_ENGINE=1
   trap cleanup_test EXIT
+  trap 'exit 143' TERM INT HUP
   cmd_clean
   cmd_bases
   cmd_build
@@ -275,42 +299,53 @@ cmd_test_inner() {
   run_ctr worker-node "${W_ENV[@]}" --hostname "$RUN_ID-node" "$IMG_NODE" --queues ct-node --redis-url "$REDIS_URL"
   run_ctr worker-c "${W_ENV[@]}" --hostname "$RUN_ID-c" "$IMG_C" --queues ct-c --redis-url "$REDIS_URL"
 
-  # The Python client, in its own container, enqueues jobwire.Echo jobs for each worker.
-  local impl n=3 k
-  for impl in python node c; do
-    for k in $(seq 1 "$n"); do
-      docker run --rm --label "$LABEL" --network host -e "REDIS_URL=$REDIS_URL" "$IMG_PY" \
-        enqueue --redis-url "$REDIS_URL" "ct-$impl" jobwire.Echo "\"from-python-to-$impl\"" "$k" >/dev/null \
-        || die "the python client container could not enqueue on ct-$impl"
+  # The matrix across containers: a client container of each implementation enqueues jobwire.Echo
+  # jobs on each worker's queue (n per cell); every job must be echoed by the worker of its queue
+  # (the record's "impl" field) with the arguments it was given.
+  local enq impl n=${JOBWIRE_CONTAINERS_JOBS:-2} k
+  for enq in python node c; do
+    for impl in python node c; do
+      for k in $(seq 1 "$n"); do
+        enqueue_in_container "$enq" "ct-$impl" jobwire.Echo "\"from-$enq-to-$impl\"" "$k" '{"k":[1.5,true,null]}' \
+          || die "the $enq client container could not enqueue on ct-$impl"
+      done
     done
   done
-  log "enqueued $((3 * n)) jobwire.Echo jobs from a python client container"
+  log "enqueued $((9 * n)) jobwire.Echo jobs: python, node and c client containers x python, node and c worker queues"
 
-  local want=$((3 * n)) got=0
+  local expect=$((9 * n)) got=0
   for i in $(seq 1 150); do
     got=$(redis_cli llen resque:jobwire:conformance:echo)
-    [ "$got" -ge "$want" ] && break
+    [ "$got" -ge "$expect" ] && break
     sleep 0.2
   done
-  local echoes
-  echoes=$(redis_cli lrange resque:jobwire:conformance:echo 0 -1)
-  for impl in python node c; do
-    local ran
-    ran=$(printf '%s\n' "$echoes" | python3 -c '
+  local table
+  if table=$(redis_cli lrange resque:jobwire:conformance:echo 0 -1 | python3 -c '
 import json, sys
-impl = sys.argv[1]
+n = int(sys.argv[1])
+impls = ["python", "node", "c"]
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
-print(sum(1 for r in rows if r.get("queue") == "ct-" + impl and r.get("impl") == impl
-          and r.get("args", [None])[0] == "from-python-to-" + impl))
-' "$impl")
-    if [ "$ran" = "$n" ]; then
-      log "PASS: $n jobs enqueued by the python container ran on the $impl worker container (impl=$impl)"
-    else
-      log "FAIL: $ran of $n jobs for the $impl worker container have an echo record with impl=$impl"
-      docker logs --tail 20 "$RUN_ID-worker-$impl" >&2 || true
-      failures=$((failures + 1))
-    fi
-  done
+bad = 0
+print("enqueuer \\ worker   " + "".join(f"{w:>8}" for w in impls))
+for e in impls:
+    cells = []
+    for w in impls:
+        ok = sorted(r["args"][1] for r in rows if r.get("queue") == "ct-" + w and r.get("impl") == w
+                    and r.get("args", [None])[0] == f"from-{e}-to-{w}" and r["args"][2:] == [{"k": [1.5, True, None]}])
+        good = ok == list(range(1, n + 1))
+        bad += not good
+        cells.append("PASS" if good else f"FAIL{len(ok)}")
+    print(f"{e:<19}" + "".join(f"{c:>8}" for c in cells))
+sys.exit(1 if bad else 0)
+' "$n"); then
+    log "PASS: every client container's jobs ran on the worker container of their queue:"
+    printf '%s\n' "$table" >&2
+  else
+    log "FAIL: the matrix across containers (FAILk: k of $n jobs echoed correctly):"
+    printf '%s\n' "$table" >&2
+    for impl in python node c; do docker logs --tail 10 "$RUN_ID-worker-$impl" >&2 || true; done
+    failures=$((failures + 1))
+  fi
   docker rm -f "$RUN_ID-worker-python" "$RUN_ID-worker-node" "$RUN_ID-worker-c" >/dev/null
 
   compose_smoke || failures=$((failures + 1))
@@ -367,7 +402,8 @@ print(sum(c.values()), " ".join(f"{k}={v}" for k, v in sorted(c.items())))')
   return "$rc"
 }
 
-# The conformance runner (in its own container) drives workers that run in the node and c images.
+# The conformance runner (in its own container) drives workers that run in the python, node and c
+# images (the same features as their manifests in conformance/implementations/).
 # The runner identifies a worker by the pid it spawned and signals that pid directly (SIGQUIT,
 # SIGTERM, SIGKILL of the master with no orphan left, ...), which `docker run` cannot give it: the
 # spawned pid would be the docker client, not the worker. So the worker command enters the mount
@@ -377,19 +413,24 @@ conformance_in_containers() {
   local rc=0 impl holder hpid cmd mode feats
   mkdir -p "$ROOT/reports"
   redis_cli flushall >/dev/null
-  for impl in node c; do
-    local img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1" feats=(--feature job-timeout)
-    mode=inline
-    if [ "$impl" = c ]; then
-      img=$IMG_C wd=/app/examples-c argv="./jobwire-worker" mode=fork
-      feats=(--feature kill-running-job --feature fork-per-job --feature job-timeout)
-    fi
-    run_ctr "holder-$impl" --entrypoint sleep "$img" infinity
+  for impl in ${JOBWIRE_CONTAINERS_IMPLS:-python node c}; do
+    local img wd argv feats=(--feature kill-running-job --feature fork-per-job --feature job-timeout)
+    mode=fork
+    case $impl in
+      python) img=$IMG_PY wd=/app argv="/app/.venv/bin/jobwire worker --import jobwire.conformance_jobs" ;;
+      node) img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1" mode=inline
+            feats=(--feature job-timeout) ;;
+      c) img=$IMG_C wd=/app/examples-c argv="./jobwire-worker" ;;
+      *) die "JOBWIRE_CONTAINERS_IMPLS: unknown implementation $impl" ;;
+    esac
+    # --pid host: the worker is a host process, so the /proc it sees must be the host's, not the
+    # one of a container pid namespace it is not in.
+    run_ctr "holder-$impl" --pid host --entrypoint sleep "$img" infinity
     holder=$CTR
     hpid=$(docker inspect -f '{{.State.Pid}}' "$holder")
     # --wd without a directory: the holder's working directory ($wd), opened in its namespace
     cmd="nsenter --target $hpid --mount --wd -- $argv"
-    log "conformance: $impl worker in the $img image: --worker-cmd '$cmd'"
+    log "conformance: $impl worker in the $img image (in $wd): --worker-cmd '$cmd'"
     redis_cli flushall >/dev/null
     CREATED+=("$RUN_ID-conformance-$impl")
     if docker run --rm --name "$RUN_ID-conformance-$impl" --label "$LABEL" --network host --pid host --cap-add SYS_ADMIN --cap-add SYS_PTRACE \
@@ -460,5 +501,6 @@ case "${1:-}" in
   compose) shift; cmd_compose "$@" ;;
   clean) cmd_clean ;;
   test) cmd_test ;;
-  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
+exit

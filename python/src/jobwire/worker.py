@@ -406,14 +406,16 @@ class Worker:
                 result = json.loads(data)
             except ValueError:
                 result = None
-        if result is not None and killed_by is None:
-            # The child reported and closed its pipe; it is only exiting now. Reap it later, so
-            # that tearing down its memory overlaps with settling this job and reserving the next.
-            self._exiting.append(pid)
+        if result is not None:
+            # The job finished and reported: that outcome stands, whatever signal came after.
+            if killed_by is None:
+                # The child is only exiting now. Reap it later, so that tearing down its memory
+                # overlaps with settling this job and reserving the next.
+                self._exiting.append(pid)
+            else:
+                os.waitpid(pid, 0)
             return self._outcome(job, result)
         _, status = os.waitpid(pid, 0)
-        if result is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-            return self._outcome(job, result)
         if killed_by == "term":
             return None  # given back to its queue when the worker leaves (unregister mode self)
         if killed_by == "timeout":
@@ -446,6 +448,8 @@ class Worker:
             if read_fd in readable:
                 chunk = os.read(read_fd, 65536)
                 if not chunk:
+                    if killed_by is None:  # a signal handler may have killed the child already
+                        killed_by = "term" if self._stop == "term" else self._kill_reason
                     return b"".join(chunks), killed_by
                 chunks.append(chunk)
             now = time.monotonic()
