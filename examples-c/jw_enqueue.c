@@ -115,7 +115,8 @@ int main(int argc, char **argv) {
     size_t len;
     random_id(id);
     char *payload = build_payload(klass, argc - i - 2, argv + i + 2, id, &len);
-    json_t *doc = jw_job_parse(payload, len, err, sizeof err);
+    int not_json;
+    json_t *doc = jw_job_parse(payload, len, &not_json, err, sizeof err);
     if (!doc) {
         fprintf(stderr, "jobwire-enqueue: invalid job: %s\n", err);
         free(payload);

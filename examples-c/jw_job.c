@@ -97,13 +97,14 @@ static char *widen_numbers(const char *raw, size_t len, size_t *outlen) {
 
 /* Parse a raw payload and validate it against job.schema.json. Returns the
  * decoded object (the caller json_decref()s it) or NULL with the reason in
- * err. Never trusts the input: any bytes at all are fine to pass. jansson
+ * err and *not_json set when the bytes are not RFC 8259 JSON at all. Never trusts the input: any bytes at all are fine to pass. jansson
  * refuses integers outside int64 and doubles that overflow; the spec only
  * asks int64 to round-trip and unknown fields to be kept (which the raw
  * bytes are), so such numbers are decoded as doubles instead, as a
  * JavaScript worker would. */
-json_t *jw_job_parse(const char *raw, size_t len, char *err, size_t errlen) {
+json_t *jw_job_parse(const char *raw, size_t len, int *not_json, char *err, size_t errlen) {
     json_error_t jerr;
+    *not_json = 0;
     json_t *doc = json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!doc && (strstr(jerr.text, "too big") || strstr(jerr.text, "overflow"))) {
         size_t wlen;
@@ -113,7 +114,10 @@ json_t *jw_job_parse(const char *raw, size_t len, char *err, size_t errlen) {
         free(wide);
     }
     if (!doc) {
-        snprintf(err, errlen, "payload could not be decoded: %s (at byte %d)", jerr.text,
+        /* RFC 8259 says no (lua-cjson in work.lua lets NaN, Infinity and hex
+         * numbers through): protocol.md 7.4 makes this jobwire.InvalidJSON. */
+        *not_json = 1;
+        snprintf(err, errlen, "payload is not valid JSON: %s (at byte %d)", jerr.text,
                  jerr.position);
         return NULL;
     }
@@ -132,11 +136,12 @@ json_t *jw_job_parse(const char *raw, size_t len, char *err, size_t errlen) {
 }
 
 /* Build a failure record (protocol.md 6.2) by concatenation around the raw
- * payload, which is embedded byte for byte: it is a JSON object (work.lua
- * checked), and re-encoding it could lose big integers, float spellings or
- * unknown fields. Keys in the order the spec fixes. Returns a malloc'd
- * buffer and its length. */
-char *jw_failure_record(const char *payload, size_t payload_len, const char *exception,
+ * payload, which is embedded byte for byte: re-encoding it could lose big
+ * integers, float spellings or unknown fields. quote_payload = 1 embeds it
+ * as a JSON string instead, for bytes that are not valid JSON. Keys in the
+ * order the spec fixes. Returns a malloc'd buffer and its length. */
+char *jw_failure_record(const char *payload, size_t payload_len, int quote_payload,
+                        const char *exception,
                         const char *error, const char *const *backtrace, size_t nframes,
                         const char *worker, const char *queue, size_t *outlen) {
     char failed_at[64];
@@ -145,7 +150,8 @@ char *jw_failure_record(const char *payload, size_t payload_len, const char *exc
     jw_buf_adds(&b, "{\"failed_at\":");
     jw_buf_quote(&b, failed_at, strlen(failed_at));
     jw_buf_adds(&b, ",\"payload\":");
-    jw_buf_add(&b, payload, payload_len);
+    if (quote_payload) jw_buf_quote(&b, payload, payload_len);
+    else jw_buf_add(&b, payload, payload_len);
     jw_buf_adds(&b, ",\"exception\":");
     jw_buf_quote(&b, exception, strlen(exception));
     jw_buf_adds(&b, ",\"error\":");

@@ -99,9 +99,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
     return len;
 }
 
-/* Append s as a JSON string literal. Bytes that are not valid UTF-8 become
- * U+FFFD so the record we write is always valid JSON, whatever a job's
- * error message contained. */
+/* Append s as a JSON string literal, escaped the way JSON.stringify does
+ * (no "\/", short escapes where JSON has them, \u00xx otherwise) so tools
+ * that find records by re-encoding them, like node-resque, match our bytes.
+ * Bytes that are not valid UTF-8 become U+FFFD so the record we write is
+ * always valid JSON, whatever a job's error message contained. */
 void jw_buf_quote(jw_buf *b, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     jw_buf_add(b, "\"", 1);
@@ -116,6 +118,8 @@ void jw_buf_quote(jw_buf *b, const char *s, size_t n) {
             case '\n': jw_buf_add(b, "\\n", 2); break;
             case '\r': jw_buf_add(b, "\\r", 2); break;
             case '\t': jw_buf_add(b, "\\t", 2); break;
+            case '\b': jw_buf_add(b, "\\b", 2); break;
+            case '\f': jw_buf_add(b, "\\f", 2); break;
             default: jw_buf_addf(b, "\\u%04x", c);
             }
             i++;

@@ -604,8 +604,9 @@ static void outcome_set(const char *op, char *arg, size_t arg_len, const char *t
 static void outcome_fail(const jw_job *job, const char *type, const char *msg,
                          const char *const *frames, size_t nframes) {
     size_t len;
-    char *rec = jw_failure_record(job->payload, job->payload_len, type, msg, frames, nframes,
-                                  W.id, job->queue, &len);
+    int quote = strcmp(type, "jobwire.InvalidJSON") == 0; /* not JSON: embed as a string */
+    char *rec = jw_failure_record(job->payload, job->payload_len, quote, type, msg, frames,
+                                  nframes, W.id, job->queue, &len);
     outcome_set("fail", rec, len, job->token, job->queue);
 }
 
@@ -648,12 +649,16 @@ static void child_outcome(const jw_job *job) {
     char msg[512];
     jw_error err = {0};
     jw_result_kind kind = jw_child_result(&W.run, &err);
-    if (W.job_lost || W.killed == KILL_TERM) {
-        /* Not ours to settle: recovered meanwhile, or given back on leave. */
+    if (W.job_lost) {
+        /* Not ours to settle any more: we were recovered as dead meanwhile. */
     } else if (kind == JW_RESULT_OK) {
+        /* A complete result wins over a kill that came too late (protocol.md
+         * 7.5: a job that finished before a stop signal is settled). */
         outcome_set("ok", NULL, 0, job->token, job->queue);
     } else if (kind == JW_RESULT_ERROR) {
         outcome_fail(job, err.type, err.message, (const char *const *)err.frames, err.nframes);
+    } else if (W.killed == KILL_TERM) {
+        /* Killed to leave: leave() gives the job back to its queue. */
     } else if (W.killed == KILL_TIMEOUT) {
         snprintf(msg, sizeof msg, "job ran longer than %lld ms; child %d killed with SIGKILL",
                  W.job_timeout_ms, (int)W.run.pid);
@@ -678,9 +683,10 @@ static void child_outcome(const jw_job *job) {
 static void run_job(const char *token, const char *queue, const char *payload, size_t len) {
     char err[512];
     jw_job job = {token, queue, payload, len, NULL, NULL};
-    job.doc = jw_job_parse(payload, len, err, sizeof err);
+    int not_json;
+    job.doc = jw_job_parse(payload, len, &not_json, err, sizeof err);
     if (!job.doc) {
-        outcome_fail(&job, "jobwire.InvalidPayload", err, NULL, 0);
+        outcome_fail(&job, not_json ? "jobwire.InvalidJSON" : "jobwire.InvalidPayload", err, NULL, 0);
         return;
     }
     job.klass = json_string_value(json_object_get(job.doc, "class"));
@@ -795,7 +801,12 @@ static int worker_run(void) {
     W.refresh_queues = 1;
     for (;;) {
         handle_signals();
-        if (W.terminating) break;
+        if (W.terminating) {
+            /* A finished job is settled, not given back (protocol.md 7.5);
+             * one try only: leaving must not wait for an absent Redis. */
+            if (W.out.op && W.registered) settle_only();
+            break;
+        }
         if (!jw_redis_ready(&W.r)) { nap(jw_redis_wait_hint(&W.r) + 1); continue; }
         if (!W.started_clean) {
             if (recover_previous_self() < 0) continue;

@@ -397,12 +397,18 @@ def test_unknown_class():
 
 def test_invalid_json():
     push_raw("q", '{"class":"jobwire.Echo",', '[1,2]', '"str"', b'\xff\xfe garbage')
+    # lua-cjson lets these through; the worker's RFC 8259 parser must not.
+    cjson_only = ['{"class":"jobwire.Echo","args":[NaN]}', '{"class":"jobwire.Echo","args":[-Infinity]}']
+    push_raw("q", *cjson_only)
     enqueue("q", "jobwire.Echo", "after")
     w = Worker("q")
     wait_until(lambda: len(echoes()) == 1, 10, "the valid job after the bad ones")
     recs = failures()
     assert [r["exception"] for r in recs] == ["jobwire.InvalidJSON", "jobwire.InvalidPayload",
-                                              "jobwire.InvalidPayload", "jobwire.InvalidJSON"], recs
+                                              "jobwire.InvalidPayload", "jobwire.InvalidJSON",
+                                              "jobwire.InvalidJSON", "jobwire.InvalidJSON"], recs
+    assert [r["payload"] for r in recs[4:]] == cjson_only, recs[4:]
+    assert all(r["worker"] == w.id for r in recs)
     assert recs[0]["payload"] == '{"class":"jobwire.Echo",', recs[0]
     assert recs[3]["payload_hex"] == "fffe2067617262616765", recs[3]
     w.quit()

@@ -346,6 +346,13 @@ export class Worker extends EventEmitter {
       mode: 'inline',
       state: this.paused ? 'paused' : 'idle',
     };
+    if (this.epoch === 0 && (await this.cmd.exists(this.k.inflight(this.id)))) {
+      // A dead predecessor had this very id (same host and pid, e.g. pid 1 in a container):
+      // recover its job as a death before registering, or a job that kills the whole
+      // process would be handed back to us forever (protocol.md 7.3).
+      const r = await this.unregister(this.id, 'dead');
+      this.log.warn(`${this.id}: recovered the job of a dead worker with this id (${r[1]})`);
+    }
     const reply = await this.scripts.call(this.cmd, 'heartbeat', this.heartbeatKeys(),
       [this.id, this.options.leaseMs, 'register', startedAt(now), specMajor(), ...Object.entries(info).flat()]);
     this.epoch += 1;

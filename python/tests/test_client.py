@@ -87,3 +87,27 @@ def test_info_and_workers(client, r, redis_server):
     assert r.lrange(f"resque:jobwire:control:{w.id}", 0, -1) == [b"pause"]
     with pytest.raises(jobwire.InvalidJob):
         client.control(w.id, "explode")
+
+
+def test_retry_pushes_the_payload_bytes_as_they_were(client, r):
+    raw = b'{"class":"X","args":[1.0,123456789012345678901234567890,{"z":1,"a":[]}],"id":"keepme","new_field":true}'
+    r.rpush("resque:failed", payload.failure_record(raw, "E", "m", [], "h:1:q", "q"))
+    r.rpush("resque:failed", b'{ "queue" : "q2", "payload" : {"class":"Y","args":[2.50]} , "failed_at":"x",'
+                             b'"exception":"E","error":"m","worker":"w"}')
+    assert client.retry_failed("keepme")
+    assert r.lindex("resque:queue:q", 0) == raw
+    key = client.failed()[0].key
+    assert client.retry_failed(key)
+    assert r.lindex("resque:queue:q2", 0) == b'{"class":"Y","args":[2.50]}'
+
+
+def test_a_restarted_worker_with_the_same_id_recovers_its_predecessors_job(client, r, redis_server):
+    from jobwire.worker import Config, Worker
+    job_id = client.enqueue("q", "A")
+    first = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
+    first._register()
+    first._work_call(reserve=True)  # then the process dies; a new one gets the same pid
+    again = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
+    again._register()
+    assert r.hget("resque:jobwire:deaths", job_id) == b"1"
+    assert json.loads(r.lindex("resque:queue:q", 0))["id"] == job_id

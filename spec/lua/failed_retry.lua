@@ -8,7 +8,8 @@
 -- KEYS[5]  <ns>:jobwire:wake-new-queue
 -- ARGV[1]  the failure record, byte for byte as read from KEYS[1]
 -- ARGV[2]  queue name <q>
--- ARGV[3]  the payload to push (the record's payload, re-encoded by the caller)
+-- ARGV[3]  the payload to push: the record's payload member, its bytes cut out of the record as
+--          they are (never re-encoded; protocol.md section 5)
 --
 -- Returns: 1 when the record was removed and the payload pushed; 0 when the record was no
 --          longer in the list (someone else retried or removed it) and nothing changed.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import redis as redis_lib
@@ -41,6 +42,35 @@ def _loads(raw: bytes):
         return json.loads(raw)
     except (ValueError, RecursionError):
         return None
+
+
+def _raw_member(raw: bytes, name: str) -> bytes | None:
+    """The bytes of one member of a top-level JSON object, exactly as stored, or None.
+
+    Retrying a failure pushes its payload's original bytes back (protocol.md 5: never re-encode),
+    so big integers, float spellings and unknown fields survive the round trip.
+    """
+    decoder = json.JSONDecoder()
+    text = raw.decode("utf-8", "surrogateescape")
+    ws = re.compile(r"[ \t\n\r]*")
+    try:
+        i = ws.match(text, 0).end()
+        if text[i] != "{":
+            return None
+        i = ws.match(text, i + 1).end()
+        while text[i] != "}":
+            key, i = json.decoder.scanstring(text, i + 1)
+            i = ws.match(text, i).end() + 1  # past ':'
+            i = ws.match(text, i).end()
+            _, end = decoder.raw_decode(text, i)
+            if key == name:
+                return text[i:end].encode("utf-8", "surrogateescape")
+            i = ws.match(text, end).end()
+            if text[i] == ",":
+                i = ws.match(text, i + 1).end()
+    except (ValueError, IndexError):
+        return None
+    return None
 
 
 def _record_key(raw: bytes, document) -> str:
@@ -229,7 +259,7 @@ class Client:
         k = self.keys
         return self.scripts.call(
             "failed_retry", [k.failed, k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
-            [failure.raw, queue, jobmod.dumps(payload)]) == 1
+            [failure.raw, queue, _raw_member(failure.raw, "payload") or jobmod.dumps(payload)]) == 1
 
     def remove_failed(self, key: str) -> bool:
         return self.redis.lrem(self.keys.failed, 1, self.get_failed(key).raw) == 1

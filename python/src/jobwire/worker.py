@@ -124,6 +124,14 @@ class _Interrupt(BaseException):
         self.reason = reason
 
 
+def _valid_queue_name(name: str) -> bool:
+    try:
+        jobmod.validate_queue_name(name)
+        return True
+    except InvalidJob:
+        return False
+
+
 def _exception_name(exc: BaseException) -> str:
     cls = type(exc)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -168,6 +176,7 @@ class Worker:
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
+        self._registered_once = False
 
     # -- public ------------------------------------------------------------------------------
 
@@ -230,7 +239,8 @@ class Worker:
         """Resolve wildcard patterns against <ns>:queues (Resque: each pattern's matches sorted)."""
         if not self._wildcard:
             return
-        known = sorted(q.decode("utf-8", "replace") for q in self.redis.smembers(self.keys.queues))
+        known = sorted(name for name in (q.decode("utf-8", "replace") for q in self.redis.smembers(self.keys.queues))
+                       if _valid_queue_name(name))  # names other producers made that break the rules are skipped
         seen, out = set(), []
         for pattern in self.config.queues:
             for q in ([pattern] if "*" not in pattern else [k for k in known if fnmatch.fnmatchcase(k, pattern)]):
@@ -564,6 +574,13 @@ class Worker:
         return scripts.call("heartbeat", keys, args)
 
     def _register(self) -> None:
+        if not self._registered_once and self.redis.exists(self.keys.inflight(self.id)):
+            # A dead predecessor had this very id (same host and pid, e.g. pid 1 in a container):
+            # recover its job as a death first, or a job that kills the whole process would be
+            # handed back to us forever (protocol.md 7.3).
+            result = self._unregister(self.id, "dead")
+            log.warning("worker %s: recovered the job of a dead worker with this id (%s)", self.id, result[1].decode())
+        self._registered_once = True
         info = ["impl", self.config.impl, "impl_version", __version__, "spec", spec.spec_version(),
                 "host", self.host, "pid", str(self.pid), "queues", ",".join(self.config.queues),
                 "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
