@@ -14,7 +14,7 @@ setup: ## install system packages, the venv, node modules; build the C worker
 demo: setup ## Python enqueues; Python, Node and C workers process; results shown
 	$(PY) scripts/demo.py
 
-test: setup ## every test: Python, Node, C, the conformance matrix
+test: setup ## every test: Python, Node, C, the conformance matrix, the containers
 	bash scripts/test.sh
 
 test-python: setup ## Python reference tests (pytest)

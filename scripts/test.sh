@@ -22,3 +22,8 @@ if [ -f scripts/conformance.sh ]; then
   echo "== conformance"
   bash scripts/conformance.sh
 fi
+
+if [ -f scripts/containers.sh ]; then
+  echo "== containers"
+  bash scripts/containers.sh test
+fi
