@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,29 +24,10 @@ import redis
 
 import jobwire
 import jobwire.payload
+from jobwire.devserver import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis():
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
-                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    raise SystemExit("bench: redis-server did not start")
 
 
 WORKERS = {
@@ -184,7 +163,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     opts = parser.parse_args()
     scale = 0.1 if opts.quick else 1.0
-    proc, url = start_redis()
+    server = RedisServer().start()
+    url = server.url
     results = {"enqueue_per_s": {}, "processing": {}, "latency": {}, "idle_rss_mib": {}}
     try:
         results["enqueue_per_s"] = bench_enqueue(url, int(5000 * scale))
@@ -197,8 +177,7 @@ def main() -> int:
                 results["latency"][name] = bench_latency(url, name, int(200 * scale) or 20)
             results["idle_rss_mib"][name] = idle_rss_mib(url, name)
     finally:
-        proc.terminate()
-        proc.wait()
+        server.stop()
     print("\nenqueue (jobs/s)")
     for name, rate in results["enqueue_per_s"].items():
         print(f"  {name:<40}{rate:>10,.0f}")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,30 +14,10 @@ from pathlib import Path
 import redis
 
 import jobwire
+from jobwire.devserver import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_redis() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
-                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            return proc, url
-        except redis.ConnectionError:
-            time.sleep(0.02)
-    raise SystemExit("demo: redis-server did not start")
 
 
 def workers_available() -> dict[str, list[str]]:
@@ -62,7 +40,8 @@ def enqueuers_available() -> dict[str, list[str]]:
 
 
 def main() -> int:
-    redis_proc, url = start_redis()
+    server = RedisServer().start()
+    url = server.url
     env = {**os.environ, "REDIS_URL": url}
     client = jobwire.Client(url)
     r = redis.Redis.from_url(url)
@@ -114,8 +93,7 @@ def main() -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        redis_proc.terminate()
-        redis_proc.wait(10)
+        server.stop()
 
 
 if __name__ == "__main__":

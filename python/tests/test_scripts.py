@@ -58,7 +58,7 @@ def test_reserve_is_strictly_by_priority_and_records_working_on(client, r, redis
 def test_settle_with_a_wrong_token_is_stale_and_changes_nothing(client, r, redis_server):
     client.enqueue("high", "H")
     w = make_worker(redis_server.url)
-    reply = reserve(w)
+    assert reserve(w)[1] == b"job"
     w._pending = ("ok", "not-the-token", "", "high")
     assert w._work_call(reserve=False)[0] == b"stale"
     assert r.exists(f"resque:jobwire:inflight:{w.id}")

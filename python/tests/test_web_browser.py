@@ -118,7 +118,7 @@ def test_click_kill_fails_the_running_job_as_killed(ui, client, spawn):
                        message="a jobwire.Killed failure record")
     assert failure.get("exception") == "jobwire.Killed"
     assert "operator" in failure.get("error")
-    page = ui.goto(f"/failed?exception=jobwire.Killed")
+    page = ui.goto("/failed?exception=jobwire.Killed")
     assert job_id in page.locator("article.failure").inner_text()
     # the worker kept working: still registered, and now idle
     assert wait_for(lambda: [w for w in client.workers() if w.state == "idle"], timeout=10)

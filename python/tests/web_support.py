@@ -18,6 +18,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import jobwire
+from conftest import wait_for  # noqa: F401 (re-exported for the web tests)
+from jobwire.devserver import RedisServer, free_port  # noqa: F401
 from jobwire.web import create_app
 
 JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
@@ -28,22 +30,6 @@ XSS = [
     "\"'><img src=x onerror=alert(1)>",
     "javascript:alert(1)",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 # -- seeding ---------------------------------------------------------------------------------
@@ -206,32 +192,7 @@ def html_problems(html: str) -> list[str]:
 
 # -- processes --------------------------------------------------------------------------------
 
-class RedisProcess:
-    """A private redis-server that a test may stop and start again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self) -> "RedisProcess":
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._up, timeout=10, message="redis-server to listen")
-        return self
-
-    def _up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+RedisProcess = RedisServer  # a private redis-server that a test may stop and start again
 
 
 # -- a real `jobwire web` server -------------------------------------------------------------

@@ -13,7 +13,6 @@ import signal
 import socket
 import time
 
-from .keys import Keys
 from .worker import Config, Worker
 
 __all__ = ["Supervisor"]
