@@ -152,11 +152,11 @@ class Client:
         handler = self.registry.get(job_class)
         if handler is not None and not handler.before_enqueue(*args):
             return None
-        payload = jobmod.new_payload(job_class, args, **extra)
+        job_id, payload = jobmod.new_job(job_class, args, **extra)
         self._push(queue, [payload])
         if handler is not None:
             handler.after_enqueue(*args)
-        return json.loads(payload)["id"]
+        return job_id
 
     def enqueue_many(self, queue: str, jobs) -> list[str]:
         """Push many (class, args) pairs to one queue, 1000 per round trip; returns their ids.
@@ -164,10 +164,11 @@ class Client:
         Every payload is validated first: one bad job raises InvalidJob and pushes nothing.
         """
         jobmod.validate_queue_name(queue)
-        payloads = [jobmod.new_payload(job_class, args) for job_class, args in jobs]
+        built = [jobmod.new_job(job_class, args) for job_class, args in jobs]
+        payloads = [payload for _, payload in built]
         for start in range(0, len(payloads), BULK_CHUNK):
             self._push(queue, payloads[start:start + BULK_CHUNK])
-        return [json.loads(p)["id"] for p in payloads]
+        return [job_id for job_id, _ in built]
 
     def _push(self, queue: str, payloads: list[bytes]) -> int:
         k = self.keys

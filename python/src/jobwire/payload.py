@@ -19,7 +19,7 @@ from . import spec
 from .errors import InvalidJob
 
 __all__ = [
-    "Job", "new_payload", "validate_queue_name", "failure_record", "dumps",
+    "Job", "new_job", "new_payload", "validate_queue_name", "failure_record", "dumps",
     "failed_at_now", "run_at_now", "started_now", "utc_day",
 ]
 
@@ -84,14 +84,20 @@ def schema_error(document) -> str | None:
 
 def new_payload(job_class: str, args=(), **extra) -> bytes:
     """A validated payload for enqueue: class, args, id, enqueued_at, then `extra` fields."""
-    document = {"class": job_class, "args": list(args), "id": uuid.uuid4().hex,
+    return new_job(job_class, args, **extra)[1]
+
+
+def new_job(job_class: str, args=(), **extra) -> tuple[str, bytes]:
+    """(id, payload): new_payload that also hands back the id it chose."""
+    job_id = uuid.uuid4().hex
+    document = {"class": job_class, "args": list(args), "id": job_id,
                 "enqueued_at": int(time.time() * 1000)}
     document.update(extra)
     problem = schema_error(document)
     if problem:
         raise InvalidJob(f"invalid job: {problem}")
     try:
-        return dumps(document)
+        return job_id, dumps(document)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"invalid job: arguments are not JSON: {exc}") from None
 
