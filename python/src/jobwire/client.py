@@ -10,9 +10,11 @@ import hashlib
 import json
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 
 import redis as redis_lib
+from redis.cluster import RedisCluster
 
 from . import payload as jobmod
 from .errors import InvalidJob, NotFound
@@ -28,9 +30,19 @@ PAGE = 100
 
 
 def connect(url: str | None = None, **options) -> redis_lib.Redis:
-    """A redis-py client for `url` (default $REDIS_URL), raw bytes in and out."""
+    """A redis-py client for `url` (default $REDIS_URL), raw bytes in and out.
+
+    `?cluster=1` in the URL means Redis Cluster: any node's address will do. Every key of a
+    namespace must then share one slot, so give the namespace a hash tag (`{resque}`).
+    """
+    url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     options.setdefault("socket_connect_timeout", 5)
-    return redis_lib.Redis.from_url(url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL, **options)
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    if ("cluster", "1") in query or ("cluster", "true") in query:
+        plain = parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
+        return RedisCluster.from_url(urllib.parse.urlunsplit(plain), **options)
+    return redis_lib.Redis.from_url(url, **options)
 
 
 def _text(value) -> str:
@@ -304,9 +316,8 @@ class Client:
             pipe.hget(k.heartbeats, wid)
             pipe.zscore(k.leases, wid)
             pipe.hgetall(k.inflight(wid))
-        pipe.time()
         replies = pipe.execute()
-        now_s, now_us = replies[-1]
+        now_s, now_us = self.redis.time()  # Redis's clock, as the leases use; not pipelined (Cluster)
         now_ms = now_s * 1000 + now_us // 1000
         views = []
         for i, wid in enumerate(ids):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 
 import redis
 
-__all__ = ["free_port", "RedisServer"]
+__all__ = ["free_port", "RedisServer", "RedisClusterServer"]
 
 
 def free_port() -> int:
@@ -54,6 +55,71 @@ class RedisServer:
             self.proc.wait(10)
 
     def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class RedisClusterServer:
+    """Three throwaway masters joined into a Redis Cluster; `url` names one with `?cluster=1`."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.ports = [self._node_port() for _ in range(nodes)]
+        self.url = f"redis://127.0.0.1:{self.ports[0]}/0?cluster=1"
+        self.procs: list[subprocess.Popen] = []
+        self.dir = tempfile.TemporaryDirectory(prefix="jobwire-cluster-")
+
+    @staticmethod
+    def _node_port() -> int:
+        """A free port whose cluster bus port (port + 10000) is valid and free too."""
+        while True:
+            port = free_port()
+            if port + 10000 <= 65535:
+                with socket.socket() as s:
+                    try:
+                        s.bind(("127.0.0.1", port + 10000))
+                        return port
+                    except OSError:
+                        pass
+
+    def start(self) -> "RedisClusterServer":
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        for port in self.ports:
+            self.procs.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.dir.name],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            self._wait(lambda: redis.Redis(port=port).ping())
+        subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
+                        *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        for port in self.ports:
+            self._wait(lambda: b"cluster_state:ok" in redis.Redis(port=port).execute_command("CLUSTER", "INFO"))
+        return self
+
+    def _wait(self, probe, seconds: float = 20.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if probe():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(10)
+        self.procs = []
+        self.dir.cleanup()
+
+    def __enter__(self) -> "RedisClusterServer":
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -124,6 +124,14 @@ class _Interrupt(BaseException):
         self.reason = reason
 
 
+def _drop_connections(client) -> None:
+    """Close a client's sockets: a BLPOP cut short by a signal leaves its connection unusable."""
+    if hasattr(client, "disconnect_connection_pools"):  # RedisCluster
+        client.disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
+
+
 def _valid_queue_name(name: str) -> bool:
     try:
         jobmod.validate_queue_name(name)
@@ -298,9 +306,9 @@ class Worker:
                 return
             reply = self.block_redis.blpop(keys, timeout=timeout)
         except _Wakeup:
-            self.block_redis.connection_pool.disconnect()
+            _drop_connections(self.block_redis)
         except REDIS_ERRORS as exc:
-            self.block_redis.connection_pool.disconnect()
+            _drop_connections(self.block_redis)
             self._backoff(exc)
         finally:
             self._blocking = False
