@@ -424,8 +424,9 @@ static void set_queues(char **names, int n) {
     W.nqueues = n;
 }
 
-/* Wildcard: SMEMBERS <ns>:queues, sorted (protocol.md 7.2). Returns 0 or
- * -1 when Redis failed (the old list is kept). */
+/* Wildcard: SMEMBERS <ns>:queues, sorted, without names that break the
+ * queue-name rules (protocol.md 7.2). Returns 0 or -1 when Redis failed
+ * (the old list is kept). */
 static int refresh_queues(void) {
     jw_args a = {0};
     jw_args_add(&a, "SMEMBERS");
@@ -436,7 +437,8 @@ static int refresh_queues(void) {
     char **names = jw_malloc(sizeof(char *) * (rep->elements + 1));
     int n = 0;
     for (size_t i = 0; i < rep->elements; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING) names[n++] = jw_strdup(rep->element[i]->str);
+        if (rep->element[i]->type == REDIS_REPLY_STRING && jw_queue_name_valid(rep->element[i]->str))
+            names[n++] = jw_strdup(rep->element[i]->str);
     qsort(names, (size_t)n, sizeof(char *), cmp_str);
     set_queues(names, n);
     freeReplyObject(rep);

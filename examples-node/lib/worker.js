@@ -5,7 +5,7 @@
 // process title.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { keys as keyBuilder, assertQueueName, DEFAULT_NAMESPACE } from './keys.js';
+import { keys as keyBuilder, assertQueueName, isValidQueueName, DEFAULT_NAMESPACE } from './keys.js';
 import { scripts } from './scripts.js';
 import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
@@ -555,7 +555,7 @@ export class Worker extends EventEmitter {
     const list = [];
     for (const q of this.queuesConfigured) {
       if (q !== '*') list.push(q);
-      else for (const a of all) if (!explicit.has(a) && !list.includes(a)) list.push(a);
+      else for (const a of all) if (isValidQueueName(a) && !explicit.has(a) && !list.includes(a)) list.push(a);
     }
     this.queueList = list;
   }

@@ -180,9 +180,11 @@ if not lease or tonumber(lease) < now_ms then
 end
 -- A job still held (the reply that carried it was lost, and the caller retried) is handed out
 -- again instead of being overwritten: this makes a retried call safe.
-local still = redis.call('HMGET', KEYS[2], 'token', 'queue', 'payload')
-if still[1] then
-  return { settled, 'job', still[1], still[2], still[3] }
+if settled == 'none' or settled == 'stale' then  -- after any other settle the hash is gone
+  local still = redis.call('HMGET', KEYS[2], 'token', 'queue', 'payload')
+  if still[1] then
+    return { settled, 'job', still[1], still[2], still[3] }
+  end
 end
 local pause = redis.call('GET', KEYS[11])
 if pause and string.lower(string.match(pause, '^%s*(.-)%s*$')) == 'true' then

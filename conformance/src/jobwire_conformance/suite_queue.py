@@ -36,8 +36,12 @@ def ordering(ctx):
 @group(Test("queue.wildcard.all", P72, MUST, "a * worker runs jobs from every queue in <ns>:queues"),
        Test("queue.wildcard.alphabetical", P72, MUST, "a * worker takes queues in alphabetical order"),
        Test("queue.wildcard.new-queue", P83, MUST,
-            "a * worker picks up a job on a queue created after it started"))
+            "a * worker picks up a job on a queue created after it started"),
+       Test("queue.wildcard.skips-invalid-names", P72, MUST,
+            "a * worker skips names in <ns>:queues that break the queue-name rules (here one with a space)"))
 def wildcard(ctx):
+    bad_id, bad = ctx.payload("jobwire.Echo", ["bad name"])
+    ctx.push_raw("w bad", bad, wake=False)  # sorts before "wa": a worker that does not skip runs it first
     wb = [ctx.enqueue("wb", "jobwire.Echo", [f"wb {n}"]) for n in range(2)]
     wa = [ctx.enqueue("wa", "jobwire.Echo", [f"wa {n}"]) for n in range(2)]
     w = ctx.start_worker("*")
@@ -46,6 +50,9 @@ def wildcard(ctx):
               f"{len(order)} of 4 jobs ran; {w.describe()}")
     ctx.check("queue.wildcard.alphabetical", order == wa + wb,
               f"ran {['wa' if i in wa else 'wb' for i in order]}; expected wa, wa, wb, wb")
+    ctx.check("queue.wildcard.skips-invalid-names",
+              not ctx.echo_for(bad_id) and ctx.r.llen(ctx.k.queue("w bad")) == 1,
+              "the job on the queue named 'w bad' ran, or left its list")
     time.sleep(0.3)
     new = ctx.enqueue("wc", "jobwire.Echo", ["new queue"])
     ctx.check("queue.wildcard.new-queue", ctx.wait_echo(new, 3) is not None,
