@@ -131,6 +131,8 @@ def check_versions(prefix, env, cwd):
     for exe in (os.path.join(prefix, "bin", "jobwire-worker"), os.path.join(SRC, "jobwire-worker")):
         out = run([exe, "--version"], env=env, cwd=cwd)
         assert out.strip() == want, (exe, out)
+    out = run([os.path.join(prefix, "bin", "jobwire-enqueue"), "--version"], env=env, cwd=cwd)
+    assert out.strip() == "jobwire-enqueue " + VERSION, out
     out = run(["pkg-config", "--modversion", "jobwire"], env=env, cwd=cwd)
     assert out.strip() == VERSION, out
 
