@@ -11,7 +11,6 @@ its queue, leave; USR1 kill the job and fail it; USR2 pause; CONT resume.
 from __future__ import annotations
 
 import ctypes
-import fnmatch
 import gc
 import json
 import logging
@@ -31,6 +30,8 @@ from . import payload as jobmod
 from .client import connect
 from .errors import InvalidJob, SpecMismatch
 from .keys import Keys
+from .options import DEFAULTS
+from .queues import WILDCARD, expand_queues, parse_queues
 from .registry import DontPerform, Registry, default_registry
 from .scripts import Scripts
 
@@ -54,26 +55,24 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
 
 @dataclass
 class Config:
-    """Worker settings; defaults are the numbers of protocol.md section 11."""
+    """Worker settings; the defaults come from spec/options.json."""
 
     queues: list[str]
-    namespace: str = "resque"
+    namespace: str = DEFAULTS["namespace"]
     redis_url: str | None = None
-    heartbeat_ms: int = 5000
-    lease_ms: int = 30000
-    block_timeout_ms: int = 5000
-    max_deaths: int = 3
-    job_timeout_ms: int = 0
-    max_payload_bytes: int = 16 * 1024 * 1024
+    heartbeat_ms: int = DEFAULTS["heartbeat_ms"]
+    lease_ms: int = DEFAULTS["lease_ms"]
+    block_timeout_ms: int = DEFAULTS["block_timeout_ms"]
+    max_deaths: int = DEFAULTS["max_deaths"]
+    job_timeout_ms: int = DEFAULTS["job_timeout_ms"]
+    max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
             raise ValueError("a worker needs at least one queue (--queues a,b)")
-        for q in self.queues:
-            if "*" not in q:
-                jobmod.validate_queue_name(q)
+        parse_queues(",".join(self.queues))  # the one --queues grammar: names, at most one *, no repeats
         if self.lease_ms <= 2 * self.heartbeat_ms:
             raise ValueError("the lease must be longer than two heartbeats (--lease-ms > 2 x --heartbeat-ms)")
 
@@ -132,14 +131,6 @@ def _drop_connections(client) -> None:
         client.connection_pool.disconnect()
 
 
-def _valid_queue_name(name: str) -> bool:
-    try:
-        jobmod.validate_queue_name(name)
-        return True
-    except InvalidJob:
-        return False
-
-
 def _exception_name(exc: BaseException) -> str:
     cls = type(exc)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -179,8 +170,8 @@ class Worker:
         self._inline_job = False
         self._child: int | None = None
         self._next_beat = 0.0
-        self._expanded: list[str] = [q for q in config.queues if "*" not in q]
-        self._wildcard = any("*" in q for q in config.queues)
+        self._expanded: list[str] = [q for q in config.queues if q != WILDCARD]
+        self._wildcard = WILDCARD in config.queues
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
@@ -241,21 +232,12 @@ class Worker:
                 self._with_redis(self._register)
 
     def _queue_list(self) -> list[str]:
-        return self._expanded if self._expanded else list(self.config.queues)
+        return self._expanded if self._wildcard else list(self.config.queues)
 
     def _expand(self) -> None:
-        """Resolve wildcard patterns against <ns>:queues (Resque: each pattern's matches sorted)."""
-        if not self._wildcard:
-            return
-        known = sorted(name for name in (q.decode("utf-8", "replace") for q in self.redis.smembers(self.keys.queues))
-                       if _valid_queue_name(name))  # names other producers made that break the rules are skipped
-        seen, out = set(), []
-        for pattern in self.config.queues:
-            for q in ([pattern] if "*" not in pattern else [k for k in known if fnmatch.fnmatchcase(k, pattern)]):
-                if q not in seen:
-                    seen.add(q)
-                    out.append(q)
-        self._expanded = out
+        """Resolve `*` against <ns>:queues (protocol.md 7.2); names that break the rules are skipped."""
+        if self._wildcard:
+            self._expanded = expand_queues(self.config.queues, self.redis.smembers(self.keys.queues))
 
     def _work_call(self, reserve: bool):
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
