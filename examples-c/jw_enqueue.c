@@ -125,16 +125,19 @@ int main(int argc, char **argv) {
     json_decref(doc);
     char *spec_dir = jw_spec_dir();
     jw_redis r;
-    if (!spec_dir || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
+    memset(&r, 0, sizeof r); /* safe to close whichever step failed */
+    if (!spec_dir || jw_keys_load(spec_dir, err, sizeof err) < 0 || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
         fprintf(stderr, "jobwire-enqueue: %s\n", spec_dir ? err : "cannot find spec/; set JOBWIRE_SPEC_DIR");
         if (spec_dir) jw_redis_close(&r); /* init zeroed r first, so this is safe */
         free(spec_dir);
         free(payload);
+        jw_keys_free();
         return 2;
     }
     free(spec_dir);
     long long n = push(&r, ns, queue, payload, len);
     jw_redis_close(&r);
+    jw_keys_free();
     free(payload);
     if (n < 0) {
         fprintf(stderr, "jobwire-enqueue: could not reach Redis at %s\n", url);

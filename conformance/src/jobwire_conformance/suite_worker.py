@@ -376,3 +376,20 @@ def spec_mismatch(ctx):
     members = ctx.r.smembers(ctx.k.workers())
     ctx.check("worker.register.spec-mismatch", code not in (None, 0) and not members,
               f"exit status {code}; workers set {members}; {w.describe()}")
+
+
+@group(Test("worker.options.lease-too-short", "protocol.md#72-configuration", MUST,
+            "a worker given --lease-ms not above 2 x --heartbeat-ms exits with status 2 and registers nothing"),
+       Test("worker.options.bad-queues", "protocol.md#72-configuration", MUST,
+            "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2"))
+def bad_options(ctx):
+    w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
+    code = w.wait(10)
+    ctx.check("worker.options.lease-too-short", code == 2 and not ctx.r.smembers(ctx.k.workers()),
+              f"exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}")
+    for queues in ("a,,b", "mail*", "*,a,*"):
+        w = ctx.start_worker(queues, register=False)
+        code = w.wait(10)
+        if not ctx.check("worker.options.bad-queues", code == 2 and not ctx.r.smembers(ctx.k.workers()),
+                         f"--queues {queues!r}: exit status {code}: {w.describe()}"):
+            return
