@@ -696,9 +696,9 @@ static void run_job(const char *token, const char *queue, const char *payload, s
     jw_handler h = jw_handler_find(job.klass);
     if (!h) {
         jw_buf m = {0};
-        jw_buf_adds(&m, "no handler registered for class \"");
-        jw_buf_adds(&m, job.klass);
-        jw_buf_adds(&m, "\"");
+        /* protocol.md 7.4: the class as a JSON string (escaped as 6.2 says) */
+        jw_buf_adds(&m, "no handler registered for class ");
+        jw_buf_quote(&m, job.klass, json_string_length(json_object_get(job.doc, "class")));
         outcome_fail(&job, "jobwire.UnknownClass", m.p, NULL, 0);
         jw_buf_free(&m);
         json_decref(job.doc);

@@ -156,7 +156,8 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
                    worker: str, queue: str, failed_at: str | None = None) -> bytes:
     """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
 
-    `payload` is embedded verbatim when it is a JSON object's bytes, else as a JSON string;
+    `payload` is embedded verbatim when it is a JSON object's bytes, else (also when it is not
+    RFC 8259 JSON at all, exception jobwire.InvalidJSON) as a JSON string;
     bytes that are not UTF-8 go to "payload_hex" so that the record stays valid JSON.
     """
     extra = b""
@@ -165,8 +166,8 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
     except UnicodeDecodeError:
         extra = b',"payload_hex":"' + payload.hex().encode() + b'"'
         payload = b'"payload is not valid UTF-8; its bytes are in payload_hex"'
-    if not payload.lstrip().startswith((b"{", b'"payload is not valid UTF-8')):
-        payload = dumps(payload.decode("utf-8"))
+    if not extra and (exception == "jobwire.InvalidJSON" or not payload.lstrip().startswith(b"{")):
+        payload = dumps(payload.decode("utf-8"))  # not JSON text (or not an object): kept as a string
     return b"".join((
         b'{"failed_at":', dumps(failed_at or failed_at_now()),
         b',"payload":', payload,

@@ -332,7 +332,7 @@ class Worker:
             return self._failure(job, kind, str(exc))
         handler = self.registry.get(job.job_class)
         if handler is None:
-            return self._failure(job, "jobwire.UnknownClass", f'no handler registered for class "{job.job_class}"')
+            return self._failure(job, "jobwire.UnknownClass", "no handler registered for class " + json.dumps(job.job_class, ensure_ascii=False))
         self._held = job
         self._kill_reason = None
         self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
