@@ -46,6 +46,7 @@ __all__ = ["Config", "Worker", "current_job", "JobContext"]
 log = logging.getLogger("jobwire.worker")
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
 PR_SET_PDEATHSIG = 1
 try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -576,13 +577,15 @@ class Worker:
                 "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
                 "state", self._state_shown]
         try:
-            self._heartbeat_call(self.scripts, "register", info)
+            reply = self._heartbeat_call(self.scripts, "register", info)
         except redis_lib.ResponseError as exc:
             if "JOBWIRE_SPEC_MISMATCH" in str(exc):
                 raise SpecMismatch(str(exc)) from None
             raise
         self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
+        for dead in reply[1:]:  # register lists lapsed peers too (protocol.md 7.6)
+            self._recover(dead.decode("utf-8", "replace"))
 
     def _beat_if_due(self) -> None:
         if time.monotonic() >= self._next_beat:
@@ -601,7 +604,7 @@ class Worker:
 
     def _unregister(self, worker_id: str, mode: str) -> list:
         k = self.keys
-        for _ in range(5):
+        for _ in range(UNREGISTER_RETRIES):
             queue = self.redis.hget(k.inflight(worker_id), "queue")
             queue = queue.decode("utf-8", "replace") if queue else ""
             keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
