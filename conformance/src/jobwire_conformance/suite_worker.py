@@ -393,3 +393,16 @@ def bad_options(ctx):
         if not ctx.check("worker.options.bad-queues", code == 2 and not ctx.r.smembers(ctx.k.workers()),
                          f"--queues {queues!r}: exit status {code}: {w.describe()}"):
             return
+
+
+@group(Test("worker.signal.prompt-while-blocked", "protocol.md#79-the-worker-state-machine", MUST,
+            "an idle worker blocked in BLPOP (4 s timeout, beats 3 s apart) acts on SIGQUIT at once: it exits within 1.5 s"))
+def prompt_signal(ctx):
+    w = ctx.start_worker("ps", heartbeat_ms=3000, lease_ms=10000, block_timeout_ms=4000)
+    time.sleep(0.6)  # blocked now, nowhere near a beat or the block timeout
+    t0 = time.monotonic()
+    w.signal(signal.SIGQUIT)
+    code = w.wait(5)
+    took = time.monotonic() - t0
+    ctx.check("worker.signal.prompt-while-blocked", code == 0 and took < 1.5,
+              f"exit status {code} after {took:.2f} s: {w.describe()}")
