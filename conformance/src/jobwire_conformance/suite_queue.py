@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 
@@ -130,3 +131,30 @@ def wake_passed_on(ctx):
                          f"but its wake marker {ctx.k.wake('wpb')} has {marker} element(s); expected 1"):
             return
         ctx.require(ctx.wait_echo(low_id, 8) is not None, f"wpb's job did not run after wpa's: {w.describe()}")
+
+
+@group(Test("queue.wildcard.explicit-first", P72, MUST,
+            "with --queues wz,* the named queue comes first, then every other queue in code point order"),
+       Test("queue.wildcard.explicit-last", P72, MUST,
+            "with --queues *,wa every other queue comes first in code point order, then the named one"),
+       Test("worker.id.wildcard-list", "protocol.md#71-identity", MUST,
+            "the queue part of the worker id is --queues as configured (wz,*)"))
+def wildcard_positions(ctx):
+    def fill(tag):
+        return {q: [ctx.enqueue(q, "jobwire.Echo", [f"{tag} {q} {n}"]) for n in range(2)] for q in ("wb", "wz", "wa")}
+
+    def run(queues, tag, expected, test_id):
+        jobs = fill(tag)
+        w = ctx.start_worker(queues)
+        wanted = [i for q in expected for i in jobs[q]]
+        order = _order(ctx, wanted, 8)
+        ran = [q for i in order for q in jobs if i in jobs[q]]
+        ctx.check(test_id, order == wanted, f"--queues {queues}: ran {ran}; expected {[q for q in expected for _ in (0, 1)]}")
+        w.signal(signal.SIGQUIT)
+        w.wait(5)
+        return w
+
+    w = run("wz,*", "first", ["wz", "wa", "wb"], "queue.wildcard.explicit-first")
+    ctx.check("worker.id.wildcard-list", (w.worker_id or "").endswith(":wz,*"), f"worker id {w.worker_id!r}")
+    ctx.r.delete(ctx.k.conformance_echo())
+    run("*,wa", "last", ["wb", "wz", "wa"], "queue.wildcard.explicit-last")
