@@ -221,6 +221,8 @@ export class Worker extends EventEmitter {
     while (!this.stopping) {
       try {
         if (this.paused) {
+          // protocol.md 7.3/7.9: a paused worker holds no finished job; settle it first (no queues)
+          if (this.pending.op !== 'none') await this.untilStopped(this.work([]));
           await this.idleBlock(true);
           continue;
         }

@@ -446,6 +446,7 @@ class Worker:
             readable, _, _ = select.select([read_fd, self._wake_r], [], [], max(0.0, wait))
             if self._wake_r in readable:
                 self._drain_wakeups()
+                self._quietly(self._show_pause)  # SIGUSR2/SIGCONT: state changes at once (7.5)
             if read_fd in readable:
                 chunk = os.read(read_fd, 65536)
                 if not chunk:
@@ -457,6 +458,7 @@ class Worker:
             if now >= next_control:
                 next_control = now + CONTROL_CHECK_S
                 self._quietly(self._poll_control)
+                self._quietly(self._show_pause)
             if now >= self._next_beat:
                 self._quietly(self._beat)
             if killed_by is None:
@@ -538,6 +540,7 @@ class Worker:
                 continue
             try:
                 self._poll_control(redis)
+                self._show_pause(redis)
                 if self._kill_reason and self._inline_job:
                     signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
                 if time.monotonic() >= max(next_beat, self._next_beat):
@@ -634,11 +637,16 @@ class Worker:
             except Exception:
                 pass
 
-    def _show_state(self, state: str) -> None:
+    def _show_state(self, state: str, redis=None) -> None:
         """Write the info hash's state field when it changes (pause and resume are rare)."""
         if state != self._state_shown:
             self._state_shown = state
-            self._quietly(lambda: self.redis.hset(self.keys.worker_info(self.id), "state", state))
+            client = redis or self.redis
+            self._quietly(lambda: client.hset(self.keys.worker_info(self.id), "state", state))
+
+    def _show_pause(self, redis=None) -> None:
+        """While a job runs: state follows a pause or resume at once, not after the job (7.5)."""
+        self._show_state("paused" if self._paused else "idle", redis)
 
     # -- Redis outages ----------------------------------------------------------------------
 
