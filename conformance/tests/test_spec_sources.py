@@ -82,3 +82,9 @@ def test_an_implementation_passing_a_placeholder_after_the_wrong_flag_is_caught(
     path = spec_copy[1] / "c.json"
     path.write_text(path.read_text().replace('"--lease-ms", "{lease_ms}"', '"--lease", "{lease_ms}"'))
     assert any("{lease_ms} follows --lease" in p for p in _problems(spec_copy))
+
+
+def test_a_wrong_number_in_section_11_is_caught(spec_copy):
+    md = spec_copy[0] / "protocol.md"
+    md.write_text(md.read_text().replace("| deaths before a poison job | 3 |", "| deaths before a poison job | 4 |"))
+    assert any("deaths before a poison job" in p for p in _problems(spec_copy))

@@ -73,7 +73,19 @@ def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
         if not re.match(r"`?" + re.escape(want) + r"`?( |$)", default):
             out.append(f"protocol.md 7.2: {o['flag']} default {default!r}, options.json {want!r}")
     out += [f"protocol.md 7.2: {flag} is not in spec/options.json" for flag in by_flag]
+    numbers = text.split("## 11. Numbers", 1)[-1].split("\n## ", 1)[0]
+    for label, name in _NUMBERS.items():
+        m = re.search(r"^\| " + re.escape(label) + r" \| (\d+)", numbers, re.M)
+        want = next((o["default"] for o in options if o["name"] == name), None)
+        if not m or int(m.group(1)) != want:
+            out.append(f"protocol.md 11: {label!r} is {m.group(1) if m else 'missing'}, options.json {name} {want}")
     return out
+
+
+# Rows of protocol.md section 11 that restate an option default of options.json.
+_NUMBERS = {"heartbeat period": "heartbeat_ms", "lease (staleness threshold)": "lease_ms",
+            "idle block timeout": "block_timeout_ms", "deaths before a poison job": "max_deaths",
+            "largest payload accepted by a worker": "max_payload_bytes"}
 
 
 def lua_header(source: str) -> dict:
