@@ -39,7 +39,9 @@ static const char *const labels[JW_K__COUNT] = {
 
 static char *templates[JW_K__COUNT]; /* filled by jw_keys_load */
 
-/* Read spec_dir/keys.json; every name above must be there, and nothing else.
+/* Read spec_dir/keys.json; every name above must be there. Templates this
+ * worker does not know are allowed (a newer minor version may add keys it
+ * never touches); the unit test's vectors make the repository keep up.
  * Returns 0, or -1 with the reason in err. */
 int jw_keys_load(const char *spec_dir, char *err, size_t errlen) {
     char path[4096];
@@ -53,10 +55,6 @@ int jw_keys_load(const char *spec_dir, char *err, size_t errlen) {
         return -1;
     }
     int rc = 0;
-    if (json_object_size(t) != JW_K__COUNT) {
-        snprintf(err, errlen, "%s has %zu templates, this worker knows %d", path, json_object_size(t), JW_K__COUNT);
-        rc = -1;
-    }
     for (int k = 0; k < JW_K__COUNT && rc == 0; k++) {
         const char *v = json_string_value(json_object_get(t, labels[k]));
         if (!v) { snprintf(err, errlen, "%s lacks template \"%s\"", path, labels[k]); rc = -1; break; }
