@@ -35,7 +35,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser, skip=()) -> None:
         if o["name"] == "concurrency":
             flags.insert(0, "--processes")  # Python's historical name for the same option
         parser.add_argument(*flags, dest=o["name"], default=None, metavar="N" if o["type"] == "integer" else "VALUE",
-                            help=f"{o['help']} (default {o['default']}, ${o['env']})")
+                            help=f"{o['help']} ({'required' if o.get('required') else 'default ' + str(o['default'])}"
+                                 f", ${o['env']})")
 
 
 def resolve(opts: argparse.Namespace, env=os.environ) -> dict:
