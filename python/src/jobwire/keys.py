@@ -7,6 +7,7 @@ Nothing else in the package formats a key. `Keys("resque").queue("high")` is
 from __future__ import annotations
 
 from . import spec
+from .options import DEFAULTS
 
 __all__ = ["Keys", "TEMPLATES"]
 
@@ -17,7 +18,7 @@ TEMPLATES = spec.key_templates()
 class Keys:
     """Key names for one namespace (default ``resque``, Resque's own)."""
 
-    def __init__(self, namespace: str = "resque") -> None:
+    def __init__(self, namespace: str = DEFAULTS["namespace"]) -> None:
         if not namespace:
             raise ValueError("namespace must not be empty")
         self.ns = namespace
