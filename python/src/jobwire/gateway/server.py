@@ -39,12 +39,13 @@ class GatewayOptions:
 
     def __init__(self, listen="127.0.0.1:7460", redis_url=None, namespace="resque", token=None,
                  tls_cert=None, tls_key=None, tls_client_ca=None, allow_insecure=False,
-                 conformance=False, extra_namespaces=(), any_namespace=False) -> None:
+                 conformance=False, extra_namespaces=(), any_namespace=False, exit_with_pid=None) -> None:
         self.listen, self.redis_url, self.namespace = listen, redis_url, namespace
         self.token, self.tls_cert, self.tls_key, self.tls_client_ca = token, tls_cert, tls_key, tls_client_ca
         self.allow_insecure, self.conformance = allow_insecure, conformance
         self.namespaces = {namespace, *extra_namespaces}
         self.any_namespace = any_namespace
+        self.exit_with_pid = exit_with_pid  # jobwire.gateway.pair: stop once this process is gone
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -168,10 +169,32 @@ async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if options.exit_with_pid:
+        asyncio.create_task(_watch_pid(options.exit_with_pid, gateway, stop))
     await stop.wait()
     log.info("stopping: %d worker streams", len(gateway.sessions))
     await gateway.stop()
     return 0
+
+
+def _pid_gone(pid: int) -> bool:
+    """True when the process is gone or a zombie (its parent has not reaped it yet)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+async def _watch_pid(pid: int, gateway: Gateway, stop: asyncio.Event) -> None:
+    """Stop once `pid` is gone and every stream has ended (its recovery done), or 15 s later."""
+    while not _pid_gone(pid):
+        await asyncio.sleep(0.2)
+    for _ in range(150):
+        if not gateway.sessions:
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
 
 
 def serve(options: GatewayOptions, ready_fd: int | None = None) -> int:
