@@ -180,6 +180,31 @@ def test_token_is_required_when_set_and_beyond_loopback(gateways, redis_server, 
     assert done.returncode == 1 and "refusing to listen on 0.0.0.0 without authentication" in done.stderr
 
 
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_and_token_for_api_calls_and_a_node_worker(gateways, node_workers, client, r, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    token_file = tmp_path / "token"
+    token_file.write_text("t0ken\n")
+    g = gateways("--tls-cert", str(cert), "--tls-key", str(key), "--token-file", str(token_file), "--conformance")
+    secure = grpc.secure_channel(g.address, grpc.ssl_channel_credentials(cert.read_bytes()))
+    admin = admin_pb2_grpc.AdminServiceStub(secure)
+    assert admin.GetInfo(admin_pb2.GetInfoRequest(), metadata=(("authorization", "Bearer t0ken"),)).workers == 0
+    with pytest.raises(grpc.RpcError) as info:  # plaintext to a TLS port
+        admin_pb2_grpc.AdminServiceStub(g.channel()).GetInfo(admin_pb2.GetInfoRequest(), timeout=3)
+    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    p = node_workers(g, "tls", "--tls-ca", str(cert), "--token-file", str(token_file))
+    job = client.enqueue("tls", "jobwire.Echo", "over tls")
+    wait_for(lambda: job in {e["id"] for e in echoes(r)}, 15, message="job run by the TLS worker")
+    assert registered(r, p.pid)
+
+
 # -- workers behind the gateway ----------------------------------------------------------------
 
 def test_redis_native_and_gateway_workers_share_one_queue(gateways, node_workers, spawn, client, r):
