@@ -23,7 +23,9 @@ const log = stderrLogger();
 
 /** Splits our own flags off argv; the rest are protocol.md 7.2's, parsed by lib/config.js. */
 function parseArgv(argv) {
-  const own = { gateway: process.env.JOBWIRE_GATEWAY || '127.0.0.1:7460', tokenFile: null, tlsCa: null };
+  const own = { gateway: process.env.JOBWIRE_GATEWAY || '127.0.0.1:7460', tokenFile: null, tlsCa: null,
+    // only a namespace given explicitly is sent: otherwise the gateway's own applies
+    namespaceGiven: argv.some((a) => a === '--namespace' || a.startsWith('--namespace=')) || !!process.env.JOBWIRE_NAMESPACE };
   const rest = [];
   const names = { '--gateway': 'gateway', '--token-file': 'tokenFile', '--tls-ca': 'tlsCa' };
   for (let i = 0; i < argv.length; i++) {
@@ -48,6 +50,7 @@ function handlersFor(worker) {
 class GatewayWorker {
   constructor(own, config) {
     this.config = config;
+    this.namespace = own.namespaceGiven ? config.namespace : '';
     const { WorkerService } = grpc.loadPackageDefinition(protoLoader.loadSync(
       specPath('proto', 'jobwire', 'v1', 'worker.proto'),
       { includeDirs: [specPath('proto')], keepCase: false, longs: Number, oneofs: true })).jobwire.v1;
@@ -78,7 +81,7 @@ class GatewayWorker {
     const stream = this.stream = this.client.Work(this.metadata);
     stream.write({ hello: {
       host: os.hostname(), pid: String(process.pid), queues: parseQueues(c.queues), features: ['job-timeout'],
-      impl: IMPL, implVersion: packageVersion(), namespace: c.namespace, leaseMs: c.leaseMs, heartbeatMs: c.heartbeatMs,
+      impl: IMPL, implVersion: packageVersion(), namespace: this.namespace, leaseMs: c.leaseMs, heartbeatMs: c.heartbeatMs,
       blockTimeoutMs: c.blockTimeoutMs, maxDeaths: c.maxDeaths, maxPayloadBytes: c.maxPayloadBytes, mode: 'inline' } });
     if (this.paused) stream.write({ setPaused: { paused: true } });
     const beat = setInterval(() => this.send({ beat: {} }), c.heartbeatMs);
@@ -89,9 +92,15 @@ class GatewayWorker {
     });
   }
 
+  /** protocol.md 7.8: `ps` on this host shows what the worker does. */
+  title(state) {
+    process.title = `jobwire-${IMPL}/resque-1: ${state}`;
+  }
+
   onMessage(msg, epoch) {
     if (msg.welcome) {
       this.workerId = msg.welcome.workerId;
+      this.title(this.paused ? 'Paused' : `Waiting for ${parseQueues(this.config.queues).join(',')}`);
       log.info(`registered as ${this.workerId} through the gateway`);
     } else if (msg.job) {
       this.run(msg.job, epoch).catch((err) => log.error(`job: ${err.stack ?? err}`));
@@ -117,7 +126,11 @@ class GatewayWorker {
     const handler = fail || invalid ? null : this.handlers.get(doc.class);
     if (invalid) fail = { type: 'jobwire.InvalidPayload', message: `payload does not match job.schema.json: ${invalid}` };
     else if (!fail && !handler) fail = { type: 'jobwire.UnknownClass', message: `no handler registered for class ${JSON.stringify(doc.class)}` };
-    if (!fail) fail = await this.perform(handler, doc, text, queue);
+    if (!fail) {
+      this.title(`Processing ${queue} since ${Math.floor(Date.now() / 1000)} [${doc.class}]`);
+      fail = await this.perform(handler, doc, text, queue);
+      this.title(this.paused ? 'Paused' : `Waiting for ${parseQueues(this.config.queues).join(',')}`);
+    }
     if (this.running?.token === token) this.running = null;
     if (epoch !== this.epoch || this.stopping === 'term') return; // recovered, or given back on leaving
     const leaveAfter = this.stopping === 'quit';
@@ -153,6 +166,7 @@ class GatewayWorker {
   }
 
   leave() {
+    this.title('Shutting down');
     this.send({ leave: {} });
     this.stream?.end();
     setTimeout(() => process.exit(0), 10000).unref(); // protocol.md 7.5: give up leaving after 10 s
@@ -160,6 +174,7 @@ class GatewayWorker {
 
   setPaused(paused) {
     this.paused = paused;
+    if (!this.running) this.title(paused ? 'Paused' : `Waiting for ${parseQueues(this.config.queues).join(',')}`);
     this.send({ setPaused: { paused } });
   }
 
@@ -202,7 +217,7 @@ if (parsed.config.help) {
   process.exit(0);
 }
 const worker = new GatewayWorker(parsed.own, parsed.config);
-process.title = `jobwire-${IMPL}/resque-1: ${parsed.config.queues}`;
+worker.title('Starting');
 const signals = {
   SIGQUIT: () => worker.quit(), SIGTERM: () => worker.terminate(), SIGINT: () => worker.terminate(),
   SIGUSR2: () => worker.setPaused(true), SIGCONT: () => worker.setPaused(false),

@@ -42,17 +42,23 @@ class GatewayProcess:
         self.start()
 
     def start(self) -> None:
+        import tempfile
+        self.log = tempfile.NamedTemporaryFile(prefix="jobwire-gateway-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [JOBWIRE, "gateway", "--listen", self.address, "--redis-url", self.url, *self.extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         wait_for(self._listening, 15, 0.05, f"gateway listening on {self.address}")
 
     def _listening(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"gateway exited: {self.proc.stdout.read().decode()}")
+            raise AssertionError(f"gateway exited: {self.output()}")
         import socket
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def output(self, tail: int = 3000) -> str:
+        with open(self.log.name, "rb") as f:
+            return f.read()[-tail:].decode("utf-8", "replace")
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc.poll() is None:
@@ -75,6 +81,7 @@ def gateways(redis_server, r):
     yield start
     for g in started:
         g.kill(signal.SIGTERM)
+        os.unlink(g.log.name)
 
 
 @pytest.fixture
@@ -306,6 +313,22 @@ def test_sigkilled_gateway_loses_no_job_and_its_workers_reconnect(gateways, node
     wait_for(lambda: set(again) <= {e["id"] for e in echoes(r)}, 20, message="jobs run after the reconnect")
 
 
+def test_a_stopping_gateway_gives_jobs_back_and_its_workers_return(gateways, node_workers, client, r):
+    g = gateways("--conformance")
+    p = node_workers(g, "st")
+    wait_for(lambda: registered(r, p.pid), 15, message="gateway worker registered")
+    job = client.enqueue("st", "jobwire.Sleep", 3000)
+    wait_for(lambda: r.llen("resque:queue:st") == 0, 10, message="job reserved")
+    g.kill(signal.SIGTERM)  # each worker leaves as with `leave`: the job goes back, no death
+    assert g.proc.returncode == 0
+    assert json.loads(r.lindex("resque:queue:st", 0))["id"] == job
+    assert not r.hlen("resque:jobwire:deaths") and not registered(r, p.pid)
+    g.start()
+    wait_for(lambda: registered(r, p.pid), 20, 0.1, "worker back through the restarted gateway")
+    wait_for(lambda: job in {e["id"] for e in echoes(r)}, 20, message="the given-back job ran")
+    assert p.poll() is None
+
+
 # -- load ------------------------------------------------------------------------------------------
 
 STREAMS = 1000
@@ -316,24 +339,36 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
     channels = [grpc.aio.insecure_channel(address) for _ in range(10)]  # 100 streams per HTTP/2 connection
     done = asyncio.Event()  # cancelling a read would cancel the call: leave from a second task
     ran = 0
+    left = []
 
     async def worker(n: int):
         nonlocal ran
         call = worker_pb2_grpc.WorkerServiceStub(channels[n % len(channels)]).Work()
-        await call.write(worker_pb2.WorkRequest(hello=worker_pb2.Hello(
-            host="loadhost", pid=str(100000 + n), queues=["load"], impl="pytest", heartbeat_ms=5000)))
+        lock = asyncio.Lock()  # one write at a time on a call
+
+        async def send(**msg):
+            async with lock:
+                await call.write(worker_pb2.WorkRequest(**msg))
+        await send(hello=worker_pb2.Hello(host="loadhost", pid=str(100000 + n), queues=["load"], impl="pytest",
+                                          heartbeat_ms=5000))
         assert (await call.read()).HasField("welcome")
 
-        async def leave_when_done():
-            await done.wait()
-            await call.write(worker_pb2.WorkRequest(leave=worker_pb2.Leave()))
-            await call.done_writing()
-        leaver = asyncio.create_task(leave_when_done())
+        async def beat_then_leave():  # as a real worker does: its lease follows its beats
+            while not done.is_set():
+                try:
+                    await asyncio.wait_for(done.wait(), 5)
+                except asyncio.TimeoutError:
+                    await send(beat=worker_pb2.Beat())
+            await send(leave=worker_pb2.Leave())
+            async with lock:
+                await call.done_writing()
+        side = asyncio.create_task(beat_then_leave())
         while (msg := await call.read()) is not grpc.aio.EOF:  # until the gateway ends the stream after our leave
             if msg.HasField("job") and not done.is_set():
                 ran += 1
-                await call.write(worker_pb2.WorkRequest(settle=worker_pb2.Settle(token=msg.job.token, ok=worker_pb2.Ok())))
-        await leaver
+                await send(settle=worker_pb2.Settle(token=msg.job.token, ok=worker_pb2.Ok()))
+        await side
+        left.append(n)
         return await call.code()
 
     t0 = time.monotonic()
@@ -344,7 +379,11 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
     await asyncio.to_thread(wait_for, lambda: int(r.get("resque:stat:processed") or 0) == jobs, 90, 0.2,
                             "every job processed")
     done.set()
-    codes = await asyncio.wait_for(asyncio.gather(*tasks), 90)
+    try:
+        codes = await asyncio.wait_for(asyncio.gather(*tasks), 90)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"{STREAMS - len(left)} streams did not end after leave; "
+                             f"{r.scard('resque:workers')} still registered") from None
     for c in channels:
         await c.close()
     return {"registered": registered_all, "t_registered": t_registered, "codes": codes, "ran": ran}

@@ -31,7 +31,8 @@ __all__ = ["Gateway", "GatewayOptions", "serve", "parse_listen"]
 
 log = logging.getLogger("jobwire.gateway")
 MAX_MESSAGE = 64 * 1024 * 1024  # above the largest payload a worker may accept (16 MiB default)
-BLOCK_POOL_TIMEOUT_S = 30
+BLOCK_POOL_TIMEOUT_S = 30  # longest wait for one of the shared pool's 64 connections
+REDIS_TIMEOUT_S = 10  # a Redis that answers nothing for this long is treated as unreachable
 
 
 class GatewayOptions:
@@ -94,7 +95,8 @@ class Gateway:
         self.redis_url = options.redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         self.keys = Keys(options.namespace)
         self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=64, timeout=BLOCK_POOL_TIMEOUT_S, socket_connect_timeout=5))
+            self.redis_url, max_connections=64, timeout=BLOCK_POOL_TIMEOUT_S, socket_connect_timeout=5,
+            socket_timeout=REDIS_TIMEOUT_S))
         self.scripts = _AsyncScripts(self.redis)
         self.gateway_id = f"{socket.gethostname()}:{os.getpid()}"
         self.conformance = options.conformance
@@ -103,9 +105,11 @@ class Gateway:
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
 
-    def new_block_pool(self):
-        """A one-connection pool for one session's BLPOP (a blocked connection serves no one else)."""
-        return aioredis.ConnectionPool.from_url(self.redis_url, max_connections=1, socket_connect_timeout=5)
+    def new_block_pool(self, block_timeout_ms: int):
+        """A one-connection pool for one session's BLPOP (a blocked connection serves no one else),
+        whose read timeout outlasts the longest BLPOP so that only a hanging Redis trips it."""
+        return aioredis.ConnectionPool.from_url(self.redis_url, max_connections=1, socket_connect_timeout=5,
+                                                socket_timeout=block_timeout_ms / 1000 + REDIS_TIMEOUT_S)
 
     def note_error(self, session: Session, error: GatewayError) -> None:
         self.errors[session] = error

@@ -89,7 +89,7 @@ class Session:
         self.ctx = context
         self.keys = keys
         self.id = config.worker_id
-        self.block = aioredis.Redis(connection_pool=gateway.new_block_pool())  # BLPOP only
+        self.block = aioredis.Redis(connection_pool=gateway.new_block_pool(config.block_timeout_ms))  # BLPOP only
         self.held: tuple[str, str, bytes] | None = None  # (token, queue, payload) handed out
         self.pending = None  # (op, token, arg, queue): an outcome to settle on the next work.lua call
         self.paused = False
@@ -196,7 +196,9 @@ class Session:
         except GatewayError as exc:
             log.warning("worker %s: %s; ending its stream", self.id, exc.message)
             self.gw.note_error(self, exc)
-        except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.RpcError):
+        except asyncio.CancelledError:
+            raise  # run() is done with the stream and decides how the worker leaves
+        except (grpc.aio.AioRpcError, grpc.RpcError):
             pass
         except Exception as exc:  # noqa: BLE001 - a broken stream surfaces in many shapes
             log.warning("worker %s: stream error %r", self.id, exc)
@@ -206,17 +208,19 @@ class Session:
 
     async def _handle(self, msg: pb.WorkRequest) -> None:
         kind = msg.WhichOneof("msg")
-        if kind == "settle":
-            self._on_settle(msg.settle)
-        elif kind == "beat":
+        if kind == "beat":  # no nudge: cutting an idle BLPOP short costs a reconnect
             if not self._beating:  # one beat at a time; a slow Redis must not queue them up
                 asyncio.create_task(self._beat_task())
+            return
+        if kind == "conformance_echo":
+            await self._echo(msg.conformance_echo.record_json)
+            return
+        if kind == "settle":
+            self._on_settle(msg.settle)
         elif kind == "set_paused":
             self.paused = msg.set_paused.paused
         elif kind == "leave":
             self.leaving = True
-        elif kind == "conformance_echo":
-            await self._echo(msg.conformance_echo.record_json)
         else:
             raise _bad(f"unexpected message {kind!r} after hello")
         self._nudge.set()
