@@ -6,7 +6,8 @@ The suite starts a worker command, signals the process it started and finds the 
 that pid; it gives each test group its own Redis URL and namespace. So this launcher starts a
 gateway for exactly that URL on a free loopback port, detached (its own session, not a
 descendant of the worker, so the suite's orphan checks and process-group kills see only the
-worker), then replaces itself with the worker command, `{gateway}` filled in: the pid the suite
+worker), then, without waiting for it, replaces itself with the worker command, `{gateway}`
+filled in (the worker's reconnect backoff covers the gateway's start-up): the pid the suite
 holds is the worker's. The gateway exits by itself once that pid is gone and its stream has
 been recovered (a SIGKILLed worker is recovered at once, as a death).
 """
@@ -15,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
+import socket
 import sys
 
 __all__ = ["main"]
-
-READY_TIMEOUT_S = 20
 
 
 def _parse(argv):
@@ -37,7 +36,13 @@ def _parse(argv):
     return opts
 
 
-def _gateway_child(opts, worker_pid: int, ready_w: int) -> None:
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _gateway_child(opts, worker_pid: int, port: int) -> None:
     """The detached grandchild: serve until the worker pid is gone. Never returns."""
     status = 1
     try:
@@ -51,29 +56,27 @@ def _gateway_child(opts, worker_pid: int, ready_w: int) -> None:
             os.dup2(out, 1)
             os.dup2(out, 2)
         from .server import GatewayOptions, serve  # grpc only after the fork
-        options = GatewayOptions(listen="127.0.0.1:0", redis_url=opts.redis_url, namespace=opts.namespace,
+        options = GatewayOptions(listen=f"127.0.0.1:{port}", redis_url=opts.redis_url, namespace=opts.namespace,
                                  conformance=True, exit_with_pid=worker_pid)
-        status = serve(options, ready_fd=ready_w)
+        status = serve(options)
+    except BaseException as exc:  # noqa: BLE001 - say why in the worker's log, then exit
+        print(f"jobwire.gateway.pair: the gateway failed: {exc!r}", file=sys.stderr, flush=True)
     finally:
         os._exit(status)
 
 
 def main(argv=None) -> int:
+    """Start the gateway and exec the worker at once: both start up in parallel, and the worker's
+    reconnect backoff (protocol.md 7.7) covers the moment before the gateway listens."""
     opts = _parse(sys.argv[1:] if argv is None else argv)
-    ready_r, ready_w = os.pipe()
+    port = _free_port()
     worker_pid = os.getpid()  # exec keeps it: the worker will have this pid
+    sys.stdout.flush()
+    sys.stderr.flush()
     child = os.fork()
     if child == 0:
-        os.close(ready_r)
-        _gateway_child(opts, worker_pid, ready_w)
-    os.close(ready_w)
-    os.waitpid(child, 0)
-    readable, _, _ = select.select([ready_r], [], [], READY_TIMEOUT_S)
-    port = os.read(ready_r, 64).decode().strip() if readable else ""
-    os.close(ready_r)
-    if not port.isdigit():
-        print("jobwire.gateway.pair: the gateway did not start", file=sys.stderr)
-        return 1
+        _gateway_child(opts, worker_pid, port)
+    os.waitpid(child, 0)  # the intermediate child exits at once
     argv = [a.replace("{gateway}", f"127.0.0.1:{port}") for a in opts.command]
     os.execvp(argv[0], argv)
 
