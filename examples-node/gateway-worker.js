@@ -2,8 +2,8 @@
 // A jobwire worker that speaks only gRPC to a gateway (spec/proto/jobwire/v1/worker.proto):
 //   node examples-node/gateway-worker.js --gateway 127.0.0.1:7460 --queues a,b [standard flags]
 // The gateway does the Redis side (registration, leases, work.lua); this process says hello,
-// runs one job at a time, settles it, beats every --heartbeat-ms and handles the signals of
-// protocol.md 7.5. $JOBWIRE_GATEWAY_TOKEN (or --token-file) is sent as a bearer token;
+// runs one job at a time per worker (--concurrency N opens N streams, ids <pid>+n), settles it,
+// beats every --heartbeat-ms and handles the signals of protocol.md 7.5. $JOBWIRE_GATEWAY_TOKEN (or --token-file) is sent as a bearer token;
 // --tls-ca PEM turns on TLS. --redis-url is accepted for symmetry and ignored.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -48,8 +48,9 @@ function handlersFor(worker) {
 }
 
 class GatewayWorker {
-  constructor(own, config) {
+  constructor(own, config, index) {
     this.config = config;
+    this.pid = index ? `${process.pid}+${index}` : String(process.pid); // protocol.md 7.1: +n per worker
     this.namespace = own.namespaceGiven ? config.namespace : '';
     const { WorkerService } = grpc.loadPackageDefinition(protoLoader.loadSync(
       specPath('proto', 'jobwire', 'v1', 'worker.proto'),
@@ -80,7 +81,7 @@ class GatewayWorker {
     const epoch = this.epoch;
     const stream = this.stream = this.client.Work(this.metadata);
     stream.write({ hello: {
-      host: os.hostname(), pid: String(process.pid), queues: parseQueues(c.queues), features: ['job-timeout'],
+      host: os.hostname(), pid: this.pid, queues: parseQueues(c.queues), features: ['job-timeout'],
       impl: IMPL, implVersion: packageVersion(), namespace: this.namespace, leaseMs: c.leaseMs, heartbeatMs: c.heartbeatMs,
       blockTimeoutMs: c.blockTimeoutMs, maxDeaths: c.maxDeaths, maxPayloadBytes: c.maxPayloadBytes, mode: 'inline' } });
     if (this.paused) stream.write({ setPaused: { paused: true } });
@@ -216,13 +217,15 @@ if (parsed.config.help) {
   process.stdout.write(`--gateway HOST:PORT [--token-file F] [--tls-ca PEM]\n${USAGE}\n`);
   process.exit(0);
 }
-const worker = new GatewayWorker(parsed.own, parsed.config);
-worker.title('Starting');
+const n = parsed.config.concurrency ?? 1;
+const workers = Array.from({ length: n }, (_, i) => new GatewayWorker(parsed.own, parsed.config, n > 1 ? i + 1 : undefined));
+workers[0].title('Starting');
+const each = (fn) => () => workers.forEach(fn);
 const signals = {
-  SIGQUIT: () => worker.quit(), SIGTERM: () => worker.terminate(), SIGINT: () => worker.terminate(),
-  SIGUSR2: () => worker.setPaused(true), SIGCONT: () => worker.setPaused(false),
+  SIGQUIT: each((w) => w.quit()), SIGTERM: each((w) => w.terminate()), SIGINT: each((w) => w.terminate()),
+  SIGUSR2: each((w) => w.setPaused(true)), SIGCONT: each((w) => w.setPaused(false)),
   SIGUSR1: () => log.warn('SIGUSR1: an in-process job cannot be killed; ignored'),
 };
 for (const [sig, fn] of Object.entries(signals)) process.on(sig, fn);
 process.on('uncaughtException', (err) => log.error(`uncaught exception (worker keeps going): ${err?.stack ?? err}`));
-process.exit(await worker.work());
+process.exit(Math.max(...await Promise.all(workers.map((w) => w.work()))));

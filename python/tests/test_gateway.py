@@ -181,6 +181,16 @@ def test_token_is_required_when_set_and_beyond_loopback(gateways, redis_server, 
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert error_name(info.value) == "jobwire.Unauthenticated"
     assert admin.GetInfo(admin_pb2.GetInfoRequest(), metadata=(("authorization", "Bearer s3cret"),)).workers == 0
+
+    async def unauthenticated_worker():
+        async with grpc.aio.insecure_channel(g.address) as channel:
+            call = worker_pb2_grpc.WorkerServiceStub(channel).Work()
+            try:  # the gateway may refuse the call before the hello is written
+                await call.write(worker_pb2.WorkRequest(hello=worker_pb2.Hello(host="h", pid="1", queues=["q"])))
+            except grpc.aio.AioRpcError:
+                pass
+            return await call.code(), dict(await call.trailing_metadata()).get("jobwire-error-name")
+    assert asyncio.run(unauthenticated_worker()) == (grpc.StatusCode.UNAUTHENTICATED, "jobwire.Unauthenticated")
     env = {k: v for k, v in os.environ.items() if k != "JOBWIRE_GATEWAY_TOKEN"}
     done = subprocess.run([JOBWIRE, "gateway", "--listen", f"0.0.0.0:{free_port()}", "--redis-url", redis_server.url],
                           capture_output=True, text=True, timeout=30, env=env)
