@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gateway.py [--quick]      (also run by `make bench`)
 
-Both rows run the same no-op jobs with one Node worker process at concurrency 1, measured by
+Every row runs the same no-op jobs with one Node worker process at concurrency 1 or 8, measured by
 bench/run.py's own functions (jobs/s from the first reserve to the last `stat:processed`;
 enqueue-to-reserve and enqueue-to-done latency of an idle worker). The gateway row adds one
 `jobwire gateway` process on loopback between the worker and Redis. Prints a table and writes
@@ -26,6 +26,7 @@ import run as base  # noqa: E402  (bench/run.py: the Redis-native rows' function
 from jobwire.devserver import RedisServer, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+ROWS = ("node c1", "node gateway c1", "node c8", "node gateway c8")
 
 
 def start_gateway(url: str) -> tuple[subprocess.Popen, str]:
@@ -53,11 +54,12 @@ def main() -> int:
     scale = 0.1 if opts.quick else 1.0
     server = RedisServer().start()
     gateway, address = start_gateway(server.url)
-    base.WORKERS["node gateway c1"] = lambda q: ["node", str(REPO / "examples-node/gateway-worker.js"),
-                                                 "--gateway", address, "--queues", q]
+    thin = str(REPO / "examples-node/gateway-worker.js")
+    base.WORKERS["node gateway c1"] = lambda q: ["node", thin, "--gateway", address, "--queues", q]
+    base.WORKERS["node gateway c8"] = lambda q: ["node", thin, "--gateway", address, "--queues", q, "--concurrency", "8"]
     results = {}
     try:
-        for name in ("node c1", "node gateway c1"):
+        for name in ROWS:
             row = base.bench_processing(server.url, name, int(20000 * scale))
             row.update(base.bench_latency(server.url, name, int(500 * scale) or 20))
             results[name] = row
@@ -67,7 +69,7 @@ def main() -> int:
         gateway.wait(15)
         server.stop()
     print(f"\n{'worker (no-op jobs)':<20}{'jobs/s':>10}{'cmds/job':>10}{'reserve p50/p99 ms':>22}{'done p50/p99 ms':>20}")
-    for name in ("node c1", "node gateway c1"):
+    for name in ROWS:
         r = results[name]
         print(f"{name:<20}{r['jobs_per_s']:>10,.0f}{r['redis_commands_per_job']:>10.1f}"
               f"{r['reserve_p50_ms']:>11.2f} /{r['reserve_p99_ms']:>7.2f}{r['done_p50_ms']:>11.2f} /{r['done_p99_ms']:>7.2f}")
