@@ -16,7 +16,7 @@ def add_parser(sub, common) -> None:
     g = sub.add_parser("gateway", parents=[common], help="serve the gRPC API (spec/proto) for producers and workers",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("--listen", default="127.0.0.1:7460", metavar="HOST:PORT",
-                   help="where to listen; port 0 picks a free one")
+                   help="where to listen; port 0 picks a free one; unix:PATH for a Unix socket")
     g.add_argument("--token-file", metavar="FILE",
                    help="file whose first line is the token clients send (else $JOBWIRE_GATEWAY_TOKEN)")
     g.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate chain")

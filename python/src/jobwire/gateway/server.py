@@ -50,6 +50,9 @@ class GatewayOptions:
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
+    """(host, port) of HOST:PORT; ("unix:PATH", 0) for a Unix socket (local, like loopback)."""
+    if listen.startswith("unix:"):
+        return listen, 0
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:7460")
@@ -117,7 +120,8 @@ class Gateway:
     async def start(self) -> int:
         host, port = parse_listen(self.options.listen)
         o = self.options
-        if not is_loopback(host) and not o.token and not o.allow_insecure:
+        local = host.startswith("unix:") or is_loopback(host)
+        if not local and not o.token and not o.allow_insecure:
             raise ValueError(f"refusing to listen on {host} without authentication: set $JOBWIRE_GATEWAY_TOKEN "
                              "(or --token-file), or pass --insecure-no-auth to accept anyone who can connect")
         interceptors = [TokenInterceptor(o.token)] if o.token else []
@@ -130,7 +134,10 @@ class Gateway:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
             AdminService(Client(self.redis_url, o.namespace)), self.server)
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(self), self.server)
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if host.startswith("unix:"):
+            address = host
+        else:
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if o.tls_cert:
             self.port = self.server.add_secure_port(address, server_credentials(o.tls_cert, o.tls_key, o.tls_client_ca))
         else:
@@ -163,7 +170,8 @@ async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:
     gateway = Gateway(options)
     port = await gateway.start()
     host, _ = parse_listen(options.listen)
-    print(f"jobwire gateway: listening on {host}:{port} (namespace {options.namespace}, "
+    where = host if host.startswith("unix:") else f"{host}:{port}"
+    print(f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
           f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
           file=sys.stderr, flush=True)
     if ready_fd is not None:

@@ -103,6 +103,7 @@ class Session:
         self._nudge = asyncio.Event()
         self._write_lock = asyncio.Lock()
         self._beating = False
+        self._next_control = 0.0  # when the control list is next read while a job runs
         self._expanded = [q for q in config.queues if "*" not in q]
         self._wildcard = any("*" in q for q in config.queues)
 
@@ -132,7 +133,9 @@ class Session:
                 await self._with_redis(self._register)
             if self.held and not self.pending:
                 await self._wait_nudge(CONTROL_CHECK_S)  # the worker runs the job
-                await self._quietly(self._poll_control)
+                if time.monotonic() >= self._next_control:  # not per job: a settle needs no LPOP
+                    self._next_control = time.monotonic() + CONTROL_CHECK_S
+                    await self._quietly(self._poll_control)
                 continue
             if self.paused:
                 await self._settle_only()
@@ -145,6 +148,7 @@ class Session:
                 continue
             status = reply[1]
             if status == b"job":
+                self._next_control = time.monotonic() + CONTROL_CHECK_S
                 token, queue, payload = reply[2].decode(), reply[3].decode("utf-8", "replace"), reply[4]
                 self.held = (token, queue, payload)
                 await self._send(pb.WorkResponse(job=pb.Job(token=token, queue=queue, payload=payload)))
