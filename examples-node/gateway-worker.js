@@ -33,7 +33,15 @@ function parseArgv(argv) {
     if (names[flag]) own[names[flag]] = inline ?? argv[++i];
     else rest.push(argv[i]);
   }
-  return { own, config: workerConfig(rest) };
+  const config = workerConfig(rest);
+  if (!config.help) {
+    try {
+      parseQueues(config.queues); // protocol.md 7.2's grammar, checked before any connection
+    } catch (err) {
+      throw new ConfigError(err.message);
+    }
+  }
+  return { own, config };
 }
 
 /** The conformance classes of protocol.md 10; Echo goes through the gateway, not Redis. */

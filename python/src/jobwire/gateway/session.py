@@ -13,7 +13,6 @@ now and then, a beat. They meet in plain attributes and one asyncio.Event (`_nud
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import json
 import logging
 import re
@@ -27,6 +26,7 @@ from .. import __version__, spec
 from .. import payload as jobmod
 from ..errors import InvalidJob
 from ..keys import Keys
+from ..queues import WILDCARD, expand_queues, parse_queues
 from ..v1 import worker_pb2 as pb
 from .errors import GatewayError
 
@@ -35,6 +35,7 @@ __all__ = ["Session", "WorkerConfig"]
 log = logging.getLogger("jobwire.gateway.session")
 REDIS_ERRORS = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: the control list is read at least this often while busy
+UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
 LEAVE_GIVE_UP_S = 10.0  # protocol.md 7.5: a leaving worker tries Redis this long
 _PID = re.compile(r"^[0-9]{1,10}(\+[0-9]{1,6})?$")
 _HOST = re.compile(r"^[^:\s\x00-\x1f\x7f]{1,255}$")
@@ -53,14 +54,12 @@ class WorkerConfig:
             raise _bad(f"hello: host {hello.host!r} must be 1-255 characters without ':' or spaces")
         if not _PID.match(hello.pid):
             raise _bad(f"hello: pid {hello.pid!r} must be digits, optionally +n")
-        if not hello.queues or any(not q for q in hello.queues):
+        if not hello.queues:
             raise _bad("hello: at least one queue is required")
-        for q in hello.queues:
-            if "*" not in q:
-                try:
-                    jobmod.validate_queue_name(q)
-                except InvalidJob as exc:
-                    raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidQueueName", str(exc)) from None
+        try:
+            parse_queues(",".join(hello.queues))  # protocol.md 7.2's one grammar: names, at most one *
+        except InvalidJob as exc:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidQueueName", str(exc)) from None
         self.host, self.pid, self.queues = hello.host, hello.pid, list(hello.queues)
         self.impl = hello.impl or "grpc"
         self.impl_version = hello.impl_version or "0"
@@ -104,8 +103,8 @@ class Session:
         self._write_lock = asyncio.Lock()
         self._beating = False
         self._next_control = 0.0  # when the control list is next read while a job runs
-        self._expanded = [q for q in config.queues if "*" not in q]
-        self._wildcard = any("*" in q for q in config.queues)
+        self._expanded = [q for q in config.queues if q != WILDCARD]
+        self._wildcard = WILDCARD in config.queues
 
     # -- the worker loop (protocol.md 7.3) ---------------------------------------------------
 
@@ -133,6 +132,7 @@ class Session:
                 await self._with_redis(self._register)
             if self.held and not self.pending:
                 await self._wait_nudge(CONTROL_CHECK_S)  # the worker runs the job
+                await self._show_state("paused" if self.paused else "idle")  # a pause shows at once (7.5)
                 if time.monotonic() >= self._next_control:  # not per job: a settle needs no LPOP
                     self._next_control = time.monotonic() + CONTROL_CHECK_S
                     await self._quietly(self._poll_control)
@@ -293,18 +293,9 @@ class Session:
         return reply
 
     async def _expand(self) -> None:
-        """Resolve `*` patterns against <ns>:queues, skipping names that break the rules."""
-        if not self._wildcard:
-            return
-        known = sorted(n for n in (q.decode("utf-8", "replace") for q in await self.gw.redis.smembers(self.keys.queues))
-                       if _valid_queue(n))
-        seen, out = set(), []
-        for pattern in self.cfg.queues:
-            for q in ([pattern] if "*" not in pattern else [n for n in known if fnmatch.fnmatchcase(n, pattern)]):
-                if q not in seen:
-                    seen.add(q)
-                    out.append(q)
-        self._expanded = out
+        """Resolve `*` against <ns>:queues (protocol.md 7.2); names that break the rules are skipped."""
+        if self._wildcard:
+            self._expanded = expand_queues(self.cfg.queues, await self.gw.redis.smembers(self.keys.queues))
 
     async def _heartbeat(self, mode: str, info: list | None = None):
         k = self.keys
@@ -326,11 +317,13 @@ class Session:
                 "started_ms", str(int(time.time() * 1000)), "mode", c.mode, "state", self._state_shown,
                 "gateway", self.gw.gateway_id, "gateway_version", __version__, "features", ",".join(c.features)]
         try:
-            await self._heartbeat("register", info)
+            reply = await self._heartbeat("register", info)
         except rexc.ResponseError as exc:
             if "JOBWIRE_SPEC_MISMATCH" in str(exc):
                 raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, "JOBWIRE_SPEC_MISMATCH", str(exc)) from None
             raise
+        for dead in reply[1:]:  # register lists lapsed peers too (protocol.md 7.6)
+            await self._recover(dead.decode("utf-8", "replace"))
 
     async def _beat_task(self) -> None:
         self._beating = True
@@ -353,7 +346,7 @@ class Session:
     async def _unregister(self, worker_id: str, mode: str):
         k = self.keys
         reply = None
-        for _ in range(5):
+        for _ in range(UNREGISTER_RETRIES):
             queue = await self.gw.redis.hget(k.inflight(worker_id), "queue")
             queue = queue.decode("utf-8", "replace") if queue else ""
             keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
@@ -484,9 +477,3 @@ class Session:
         self._nudge.set()
 
 
-def _valid_queue(name: str) -> bool:
-    try:
-        jobmod.validate_queue_name(name)
-        return True
-    except InvalidJob:
-        return False
