@@ -60,7 +60,7 @@ def all_tests() -> list[Test]:
 @dataclass
 class Result:
     id: str
-    status: str  # pass, fail, skip, error
+    status: str  # pass, fail, skip, error, na (not applicable: never a pass, never a failure)
     message: str = ""
     duration_s: float = 0.0
     test: Test | None = None
@@ -119,6 +119,11 @@ class Context:
 
     def skip(self, test_id: str, message: str) -> None:
         self._set(test_id, "skip", message)
+
+    def na(self, test_id: str, reason: str) -> None:
+        """The test cannot apply to this implementation (e.g. a fork check on an in-process
+        worker): reported as not applicable, so that nothing passes vacuously."""
+        self._set(test_id, "na", reason)
 
     def check(self, test_id: str, condition: bool, message: str) -> bool:
         if condition:
@@ -215,13 +220,16 @@ class Context:
 
     # -- workers -------------------------------------------------------------------------------
 
-    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, **overrides) -> WorkerProc:
+    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, hold: bool = False,
+                     **overrides) -> WorkerProc:
+        """Start a worker with the suite's timings (overrides win). hold=True: the process exists
+        (its pid is known) but waits for w.release() before the worker itself starts."""
         values = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
-        w = WorkerProc(self.impl, values, self.log_dir)
+        w = WorkerProc(self.impl, values, self.log_dir, hold=hold)
         self.workers.append(w)
-        if register:
+        if register and not hold:
             self.wait_registered(w, timeout)
         return w
 
@@ -270,14 +278,17 @@ class Context:
             pass
 
 
-def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None) -> tuple[list[Result], dict]:
-    """Run one group against one implementation; every test of the group gets a result."""
-    tests = [t for t in g.tests if _selected(t.id, only, skip)]
+def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None,
+              ids=None) -> tuple[list[Result], dict]:
+    """Run one group against one implementation; every selected test of the group gets a result.
+    `ids` (a set of exact test ids), when given, narrows the selection further."""
+    tests = [t for t in g.tests if _selected(t.id, only, skip) and (not ids or t.id in ids)]
     results: list[Result] = []
     runnable = []
     for t in tests:
-        if t.feature and not impl.has(t.feature):
-            results.append(Result(t.id, "skip", f"optional feature {t.feature!r} not claimed by {impl.name}", 0, t))
+        reason = impl.not_applicable_reason(t)
+        if reason:
+            results.append(Result(t.id, "na", reason, 0, t))
         else:
             runnable.append(t)
     if not runnable:

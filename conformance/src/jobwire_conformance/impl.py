@@ -58,6 +58,8 @@ class Implementation:
     description: str = ""
     matrix_only: bool = False
     worker_id_pid_suffix: bool = False
+    # test id (or id prefix ending in ".") -> why it cannot apply; declared in the manifest
+    not_applicable: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, name: str) -> "Implementation":
@@ -70,7 +72,8 @@ class Implementation:
                    env=worker.get("env", {}), mode=data.get("mode"), impl=data.get("impl"),
                    features=data.get("features", []), requires=data.get("requires", []),
                    build=data.get("build"), enqueuer=data.get("enqueuer"),
-                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False))
+                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False),
+                   not_applicable=data.get("not_applicable", {}))
 
     @classmethod
     def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
@@ -88,6 +91,16 @@ class Implementation:
 
     def has(self, feature: str) -> bool:
         return feature in self.features
+
+    def not_applicable_reason(self, test) -> str | None:
+        """Why `test` cannot apply to this implementation, or None: a test of an optional
+        feature the manifest does not claim, or an id the manifest declares not applicable."""
+        if test.feature and not self.has(test.feature):
+            return f"not applicable: optional feature {test.feature!r} not claimed by {self.name}"
+        for key, why in self.not_applicable.items():
+            if test.id == key or (key.endswith(".") and test.id.startswith(key)):
+                return f"not applicable (declared by the {self.name} manifest): {why}"
+        return None
 
     def run_build(self, log) -> str | None:
         """Run the optional build command; returns an error text or None."""
@@ -112,9 +125,12 @@ class Implementation:
 class WorkerProc:
     """One worker process started by the runner; output goes to a temporary log file."""
 
-    def __init__(self, impl: Implementation, values: dict, log_dir: str) -> None:
+    def __init__(self, impl: Implementation, values: dict, log_dir: str, hold: bool = False) -> None:
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
+        self.held = hold
+        if hold:  # its pid is known before it runs: a shell waits for release(), then execs it
+            self.argv = ["/bin/sh", "-c", 'read -r _ || exit 3; exec "$@"', "jobwire-conformance-hold", *self.argv]
         env = dict(os.environ)
         env.update({k: render([v], values)[0] for k, v in impl.env.items()})
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -122,9 +138,17 @@ class WorkerProc:
         self.log = os.fdopen(fd, "wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT / impl.cwd, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.PIPE if hold else subprocess.DEVNULL,
+                                     start_new_session=True)
         self.pid = self.proc.pid
         self.worker_id: str | None = None
+
+    def release(self) -> None:
+        """Let a worker started with hold=True exec (same pid) and run."""
+        if self.held:
+            self.held = False
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
 
     def signal(self, sig: int) -> None:
         if self.proc.poll() is None:
@@ -156,6 +180,8 @@ class WorkerProc:
                 except ProcessLookupError:
                     pass
         self.wait(5)
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
         self.log.close()
 
     def output(self, tail: int = 1500) -> str:

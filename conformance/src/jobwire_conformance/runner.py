@@ -16,6 +16,7 @@ from .impl import Implementation
 
 # importing the suites registers their groups
 from . import suite_payload, suite_queue, suite_recovery, suite_worker  # noqa: F401,E402
+from . import suite_liveness  # noqa: F401,E402
 
 
 @dataclass
@@ -41,12 +42,13 @@ class MatrixReport:
 
 class Runner:
     def __init__(self, redis_url: str, jobs: int = 4, only=None, skip=None, figures: bool = True,
-                 build: bool = True, log=print) -> None:
+                 build: bool = True, log=print, ids=None) -> None:
         self.redis_url = redis_url
         self.jobs = jobs
         self.only = only
         self.skip = skip
-        self.figures = figures and not only
+        self.ids = set(ids) if ids else None  # exact test ids (--id): run only these
+        self.figures = figures and not only and not self.ids
         self.build = build
         self.log = log
         self.log_dir = tempfile.mkdtemp(prefix="jobwire-conformance-logs-")
@@ -80,7 +82,7 @@ class Runner:
         def one(task):
             _, impl, g = task
             t0 = time.monotonic()
-            results, figs = run_group(g, impl, self.redis_url, self.log_dir, self.only, self.skip)
+            results, figs = run_group(g, impl, self.redis_url, self.log_dir, self.only, self.skip, self.ids)
             if not results:
                 return
             with self._lock:
