@@ -183,6 +183,7 @@ MUTATIONS = [
           "a beat answered 'unknown' is ignored; work.lua's 'expired' makes it register only after the job"),
     patch("never-reregisters", ["recovery.stalled-worker.reregisters", "worker.heartbeat.unknown-reregisters"],
           "told 'unknown' or 'expired', the worker never registers again"),
+    patch("title-without-state", ["worker.process-title"], "a SHOULD, proved too: the title shows no state"),
     # -- the tiny broken worker ------------------------------------------------------------------
     broken("pop-without-record", ["recovery.sigkill.exactly-once"], "LPOP with nothing recorded"),
     broken("wrong-failure-format", ["failure.record.key-order", "payload.extra-fields.preserved",

@@ -75,7 +75,7 @@ def _after_beat(ctx, wid: str, timeout: float = 5.0) -> None:
 
 
 @group(Test("worker.block.wake", P83, MUST,
-            f"an idle worker runs a job enqueued with enqueue.lua at once (within {WAKE_BOUND_MS} ms), "
+            f"an idle worker runs a job enqueued with enqueue.lua at once (median of 3 within {WAKE_BOUND_MS} ms), "
             "not after its block timeout or its next beat"),
        Test("worker.block.plain-resque-client", P81, MUST,
             f"an idle worker runs a job pushed with plain SADD + RPUSH (a Resque client) within its block "
@@ -96,10 +96,12 @@ def blocking(ctx):
         if ctx.wait_echo(job, 8) is None:
             break
         latencies.append((time.monotonic() - t0) * 1000)
-    ok = len(latencies) == 3 and max(latencies) <= WAKE_BOUND_MS
+    # the median of three probes: a worker that ignores the marker needs ~3 s for every probe, while
+    # one probe of a correct worker may meet a loaded machine (one verdict, never a retry)
+    ok = len(latencies) == 3 and statistics.median(latencies) <= WAKE_BOUND_MS
     ctx.check("worker.block.wake", ok,
-              f"enqueue-to-echo latencies {[round(x) for x in latencies]} ms (bound {WAKE_BOUND_MS} ms) with a "
-              f"{block_ms} ms block timeout and a {BLOCK['heartbeat_ms']} ms beat")
+              f"enqueue-to-echo latencies {[round(x) for x in latencies]} ms (bound on the median {WAKE_BOUND_MS} ms) "
+              f"with a {block_ms} ms block timeout and a {BLOCK['heartbeat_ms']} ms beat")
     if latencies:
         ctx.figures["wake_latency_ms_median"] = round(statistics.median(latencies), 1)
         ctx.figures["wake_latency_ms_max"] = round(max(latencies), 1)

@@ -341,6 +341,12 @@ def never_reregisters():
     wrap(W, "_register", make)
 
 
+@defect
+def title_without_state():
+    """The process title has the prefix and no state (protocol.md 7.8, a SHOULD)."""
+    W._title = lambda self, state: wmod.setproctitle(f"jobwire-{self.config.impl}/resque-1: ")
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in DEFECTS:
         print(f"usage: patched_reference.py DEFECT jobwire-args...; defects: {', '.join(sorted(DEFECTS))}",
