@@ -14,7 +14,7 @@ from . import rawjson
 from .impl import Implementation, WorkerProc
 from .redisutil import Keys, RedisServer, client, enqueue as lua_enqueue
 
-MUST, SHOULD = "MUST", "SHOULD"
+MUST, SHOULD, MAY = "MUST", "SHOULD", "MAY"  # RFC 2119 levels; only MUST changes the exit status
 
 # Short timings so the suite is fast; every worker gets them as flags (protocol.md 7.2).
 TIMINGS = {"heartbeat_ms": 200, "lease_ms": 1500, "block_timeout_ms": 500, "max_deaths": 3,
@@ -25,7 +25,7 @@ TIMINGS = {"heartbeat_ms": 200, "lease_ms": 1500, "block_timeout_ms": 500, "max_
 class Test:
     id: str
     section: str
-    level: str  # MUST, SHOULD
+    level: str  # MUST, SHOULD, MAY: the word of the requirement, as --list and the reports give it
     description: str
     feature: str | None = None  # an optional feature the implementation must claim
 

@@ -46,7 +46,7 @@ def sigkill_recovery(ctx):
     orphans = [p for p in children if pid_alive(p)]
     if ctx.impl.mode != "fork":  # nothing to check: an empty list of children would pass vacuously
         ctx.na("recovery.sigkill.no-orphan",
-               f"not applicable: a {ctx.impl.mode or 'non-forking'} worker runs the job in its own process")
+               f"not applicable: the worker runs jobs in its own process (mode {ctx.impl.mode}): no child to outlive it")
     elif not children:
         ctx.fail("recovery.sigkill.no-orphan", "no child process was running the job in fork mode")
     else:
