@@ -67,7 +67,7 @@ def idle_beats(ctx):
        weight=1.5)
 def beat_unknown(ctx):
     w = ctx.start_worker("bu")
-    job_id, raw = ctx.payload("jobwire.Sleep", [4500])
+    job_id, raw = ctx.payload("jobwire.Sleep", [6000])
     ctx.push_raw("bu", raw)
     ctx.wait_holding(w, job_id, 5)
     time.sleep(0.3)
@@ -84,12 +84,12 @@ def beat_unknown(ctx):
     ctx.require(not ctx.r.sismember(k.workers(), wid), "the suite could not recover the worker")
     t0 = time.monotonic()
     back = ctx.wait_for(lambda: ctx.r.sismember(k.workers(), wid)
-                        and (ctx.r.zscore(k.leases(), wid) or 0) > redis_time_ms(ctx.r), 2.0, 0.02)
+                        and (ctx.r.zscore(k.leases(), wid) or 0) > redis_time_ms(ctx.r), 3.0, 0.02)
     took = time.monotonic() - t0
     running = not ctx.echo_for(job_id)
     ctx.check("worker.heartbeat.unknown-reregisters", bool(back) and running and w.alive(),
               f"registered again: {bool(back)} ({took:.2f} s after the recovery, with --heartbeat-ms 200; the "
-              f"4.5 s job still running: {running}); {w.describe()}")
+              f"6 s job still running: {running}); {w.describe()}")
 
 
 @group(Test("worker.register.recovers-predecessor", P73, MUST,
