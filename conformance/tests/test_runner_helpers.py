@@ -122,3 +122,19 @@ def test_unclaimed_features_and_declared_ids_are_not_applicable():
     assert "no SIGKILL" in impl.not_applicable_reason(Test("recovery.sigkill.x", "s", MUST, "d"))
     assert impl.not_applicable_reason(Test("a.b", "s", MUST, "d"))
     assert impl.not_applicable_reason(Test("a.bc", "s", MUST, "d")) is None
+
+
+def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
+    """The predecessor test plants keys for <host>:<pid> before the worker runs: the pid the runner
+    sees at start must be the worker's own once released (sh execs it)."""
+    from jobwire_conformance.impl import WorkerProc
+    out = tmp_path / "pid"
+    impl = Implementation(name="pid", worker_argv=["/bin/sh", "-c", f"echo $$ > {out}"])
+    w = WorkerProc(impl, {}, str(tmp_path), hold=True)
+    try:
+        assert w.wait(0.3) is None and not out.exists()  # held: nothing ran yet
+        w.release()
+        assert w.wait(5) == 0
+        assert out.read_text().strip() == str(w.pid)
+    finally:
+        w.kill_all()
