@@ -42,8 +42,8 @@ def _renewals(ctx, wid: str, seconds: float):
 @group(Test("worker.heartbeat.advances", P76, MUST,
             "an idle worker renews its lease and its heartbeat value every heartbeat-ms"),
        Test("worker.block.beat-bounded", P83, MUST,
-            f"an idle worker's block ends at its next beat: with a {IDLE['block_timeout_ms']} ms block timeout and "
-            f"{IDLE['heartbeat_ms']} ms beats, its lease renewals are at most {IDLE_GAP_MS} ms apart"))
+            f"no block delays a beat: with a {IDLE['block_timeout_ms']} ms block timeout and {IDLE['heartbeat_ms']} ms "
+            f"beats an idle worker's lease renewals are at most {IDLE_GAP_MS} ms apart"))
 def idle_beats(ctx):
     w = ctx.start_worker("ib", **IDLE)
     stamps, beats, lease, now = _renewals(ctx, w.worker_id, OBSERVE_S)
