@@ -37,6 +37,13 @@ def test_each_lua_edit_applies_exactly_once(tmp_path, m):
         assert (spec / "lua" / file).read_text() != (mutations.REPO / "spec" / "lua" / file).read_text()
 
 
+def test_every_patch_still_applies_to_the_reference():
+    import subprocess
+    done = subprocess.run([sys.executable, str(mutations.BROKEN / "patched_reference.py"), "--check-all"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_every_defect_exists():
     import patched_reference  # noqa: F401 - broken_workers is on sys.path through mutations
     base = (mutations.BROKEN / "base.py").read_text()

@@ -347,7 +347,33 @@ def title_without_state():
     W._title = lambda self, state: wmod.setproctitle(f"jobwire-{self.config.impl}/resque-1: ")
 
 
+def check_all() -> int:
+    """Apply every defect (cumulatively, in this process) and report any that no longer applies:
+    a patch of a function the worker renamed must fail here, not crash the worker mid-test, where
+    its tests would fail for the wrong reason."""
+    broken = []
+    for name, fn in sorted(DEFECTS.items()):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - every reason is reported
+            broken.append(f"{name}: {type(exc).__name__}: {exc}")
+    for attr in ("_expand", "_block", "_command", "_on_signal", "_register", "_heartbeat_call", "_failure",
+                 "_run_forked", "_with_redis", "_backoff", "_title"):
+        if not callable(getattr(W, attr, None)):
+            broken.append(f"jobwire.worker.Worker.{attr} is gone")
+    for attr in ("_prctl", "_valid_queue_name", "setproctitle", "REDIS_ERRORS", "current_job"):
+        if not hasattr(wmod, attr):
+            broken.append(f"jobwire.worker.{attr} is gone")
+    for attr in ("failure_record", "schema_error", "dumps", "failed_at_now"):
+        if not hasattr(jobmod, attr):
+            broken.append(f"jobwire.payload.{attr} is gone")
+    print("\n".join(broken) or f"{len(DEFECTS)} defects apply")
+    return 1 if broken else 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--check-all"]:
+        return check_all()
     if len(sys.argv) < 2 or sys.argv[1] not in DEFECTS:
         print(f"usage: patched_reference.py DEFECT jobwire-args...; defects: {', '.join(sorted(DEFECTS))}",
               file=sys.stderr)
