@@ -126,14 +126,17 @@ def test_unclaimed_features_and_declared_ids_are_not_applicable():
 
 def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
     """The predecessor test plants keys for <host>:<pid> before the worker runs: the pid the runner
-    sees at start must be the worker's own once released (sh execs it)."""
-    from jobwire_conformance.impl import WorkerProc
+    sees at start must be the worker's own once released (the shell execs it)."""
+    from types import SimpleNamespace
+
+    from jobwire_conformance.suite_liveness import start_held
     out = tmp_path / "pid"
     impl = Implementation(name="pid", worker_argv=["/bin/sh", "-c", f"echo $$ > {out}"])
-    w = WorkerProc(impl, {}, str(tmp_path), hold=True)
+    ctx = SimpleNamespace(impl=impl, log_dir=str(tmp_path), ns="jwctest", redis_url="redis://127.0.0.1:1/0", workers=[])
+    w, flag = start_held(ctx, "q")
     try:
         assert w.wait(0.3) is None and not out.exists()  # held: nothing ran yet
-        w.release()
+        open(flag, "w").close()
         assert w.wait(5) == 0
         assert out.read_text().strip() == str(w.pid)
     finally:

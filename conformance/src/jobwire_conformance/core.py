@@ -220,16 +220,13 @@ class Context:
 
     # -- workers -------------------------------------------------------------------------------
 
-    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, hold: bool = False,
-                     **overrides) -> WorkerProc:
-        """Start a worker with the suite's timings (overrides win). hold=True: the process exists
-        (its pid is known) but waits for w.release() before the worker itself starts."""
+    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, **overrides) -> WorkerProc:
         values = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
-        w = WorkerProc(self.impl, values, self.log_dir, hold=hold)
+        w = WorkerProc(self.impl, values, self.log_dir)
         self.workers.append(w)
-        if register and not hold:
+        if register:
             self.wait_registered(w, timeout)
         return w
 

@@ -125,12 +125,9 @@ class Implementation:
 class WorkerProc:
     """One worker process started by the runner; output goes to a temporary log file."""
 
-    def __init__(self, impl: Implementation, values: dict, log_dir: str, hold: bool = False) -> None:
+    def __init__(self, impl: Implementation, values: dict, log_dir: str) -> None:
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
-        self.held = hold
-        if hold:  # its pid is known before it runs: a shell waits for release(), then execs it
-            self.argv = ["/bin/sh", "-c", 'read -r _ || exit 3; exec "$@"', "jobwire-conformance-hold", *self.argv]
         env = dict(os.environ)
         env.update({k: render([v], values)[0] for k, v in impl.env.items()})
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -138,17 +135,9 @@ class WorkerProc:
         self.log = os.fdopen(fd, "wb")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT / impl.cwd, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.PIPE if hold else subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
         self.worker_id: str | None = None
-
-    def release(self) -> None:
-        """Let a worker started with hold=True exec (same pid) and run."""
-        if self.held:
-            self.held = False
-            self.proc.stdin.write(b"go\n")
-            self.proc.stdin.close()
 
     def signal(self, sig: int) -> None:
         if self.proc.poll() is None:
@@ -180,8 +169,6 @@ class WorkerProc:
                 except ProcessLookupError:
                     pass
         self.wait(5)
-        if self.proc.stdin and not self.proc.stdin.closed:
-            self.proc.stdin.close()
         self.log.close()
 
     def output(self, tail: int = 1500) -> str:

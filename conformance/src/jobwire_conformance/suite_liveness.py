@@ -4,10 +4,13 @@ break protocol.md 7.3, 7.6 or 8.3."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import socket
 import time
 
-from .core import MUST, Failed, Test, group
+from .core import MUST, TIMINGS, Failed, Test, group
+from .impl import WorkerProc
 from .redisutil import Scripts, redis_time_ms, utc
 from .suite_recovery import _fake_dead_worker
 
@@ -92,12 +95,27 @@ def beat_unknown(ctx):
               f"6 s job still running: {running}); {w.describe()}")
 
 
+HOLD = 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"'  # wait for the flag file, then become the worker
+
+
+def start_held(ctx, queues: str) -> tuple[WorkerProc, str]:
+    """Start the worker command under a shell that waits for a flag file and then execs it: the pid
+    (hence the worker id <host>:<pid>:<queues>) is known before the worker runs. Returns the process
+    and the flag file; creating the file releases the worker."""
+    flag = os.path.join(ctx.log_dir, f"release-{ctx.ns}")
+    held = dataclasses.replace(ctx.impl, worker_argv=["/bin/sh", "-c", HOLD, flag, *ctx.impl.worker_argv])
+    values = dict(TIMINGS, queues=queues, redis_url=ctx.redis_url, namespace=ctx.ns)
+    w = WorkerProc(held, values, ctx.log_dir)
+    ctx.workers.append(w)
+    return w, flag
+
+
 @group(Test("worker.register.recovers-predecessor", P73, MUST,
             "a worker whose own id holds a dead predecessor's in-flight job recovers it (mode dead) before "
             "registering: the job's third death poisons it"),
        weight=1.5)
 def predecessor(ctx):
-    w = ctx.start_worker("pd", hold=True)  # the pid is known; the worker does not run yet
+    w, flag = start_held(ctx, "pd")  # the pid is known; the worker does not run yet
     host = socket.gethostname()
     planted = {}
     for pid_part in (str(w.pid), f"{w.pid}+1"):  # a process hosting several workers appends +n
@@ -105,7 +123,7 @@ def predecessor(ctx):
         job_id, raw = ctx.payload("jobwire.Echo", ["left by a dead predecessor"], {"extra": [1.50]})
         _fake_dead_worker(ctx, "pd", wid, raw, deaths=2, lapsed=False)
         planted[wid] = job_id
-    w.release()
+    open(flag, "w").close()  # release: the shell execs the worker, same pid
 
     def registered():  # the planted ids are members already: wait for the worker's own info hash
         if not w.alive():
