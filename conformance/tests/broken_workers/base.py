@@ -2,10 +2,13 @@
 
     python base.py --defect NAME --queues a,b [standard flags]
 
-Defects (an entry script in this folder picks one, or --defect names it):
+Defects (each entry script in this folder picks one):
   pop-without-record    LPOPs the job and runs it with nothing in Redis: a SIGKILL loses the job
   wrong-failure-format  re-encodes the payload and sorts the record's keys: bytes and order change
   ignores-priority      reserves from the configured queues in reverse order
+It runs inline (no fork) and implements only what those tests touch; it is not a reference.
+
+More defects, used through --defect by conformance/tests/mutations.py:
   beat-after-block      blocks for the whole block timeout: beats only between blocks (8.3)
   no-beat-while-busy    runs a job without beating (this worker never beats during a job; named
                         for the mutation table)
@@ -14,10 +17,7 @@ Defects (an entry script in this folder picks one, or --defect names it):
   record-no-queue, record-backtrace-string, record-iso-failed-at, record-error-trimmed,
   record-exception-protocol-name, record-worker-host-pid
                         one failure-record field wrong (protocol.md 6.2)
-  exits-after-failure   exits after settling a failed job
-It runs inline (no fork) and implements only what those tests touch; it is not a reference.
-Used by conformance/tests/mutations.py.
-"""
+  exits-after-failure   exits after settling a failed job"""
 
 from __future__ import annotations
 
