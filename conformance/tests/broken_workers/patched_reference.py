@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from jobwire import cli, payload as jobmod, worker as wmod
+from jobwire import cli, options, payload as jobmod, queues as qmod, worker as wmod
 from jobwire.registry import default_registry
 
 W = wmod.Worker
@@ -194,7 +194,94 @@ def wildcard_no_reread():
 @defect
 def wildcard_keeps_invalid():
     """A * worker takes queue names that break the rules."""
-    wmod._valid_queue_name = lambda name: True
+    qmod.is_valid_queue_name = lambda name: True  # expand_queues reads it from its module
+
+
+@defect
+def wildcard_sorts_all():
+    """--queues wz,* and *,wa: the named queue loses its place, every queue is sorted."""
+    original = wmod.expand_queues
+    wmod.expand_queues = lambda configured, known: sorted(original(configured, known))
+
+
+@defect
+def ignores_peers_at_register():
+    """The lapsed peers heartbeat.lua lists at register are left for the first beat."""
+    def make(f):
+        def heartbeat_call(self, scripts, mode, info=None):
+            reply = f(self, scripts, mode, info)
+            return reply[:1] if mode == "register" and reply else reply
+        return heartbeat_call
+    wrap(W, "_heartbeat_call", make)
+
+
+@defect
+def accepts_bad_options():
+    """A lease not above two beats and an invalid --queues are accepted."""
+    options.check_constraints = lambda values: None
+    cli.parse_queues = wmod.parse_queues = lambda text: [q for q in text.split(",") if q] or ["default"]
+    W_config = wmod.Config
+    W_config.__post_init__ = lambda self: None
+
+
+@defect
+def pause_shown_after_job():
+    """SIGUSR2 during a job: state shows paused only once the job is done (1.0 Python)."""
+    W._show_pause = lambda self, redis=None: None
+
+
+@defect
+def cont_ignored():
+    """SIGCONT does not resume a paused worker."""
+    _signal_as({signal.SIGCONT: None})
+
+
+@defect
+def rejects_huge_exponent():
+    """1e400 (valid RFC 8259, beyond a double) is failed as jobwire.InvalidJSON."""
+    original = jobmod.Job.decode.__func__
+
+    def finite(text):
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            raise jobmod.InvalidJob(f"payload is not valid JSON: {text} overflows a double")
+        return value
+
+    def decode(cls, queue, payload, token=""):
+        try:
+            json.loads(payload, parse_float=finite, parse_constant=lambda n: 0)
+        except (ValueError, RecursionError):
+            pass  # not JSON at all: the reference says so below
+        return original(cls, queue, payload, token)  # every other verdict is the reference's
+    jobmod.Job.decode = classmethod(decode)
+
+
+@defect
+def record_ascii_escapes():
+    """Strings in failure records escape every non-ASCII character (not JSON.stringify's way)."""
+    jobmod.dumps = lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@defect
+def fail_message_str():
+    """jobwire.Fail's non-string message is Python's str(), not its compact JSON."""
+    from jobwire import conformance_jobs as cj
+
+    def fail(*args):
+        raise cj.ConformanceFailure(str(args[0]) if args else "fail")
+    default_registry.register("jobwire.Fail", fail)
+
+
+@defect
+def sleep_int_only():
+    """jobwire.Sleep rejects a float number of milliseconds."""
+    from jobwire import conformance_jobs as cj
+
+    def sleep(ms=0, *args):
+        if not isinstance(ms, int):
+            raise TypeError(f"jobwire.Sleep expects an integer, not {ms!r}")
+        return cj._sleep(ms, *args)
+    default_registry.register("jobwire.Sleep", sleep)
 
 
 @defect
@@ -351,22 +438,24 @@ def check_all() -> int:
     """Apply every defect (cumulatively, in this process) and report any that no longer applies:
     a patch of a function the worker renamed must fail here, not crash the worker mid-test, where
     its tests would fail for the wrong reason."""
-    broken = []
+    broken = []  # what the defects replace must exist before they run (a defect may set it)
+    for attr in ("_expand", "_block", "_command", "_on_signal", "_register", "_heartbeat_call", "_failure",
+                 "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch"):
+        if not callable(getattr(W, attr, None)):
+            broken.append(f"jobwire.worker.Worker.{attr} is gone")
+    for mod, attrs in ((wmod, ("_prctl", "setproctitle", "REDIS_ERRORS", "current_job", "expand_queues",
+                                "parse_queues", "Config")),
+                       (jobmod, ("failure_record", "schema_error", "dumps", "failed_at_now", "InvalidJob")),
+                       (qmod, ("is_valid_queue_name",)), (cli, ("parse_queues",)),
+                       (options, ("check_constraints",))):
+        for attr in attrs:
+            if not hasattr(mod, attr):
+                broken.append(f"{mod.__name__}.{attr} is gone")
     for name, fn in sorted(DEFECTS.items()):
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - every reason is reported
             broken.append(f"{name}: {type(exc).__name__}: {exc}")
-    for attr in ("_expand", "_block", "_command", "_on_signal", "_register", "_heartbeat_call", "_failure",
-                 "_run_forked", "_with_redis", "_backoff", "_title"):
-        if not callable(getattr(W, attr, None)):
-            broken.append(f"jobwire.worker.Worker.{attr} is gone")
-    for attr in ("_prctl", "_valid_queue_name", "setproctitle", "REDIS_ERRORS", "current_job"):
-        if not hasattr(wmod, attr):
-            broken.append(f"jobwire.worker.{attr} is gone")
-    for attr in ("failure_record", "schema_error", "dumps", "failed_at_now"):
-        if not hasattr(jobmod, attr):
-            broken.append(f"jobwire.payload.{attr} is gone")
     print("\n".join(broken) or f"{len(DEFECTS)} defects apply")
     return 1 if broken else 0
 
