@@ -5,6 +5,7 @@ A mutation is one rule of protocol.md broken on purpose, in one of three ways:
           (JOBWIRE_SPEC_DIR points the worker at the copy; the suite itself keeps the real scripts)
   patch   the Python reference worker with one function replaced (broken_workers/patched_reference.py)
   broken  the tiny worker broken_workers/base.py with one defect
+  script  another entry script of broken_workers/ (e.g. a defect of the reference kept in its own file)
 Each row names the ids that must fail under it; running a row runs only those ids (`--id`).
 
     python conformance/tests/mutations.py --unreached            MUST ids no row names (must be none)
@@ -44,6 +45,8 @@ class Mutation:
     lua: tuple[tuple[str, str, str], ...] = ()  # (file in spec/lua, exact text, replacement)
     patch: str | None = None  # a defect of patched_reference.py
     broken: str | None = None  # a defect of base.py
+    script: str | None = None  # a file in broken_workers/, run as --worker-cmd with worker_args appended
+    features: tuple[str, ...] = tuple(FEATURES)  # claimed for patch and script rows
     worker_args: tuple[str, ...] = ()  # extra `jobwire worker` flags (patch only)
     mode: str = "fork"
     why: str = ""
@@ -59,6 +62,11 @@ def patch(name, ids, why="", **kw):
 
 def broken(name, ids, why=""):
     return Mutation(f"broken.{name}", tuple(ids), broken=name, mode="inline", why=why)
+
+
+def script(file, ids, why="", **kw):
+    """A row for an entry script of broken_workers/: script("sched_poll_only.py", [...], mode="fork")."""
+    return Mutation(f"script.{file.removesuffix('.py')}", tuple(ids), script=file, why=why, **kw)
 
 
 W, H, U = "work.lua", "heartbeat.lua", "unregister.lua"
@@ -210,8 +218,8 @@ MUTATIONS = [
     broken("wrong-failure-format", ["failure.record.key-order", "payload.extra-fields.preserved",
                                     "payload.whitespace.preserved"], "the failure record re-encodes and sorts"),
     broken("ignores-priority", ["queue.priority.strict"], "queues in reverse order"),
-    broken("blocks-through-signals", ["worker.signal.prompt-while-blocked"],
-           "a signal is noticed only when the BLPOP returns"),
+    script("blocks_through_signals.py", ["worker.signal.prompt-while-blocked"],
+           "a signal is noticed only when the BLPOP returns", mode="inline", features=()),
     broken("beat-after-block", ["worker.heartbeat.advances", "worker.block.beat-bounded"],
            "an idle worker beats only between whole block timeouts"),
     broken("no-beat-while-busy", ["worker.heartbeat.while-busy"], "no beat while a job runs"),
@@ -267,11 +275,16 @@ def command(m: Mutation, report: Path) -> list[str]:
            "--no-build", "--jobs", "4"]
     if m.broken:
         cmd += ["--worker-cmd", f"{sys.executable} {BROKEN / 'base.py'} --defect {m.broken}", "--mode", "inline"]
-    elif m.patch:
-        jobwire = ["worker", "--import", "jobwire.conformance_jobs", *m.worker_args]
-        cmd += ["--worker-cmd", " ".join([sys.executable, str(BROKEN / "patched_reference.py"), m.patch, *jobwire]),
-                "--mode", m.mode, "--impl-name", "python"]
-        for f in FEATURES:
+    elif m.patch or m.script:
+        if m.patch:
+            argv = [str(BROKEN / "patched_reference.py"), m.patch, "worker", "--import", "jobwire.conformance_jobs",
+                    *m.worker_args]
+        else:
+            argv = [str(BROKEN / m.script), *m.worker_args]
+        cmd += ["--worker-cmd", " ".join([sys.executable, *argv]), "--mode", m.mode]
+        if m.patch:
+            cmd += ["--impl-name", "python"]
+        for f in m.features:
             cmd += ["--feature", f]
     else:
         cmd += ["--impl", "python"]

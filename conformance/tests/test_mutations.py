@@ -52,6 +52,8 @@ def test_every_defect_exists():
             assert m.patch in patched_reference.DEFECTS, m.name
         if m.broken:
             assert m.broken in base, m.name
+        if m.script:
+            assert (mutations.BROKEN / m.script).is_file(), m.name
 
 
 def test_the_chosen_mutations_fail_the_ids_they_name():
