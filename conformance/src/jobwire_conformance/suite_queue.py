@@ -65,7 +65,7 @@ def wildcard(ctx):
 # would otherwise look at its queues every 200 ms and find any job, wake marker or not.
 BLOCK = {"block_timeout_ms": 4000, "heartbeat_ms": 3000, "lease_ms": 8000}
 WAKE_BOUND_MS = 1000  # enqueue.lua to echo; a worker that ignores the wake marker needs ~3 s
-PLAIN_SLACK_MS = 1000  # a plain RPUSH is seen within the block timeout, plus this for the job itself
+PLAIN_SLACK_MS = 2000  # a plain RPUSH is seen within the block timeout, plus this for the job itself (and a loaded machine)
 
 
 def _after_beat(ctx, wid: str, timeout: float = 5.0) -> None:
