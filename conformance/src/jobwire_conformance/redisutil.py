@@ -105,12 +105,21 @@ def key_templates() -> dict[str, str]:
     return dict(re.findall(r"^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|\s*$", section, re.M))
 
 
+def key_templates_1_1() -> dict[str, str]:
+    """The "Protocol 1.1 key templates" table of spec/key-layout.md (protocol.md 14), name -> template."""
+    text = (SPEC_DIR / "key-layout.md").read_text()
+    if "### Protocol 1.1 key templates" not in text:
+        return {}
+    section = text.split("### Protocol 1.1 key templates", 1)[1].split("## Key templates as data", 1)[0]
+    return dict(re.findall(r"^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|\s*$", section, re.M))
+
+
 class Keys:
     """Key names for one namespace, built from key-layout.md's templates (never hand-written)."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
-        self.templates = key_templates()
+        self.templates = {**key_templates(), **key_templates_1_1()}
 
     def __getattr__(self, name: str):
         templates = self.__dict__.get("templates") or {}
@@ -120,7 +129,8 @@ class Keys:
 
         def build(value: str = "") -> str:
             return (template.replace("{ns}", self.ns).replace("{queue}", value)
-                    .replace("{worker_id}", value).replace("{day}", value))
+                    .replace("{worker_id}", value).replace("{day}", value).replace("{ts}", value)
+                    .replace("{item}", value).replace("{name}", value))
         return build
 
 

@@ -18,7 +18,8 @@ from . import schemas
 from .checks import failure_write_problems
 from .impl import FEATURES
 from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
-from .redisutil import key_templates
+from .redisutil import key_templates, key_templates_1_1
+from . import vectors_1_1
 
 
 def slug(heading: str) -> str:
@@ -77,7 +78,7 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
     known = anchors()
     seen_ids: dict[str, str] = {}
     key_templates_seen: set[str] = set()
-    templates = key_templates()
+    templates = {**key_templates(), **key_templates_1_1()}
     deaths_cases = []
     for path in vector_files():
         rel = path.relative_to(VECTORS_DIR)
@@ -125,11 +126,14 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                     problems.append(f"{rel}: {case['id']}: no template {case['template']!r} in key-layout.md")
                     continue
                 key_templates_seen.add(case["template"])
-                for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}")):
+                for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}"),
+                                  ("ts", "{ts}"), ("item", "{item}"), ("name", "{name}")):
                     if (ph in t) != (field in case):
                         problems.append(f"{rel}: {case['id']}: {field} {'missing' if ph in t else 'not used'}")
                 want = (t.replace("{ns}", case["ns"]).replace("{queue}", case.get("queue", ""))
-                        .replace("{worker_id}", case.get("worker_id", "")).replace("{day}", case.get("day", "")))
+                        .replace("{worker_id}", case.get("worker_id", "")).replace("{day}", case.get("day", ""))
+                        .replace("{ts}", case.get("ts", "")).replace("{item}", case.get("item", ""))
+                        .replace("{name}", case.get("name", "")))
                 if want != case["key"]:
                     problems.append(f"{rel}: {case['id']}: key {case['key']!r}, the template gives {want!r}")
             elif kind == "failure-records":
@@ -146,6 +150,8 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                                     f"{failure_write_problems(case['record'])}")
             elif kind == "deaths":
                 deaths_cases.append((rel, case))
+            elif kind in ("retry-delays", "schedule-next"):
+                problems += [f"{rel}: {p}" for p in vectors_1_1.check_case(kind, case)]
             elif kind == "args-roundtrip":
                 if case["args_json"] is not None:
                     try:

@@ -6,7 +6,7 @@ Nothing else in the package formats a key. `Keys("resque").queue("high")` is
 
 from __future__ import annotations
 
-__all__ = ["Keys", "TEMPLATES"]
+__all__ = ["Keys", "TEMPLATES", "TEMPLATES_1_1"]
 
 # Mirrors the "Key templates as data" table of spec/key-layout.md; the tests compare them.
 TEMPLATES = {
@@ -34,6 +34,17 @@ TEMPLATES = {
     "conformance_echo": "{ns}:jobwire:conformance:echo",
 }
 
+# Mirrors key-layout.md's "Protocol 1.1 key templates" table (delayed jobs, retries, schedules).
+TEMPLATES_1_1 = {
+    "delayed_schedule": "{ns}:delayed_queue_schedule",
+    "delayed_bucket": "{ns}:delayed:{ts}",
+    "delayed_timestamps": "{ns}:timestamps:{item}",
+    "retry_set": "{ns}:jobwire:retry",
+    "schedules": "{ns}:jobwire:schedules",
+    "schedule": "{ns}:jobwire:schedule:{name}",
+    "wake_schedule": "{ns}:jobwire:wake-schedule",
+}
+
 
 class Keys:
     """Key names for one namespace (default ``resque``, Resque's own)."""
@@ -55,6 +66,11 @@ class Keys:
         self.deaths = p + "jobwire:deaths"
         self.wake_new_queue = p + "jobwire:wake-new-queue"
         self.conformance_echo = p + "jobwire:conformance:echo"
+        self.prefix = p  # promote.lua builds data-named keys from it (protocol.md 14.3)
+        self.delayed_schedule = p + "delayed_queue_schedule"
+        self.retry_set = p + "jobwire:retry"
+        self.schedules = p + "jobwire:schedules"
+        self.wake_schedule = p + "jobwire:wake-schedule"
 
     def queue(self, queue: str) -> str:
         return f"{self.ns}:queue:{queue}"
@@ -85,3 +101,15 @@ class Keys:
 
     def minutes(self, day: str) -> str:
         return f"{self.ns}:jobwire:minutes:{day}"
+
+    def delayed_bucket(self, ts) -> str:
+        return f"{self.ns}:delayed:{ts}"
+
+    def delayed_timestamps(self, item) -> str:
+        """resque-scheduler's reverse index; `item` is the delayed item's exact text."""
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "surrogateescape")
+        return f"{self.ns}:timestamps:{item}"
+
+    def schedule(self, name: str) -> str:
+        return f"{self.ns}:jobwire:schedule:{name}"

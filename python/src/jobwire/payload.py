@@ -56,6 +56,10 @@ _KNOWN_FIELD_CHECKS = {
 }
 
 
+# Members the fast path does not check (protocol 1.1): their presence sends a payload to jsonschema.
+_SLOW_PATH_FIELDS = ("attempts", "schedule", "scheduled_for_ms")
+
+
 def _certainly_valid(document) -> bool:
     """True only for documents job.schema.json certainly accepts: the common shape, checked in
     a few microseconds. Anything else goes to jsonschema, which stays the authority (the tests
@@ -68,7 +72,7 @@ def _certainly_valid(document) -> bool:
     for name, check in _KNOWN_FIELD_CHECKS.items():
         if name in document and not check(document[name]):
             return False
-    return True
+    return not any(name in document for name in _SLOW_PATH_FIELDS)
 
 
 def schema_error(document) -> str | None:
