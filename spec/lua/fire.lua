@@ -11,7 +11,7 @@
 -- KEYS[6]  <ns>:jobwire:wake-new-queue     (as KEYS[3])
 -- ARGV[1]  schedule name
 -- ARGV[2]  the next fire time the caller read (ms, decimal)
--- ARGV[3]  the definition the caller read, byte for byte
+-- ARGV[3]  the definition the caller read, byte for byte ("" when the hash had none)
 -- ARGV[4]  mode: "fire"  enqueue ARGV[9] for fire time ARGV[6], count ARGV[7] missed
 --                "miss"  every due fire time was missed: count ARGV[7] missed, enqueue nothing
 --                "error" the definition cannot be used: record ARGV[9] as the error; the
@@ -32,7 +32,7 @@ local score = redis.call('ZSCORE', KEYS[1], name)
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then
   return 0
 end
-if redis.call('HGET', KEYS[2], 'definition') ~= ARGV[3] then
+if (redis.call('HGET', KEYS[2], 'definition') or '') ~= ARGV[3] then  -- a missing one reads as ''
   return 0
 end
 local now = redis.call('TIME')

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Policy", "parse_policy", "fnv1a32", "retry_delay_ms", "DEFAULTS"]
+__all__ = ["Policy", "NEVER", "parse_policy", "policy_from_member", "parse_default", "fnv1a32",
+           "retry_delay_ms", "DEFAULTS"]
 
 # protocol.md 14.4: the value of every member a policy object leaves out.
 DEFAULTS = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
@@ -44,6 +45,38 @@ def parse_policy(value) -> Policy:
         raise ValueError(f"a retry policy is false or an object, not {value!r}")
     merged = {**DEFAULTS, **{k: v for k, v in value.items() if k in DEFAULTS}}
     return Policy(**merged)
+
+
+_policy_validator = None
+
+
+def _validator():
+    """job.schema.json's $defs/retry_policy, the one definition of a valid policy."""
+    global _policy_validator
+    if _policy_validator is None:
+        import jsonschema
+
+        from . import spec
+        job = spec.schema("job")
+        _policy_validator = jsonschema.Draft202012Validator({"$ref": "#/$defs/retry_policy", "$defs": job["$defs"]})
+    return _policy_validator
+
+
+def policy_from_member(value) -> Policy | None:
+    """The policy a payload's "retry" member names, or None when it names none (absent, or a
+    value of another producer's making): then the worker's default applies (protocol.md 14.4)."""
+    if value is None or not _validator().is_valid(value):
+        return None
+    return parse_policy(value)
+
+
+def parse_default(text) -> Policy:
+    """The --default-retry option: JSON text (or an already decoded value); ValueError if invalid."""
+    import json
+    value = json.loads(text) if isinstance(text, (str, bytes)) else text
+    if not _validator().is_valid(value):
+        raise ValueError(f"--default-retry is not a retry policy (false or an object, protocol.md 14.4): {text!r}")
+    return parse_policy(value)
 
 
 def fnv1a32(data: bytes) -> int:

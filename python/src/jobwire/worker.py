@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import redis as redis_lib
 
-from . import __version__, spec
+from . import __version__, backoff, spec
 from . import payload as jobmod
 from .client import connect
 from .errors import InvalidJob, SpecMismatch
 from .keys import Keys
+from .promotion import Promoter
 from .registry import DontPerform, Registry, default_registry
 from .scripts import Scripts
 
@@ -67,6 +68,8 @@ class Config:
     max_payload_bytes: int = 16 * 1024 * 1024
     fork: bool = True
     impl: str = "python"
+    default_retry: object = False  # protocol.md 14.4: policy of jobs without one (JSON text or value)
+    scheduler: str = "all"  # protocol.md 14.1: all (promote and fire), promote, off
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
@@ -76,6 +79,12 @@ class Config:
                 jobmod.validate_queue_name(q)
         if self.lease_ms <= 2 * self.heartbeat_ms:
             raise ValueError("the lease must be longer than two heartbeats (--lease-ms > 2 x --heartbeat-ms)")
+        try:
+            self.default_policy = backoff.parse_default(self.default_retry)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if self.scheduler not in ("all", "promote", "off"):
+            raise ValueError(f"--scheduler is all, promote or off, not {self.scheduler!r}")
 
 
 @dataclass
@@ -185,6 +194,9 @@ class Worker:
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
         self._registered_once = False
+        self._promoter = None if config.scheduler == "off" else Promoter(
+            self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
+        self._next_due_at: float | None = None  # monotonic time of the next delayed/retry/schedule due
 
     # -- public ------------------------------------------------------------------------------
 
@@ -234,6 +246,8 @@ class Worker:
                 self._held = job
                 self._pending = self._run(job)
             elif status in (b"empty", b"paused"):
+                if self._promoter and self._with_redis(self._promote):
+                    continue  # due jobs were moved: reserve again before blocking
                 self._title(f"Waiting for {','.join(self._queue_list())}")
                 self._block()
             elif status == b"expired":
@@ -261,6 +275,11 @@ class Worker:
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
         k = self.keys
         op, token, arg, settle_queue = self._pending or ("none", "", "", None)
+        if op == "retry":
+            self._settle_retry(token, arg, settle_queue)
+            op, token, arg, settle_queue = "none", "", "", None
+            if not reserve:
+                return [b"retrying", b"settled"]
         if reserve:
             self._expand()
         queues = self._queue_list() if reserve else []
@@ -284,6 +303,31 @@ class Worker:
             self._held = None
         return reply
 
+    def _settle_retry(self, token: str, arg, queue: str) -> None:
+        """retry.lua: schedule the failed job's next attempt (protocol.md 14.4)."""
+        k = self.keys
+        delay_ms, entry = arg
+        keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed, k.stat_processed_worker(self.id),
+                k.stat_failed, k.stat_failed_worker(self.id), k.deaths, k.minutes(jobmod.utc_day()),
+                k.retry_set, k.wake_schedule]
+        reply = self.scripts.call("retry", keys, [self.id, token, delay_ms, entry, queue])
+        if reply[0] == b"stale":
+            log.warning("worker %s: job %s was recovered elsewhere; its retry is dropped", self.id, token)
+        self._pending = None
+        self._held = None
+
+    def _promote(self, redis=None, scripts=None) -> bool:
+        """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues."""
+        try:
+            done = self._promoter.run(redis or self.redis, scripts or self.scripts)
+        except redis_lib.ResponseError as exc:
+            if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
+                raise
+            log.error("worker %s: promotion failed: %s", self.id, exc)  # never fatal: jobs still run
+            return False
+        self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
+        return done.moved > 0 or done.fired > 0
+
     def _settle_pending(self) -> None:
         if self._pending:
             self._with_redis(lambda: self._work_call(reserve=False))
@@ -298,7 +342,11 @@ class Worker:
             keys += [k.wake(q) for q in self._queue_list()]
             if self._wildcard:
                 keys.append(k.wake_new_queue)
+            if self._promoter:
+                keys.append(k.wake_schedule)
         timeout = min(self.config.block_timeout_ms / 1000, max(0.01, self._next_beat - time.monotonic()))
+        if self._promoter and self._next_due_at is not None and not control_only:
+            timeout = min(timeout, max(0.001, self._next_due_at - time.monotonic()))
         reply = None
         try:
             self._blocking = True
@@ -389,8 +437,23 @@ class Worker:
     def _outcome(self, job: jobmod.Job, result: dict):
         if result.get("ok"):
             return ("ok", job.token, "", job.queue)
-        return self._failure(job, result.get("exception", "Exception"), result.get("error", ""),
-                             result.get("backtrace", []))
+        return self._retry_or_fail(job, result.get("exception", "Exception"), result.get("error", ""),
+                                   result.get("backtrace", []))
+
+    def _retry_or_fail(self, job: jobmod.Job, exception: str, error: str, backtrace=()):
+        """A job error or timeout: retry under the job's policy, else fail (protocol.md 14.4)."""
+        document = job.document if isinstance(job.document, dict) else {}
+        policy = backoff.policy_from_member(document.get("retry")) or self.config.default_policy
+        attempt = 1 + len(document.get("attempts") or [])
+        if policy.never or attempt >= policy.max_attempts:
+            return self._failure(job, exception, error, backtrace)
+        job_id = document.get("id") if isinstance(document.get("id"), str) else ""
+        delay = backoff.retry_delay_ms(policy, job_id, attempt)
+        entry = jobmod.dumps({"attempt": attempt, "failed_at_ms": int(time.time() * 1000), "exception": str(exception),
+                              "error": str(error), "worker": self.id, "queue": job.queue, "delay_ms": delay})
+        log.info("worker %s: job %s attempt %d failed (%s); retrying in %d ms", self.id, job_id or job.job_class,
+                 attempt, exception, delay)
+        return ("retry", job.token, (delay, entry), job.queue)
 
     def _reap_exiting(self, block: bool = False) -> None:
         """Collect children that already reported their result."""
@@ -437,8 +500,8 @@ class Worker:
         if killed_by == "term":
             return None  # given back to its queue when the worker leaves (unregister mode self)
         if killed_by == "timeout":
-            return self._failure(job, "jobwire.Timeout",
-                                 f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
+            return self._retry_or_fail(job, "jobwire.Timeout",
+                                       f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
         if killed_by:
             return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
         if os.WIFSIGNALED(status):
@@ -534,7 +597,7 @@ class Worker:
             if interrupt.reason == "term":
                 return None
             if interrupt.reason == "timeout":
-                return self._failure(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
+                return self._retry_or_fail(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
             return self._failure(job, "jobwire.Killed", interrupt.reason)
         finally:
             self._inline_job = False
@@ -560,6 +623,8 @@ class Worker:
                 if time.monotonic() >= max(next_beat, self._next_beat):
                     next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
                     self._heartbeat_call(scripts, "beat")
+                    if self._promoter:  # protocol.md 14.3: promote every beat while busy
+                        self._promote(redis, scripts)
             except REDIS_ERRORS:
                 pass
         redis.close()
@@ -616,6 +681,8 @@ class Worker:
             return
         for dead in reply[1:]:
             self._recover(dead.decode("utf-8", "replace"))
+        if self._promoter and self._child:  # protocol.md 14.3: promote every beat while busy
+            self._promote()
 
     def _unregister(self, worker_id: str, mode: str) -> list:
         k = self.keys
