@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     ss.add_argument("--class", dest="job_class", required=True)
     ss.add_argument("--retry", metavar="POLICY", help="retry policy of the jobs (JSON)")
     ss.add_argument("--misfire-grace-ms", type=int)
-    ss.add_argument("args", nargs="*", metavar="JSON_ARG")
+    ss.add_argument("--arg", dest="args", action="append", default=[], metavar="JSON_ARG",
+                    help="one job argument as JSON (repeatable; a bare word is a string)")
     for action in ("remove", "run"):
         scsub.add_parser(action, parents=[common]).add_argument("name")
 
@@ -156,7 +157,8 @@ def _time_arg(text: str):
 def _utc(ms) -> str:
     if ms is None or ms in ("", float("inf")):
         return "never"
-    return datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _scheduling(client: Client, opts) -> None:
