@@ -100,9 +100,10 @@ def test_retrying_list_remove_and_run_now(client, r, spawn):
 
 
 def test_interval_schedule_fires_each_time_once_with_two_workers(client, r, spawn):
-    client.set_schedule("tick", {"every_ms": 1000, "queue": "q", "class": "jobwire.Echo", "args": ["tick"]})
     spawn("q")
     spawn("q", "--no-fork")
+    wait_for(lambda: r.scard("resque:workers") == 2, 20, message="both workers registered")
+    client.set_schedule("tick", {"every_ms": 1000, "queue": "q", "class": "jobwire.Echo", "args": ["tick"]})
     time.sleep(4.5)
     runs = [e for e in echoes(r) if e["args"] == ["tick"]]
     ids = [e["id"] for e in runs]

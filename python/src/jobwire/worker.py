@@ -243,6 +243,7 @@ class Worker:
             status = reply[1]
             if status == b"job":
                 job = jobmod.Job(reply[3].decode("utf-8", "replace"), reply[4], reply[2].decode())
+                self._kill_reason = None  # a kill that arrives from here on is for this job
                 self._held = job
                 self._pending = self._run(job)
             elif status in (b"empty", b"paused"):
@@ -400,7 +401,6 @@ class Worker:
         if handler is None:
             return self._failure(job, "jobwire.UnknownClass", f'no handler registered for class "{job.job_class}"')
         self._held = job
-        self._kill_reason = None
         self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
         if self.config.fork:
             return self._run_forked(job, handler)
@@ -796,7 +796,7 @@ class Worker:
         elif signum == signal.SIGUSR1:
             if self._inline_job:
                 raise _Interrupt(self._kill_reason or "killed by SIGUSR1")
-            if self._held is not None and self._child:
+            if self._held is not None:  # before the fork too: _wait_child acts on the reason
                 self._request_kill("killed by SIGUSR1")
         elif signum == signal.SIGUSR2:
             self._paused = True
