@@ -135,11 +135,14 @@ def test_broken_schedule_is_reported_and_others_still_fire(client, r, spawn):
     r.hset("resque:jobwire:schedule:bad", "definition", '{"cron":"61 * * * *","queue":"q","class":"X"}')
     r.zadd("resque:jobwire:schedules", {"bad": 1})
     r.zadd("resque:jobwire:schedules", {"orphan": 2})  # no hash at all
+    r.hset("resque:jobwire:schedule:frac", "definition", '{"every_ms":60000,"queue":"q","class":"X"}')
+    r.zadd("resque:jobwire:schedules", {"frac": 5.5})  # not a whole ms: never a busy loop
     spawn("q")
     wait_for(lambda: [e for e in echoes(r) if e["args"] == ["good"]], 5, message="good schedule fired")
     bad = client.get_schedule("bad")
     assert bad.broken and "minute" in bad.state["error"]
     assert client.get_schedule("orphan").broken
+    wait_for(lambda: client.get_schedule("frac").broken, 5, message="fractional next fire reported")
     client.set_schedule("bad", {"cron": "* * * * *", "queue": "q", "class": "X"})
     assert not client.get_schedule("bad").broken
 

@@ -177,7 +177,7 @@ def test_promote_lists_due_schedules_and_fire_acts_once(r, s):
     r.hset("resque:jobwire:schedule:nightly", "definition", definition)
     r.zadd("resque:jobwire:schedules", {"nightly": now_ms - 10, "later": now_ms + 5000})
     reply = promote(s, schedules="1")
-    assert reply[5:] == [b"nightly", now_ms - 10]
+    assert reply[5:] == [b"nightly", str(now_ms - 10).encode()]
     assert reply[4] == now_ms + 5000 or reply[4] == now_ms - 10
     keys = [NS + "jobwire:schedules", NS + "jobwire:schedule:nightly", NS + "queues", NS + "queue:low",
             NS + "jobwire:wake:low", NS + "jobwire:wake-new-queue"]

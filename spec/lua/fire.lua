@@ -10,7 +10,7 @@
 -- KEYS[5]  <ns>:jobwire:wake:<q>           (as KEYS[3])
 -- KEYS[6]  <ns>:jobwire:wake-new-queue     (as KEYS[3])
 -- ARGV[1]  schedule name
--- ARGV[2]  the next fire time the caller read (ms, decimal)
+-- ARGV[2]  the next fire time the caller read, byte for byte as promote.lua or ZSCORE gave it
 -- ARGV[3]  the definition the caller read, byte for byte ("" when the hash had none)
 -- ARGV[4]  mode: "fire"  enqueue ARGV[9] for fire time ARGV[6], count ARGV[7] missed
 --                "miss"  every due fire time was missed: count ARGV[7] missed, enqueue nothing
@@ -29,7 +29,7 @@
 
 local name, mode = ARGV[1], ARGV[4]
 local score = redis.call('ZSCORE', KEYS[1], name)
-if not score or tonumber(score) ~= tonumber(ARGV[2]) then
+if score ~= ARGV[2] then  -- compared as Redis writes scores, so no rounding can make it pass
   return 0
 end
 if (redis.call('HGET', KEYS[2], 'definition') or '') ~= ARGV[3] then  -- a missing one reads as ''

@@ -25,7 +25,8 @@
 --   now_ms:      Redis time of this call
 --   next_due_ms: the earliest due time still waiting (delayed bucket, retry, and with ARGV[6]
 --                "1" schedule), ms of Redis time; -1 when nothing waits
---   name_i, due_ms_i: up to 10 schedules whose next fire time is <= now_ms (ARGV[6] "1")
+--   name_i, due_ms_i: up to 10 schedules whose next fire time is <= now_ms (ARGV[6] "1"); due_ms_i
+--                is the zset score as a string, exactly as ZSCORE writes it (pass it to fire.lua)
 -- Errors:  none of its own.
 
 local prefix, limit, failed_at, worker_id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -184,7 +185,7 @@ if ARGV[6] == '1' then
   local due = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now_ms, 'WITHSCORES', 'LIMIT', 0, 10)
   for i = 1, #due, 2 do
     result[#result + 1] = due[i]
-    result[#result + 1] = tonumber(due[i + 1])
+    result[#result + 1] = due[i + 1]  -- the score as Redis writes it, for fire.lua's comparison
   end
 end
 if next_due then result[5] = next_due end

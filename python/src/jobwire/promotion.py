@@ -56,7 +56,7 @@ class Promoter:
             result.malformed += malformed
             due = reply[5:]
             for i in range(0, len(due), 2):
-                result.fired += self._fire(redis, scripts, due[i].decode("utf-8", "replace"), int(due[i + 1]), now_ms)
+                result.fired += self._fire(redis, scripts, due[i].decode("utf-8", "replace"), due[i + 1], now_ms)
             result.next_due_s = None if next_due < 0 else max(0.001, (next_due - now_ms) / 1000)
             if not more and not due:
                 break
@@ -65,12 +65,17 @@ class Promoter:
                         self.worker_id, result.malformed)
         return result
 
-    def _fire(self, redis, scripts, name: str, next_ms: int, now_ms: int) -> int:
-        """Handle one due schedule (protocol.md 14.5); 1 when a job was enqueued."""
+    def _fire(self, redis, scripts, name: str, score: bytes, now_ms: int) -> int:
+        """Handle one due schedule (protocol.md 14.5); 1 when a job was enqueued. `score` is the
+        next fire time exactly as Redis wrote it: fire.lua compares it byte for byte."""
         k = self.keys
         raw = redis.hget(k.schedule(name), "definition") or b""
-        base = [name, next_ms, raw]
+        base = [name, score, raw]
         try:
+            next_ms = float(score)
+            if not next_ms.is_integer():
+                raise InvalidJob(f"schedule {name}: next fire time {score!r} is not a whole number of ms")
+            next_ms = int(next_ms)
             definition = validate_definition(json.loads(raw)) if raw else None
             if definition is None:
                 raise InvalidJob(f"schedule {name} has no definition")

@@ -321,10 +321,15 @@ class Worker:
         """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues."""
         try:
             done = self._promoter.run(redis or self.redis, scripts or self.scripts)
+        except REDIS_ERRORS:
+            raise  # the caller's outage handling applies
         except redis_lib.ResponseError as exc:
             if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
                 raise
             log.error("worker %s: promotion failed: %s", self.id, exc)  # never fatal: jobs still run
+            return False
+        except Exception:  # bad data must never stop a worker (protocol.md 14.3): report and go on
+            log.exception("worker %s: promotion failed", self.id)
             return False
         self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
         return done.moved > 0 or done.fired > 0
