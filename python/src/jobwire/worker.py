@@ -46,6 +46,7 @@ __all__ = ["Config", "Worker", "current_job", "JobContext"]
 log = logging.getLogger("jobwire.worker")
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+LOCAL_WAIT_S = 0.15  # protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
 PR_SET_PDEATHSIG = 1
 try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -352,7 +353,13 @@ class Worker:
                 keys.append(k.wake_schedule)
         timeout = min(self.config.block_timeout_ms / 1000, max(0.01, self._next_beat - time.monotonic()))
         if self._promoter and self._next_due_at is not None and not control_only:
-            timeout = min(timeout, max(0.001, self._next_due_at - time.monotonic()))
+            due_in = max(0.001, self._next_due_at - time.monotonic())
+            if due_in < LOCAL_WAIT_S and due_in <= timeout:
+                # Redis times a blocked client out on its event-loop tick (up to 100 ms late at the
+                # default hz 10): wait the last moments here. Markers stay set for the next BLPOP.
+                self._sleep(due_in)
+                return
+            timeout = min(timeout, max(0.001, due_in - LOCAL_WAIT_S))  # wake just before, then wait locally
         reply = None
         try:
             self._blocking = True
