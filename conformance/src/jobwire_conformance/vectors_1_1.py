@@ -46,7 +46,7 @@ def _values(field: str, low: int, high: int):
     out = set()
     for item in field.split(","):
         rng, _, step = item.partition("/")
-        if not item or (_ and not step.isdigit()) or (step and int(step) == 0):
+        if not item or (_ and not step.isdigit()) or (step and not 1 <= int(step) <= 1000):
             return None
         if rng == "*":
             a, b = low, high

@@ -17,6 +17,7 @@ __all__ = ["Cron", "CronError", "next_fire_ms", "SEARCH_YEARS"]
 
 FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
           ("day of week", 0, 7))
+MAX_STEP = 1000  # protocol.md 14.5: 1 <= s <= 1000
 SEARCH_YEARS = 5  # an expression with no fire time within five years never fires (e.g. 30 Feb)
 
 
@@ -37,7 +38,7 @@ def _field(text: str, low: int, high: int, name: str) -> frozenset[int]:
     values: set[int] = set()
     for item in text.split(","):
         body, slash, step_text = item.partition("/")
-        step = _number(step_text, 1, high - low + 1 if high > low else 1, name) if slash else 1
+        step = _number(step_text, 1, MAX_STEP, name) if slash else 1
         if body == "*":
             start, stop = low, high
         elif "-" in body:
