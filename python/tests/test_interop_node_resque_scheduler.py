@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, echoes, wait_for
+from conftest import echoes, wait_for
 from test_interop_node_resque import NODE_DIR, node_eval, node_resque
 
 pytestmark = [
@@ -18,7 +18,6 @@ pytestmark = [
     pytest.mark.skipif(not (NODE_DIR / "node_modules" / "node-resque").is_dir() and os.environ.get("CI") != "true",
                        reason="node-resque not installed (make setup runs npm ci)"),
 ]
-assert REPO.is_dir()
 
 
 @pytest.fixture
