@@ -194,3 +194,22 @@ def test_promote_lists_due_schedules_and_fire_acts_once(r, s):
     assert r.zscore("resque:jobwire:schedules", "nightly") == float("inf")
     assert r.hget("resque:jobwire:schedule:nightly", "error") == b"bad cron"
     assert promote(s, schedules="1")[5:] == []
+
+
+def test_promote_survives_keys_of_the_wrong_type(r, s):
+    now = now_s(r) - 1
+    r.set(f"resque:delayed:{now - 1}", "a string, not a list")
+    r.zadd("resque:delayed_queue_schedule", {str(now - 1): now - 1})
+    r.set("resque:queue:taken", "also a string")
+    delay(s, now, '{"class":"X","args":[],"queue":"taken","id":"t1"}')
+    delay(s, now, '{"class":"X","args":[],"queue":"fine","id":"f1"}')
+    r.zadd("resque:jobwire:retry", {'taken {"class":"X","args":[],"id":"t2"}': 1})
+    moved, malformed, more, *_ = promote(s)
+    assert (moved, malformed, more) == (1, 3, 0)
+    assert json.loads(r.lindex("resque:queue:fine", 0))["id"] == "f1"
+    assert r.get(f"resque:delayed:{now - 1}") == b"a string, not a list"  # reported, left as it is
+    records = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
+    assert "is not a list" in records[0]["error"]
+    assert records[1]["payload"]["id"] == "t1" and "queue taken cannot take it" in records[1]["error"]
+    assert records[2]["payload"]["id"] == "t2"
+    assert r.zcard("resque:delayed_queue_schedule") == 0 and r.zcard("resque:jobwire:retry") == 0

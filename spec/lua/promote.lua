@@ -20,7 +20,9 @@
 --
 -- Returns: { moved, malformed, more, now_ms, next_due_ms, name_1, due_ms_1, ..., name_k, due_ms_k }
 --   moved:       items pushed onto their queues
---   malformed:   items moved to <ns>:failed as jobwire.InvalidDelayedItem (never dropped)
+--   malformed:   items moved to <ns>:failed as jobwire.InvalidDelayedItem (never dropped): items
+--                that are not jobs, items whose queue key is not a list, and buckets that are not
+--                lists (reported, left in place, taken out of KEYS[1] so they block nothing)
 --   more:        1 when the limit was reached and due items may remain (call again at once)
 --   now_ms:      Redis time of this call
 --   next_due_ms: the earliest due time still waiting (delayed bucket, retry, and with ARGV[6]
@@ -102,16 +104,25 @@ local function failure_record(raw, message, queue)
     ',"backtrace":[],"worker":' .. jstr(worker_id) .. ',"queue":' .. jstr(queue) .. extra .. '}'
 end
 
+-- True when r is the error a redis.pcall returned (a key of the wrong type, say).
+local function failed(r)
+  return type(r) == 'table' and r['err'] ~= nil
+end
+
 -- Push a due payload onto its queue and wake one idle worker of that queue (as enqueue.lua).
+-- Returns nil, or the error when the queue key holds something else than a list: the item has
+-- already left its bucket, so the caller records it in the failed list instead of losing it.
 local function push(queue, payload)
+  local pushed = redis.pcall('RPUSH', prefix .. 'queue:' .. queue, payload)
+  if failed(pushed) then return pushed['err'] end
   if redis.call('SADD', KEYS[2], queue) == 1 then
     redis.call('LPUSH', KEYS[3], '1')
     redis.call('LTRIM', KEYS[3], 0, 0)
   end
-  redis.call('RPUSH', prefix .. 'queue:' .. queue, payload)
   local wake = prefix .. 'jobwire:wake:' .. queue
-  redis.call('LPUSH', wake, '1')
-  redis.call('LTRIM', wake, 0, 0)
+  redis.pcall('LPUSH', wake, '1')
+  redis.pcall('LTRIM', wake, 0, 0)
+  return nil
 end
 
 local moved, malformed, handled = 0, 0, 0
@@ -122,24 +133,37 @@ while handled < limit do
   if #due == 0 then break end
   local ts = due[1]
   local bucket = prefix .. 'delayed:' .. ts
-  local raw = redis.call('LPOP', bucket)
+  local raw = redis.pcall('LPOP', bucket)
   handled = handled + 1
-  if raw then
-    redis.call('SREM', prefix .. 'timestamps:' .. raw, 'delayed:' .. ts)
-    local problem, queue = check_item(raw, nil)
-    if problem then
-      local q = ''
-      local ok, doc = pcall(cjson.decode, raw)
-      if ok and type(doc) == 'table' and type(doc['queue']) == 'string' then q = doc['queue'] end
-      redis.call('RPUSH', KEYS[4], failure_record(raw, 'delayed ' .. problem, q))
-      malformed = malformed + 1
-    else
-      push(queue, raw)
-      moved = moved + 1
-    end
-  end
-  if redis.call('LLEN', bucket) == 0 then
+  if failed(raw) then
+    -- not a list: report it, leave the key as it is, and stop it blocking the buckets behind it
     redis.call('ZREM', KEYS[1], ts)
+    redis.call('RPUSH', KEYS[4], failure_record(bucket, 'delayed bucket ' .. bucket .. ' is not a list (' ..
+      raw['err'] .. '); it was left as it is and taken out of delayed_queue_schedule', ''))
+    malformed = malformed + 1
+  else
+    if raw then
+      redis.pcall('SREM', prefix .. 'timestamps:' .. raw, 'delayed:' .. ts)
+      local problem, queue = check_item(raw, nil)
+      local q = ''
+      if problem then
+        local ok, doc = pcall(cjson.decode, raw)
+        if ok and type(doc) == 'table' and type(doc['queue']) == 'string' then q = doc['queue'] end
+      else
+        q = queue
+        problem = push(queue, raw)
+        if problem then problem = 'queue ' .. queue .. ' cannot take it: ' .. problem end
+      end
+      if problem then
+        redis.call('RPUSH', KEYS[4], failure_record(raw, 'delayed ' .. problem, q))
+        malformed = malformed + 1
+      else
+        moved = moved + 1
+      end
+    end
+    if redis.call('LLEN', bucket) == 0 then
+      redis.call('ZREM', KEYS[1], ts)
+    end
   end
 end
 
@@ -157,11 +181,14 @@ while handled < limit do
   else
     problem = check_item(payload, queue)
   end
+  if not problem then
+    problem = push(queue, payload)
+    if problem then problem = 'queue ' .. queue .. ' cannot take it: ' .. problem end
+  end
   if problem then
     redis.call('RPUSH', KEYS[4], failure_record(payload, problem, queue))
     malformed = malformed + 1
   else
-    push(queue, payload)
     moved = moved + 1
   end
 end
