@@ -167,3 +167,13 @@ def test_malformed_delayed_items_go_to_failed_and_others_run(client, r, spawn):
     wait_for(lambda: [e for e in echoes(r) if e["args"] == ["ok"]], 5, message="the good item ran")
     record = json.loads(r.lindex("resque:failed", 0))
     assert record["exception"] == "jobwire.InvalidDelayedItem" and record["payload"] == "{broken"
+
+
+def test_a_retry_redis_refuses_fails_the_job_instead_of_losing_it(client, r, spawn):
+    r.set("resque:jobwire:retry", "not a zset")
+    job_id = client.enqueue("q", "jobwire.Flaky", 5, retry={"max_attempts": 3, "delay_ms": 10})
+    spawn("q")
+    wait_for(lambda: r.llen("resque:failed") == 1, 10, message="the job failed instead")
+    assert json.loads(r.lindex("resque:failed", 0))["payload"]["id"] == job_id
+    after = client.enqueue("q", "jobwire.Echo", "still working")
+    wait_for(lambda: [e for e in echoes(r) if e["id"] == after], 10, message="the worker went on")

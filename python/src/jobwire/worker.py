@@ -278,9 +278,9 @@ class Worker:
         k = self.keys
         op, token, arg, settle_queue = self._pending or ("none", "", "", None)
         if op == "retry":
-            self._settle_retry(token, arg, settle_queue)
-            op, token, arg, settle_queue = "none", "", "", None
-            if not reserve:
+            fallback = self._settle_retry(token, arg, settle_queue)
+            op, token, arg, settle_queue = fallback or ("none", "", "", None)
+            if not reserve and not fallback:
                 return [b"retrying", b"settled"]
         if reserve:
             self._expand()
@@ -305,18 +305,27 @@ class Worker:
             self._held = None
         return reply
 
-    def _settle_retry(self, token: str, arg, queue: str) -> None:
-        """retry.lua: schedule the failed job's next attempt (protocol.md 14.4)."""
+    def _settle_retry(self, token: str, arg, queue: str):
+        """retry.lua: schedule the failed job's next attempt (protocol.md 14.4). Returns None, or
+        the plain fail settle to use instead when Redis refused the retry (e.g. a retry key of
+        the wrong type): the job then lands in the failed list rather than being lost."""
         k = self.keys
-        delay_ms, entry = arg
+        delay_ms, entry, record = arg
         keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed, k.stat_processed_worker(self.id),
                 k.stat_failed, k.stat_failed_worker(self.id), k.deaths, k.minutes(jobmod.utc_day()),
                 k.retry_set, k.wake_schedule]
-        reply = self.scripts.call("retry", keys, [self.id, token, delay_ms, entry, queue])
+        try:
+            reply = self.scripts.call("retry", keys, [self.id, token, delay_ms, entry, queue])
+        except redis_lib.ResponseError as exc:
+            if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
+                raise
+            log.error("worker %s: Redis refused the retry of job %s (%s); failing it instead", self.id, token, exc)
+            return ("fail", token, record, queue)
         if reply[0] == b"stale":
             log.warning("worker %s: job %s was recovered elsewhere; its retry is dropped", self.id, token)
         self._pending = None
         self._held = None
+        return None
 
     def _promote(self, redis=None, scripts=None) -> bool:
         """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues."""
@@ -465,7 +474,8 @@ class Worker:
                               "error": str(error), "worker": self.id, "queue": job.queue, "delay_ms": delay})
         log.info("worker %s: job %s attempt %d failed (%s); retrying in %d ms", self.id, job_id or job.job_class,
                  attempt, exception, delay)
-        return ("retry", job.token, (delay, entry), job.queue)
+        record = self._failure(job, exception, error, backtrace)[2]  # used if Redis refuses the retry
+        return ("retry", job.token, (delay, entry, record), job.queue)
 
     def _reap_exiting(self, block: bool = False) -> None:
         """Collect children that already reported their result."""
