@@ -35,7 +35,7 @@ BROKEN = HERE / "broken_workers"
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(BROKEN))
 
-FEATURES = ["kill-running-job", "fork-per-job", "job-timeout"]
+FEATURES = ["kill-running-job", "fork-per-job", "job-timeout", "delayed", "retries", "schedules"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def script(file, ids, why="", **kw):
 
 
 W, H, U = "work.lua", "heartbeat.lua", "unregister.lua"
+P, RT, F = "promote.lua", "retry.lua", "fire.lua"
 RFC = [f"payload.invalid.rfc8259.{n}" for n in ("nan", "infinity", "hex", "plus", "leading-zero", "trailing-dot")]
 ROUNDTRIP = [c["id"] for c in json.loads((HERE.parent / "vectors/v1/args-roundtrip.json").read_text())["cases"]
              if c["level"] == "MUST"]
@@ -160,6 +161,35 @@ MUTATIONS = [
     lua("global-stats-dropped", U, "redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10])",
         "redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[13])",
         ["stats.global-survive-unregister"], "leaving deletes stat:processed"),
+    # -- promote.lua (protocol 1.1) ---------------------------------------------------------------
+    lua("promote-early", P, "redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_s, 'LIMIT', 0, 1)",
+        "redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'LIMIT', 0, 1)",
+        ["delayed.promote.on-time", "delayed.promote.wake-earlier"], "promotion ignores the due time"),
+    lua("timestamps-kept", P, "      redis.pcall('SREM', prefix .. 'timestamps:' .. raw, 'delayed:' .. ts)\n", "",
+        ["delayed.promote.cleans-up"], "a promoted item stays in its timestamps: set"),
+    lua("promote-needs-id", P, "if type(doc['class']) ~= 'string' or doc['class'] == '' then return 'item has no",
+        "if type(doc['class']) ~= 'string' or doc['class'] == '' or doc['id'] == nil then return 'item has no",
+        ["delayed.promote.peer-items"], "an item without an id (resque-scheduler's, node-resque's) is failed"),
+    lua("malformed-dropped", P, "        redis.call('RPUSH', KEYS[4], item_failure_record(raw, 'delayed ' .. problem, q))\n",
+        "", ["delayed.promote.malformed"], "a malformed delayed item is dropped instead of failed"),
+    # -- retry.lua -------------------------------------------------------------------------------
+    lua("retry-no-history", RT, "local payload = add_attempt(held[2], ARGV[4])", "local payload = held[2]",
+        ["retry.attempts.exhausted", "retry.history.entries"], "the attempt entry is not appended: retried forever"),
+    lua("retry-no-delay", RT, "local due_ms = now_ms + tonumber(ARGV[3])", "local due_ms = now_ms",
+        ["retry.delay.observed", "retry.delay.formula"], "a retry falls due at once, whatever its delay"),
+    lua("attempts-first", RT,
+        "  return string.sub(payload, 1, last - 1) .. ',\"attempts\":[' .. entry .. ']' .. string.sub(payload, last)",
+        "  return '{\"attempts\":[' .. entry .. '],' .. string.sub(payload, string.find(payload, '{') + 1)",
+        ["retry.payload.bytes-kept"], "a new attempts member goes first, so the payload's bytes move"),
+    # -- fire.lua --------------------------------------------------------------------------------
+    lua("fired-not-counted", F, "  redis.call('HINCRBY', KEYS[2], 'fired', 1)\n", "", ["schedule.fire.counters"],
+        "the schedule hash never counts fired"),
+    lua("fire-not-advanced", F, "redis.call('ZADD', KEYS[1], ARGV[5], name)", "redis.call('ZADD', KEYS[1], ARGV[2], name)",
+        ["schedule.cron.next", "schedule.missed.counted"], "firing leaves the next fire time where it was"),
+    lua("missed-not-counted", F, "  redis.call('HINCRBY', KEYS[2], 'missed', missed)\n", "", ["schedule.missed.counted"],
+        "missed fire times are not counted"),
+    lua("broken-not-recorded", F, "  redis.call('HSET', KEYS[2], 'error', ARGV[9], 'error_ms', string.format('%d', now_ms))\n",
+        "", ["schedule.broken.reported"], "a broken schedule is parked without its error"),
     # -- the Python reference with one defect -----------------------------------------------------
     patch("echo-mangles-args", ROUNDTRIP, "jobwire.Echo changes every argument"),
     patch("ints-through-double", ["payload.args.roundtrip.int64.max", "payload.args.roundtrip.int64.min",
@@ -213,6 +243,18 @@ MUTATIONS = [
     patch("never-reregisters", ["recovery.stalled-worker.reregisters", "worker.heartbeat.unknown-reregisters"],
           "told 'unknown' or 'expired', the worker never registers again"),
     patch("title-without-state", ["worker.process-title"], "a SHOULD, proved too: the title shows no state"),
+    patch("no-promote-while-busy", ["delayed.promote.while-busy"], "the beats during a job promote nothing"),
+    patch("retry-false-ignored", ["retry.policy.opt-out"], "retry false and max_attempts 1 get the default policy"),
+    patch("default-retry-ignored", ["retry.policy.default"], "--default-retry is never applied"),
+    patch("retries-protocol-failures", ["retry.policy.not-for-protocol-failures"], "an unknown class is retried"),
+    patch("retry-also-fails", ["retry.success-after-retry"], "a retried attempt also leaves a failure record"),
+    patch("fire-payload-sorted", ["schedule.fire.payload"], "a fire's payload members are sorted"),
+    script("sched_poll_only.py", ["delayed.promote.wake-earlier"], "promotes only when it beats"),
+    script("sched_random_jitter.py", ["retry.delay.formula"], "the jitter comes from a random generator"),
+    script("sched_ignores_attempts.py", ["retry.attempts.exhausted", "retry.history.entries"],
+           "every failed attempt counts as the first"),
+    script("sched_racy_fire.py", ["schedule.fire.exactly-once"], "fires with RPUSH + ZADD, not fire.lua"),
+    script("sched_racy_promote.py", ["delayed.promote.exactly-once"], "promotes with LRANGE + RPUSH + DEL"),
     # -- the tiny broken worker ------------------------------------------------------------------
     broken("pop-without-record", ["recovery.sigkill.exactly-once"], "LPOP with nothing recorded"),
     broken("wrong-failure-format", ["failure.record.key-order", "payload.extra-fields.preserved",

@@ -434,13 +434,80 @@ def title_without_state():
     W._title = lambda self, state: wmod.setproctitle(f"jobwire-{self.config.impl}/resque-1: ")
 
 
+# -- protocol 1.1 (protocol.md section 14) --------------------------------------------------------
+
+@defect
+def no_promote_while_busy():
+    """Promotes only while idle: the beats during a job promote nothing (protocol.md 14.3)."""
+    wrap(W, "_promote", lambda original: lambda self, redis=None, scripts=None, remember=True:
+         original(self, redis, scripts, remember) if remember else False)
+
+
+@defect
+def retry_false_ignored():
+    """retry false and max_attempts 1 read as "no policy": the worker's default applies to them."""
+    from jobwire import backoff
+    original = backoff.policy_from_member
+
+    def policy(value):
+        found = original(value)
+        return None if found is not None and found.never else found
+    backoff.policy_from_member = policy
+
+
+@defect
+def default_retry_ignored():
+    """--default-retry / JOBWIRE_DEFAULT_RETRY is accepted and never applied."""
+    from jobwire import backoff
+    original = backoff.parse_default
+    backoff.parse_default = lambda text: (original(text), backoff.NEVER)[1]
+
+
+@defect
+def retries_protocol_failures():
+    """An unknown class is retried under the retry policy like a job error."""
+    original = W._failure
+
+    def failure(self, job, exception, error, backtrace=()):
+        if exception == "jobwire.UnknownClass" and not getattr(self, "_retrying_protocol_failure", False):
+            self._retrying_protocol_failure = True  # _retry_or_fail calls _failure for its record
+            try:
+                return self._retry_or_fail(job, exception, error, backtrace)
+            finally:
+                self._retrying_protocol_failure = False
+        return original(self, job, exception, error, backtrace)
+    W._failure = failure
+
+
+@defect
+def retry_also_fails():
+    """A retried attempt also leaves a failure record in <ns>:failed."""
+    def make(original):
+        def settle(self, token, arg, queue):
+            self.redis.rpush(self.keys.failed, arg[2])
+            return original(self, token, arg, queue)
+        return settle
+    wrap(W, "_settle_retry", make)
+
+
+@defect
+def fire_payload_sorted():
+    """A schedule's fire payload has its members sorted, not in protocol.md 14.5's order."""
+    from jobwire import promotion
+    original = promotion.Promoter._payload
+    promotion.Promoter._payload = staticmethod(
+        lambda name, definition, fire_ms: json.dumps(json.loads(original(name, definition, fire_ms)),
+                                                     sort_keys=True, separators=(",", ":")).encode())
+
+
 def check_all() -> int:
     """Apply every defect (cumulatively, in this process) and report any that no longer applies:
     a patch of a function the worker renamed must fail here, not crash the worker mid-test, where
     its tests would fail for the wrong reason."""
     broken = []  # what the defects replace must exist before they run (a defect may set it)
     for attr in ("_expand", "_block", "_command", "_on_signal", "_register", "_heartbeat_call", "_failure",
-                 "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch"):
+                 "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch",
+                 "_promote", "_settle_retry", "_retry_or_fail"):
         if not callable(getattr(W, attr, None)):
             broken.append(f"jobwire.worker.Worker.{attr} is gone")
     for mod, attrs in ((wmod, ("_prctl", "setproctitle", "REDIS_ERRORS", "current_job", "expand_queues",
