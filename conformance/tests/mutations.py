@@ -246,7 +246,8 @@ MUTATIONS = [
     patch("no-promote-while-busy", ["delayed.promote.while-busy"], "the beats during a job promote nothing"),
     patch("retry-false-ignored", ["retry.policy.opt-out"], "retry false and max_attempts 1 get the default policy"),
     patch("default-retry-ignored", ["retry.policy.default"], "--default-retry is never applied"),
-    patch("retries-protocol-failures", ["retry.policy.not-for-protocol-failures"], "an unknown class is retried"),
+    patch("retries-protocol-failures", ["retry.policy.not-for-protocol-failures"],
+          "an unknown class is retried under the default policy (5 attempts, 1 s doubling)"),
     patch("retry-also-fails", ["retry.success-after-retry"], "a retried attempt also leaves a failure record"),
     patch("fire-payload-sorted", ["schedule.fire.payload"], "a fire's payload members are sorted"),
     script("sched_poll_only.py", ["delayed.promote.wake-earlier"], "promotes only when it beats"),
@@ -276,10 +277,12 @@ MUTATIONS = [
     broken("exits-after-failure", ["failure.worker-survives"], "the worker exits after a failed job"),
 ]
 
-# The CI sample: one of each kind, and every row aimed at issue 11's tests (about 2 minutes).
+# The CI sample: one of each kind, every row aimed at issue 11's tests, and two cheap protocol 1.1 rows
+# (about 2 minutes).
 SAMPLE = ["lua.fifo", "lua.no-death-on-recovery", "lua.no-expired-peers", "patch.failure-record-embeds-object",
           "patch.ignores-unknown-beat", "patch.no-predecessor-recovery", "patch.no-pdeathsig",
-          "broken.beat-after-block", "broken.reserve-only-on-wake", "broken.echo-omits-null-id"]
+          "broken.beat-after-block", "broken.reserve-only-on-wake", "broken.echo-omits-null-id",
+          "lua.attempts-first", "script.sched_random_jitter"]
 
 
 def must_ids() -> list[str]:

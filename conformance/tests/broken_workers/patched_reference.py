@@ -465,12 +465,15 @@ def default_retry_ignored():
 
 @defect
 def retries_protocol_failures():
-    """An unknown class is retried under the retry policy like a job error."""
+    """An unknown class is retried like a job error, under protocol.md 14.4's default policy (5
+    attempts, 1 s doubling), as if waiting for a deploy to bring its handler."""
     original = W._failure
 
     def failure(self, job, exception, error, backtrace=()):
         if exception == "jobwire.UnknownClass" and not getattr(self, "_retrying_protocol_failure", False):
             self._retrying_protocol_failure = True  # _retry_or_fail calls _failure for its record
+            if isinstance(job.document, dict) and "retry" not in job.document:
+                job.document = {**job.document, "retry": {}}  # every member of the policy at its default
             try:
                 return self._retry_or_fail(job, exception, error, backtrace)
             finally:
