@@ -2,7 +2,7 @@
 // jobwire worker: node examples-node/worker.js --queues a,b [options]  (see --help)
 import { workerConfig, USAGE, ConfigError } from './lib/config.js';
 import { WorkerProcess, stderrLogger } from './lib/worker.js';
-import { registerConformanceJobs } from './lib/conformance.js';
+import { registerConformanceJobs, CONFORMANCE_MODULE } from './lib/conformance.js';
 
 let config;
 try {
@@ -20,7 +20,7 @@ if (config.help) {
 const log = stderrLogger();
 let proc;
 try {
-  proc = new WorkerProcess({ ...config, logger: log });
+  proc = new WorkerProcess({ ...config, logger: log, jobModules: [CONFORMANCE_MODULE] }); // fork mode: the child's handlers
 } catch (err) {
   process.stderr.write(`jobwire-node: ${err.message}\n${USAGE}\n`);
   process.exit(2);

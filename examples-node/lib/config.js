@@ -26,13 +26,14 @@ export const USAGE = `usage: node worker.js --queues a,b [options]
   --block-timeout-ms N     default 5000                                (JOBWIRE_BLOCK_TIMEOUT_MS)
   --max-deaths N           default 3                                   (JOBWIRE_MAX_DEATHS)
   --job-timeout-ms N       default 0 (none)                            (JOBWIRE_JOB_TIMEOUT_MS)
+  --no-fork                run jobs in the worker's process (faster; a hung job cannot be killed)
   --max-payload-bytes N    default 16777216                            (JOBWIRE_MAX_PAYLOAD_BYTES)`;
 
 export class ConfigError extends Error {}
 
 /** Parses argv and env into Worker options; throws ConfigError on bad input. */
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
-  const flags = { help: { type: 'boolean', short: 'h' } };
+  const flags = { help: { type: 'boolean', short: 'h' }, 'no-fork': { type: 'boolean' } };
   for (const [flag] of OPTIONS) flags[flag] = { type: 'string' };
   let values;
   try {
@@ -41,7 +42,7 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(err.message);
   }
   if (values.help) return { help: true };
-  const config = { ...DEFAULTS };
+  const config = { ...DEFAULTS, fork: !values['no-fork'] }; // the CLI runs jobs in a child by default
   for (const [flag, envName, name, kind] of OPTIONS) {
     const raw = values[flag] ?? (env[envName] !== undefined && env[envName] !== '' ? env[envName] : undefined);
     if (raw === undefined) continue;

@@ -18,8 +18,8 @@ after(async () => {
   await server?.stop();
 }, { timeout: 30000 });
 
-function worker(queues) {
-  const p = spawnWorker(server.url, queues, ['--lease-ms', '1000', '--heartbeat-ms', '300']);
+function worker(queues, extra = []) {
+  const p = spawnWorker(server.url, queues, ['--lease-ms', '1000', '--heartbeat-ms', '300', ...extra]);
   procs.push(p);
   p.id = `${os.hostname()}:${p.pid}:${queues}`;
   return p;
@@ -42,14 +42,14 @@ test('SIGKILLed worker: its job is requeued by a live peer and completed', { tim
   await killProc(b, 'SIGTERM');
 });
 
-test('jobwire.Crash fails as jobwire.PoisonJob after 3 deaths', { timeout: 60000 }, async () => {
+test('--no-fork: jobwire.Crash fails as jobwire.PoisonJob after 3 deaths', { timeout: 60000 }, async () => {
   const r = server.redis;
   const id = await client.enqueue('poison', 'jobwire.Crash', []);
   const dead = [];
   let survivor;
-  // each worker reserves the job and dies; the next one recovers it (one death each time)
+  // each in-process worker reserves the job and dies; the next one recovers it (one death each time)
   for (let i = 0; i < 6; i++) {
-    const p = worker('poison');
+    const p = worker('poison', ['--no-fork']);
     const outcome = await Promise.race([
       p.exited.then(() => 'died'),
       waitFor(() => failures(r).then((f) => f.length > 0), { timeout: 15000, what: 'poison record' }).then(() => 'poisoned'),

@@ -30,6 +30,11 @@ def _connections_received(ctx) -> int:
     return int(ctx.r.info("stats")["total_connections_received"])
 
 
+def _blocked_clients(ctx) -> int:
+    """Clients of the private Redis sitting in a BLPOP: the worker is idle and waiting."""
+    return sum(1 for c in ctx.r.client_list() if c.get("cmd") == "blpop")
+
+
 def _log_since(w, offset: int) -> list[str]:
     """Lines the worker wrote after byte `offset` of its log that sound like trouble."""
     try:
@@ -71,7 +76,9 @@ def idle_worker(ctx):
     w = ctx.start_worker("idle", **DEFAULTS)
     sub = ctx.r.pubsub(ignore_subscribe_messages=True)
     sub.subscribe(f"__keyspace@0__:{ctx.k.inflight(w.worker_id)}")
-    time.sleep(0.5)  # the start-up lines are written
+    if not ctx.wait_for(lambda: _blocked_clients(ctx), 15, 0.05):  # started up: waiting for work
+        raise Failed(f"the worker never blocked on Redis (no client in BLPOP): {w.describe()}")
+    time.sleep(0.3)  # its start-up lines are written
     offset, conns = _log_size(w), _connections_received(ctx)
 
     time.sleep(IDLE_S)
