@@ -52,7 +52,7 @@ static redisContext *child_connect(const jw_redis *r) {
     }
     redisSetTimeout(c, tv);
     if (r->password) {
-        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
+        redisReply *rep = jw_redis_auth(c, r);
         if (rep) freeReplyObject(rep);
     }
     if (r->db) {
