@@ -63,6 +63,11 @@ void jw_args_free(jw_args *a) {
  * Redis ACL user, protocol.md 8.9). Returns 0, or -1 with a message in err. */
 static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
     const char *p = url;
+    if (strncmp(p, "rediss://", 9) == 0) {
+        snprintf(err, errlen, "this worker speaks no TLS (Debian's hiredis has none): run a TLS terminator "
+                 "on this host (examples-c/README.md, \"Redis over TLS\") and give its redis://127.0.0.1 address");
+        return -1;
+    }
     if (strncmp(p, "redis://", 8) != 0) {
         snprintf(err, errlen, "REDIS_URL must start with redis://: %s", url);
         return -1;
