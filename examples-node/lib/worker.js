@@ -186,7 +186,8 @@ export class Worker extends EventEmitter {
       await this.registerUntilDone();
       if (this.stopping) return;
       this.scheduleBeat();
-      await child;
+      if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
+      if (this.stopping) return;
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
