@@ -32,7 +32,7 @@ test('SIGKILLed worker: its job is requeued by a live peer and completed', { tim
   await waitFor(() => r.hexists(`resque:jobwire:inflight:${a.id}`, 'token'), { what: 'A holds the job' });
   await killProc(a, 'SIGKILL');
   const b = worker('crashq');
-  const [echo] = await waitFor(() => echoes(r).then((e) => e.length && e), { what: 'job completed by B', timeout: 15000 });
+  const [echo] = await waitFor(() => echoes(r).then((e) => e.length && e), { what: 'job completed by B', timeout: 30000 });
   assert.equal(echo.id, id);
   assert.equal(echo.worker, b.id);
   assert.equal(await r.sismember('resque:workers', a.id), 0, 'dead worker removed');
