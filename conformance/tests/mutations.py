@@ -47,7 +47,7 @@ class Mutation:
     broken: str | None = None  # a defect of base.py
     script: str | None = None  # a file in broken_workers/, run as --worker-cmd with worker_args appended
     features: tuple[str, ...] = tuple(FEATURES)  # claimed for patch and script rows
-    worker_args: tuple[str, ...] = ()  # extra `jobwire worker` flags (patch only)
+    worker_args: tuple[str, ...] = ()  # extra `jobwire worker` flags (patch), or the script's arguments
     mode: str = "fork"
     why: str = ""
 
@@ -222,7 +222,8 @@ MUTATIONS = [
     patch("wildcard-drops-last", ["queue.wildcard.all"], "a * worker misses a queue"),
     patch("wildcard-no-reread", ["queue.wildcard.new-queue"], "a * worker never re-reads <ns>:queues"),
     patch("wildcard-keeps-invalid", ["queue.wildcard.skips-invalid-names"], "a * worker takes invalid names"),
-    patch("block-ignores-wake", ["worker.block.wake"], "an idle worker blocks on its control list only"),
+    patch("block-ignores-wake", ["worker.block.wake", "worker.idle.latency"],
+          "an idle worker blocks on its control list only: a job waits for the next beat"),
     patch("quit-as-term", ["worker.signal.quit"], "SIGQUIT gives the job back"),
     patch("term-as-quit", ["worker.signal.term"], "SIGTERM waits for the job"),
     patch("int-ignored", ["worker.signal.int"], "SIGINT is ignored"),
@@ -261,6 +262,9 @@ MUTATIONS = [
     broken("wrong-failure-format", ["failure.record.key-order", "payload.extra-fields.preserved",
                                     "payload.whitespace.preserved"], "the failure record re-encodes and sorts"),
     broken("ignores-priority", ["queue.priority.strict"], "queues in reverse order"),
+    script("deaf_when_idle.py", ["worker.idle.quiet"], "the blocking read gives up with the block: a dropped connection "
+           "and a warning every block timeout (issue 13)", mode="inline", features=(),
+           worker_args=("worker", "--import", "jobwire.conformance_jobs", "--no-fork")),
     script("blocks_through_signals.py", ["worker.signal.prompt-while-blocked"],
            "a signal is noticed only when the BLPOP returns", mode="inline", features=()),
     broken("beat-after-block", ["worker.heartbeat.advances", "worker.block.beat-bounded"],
