@@ -1,6 +1,7 @@
 // Worker configuration of protocol.md 7.2: flag first, then environment variable, then default.
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from './worker.js';
+import { DEFAULTS, SCHEDULER_MODES } from './worker.js';
+import { parseDefaultPolicy } from './backoff.js';
 
 const OPTIONS = [
   // [flag, env, option name, kind]
@@ -14,6 +15,8 @@ const OPTIONS = [
   ['max-deaths', 'JOBWIRE_MAX_DEATHS', 'maxDeaths', 'int'],
   ['job-timeout-ms', 'JOBWIRE_JOB_TIMEOUT_MS', 'jobTimeoutMs', 'int0'],
   ['max-payload-bytes', 'JOBWIRE_MAX_PAYLOAD_BYTES', 'maxPayloadBytes', 'int'],
+  ['default-retry', 'JOBWIRE_DEFAULT_RETRY', 'defaultRetry', 'string'],
+  ['scheduler', 'JOBWIRE_SCHEDULER', 'scheduler', 'string'],
 ];
 
 export const USAGE = `usage: node worker.js --queues a,b [options]
@@ -26,7 +29,9 @@ export const USAGE = `usage: node worker.js --queues a,b [options]
   --block-timeout-ms N     default 5000                                (JOBWIRE_BLOCK_TIMEOUT_MS)
   --max-deaths N           default 3                                   (JOBWIRE_MAX_DEATHS)
   --job-timeout-ms N       default 0 (none)                            (JOBWIRE_JOB_TIMEOUT_MS)
-  --max-payload-bytes N    default 16777216                            (JOBWIRE_MAX_PAYLOAD_BYTES)`;
+  --max-payload-bytes N    default 16777216                            (JOBWIRE_MAX_PAYLOAD_BYTES)
+  --default-retry POLICY   retry policy (JSON) of jobs without one; default false (JOBWIRE_DEFAULT_RETRY)
+  --scheduler MODE         all (promote, fire schedules), promote, off; default all (JOBWIRE_SCHEDULER)`;
 
 export class ConfigError extends Error {}
 
@@ -57,6 +62,14 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     }
   }
   if (!config.queues) throw new ConfigError('--queues (or JOBWIRE_QUEUES) is required');
+  try {
+    parseDefaultPolicy(config.defaultRetry);
+  } catch (err) {
+    throw new ConfigError(err.message);
+  }
+  if (!SCHEDULER_MODES.includes(config.scheduler)) {
+    throw new ConfigError(`--scheduler (JOBWIRE_SCHEDULER) is all, promote or off, not ${JSON.stringify(config.scheduler)}`);
+  }
   if (!(config.leaseMs > 2 * config.heartbeatMs)) {
     throw new ConfigError(`--lease-ms (${config.leaseMs}) must exceed 2 x --heartbeat-ms (${config.heartbeatMs})`);
   }

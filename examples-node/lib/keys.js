@@ -30,6 +30,17 @@ export const TEMPLATES = Object.freeze({
   conformance_echo: '{ns}:jobwire:conformance:echo',
 });
 
+/** The 1.1 templates of spec/key-layout.md ("Protocol 1.1 key templates"), kept apart as there. */
+export const TEMPLATES_1_1 = Object.freeze({
+  delayed_schedule: '{ns}:delayed_queue_schedule',
+  delayed_bucket: '{ns}:delayed:{ts}',
+  delayed_timestamps: '{ns}:timestamps:{item}',
+  retry_set: '{ns}:jobwire:retry',
+  schedules: '{ns}:jobwire:schedules',
+  schedule: '{ns}:jobwire:schedule:{name}',
+  wake_schedule: '{ns}:jobwire:wake-schedule',
+});
+
 // 1 to 255 bytes of UTF-8 without ':', '*', ',', whitespace or control characters.
 // eslint-disable-next-line no-control-regex
 const BAD_QUEUE_CHARS = /[:*,\s\u0000-\u001f\u007f-\u009f]/u;
@@ -53,9 +64,9 @@ export function assertQueueName(name) {
 
 /** Fills template `name` with params {ns, queue, worker_id, day}. */
 export function buildKey(name, params = {}) {
-  const template = TEMPLATES[name];
+  const template = TEMPLATES[name] ?? TEMPLATES_1_1[name];
   if (template === undefined) throw new Error(`unknown key template ${JSON.stringify(name)}`);
-  return template.replace(/\{(ns|queue|worker_id|day)\}/g, (_, p) => {
+  return template.replace(/\{(ns|queue|worker_id|day|ts|item|name)\}/g, (_, p) => {
     const v = params[p];
     if (typeof v !== 'string' || v === '') throw new Error(`key ${name} needs a non-empty ${p}`);
     return v;
@@ -90,5 +101,14 @@ export function keys(ns = DEFAULT_NAMESPACE) {
     wakeNewQueue: () => buildKey('wake_new_queue', p),
     minutes: (day) => buildKey('minutes', { ns, day }),
     conformanceEcho: () => buildKey('conformance_echo', p),
+    // protocol 1.1 (section 14)
+    prefix: `${ns}:`,
+    delayedSchedule: () => buildKey('delayed_schedule', p),
+    delayedBucket: (ts) => buildKey('delayed_bucket', { ns, ts: String(ts) }),
+    delayedTimestamps: (item) => buildKey('delayed_timestamps', { ns, item }),
+    retrySet: () => buildKey('retry_set', p),
+    schedules: () => buildKey('schedules', p),
+    schedule: (name) => buildKey('schedule', { ns, name }),
+    wakeSchedule: () => buildKey('wake_schedule', p),
   });
 }
