@@ -36,12 +36,23 @@ static const struct {
     [JW_K_CONFORMANCE_ECHO] = {"conformance_echo", "{ns}:jobwire:conformance:echo"},
 };
 
-/* Expand a template: "{ns}" becomes ns, any other "{...}" placeholder (each
- * template has at most one) becomes arg. Returns a malloc'd string the
- * caller frees. */
-char *jw_key(const char *ns, jw_key_name name, const char *arg) {
+static const struct {
+    const char *label;
+    const char *tmpl;
+} templates11[JW_K11__COUNT] = {
+    [JW_K11_DELAYED_SCHEDULE] = {"delayed_schedule", "{ns}:delayed_queue_schedule"},
+    [JW_K11_DELAYED_BUCKET] = {"delayed_bucket", "{ns}:delayed:{ts}"},
+    [JW_K11_DELAYED_TIMESTAMPS] = {"delayed_timestamps", "{ns}:timestamps:{item}"},
+    [JW_K11_RETRY_SET] = {"retry_set", "{ns}:jobwire:retry"},
+    [JW_K11_SCHEDULES] = {"schedules", "{ns}:jobwire:schedules"},
+    [JW_K11_SCHEDULE] = {"schedule", "{ns}:jobwire:schedule:{name}"},
+    [JW_K11_WAKE_SCHEDULE] = {"wake_schedule", "{ns}:jobwire:wake-schedule"},
+};
+
+/* Expand template t: "{ns}" becomes ns, any other "{...}" placeholder (each
+ * template has at most one) becomes arg. */
+static char *expand(const char *t, const char *ns, const char *arg) {
     jw_buf b = {0};
-    const char *t = templates[name].tmpl;
     while (*t) {
         if (*t == '{') {
             const char *end = strchr(t, '}');
@@ -57,6 +68,19 @@ char *jw_key(const char *ns, jw_key_name name, const char *arg) {
     }
     return jw_buf_steal(&b, NULL);
 }
+
+/* The key of 1.0 template `name`. Returns a malloc'd string the caller frees. */
+char *jw_key(const char *ns, jw_key_name name, const char *arg) {
+    return expand(templates[name].tmpl, ns, arg);
+}
+
+/* The key of 1.1 template `name` (protocol.md section 14), as jw_key(). */
+char *jw_key11(const char *ns, jw_key11_name name, const char *arg) {
+    return expand(templates11[name].tmpl, ns, arg);
+}
+
+/* The 1.1 template's name in key-layout.md, for the self-test. */
+const char *jw_key11_label(jw_key11_name name) { return templates11[name].label; }
 
 /* The raw template, for the key builder's self-test. */
 const char *jw_key_template(jw_key_name name) { return templates[name].tmpl; }

@@ -30,7 +30,22 @@ typedef enum jw_key_name {
     JW_K__COUNT
 } jw_key_name;
 
+/* The 1.1 templates of key-layout.md ("Protocol 1.1 key templates"), kept
+ * apart as there so that the 1.0 table above still matches row for row. */
+typedef enum jw_key11_name {
+    JW_K11_DELAYED_SCHEDULE,    /* {ns}:delayed_queue_schedule */
+    JW_K11_DELAYED_BUCKET,      /* {ns}:delayed:{ts} */
+    JW_K11_DELAYED_TIMESTAMPS,  /* {ns}:timestamps:{item} */
+    JW_K11_RETRY_SET,           /* {ns}:jobwire:retry */
+    JW_K11_SCHEDULES,           /* {ns}:jobwire:schedules */
+    JW_K11_SCHEDULE,            /* {ns}:jobwire:schedule:{name} */
+    JW_K11_WAKE_SCHEDULE,       /* {ns}:jobwire:wake-schedule */
+    JW_K11__COUNT
+} jw_key11_name;
+
 char *jw_key(const char *ns, jw_key_name name, const char *arg);
+char *jw_key11(const char *ns, jw_key11_name name, const char *arg);
+const char *jw_key11_label(jw_key11_name name);
 const char *jw_key_template(jw_key_name name);
 const char *jw_key_label(jw_key_name name);
 int jw_queue_name_valid(const char *q);
