@@ -110,7 +110,7 @@ def fire_id(name: str, fire_ms: int) -> str:
             "a delayed job stored before the worker started is reserved at its bucket second, not before, within 700 ms",
             feature=D),
        Test("delayed.promote.wake-earlier", P143, MUST,
-            "an idle worker learns of a new, earlier delayed job at once and reserves it within 700 ms of its time",
+            "an idle worker learns of a new, earlier delayed job at once: 5 of 6 are reserved within 700 ms of their time",
             feature=D),
        Test("delayed.promote.cleans-up", P142, MUST,
             "a promoted item leaves its bucket, <ns>:delayed_queue_schedule and its timestamps: set", feature=D),
@@ -133,19 +133,20 @@ def delayed_timing(ctx):
               and ctx.r.zscore(ctx.k.delayed_schedule(), str(ts_a)) is None,
               "the bucket, its zset member or the timestamps set is still there after promotion")
     ctx.wait_echo(a_id, 3)
-    # stored while the worker is blocked for up to 3 s, at random moments: four independent
-    # samples, so a worker that only looks when it beats cannot pass by luck (about 0.3 %)
+    # stored while the worker is blocked for up to 3 s, at random moments: six independent
+    # samples, of which one may be late (a loaded machine); a worker that only looks when it
+    # beats passes five of six by luck about 0.3 % of the time
     late = []
     rng = random.Random()
-    for n in range(4):
-        time.sleep(0.3 + rng.uniform(0, 2.7))
+    for n in range(6):
+        time.sleep(0.3 + rng.uniform(0, 2.0))
         ts = next_second(ctx, 1300)
         job_id, raw = item("jobwire.Sleep", [600, f"b{n}"], "dq")
         delay(ctx, ts, raw)
         got = reserved_at(ctx, w, job_id, 5)
         late.append(None if got is None else got - ts * 1000)
         ctx.wait_echo(job_id, 3)
-    ok = all(x is not None and 0 <= x <= 700 for x in late)
+    ok = all(x is None or x >= 0 for x in late) and sum(1 for x in late if x is not None and x <= 700) >= 5
     lateness += [x for x in late if x is not None]
     ctx.check("delayed.promote.wake-earlier", ok,
               f"reserved {late} ms after the due second (heartbeat 3000 ms, block timeout 6000 ms): {w.describe()}")
@@ -211,13 +212,13 @@ def _maybe_json(text: str):
             "a worker busy with a long job still promotes a due item within 1500 ms", feature=D),
        weight=2.0)
 def delayed_concurrency(ctx):
+    workers = [ctx.start_worker("dc") for _ in range(3)]  # all three idle before anything falls due
     ts = next_second(ctx, 1500)
     ids = []
     for n in range(60):
         job_id, raw = item("jobwire.Echo", [n], "dc")
         delay(ctx, ts + (n % 2), raw)
         ids.append(job_id)
-    workers = [ctx.start_worker("dc") for _ in range(3)]
     ctx.wait_for(lambda: all(ctx.echo_for(i) for i in ids), 15)
     time.sleep(0.5)
     counts = {i: len(ctx.echo_for(i)) for i in ids}
@@ -382,6 +383,8 @@ def schedule_interval(ctx):
     set_schedule(ctx, "failing", {"every_ms": 3600000, "queue": "sq", "class": "jobwire.Fail", "args": ["from a schedule"]},
                  first)
     time.sleep(max(0.0, (first - redis_time_ms(ctx.r)) / 1000) + 4.3)
+    for w in ctx.workers:
+        w.kill_all()  # stop firing, so that the counters below and what ran can be compared
     echoes = [e for e in ctx.echoes() if e.get("args") == ["tick"]]
     ids = [e.get("id") for e in echoes]
     expected = {fire_id("tick", first + n * 1000): n for n in range(12)}
@@ -402,10 +405,19 @@ def schedule_interval(ctx):
     ctx.check("schedule.fire.payload", order_ok, f"failure records of the failing schedule: {raw_records}")
     state = schedule_state(ctx, "tick")
     last = int(state.get("last_fire_ms", "0") or 0)
+    enqueued = set(ids)  # fires that ran, wait in the queue, or were held when the workers died
+    for raw in ctx.r.lrange(ctx.k.queue("sq"), 0, -1) + [ctx.r.hget(ctx.k.inflight(w.worker_id), "payload") or b""
+                                                          for w in ctx.workers]:
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("schedule") == "tick":
+            enqueued.add(doc.get("id"))
     ctx.check("schedule.fire.counters",
-              state.get("fired") == str(len(ids)) and state.get("last_job_id") == fire_id("tick", last)
+              state.get("fired") == str(len(enqueued)) and state.get("last_job_id") == fire_id("tick", last)
               and last in [first + n * 1000 for n in range(12)],
-              f"state {state}; {len(ids)} fires seen")
+              f"state {state}; {len(enqueued)} fires enqueued, {len(ids)} ran")
 
 
 @group(Test("schedule.cron.next", P145, MUST,

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import random
 import sys
+import time
 
 from jobwire import backoff, cli, promotion, worker
 from jobwire.promotion import Promotion
@@ -73,7 +74,9 @@ def racy_promote() -> None:
         moved = 0
         for ts in redis.zrangebyscore(k.delayed_schedule, "-inf", now[0]):
             bucket = k.delayed_bucket(ts.decode())
-            for raw in redis.lrange(bucket, 0, -1):
+            items = redis.lrange(bucket, 0, -1)
+            time.sleep(0.05)  # a promoter that reads, works, then deletes: others read the same items
+            for raw in items:
                 redis.rpush(k.queue(json.loads(raw)["queue"]), raw)
                 moved += 1
             redis.delete(bucket)

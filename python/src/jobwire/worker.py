@@ -327,8 +327,10 @@ class Worker:
         self._held = None
         return None
 
-    def _promote(self, redis=None, scripts=None) -> bool:
-        """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues."""
+    def _promote(self, redis=None, scripts=None, remember: bool = True) -> bool:
+        """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues. Only the
+        main loop's pass (`remember`) sets the next due time its block waits for: a pass from the
+        beat of a busy worker may finish late and must not overwrite a newer one."""
         try:
             done = self._promoter.run(redis or self.redis, scripts or self.scripts)
         except REDIS_ERRORS:
@@ -341,7 +343,8 @@ class Worker:
         except Exception:  # bad data must never stop a worker (protocol.md 14.3): report and go on
             log.exception("worker %s: promotion failed", self.id)
             return False
-        self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
+        if remember:
+            self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
         return done.moved > 0 or done.fired > 0
 
     def _settle_pending(self) -> None:
@@ -646,7 +649,7 @@ class Worker:
                     next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
                     self._heartbeat_call(scripts, "beat")
                     if self._promoter:  # protocol.md 14.3: promote every beat while busy
-                        self._promote(redis, scripts)
+                        self._promote(redis, scripts, remember=False)
             except REDIS_ERRORS:
                 pass
         redis.close()
@@ -704,7 +707,7 @@ class Worker:
         for dead in reply[1:]:
             self._recover(dead.decode("utf-8", "replace"))
         if self._promoter and self._child:  # protocol.md 14.3: promote every beat while busy
-            self._promote()
+            self._promote(remember=False)
 
     def _unregister(self, worker_id: str, mode: str) -> list:
         k = self.keys
