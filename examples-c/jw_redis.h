@@ -10,7 +10,7 @@
 /* The scripts of spec/lua/manifest.json. */
 typedef enum jw_script {
     JW_S_ENQUEUE, JW_S_WORK, JW_S_HEARTBEAT, JW_S_UNREGISTER, JW_S_FAILED_RETRY,
-    JW_S_DELAY, JW_S_PROMOTE, JW_S_RETRY, /* protocol 1.1 (section 14) */
+    JW_S_DELAY, JW_S_PROMOTE, JW_S_RETRY, JW_S_FIRE, /* protocol 1.1 (section 14) */
     JW_S__COUNT
 } jw_script;
 

@@ -3,6 +3,7 @@
  * the millisecond the shared vectors (retry-delays.json) pin. */
 #include "jw_schedule.h"
 #include "jw_keys.h"
+#include "jw_recurring.h"
 #include "jw_util.h"
 
 #include <math.h>
@@ -154,9 +155,10 @@ static long long reply_int(const redisReply *rep, size_t i) {
     return e->type == REDIS_REPLY_INTEGER ? e->integer : -1;
 }
 
-/* One promote.lua call; returns `more` (0/1) or -1 when Redis failed. */
+/* One promote.lua call; returns 1 to call again at once (`more`, or it
+ * fired schedules), 0 when done, -1 when Redis failed. */
 static int promote_once(jw_redis *r, const char *ns, const char *worker_id, long long max_payload,
-                        jw_promotion *out) {
+                        int fire, jw_promotion *out) {
     char failed_at[64], prefix[512];
     jw_utc_format(failed_at, sizeof failed_at, "%Y/%m/%d %H:%M:%S UTC", time(NULL));
     snprintf(prefix, sizeof prefix, "%s:", ns);
@@ -166,13 +168,14 @@ static int promote_once(jw_redis *r, const char *ns, const char *worker_id, long
     add_key10(&a, ns, JW_K_WAKE_NEW_QUEUE, NULL);
     add_key10(&a, ns, JW_K_FAILED, NULL);
     add_key11(&a, ns, JW_K11_RETRY_SET, NULL);
-    add_key11(&a, ns, JW_K11_DELAYED_SCHEDULE, NULL); /* no schedules listed: any key */
+    if (fire) add_key11(&a, ns, JW_K11_SCHEDULES, NULL);
+    else add_key11(&a, ns, JW_K11_DELAYED_SCHEDULE, NULL); /* no schedules listed: any key */
     jw_args_add(&a, prefix);
     jw_args_addll(&a, PROMOTE_LIMIT);
     jw_args_add(&a, failed_at);
     jw_args_add(&a, worker_id);
     jw_args_addll(&a, max_payload);
-    jw_args_add(&a, "0");
+    jw_args_add(&a, fire ? "1" : "0");
     redisReply *rep = jw_redis_eval(r, JW_S_PROMOTE, 6, &a);
     jw_args_free(&a);
     if (!rep) return -1;
@@ -186,20 +189,27 @@ static int promote_once(jw_redis *r, const char *ns, const char *worker_id, long
     int more = reply_int(rep, 2) == 1;
     long long now_ms = reply_int(rep, 3), next_due = reply_int(rep, 4);
     out->next_due_in_ms = next_due < 0 ? -1 : (next_due - now_ms > 1 ? next_due - now_ms : 1);
+    int due = 0;
+    for (size_t i = 5; i + 1 < rep->elements; i += 2) {
+        if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING) continue;
+        due = 1;
+        int fired = jw_fire_due(r, ns, rep->element[i]->str, rep->element[i + 1]->str, now_ms);
+        if (fired > 0) out->fired += fired;
+    }
     freeReplyObject(rep);
-    return more;
+    return more || due;
 }
 
 /* One promotion pass (protocol.md 14.3): promote.lua until nothing more is
  * due, at most PROMOTE_ROUNDS calls. Returns 0, or -1 when Redis failed (out
  * then holds what the calls before did). */
 int jw_promote(jw_redis *r, const char *ns, const char *worker_id, long long max_payload,
-               jw_promotion *out) {
+               int fire_schedules, jw_promotion *out) {
     memset(out, 0, sizeof *out);
     out->next_due_in_ms = -1;
     int rc = 0;
     for (int round = 0; round < PROMOTE_ROUNDS; round++) {
-        int more = promote_once(r, ns, worker_id, max_payload, out);
+        int more = promote_once(r, ns, worker_id, max_payload, fire_schedules, out);
         if (more < 0) { rc = -1; break; }
         if (!more) break;
     }

@@ -1,7 +1,7 @@
 /* jw_schedule.h -- protocol 1.1 in the C worker (protocol.md section 14):
  * retry policies and the retry delay (14.4), promotion of due delayed jobs
- * and retries (14.3), and retry.lua's settle. The C worker does not fire
- * recurring schedules (14.1 lets it leave that to others). */
+ * and retries (14.3), and retry.lua's settle. Due recurring schedules are
+ * fired by jw_recurring.c (14.5). */
 #ifndef JW_SCHEDULE_H
 #define JW_SCHEDULE_H
 
@@ -30,12 +30,12 @@ char *jw_attempt_entry(int attempt, long long failed_at_ms, const char *exceptio
 
 /* What one promotion pass did. */
 typedef struct jw_promotion {
-    long long moved, malformed;
+    long long moved, malformed, fired;
     long long next_due_in_ms;   /* -1: nothing waits */
 } jw_promotion;
 
 int jw_promote(jw_redis *r, const char *ns, const char *worker_id, long long max_payload,
-               jw_promotion *out);
+               int fire_schedules, jw_promotion *out);
 redisReply *jw_retry_settle(jw_redis *r, const char *ns, const char *worker_id,
                             const char *token, long long delay_ms, const char *entry,
                             const char *queue);

@@ -60,6 +60,7 @@ static struct {
     int max_deaths;
     jw_policy default_policy;   /* --default-retry (protocol.md 14.1) */
     int promote;                /* --scheduler promote/all (1) or off (0) */
+    int fire;                   /* --scheduler all: also fire recurring schedules */
     long long next_due_ms;      /* monotonic time of the next delayed/retry due time, -1 none */
     long long next_promote_ms;  /* while a job runs: monotonic time of the next promotion */
 
@@ -682,14 +683,14 @@ static void outcome_retry_or_fail(const jw_job *job, const char *type, const cha
            W.out.delay_ms);
 }
 
-/* One promotion pass (protocol.md 14.3); returns the number of jobs moved.
+/* One promotion pass (protocol.md 14.3, 14.5); returns the jobs moved or fired.
  * Remembers when the next one falls due, for idle_wait(). */
 static long long promote_due(void) {
     if (!W.promote || !W.registered) return 0;
     jw_promotion p;
-    if (jw_promote(&W.r, W.ns, W.id, W.max_payload, &p) < 0) return 0;
+    if (jw_promote(&W.r, W.ns, W.id, W.max_payload, W.fire, &p) < 0) return 0;
     W.next_due_ms = p.next_due_in_ms < 0 ? -1 : jw_mono_ms() + p.next_due_in_ms;
-    return p.moved;
+    return p.moved + p.fired;
 }
 
 /* While a job runs: promote at least every heartbeat (protocol.md 14.3 (2)). */
@@ -1028,8 +1029,7 @@ static void read_spec_version(const char *spec_dir) {
              W.spec_version);
 }
 
-/* --default-retry and --scheduler (protocol.md 14.1). The C worker does not
- * fire schedules, so "all" promotes only, as "promote" does. */
+/* --default-retry and --scheduler (protocol.md 14.1). */
 static void configure_1_1(int argc, char **argv) {
     char *policy = option(argc, argv, "--default-retry", "JOBWIRE_DEFAULT_RETRY", "false");
     json_error_t jerr;
@@ -1042,12 +1042,13 @@ static void configure_1_1(int argc, char **argv) {
     }
     json_decref(v);
     free(policy);
-    char *mode = option(argc, argv, "--scheduler", "JOBWIRE_SCHEDULER", "promote");
+    char *mode = option(argc, argv, "--scheduler", "JOBWIRE_SCHEDULER", "all");
     if (strcmp(mode, "all") != 0 && strcmp(mode, "promote") != 0 && strcmp(mode, "off") != 0) {
         fprintf(stderr, "jobwire-worker: --scheduler is all, promote or off, not \"%s\"\n", mode);
         exit(2);
     }
     W.promote = strcmp(mode, "off") != 0;
+    W.fire = strcmp(mode, "all") == 0;
     W.next_due_ms = -1;
     free(mode);
 }

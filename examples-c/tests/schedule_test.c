@@ -3,6 +3,7 @@
  * outcome and delay of every case) and keys-1.1.json (every 1.1 key).
  * Usage: schedule-test RETRY_DELAYS_JSON KEYS_1_1_JSON */
 #include "jw_keys.h"
+#include "jw_recurring.h"
 #include "jw_schedule.h"
 
 #include <jansson.h>
@@ -84,9 +85,57 @@ static int check_keys(const char *path) {
     return 0;
 }
 
+/* A vector's integer member, -1 for null. */
+static long long num(const json_t *c, const char *k) {
+    const json_t *v = json_object_get(c, k);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* One case of schedule-next.json; 0 when it agrees. */
+static int schedule_case(const json_t *c) {
+    const char *type = json_string_value(json_object_get(c, "type"));
+    const json_t *def = json_object_get(c, "definition");
+    char err[300];
+    int valid = jw_definition_check(def, err, sizeof err) == 0;
+    if (strcmp(type, "invalid") == 0) return valid ? -1 : 0;
+    if (!valid) { printf("  %s\n", err); return -1; }
+    if (strcmp(type, "next") == 0) return jw_next_fire_ms(def, num(c, "after_ms")) == num(c, "next_ms") ? 0 : -1;
+    jw_decision d = jw_decide(def, num(c, "next_ms"), num(c, "now_ms"));
+    return d.fire_ms == num(c, "fire_ms") && d.missed == num(c, "missed") &&
+           d.last_missed_ms == num(c, "last_missed_ms") && d.next_ms == num(c, "new_next_ms") ? 0 : -1;
+}
+
+/* Every case of schedule-next.json, and its fire_job_id example. */
+static int check_schedules(const char *path) {
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    if (!doc) { printf("FAIL cannot read %s: %s\n", path, jerr.text); return -1; }
+    const json_t *fid = json_object_get(doc, "fire_job_id");
+    char id[33];
+    jw_fire_job_id(json_string_value(json_object_get(fid, "name")), num(fid, "fire_ms"), id);
+    if (strcmp(id, json_string_value(json_object_get(fid, "id"))) != 0) {
+        printf("FAIL fire_job_id: %s\n", id);
+        failures++;
+    }
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(doc, "cases"), i, c) {
+        if (schedule_case(c) < 0) {
+            printf("FAIL %s\n", json_string_value(json_object_get(c, "id")));
+            failures++;
+        }
+    }
+    printf("schedule-next.json: %zu cases\n", json_array_size(json_object_get(doc, "cases")));
+    json_decref(doc);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: schedule-test RETRY_DELAYS_JSON KEYS_1_1_JSON\n"); return 2; }
-    if (check_delays(argv[1]) < 0 || check_keys(argv[2]) < 0) return 1;
+    if (argc < 4) {
+        fprintf(stderr, "usage: schedule-test RETRY_DELAYS_JSON KEYS_1_1_JSON SCHEDULE_NEXT_JSON\n");
+        return 2;
+    }
+    if (check_delays(argv[1]) < 0 || check_keys(argv[2]) < 0 || check_schedules(argv[3]) < 0) return 1;
     printf(failures ? "%d FAILED\n" : "all passed\n", failures);
     return failures ? 1 : 0;
 }

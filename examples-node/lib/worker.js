@@ -401,7 +401,7 @@ export class Worker extends EventEmitter {
       }
       this.recoverAll(reply.slice(1));
       // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
-      if (this.current && this.promoter) await this.promote();
+      if (this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
       if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
     }
@@ -410,8 +410,10 @@ export class Worker extends EventEmitter {
   /**
    * One promotion pass (protocol.md 14.3); true when it moved jobs or fired schedules. Bad data
    * is reported by the scripts and never stops the worker; a Redis outage is the caller's.
+   * Only the main loop's pass (`remember`) sets the due time its block waits for: a busy
+   * worker's beat pass may finish late and must not overwrite a newer one.
    */
-  async promote() {
+  async promote({ remember = true } = {}) {
     let done;
     try {
       done = await this.promoter.run(this.cmd);
@@ -420,7 +422,7 @@ export class Worker extends EventEmitter {
       this.log.error(`${this.id}: promotion failed: ${err.message}`);
       return false;
     }
-    this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
+    if (remember) this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
     return done.moved > 0 || done.fired > 0;
   }
 
