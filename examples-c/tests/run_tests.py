@@ -813,16 +813,37 @@ def test_retries():
     assert bad.returncode == 2 and b"--default-retry" in bad.stderr, bad
 
 
+def test_schedules():
+    """protocol.md 14.5: an every-1000-ms schedule fires once per fire time with two workers;
+    a broken one is reported (error, next fire time +inf) and blocks nothing."""
+    now = int(R("TIME")[0]) * 1000
+    first = (now // 1000 + 1) * 1000
+    for name, definition in (("tick", '{"every_ms":1000,"queue":"s","class":"jobwire.Echo","args":["t"]}'),
+                             ("broken", '{"cron":"not a cron","queue":"s","class":"X"}')):
+        R("HSET", "resque:jobwire:schedule:" + name, "definition", definition)
+        R("ZADD", "resque:jobwire:schedules", first, name)
+    ws = [Worker("s"), Worker("s")]
+    wait_until(lambda: len(echoes()) >= 3, 10, "three fires")
+    for w in ws:
+        w.quit()
+    ids = [e["id"] for e in echoes()]
+    assert len(ids) == len(set(ids)), ids
+    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:schedule:tick"))] * 2))
+    assert int(info["fired"]) == len(ids) and int(info["last_fire_ms"]) % 1000 == 0, info
+    assert R("HGET", "resque:jobwire:schedule:broken", "error"), "a broken schedule gets an error"
+    assert R("ZSCORE", "resque:jobwire:schedules", "broken") == b"inf"
+
+
 FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
         test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
         test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
         test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
         test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors,
-        test_delayed, test_retries]
+        test_delayed, test_retries, test_schedules]
 SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
          test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
          test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery,
-         test_delayed, test_retries]
+         test_delayed, test_retries, test_schedules]
 EXTRA = {"valgrind": test_valgrind, "soak": test_soak, "bench": test_bench}
 
 
