@@ -288,12 +288,12 @@ static long long call_fire(jw_redis *r, const char *ns, const char *name, const 
                            const char *payload_or_error, const char *queue, const char *id) {
     jw_args a = {0};
     int firing = strcmp(mode, "fire") == 0;
-    add(&a, jw_key11(ns, JW_K11_SCHEDULES, NULL));
-    add(&a, jw_key11(ns, JW_K11_SCHEDULE, name));
-    add(&a, firing ? jw_key(ns, JW_K_QUEUES, NULL) : jw_key11(ns, JW_K11_SCHEDULES, NULL));
-    add(&a, firing ? jw_key(ns, JW_K_QUEUE, queue) : jw_key11(ns, JW_K11_SCHEDULES, NULL));
-    add(&a, firing ? jw_key(ns, JW_K_WAKE, queue) : jw_key11(ns, JW_K11_SCHEDULES, NULL));
-    add(&a, firing ? jw_key(ns, JW_K_WAKE_NEW_QUEUE, NULL) : jw_key11(ns, JW_K11_SCHEDULES, NULL));
+    add(&a, jw_key(ns, JW_K_SCHEDULES, NULL));
+    add(&a, jw_key(ns, JW_K_SCHEDULE, name));
+    add(&a, firing ? jw_key(ns, JW_K_QUEUES, NULL) : jw_key(ns, JW_K_SCHEDULES, NULL));
+    add(&a, firing ? jw_key(ns, JW_K_QUEUE, queue) : jw_key(ns, JW_K_SCHEDULES, NULL));
+    add(&a, firing ? jw_key(ns, JW_K_WAKE, queue) : jw_key(ns, JW_K_SCHEDULES, NULL));
+    add(&a, firing ? jw_key(ns, JW_K_WAKE_NEW_QUEUE, NULL) : jw_key(ns, JW_K_SCHEDULES, NULL));
     jw_args_add(&a, name);
     jw_args_add(&a, score);
     jw_args_addn(&a, raw, raw_len);
@@ -319,7 +319,7 @@ static long long call_fire(jw_redis *r, const char *ns, const char *name, const 
 int jw_fire_due(jw_redis *r, const char *ns, const char *name, const char *score, long long now_ms) {
     jw_args a = {0};
     jw_args_add(&a, "HGET");
-    add(&a, jw_key11(ns, JW_K11_SCHEDULE, name));
+    add(&a, jw_key(ns, JW_K_SCHEDULE, name));
     jw_args_add(&a, "definition");
     redisReply *rep = jw_redis_cmd(r, &a);
     jw_args_free(&a);

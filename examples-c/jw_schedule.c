@@ -137,14 +137,8 @@ char *jw_attempt_entry(int attempt, long long failed_at_ms, const char *exceptio
     return jw_buf_steal(&b, NULL);
 }
 
-/* Append a 1.1 key to a. */
-static void add_key11(jw_args *a, const char *ns, jw_key11_name k, const char *arg) {
-    char *key = jw_key11(ns, k, arg);
-    jw_args_take(a, key, strlen(key));
-}
-
-/* Append a 1.0 key to a. */
-static void add_key10(jw_args *a, const char *ns, jw_key_name k, const char *arg) {
+/* Append a key to a. */
+static void add_key(jw_args *a, const char *ns, jw_key_name k, const char *arg) {
     char *key = jw_key(ns, k, arg);
     jw_args_take(a, key, strlen(key));
 }
@@ -163,13 +157,13 @@ static int promote_once(jw_redis *r, const char *ns, const char *worker_id, long
     jw_utc_format(failed_at, sizeof failed_at, "%Y/%m/%d %H:%M:%S UTC", time(NULL));
     snprintf(prefix, sizeof prefix, "%s:", ns);
     jw_args a = {0};
-    add_key11(&a, ns, JW_K11_DELAYED_SCHEDULE, NULL);
-    add_key10(&a, ns, JW_K_QUEUES, NULL);
-    add_key10(&a, ns, JW_K_WAKE_NEW_QUEUE, NULL);
-    add_key10(&a, ns, JW_K_FAILED, NULL);
-    add_key11(&a, ns, JW_K11_RETRY_SET, NULL);
-    if (fire) add_key11(&a, ns, JW_K11_SCHEDULES, NULL);
-    else add_key11(&a, ns, JW_K11_DELAYED_SCHEDULE, NULL); /* no schedules listed: any key */
+    add_key(&a, ns, JW_K_DELAYED_SCHEDULE, NULL);
+    add_key(&a, ns, JW_K_QUEUES, NULL);
+    add_key(&a, ns, JW_K_WAKE_NEW_QUEUE, NULL);
+    add_key(&a, ns, JW_K_FAILED, NULL);
+    add_key(&a, ns, JW_K_RETRY_SET, NULL);
+    if (fire) add_key(&a, ns, JW_K_SCHEDULES, NULL);
+    else add_key(&a, ns, JW_K_DELAYED_SCHEDULE, NULL); /* no schedules listed: any key */
     jw_args_add(&a, prefix);
     jw_args_addll(&a, PROMOTE_LIMIT);
     jw_args_add(&a, failed_at);
@@ -226,16 +220,16 @@ redisReply *jw_retry_settle(jw_redis *r, const char *ns, const char *worker_id,
     char day[16];
     jw_utc_format(day, sizeof day, "%Y-%m-%d", time(NULL));
     jw_args a = {0};
-    add_key10(&a, ns, JW_K_WORKER_RECORD, worker_id);
-    add_key10(&a, ns, JW_K_INFLIGHT, worker_id);
-    add_key10(&a, ns, JW_K_STAT_PROCESSED, NULL);
-    add_key10(&a, ns, JW_K_STAT_PROCESSED_WORKER, worker_id);
-    add_key10(&a, ns, JW_K_STAT_FAILED, NULL);
-    add_key10(&a, ns, JW_K_STAT_FAILED_WORKER, worker_id);
-    add_key10(&a, ns, JW_K_DEATHS, NULL);
-    add_key10(&a, ns, JW_K_MINUTES, day);
-    add_key11(&a, ns, JW_K11_RETRY_SET, NULL);
-    add_key11(&a, ns, JW_K11_WAKE_SCHEDULE, NULL);
+    add_key(&a, ns, JW_K_WORKER_RECORD, worker_id);
+    add_key(&a, ns, JW_K_INFLIGHT, worker_id);
+    add_key(&a, ns, JW_K_STAT_PROCESSED, NULL);
+    add_key(&a, ns, JW_K_STAT_PROCESSED_WORKER, worker_id);
+    add_key(&a, ns, JW_K_STAT_FAILED, NULL);
+    add_key(&a, ns, JW_K_STAT_FAILED_WORKER, worker_id);
+    add_key(&a, ns, JW_K_DEATHS, NULL);
+    add_key(&a, ns, JW_K_MINUTES, day);
+    add_key(&a, ns, JW_K_RETRY_SET, NULL);
+    add_key(&a, ns, JW_K_WAKE_SCHEDULE, NULL);
     jw_args_add(&a, worker_id);
     jw_args_add(&a, token);
     jw_args_addll(&a, delay_ms);

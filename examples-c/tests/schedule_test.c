@@ -64,9 +64,9 @@ static int check_keys(const char *path) {
         const char *arg = NULL;
         const char *params[] = {"ts", "item", "name"};
         for (size_t p = 0; p < 3 && !arg; p++) arg = json_string_value(json_object_get(c, params[p]));
-        for (int k = 0; k < JW_K11__COUNT; k++) {
-            if (strcmp(jw_key11_label(k), tmpl) != 0) continue;
-            char *got = jw_key11(json_string_value(json_object_get(c, "ns")), k, arg);
+        for (int k = 0; k < JW_K__COUNT; k++) {
+            if (strcmp(jw_key_label(k), tmpl) != 0) continue;
+            char *got = jw_key(json_string_value(json_object_get(c, "ns")), k, arg);
             if (strcmp(got, json_string_value(json_object_get(c, "key"))) != 0) {
                 printf("FAIL %s: %s\n", json_string_value(json_object_get(c, "id")), got);
                 failures++;
@@ -131,11 +131,18 @@ static int check_schedules(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fprintf(stderr, "usage: schedule-test RETRY_DELAYS_JSON KEYS_1_1_JSON SCHEDULE_NEXT_JSON\n");
+    if (argc < 3) {
+        fprintf(stderr, "usage: schedule-test SPEC_DIR VECTORS_DIR\n");
         return 2;
     }
-    if (check_delays(argv[1]) < 0 || check_keys(argv[2]) < 0 || check_schedules(argv[3]) < 0) return 1;
+    char err[512], a[4096], b[4096], c[4096];
+    if (jw_keys_load(argv[1], err, sizeof err) < 0) { printf("FAIL %s\n", err); return 1; }
+    snprintf(a, sizeof a, "%s/retry-delays.json", argv[2]);
+    snprintf(b, sizeof b, "%s/keys-1.1.json", argv[2]);
+    snprintf(c, sizeof c, "%s/schedule-next.json", argv[2]);
+    int bad = check_delays(a) < 0 || check_keys(b) < 0 || check_schedules(c) < 0;
+    jw_keys_free();
+    if (bad) return 1;
     printf(failures ? "%d FAILED\n" : "all passed\n", failures);
     return failures ? 1 : 0;
 }

@@ -13,20 +13,16 @@ from jobwire.keys import Keys
 REPO_ROOT = spec.spec_dir().parent
 
 
-def layout_templates() -> dict:
-    text = (spec.spec_dir() / "key-layout.md").read_text()
-    section = text.split("## Key templates as data", 1)[1]
-    return dict(re.findall(r"^\| (\w+) \| `([^`]+)` \|$", section, re.M))
-
-
-def test_templates_mirror_key_layout():
-    assert keysmod.TEMPLATES == layout_templates()
+def test_templates_come_from_keys_json():
+    doc = json.loads((spec.spec_dir() / "keys.json").read_text())
+    assert keysmod.TEMPLATES == doc["templates"]
 
 
 @pytest.mark.parametrize("name,template", sorted(keysmod.TEMPLATES.items()))
 def test_key_builder_follows_each_template(name, template):
     k = Keys("ns{x}")
-    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29"}
+    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29",
+              "ts": "1764403260", "item": "{\"class\":\"X\"}", "name": "nightly"}  # the last three: 1.1
     expected = template.format(**values)
     attr = getattr(k, name)
     got = attr if isinstance(attr, str) else attr(*[values[p] for p in re.findall(r"{(\w+)}", template)[1:]])

@@ -21,7 +21,8 @@
 -- ARGV[7]  how many fire times were missed (integer, 0 or more)
 -- ARGV[8]  the latest missed fire time (ms), or "" when ARGV[7] is 0
 -- ARGV[9]  mode "fire": the job payload; mode "error": the error message
--- ARGV[10] mode "fire": the queue name <q>, and ARGV[11] the payload's id
+-- ARGV[10] mode "fire": the queue name <q>
+-- ARGV[11] mode "fire": the payload's id
 --
 -- Returns: 1 when it acted; 0 when the schedule had changed (fired by someone else, updated,
 --          or removed) and nothing changed.

@@ -37,11 +37,12 @@ local now = redis.call('TIME')
 local now_s = tonumber(now[1])
 local now_ms = now_s * 1000 + math.floor(tonumber(now[2]) / 1000)
 
--- cjson writes "/" as "\/"; JSON.stringify and most encoders do not (as work.lua).
+-- Strings are escaped as protocol.md 6.2 says, exactly as work.lua does.
 local function jstr(s)
-  return (string.gsub(cjson.encode(s), '\\(.)', function(c)
-    if c == '/' then return '/' end
-    return '\\' .. c
+  return (string.gsub(cjson.encode(s), '\\(.)(%x?%x?%x?%x?)', function(c, hex)
+    if c == '/' then return '/' .. hex end
+    if c == 'u' and hex == '007f' then return '\127' end
+    return '\\' .. c .. hex
   end))
 end
 
@@ -91,7 +92,7 @@ local function check_item(raw, queue)
 end
 
 -- A failure record for an item that cannot be promoted; the item is kept whole (as work.lua).
-local function failure_record(raw, message, queue)
+local function item_failure_record(raw, message, queue)
   local payload_json, extra = raw, ''
   if not utf8_valid(raw) then
     payload_json = '"payload is not valid UTF-8; its bytes are in payload_hex"'
@@ -138,7 +139,7 @@ while handled < limit do
   if failed(raw) then
     -- not a list: report it, leave the key as it is, and stop it blocking the buckets behind it
     redis.call('ZREM', KEYS[1], ts)
-    redis.call('RPUSH', KEYS[4], failure_record(bucket, 'delayed bucket ' .. bucket .. ' is not a list (' ..
+    redis.call('RPUSH', KEYS[4], item_failure_record(bucket, 'delayed bucket ' .. bucket .. ' is not a list (' ..
       raw['err'] .. '); it was left as it is and taken out of delayed_queue_schedule', ''))
     malformed = malformed + 1
   else
@@ -155,7 +156,7 @@ while handled < limit do
         if problem then problem = 'queue ' .. queue .. ' cannot take it: ' .. problem end
       end
       if problem then
-        redis.call('RPUSH', KEYS[4], failure_record(raw, 'delayed ' .. problem, q))
+        redis.call('RPUSH', KEYS[4], item_failure_record(raw, 'delayed ' .. problem, q))
         malformed = malformed + 1
       else
         moved = moved + 1
@@ -186,7 +187,7 @@ while handled < limit do
     if problem then problem = 'queue ' .. queue .. ' cannot take it: ' .. problem end
   end
   if problem then
-    redis.call('RPUSH', KEYS[4], failure_record(payload, problem, queue))
+    redis.call('RPUSH', KEYS[4], item_failure_record(payload, problem, queue))
     malformed = malformed + 1
   else
     moved = moved + 1

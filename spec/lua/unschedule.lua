@@ -1,9 +1,9 @@
 -- unschedule.lua: take one delayed item or one waiting retry out, and drop it or enqueue it now.
 -- protocol.md section 14.2 (delayed) and 14.4 (retries).
 --
--- KEYS[1]  kind "delayed": <ns>:delayed_queue_schedule;  kind "retry": <ns>:jobwire:retry
--- KEYS[2]  kind "delayed": <ns>:delayed:<ts>;            kind "retry": any key, e.g. KEYS[1]
--- KEYS[3]  kind "delayed": <ns>:timestamps:<item>;       kind "retry": any key, e.g. KEYS[1]
+-- KEYS[1]  <ns>:delayed_queue_schedule   (kind "retry": <ns>:jobwire:retry instead)
+-- KEYS[2]  <ns>:delayed:<ts>              (kind "retry": any key, e.g. KEYS[1])
+-- KEYS[3]  <ns>:timestamps:<item>         (kind "retry": any key, e.g. KEYS[1])
 -- KEYS[4]  <ns>:queues
 -- KEYS[5]  <ns>:queue:<q>                (mode "enqueue"; otherwise any key, e.g. KEYS[1])
 -- KEYS[6]  <ns>:jobwire:wake:<q>         (as KEYS[5])

@@ -1,10 +1,10 @@
-"""Throwaway redis-server processes, the spec's Lua scripts, and key names from key-layout.md."""
+"""Throwaway redis-server processes, the spec's Lua scripts, and key names from spec/keys.json."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -99,27 +99,16 @@ class Scripts:
 
 
 def key_templates() -> dict[str, str]:
-    """The "Key templates as data" table of spec/key-layout.md, name -> template."""
-    text = (SPEC_DIR / "key-layout.md").read_text()
-    section = text.split("## Key templates as data", 1)[1]
-    return dict(re.findall(r"^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|\s*$", section, re.M))
-
-
-def key_templates_1_1() -> dict[str, str]:
-    """The "Protocol 1.1 key templates" table of spec/key-layout.md (protocol.md 14), name -> template."""
-    text = (SPEC_DIR / "key-layout.md").read_text()
-    if "### Protocol 1.1 key templates" not in text:
-        return {}
-    section = text.split("### Protocol 1.1 key templates", 1)[1].split("## Key templates as data", 1)[0]
-    return dict(re.findall(r"^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|\s*$", section, re.M))
+    """spec/keys.json, the one source of key names: template name -> template."""
+    return dict(json.loads((SPEC_DIR / "keys.json").read_text())["templates"])
 
 
 class Keys:
-    """Key names for one namespace, built from key-layout.md's templates (never hand-written)."""
+    """Key names for one namespace, built from spec/keys.json (never hand-written)."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns
-        self.templates = {**key_templates(), **key_templates_1_1()}
+        self.templates = key_templates()
 
     def __getattr__(self, name: str):
         templates = self.__dict__.get("templates") or {}
