@@ -46,7 +46,9 @@ test('node-resque\'s Scheduler moves a delayed job our client stored; our worker
     return e.length === 1 ? e : null;
   }, { timeout: 20000, what: 'the job moved by node-resque' });
   assert.deepEqual(rec.args, ['from-jobwire']);
-  assert.ok(Date.now() >= due, 'not before its time');
+  // node-resque's Scheduler takes buckets up to Math.round(now / 1000): up to 500 ms before the
+  // bucket second (our bucket is ceil(due / 1000)), so by at most 500 ms before the due time.
+  assert.ok(Date.now() >= due - 500, `ran ${due - Date.now()} ms before its time`);
   // protocol.md 14.2: node-resque pushes a new payload of class, args and queue only.
   assert.equal(rec.id, null);
   assert.equal(await r.zcard('resque:delayed_queue_schedule'), 0);
@@ -59,13 +61,14 @@ test('our worker promotes and runs node-resque\'s enqueueAt and enqueueIn jobs',
   const at = Date.now() + 1200;
   await nrQueue.enqueueAt(at, 'nrd', 'jobwire.Echo', ['at']);
   await nrQueue.enqueueIn(800, 'nrd', 'jobwire.Echo', ['in']);
-  assert.equal(await r.zcard('resque:delayed_queue_schedule'), 2, 'node-resque stored two buckets');
+  const stored = await r.zcard('resque:delayed_queue_schedule');
+  assert.ok(stored >= 1 || (await echoes(r)).length > 0, 'node-resque stored them in delayed_queue_schedule');
   const runs = await waitFor(async () => {
     const e = await echoes(r);
     return e.length === 2 ? e : null;
   }, { timeout: 20000, what: 'both node-resque delayed jobs' });
   assert.deepEqual(runs.map((e) => e.args[0]).sort(), ['at', 'in']);
-  assert.ok(Date.now() >= at);
+  assert.ok(Date.now() >= at - 500, 'node-resque buckets are Math.round(at / 1000): up to 500 ms early');
   assert.equal(await r.zcard('resque:delayed_queue_schedule'), 0);
   assert.deepEqual(await r.keys('resque:timestamps:*'), [], 'node-resque\'s reverse index is cleaned up');
   assert.match(w.output(), /registered/);
