@@ -8,6 +8,7 @@
     jobwire web --host 127.0.0.1 --port 8080
 
 Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
+Both options go before or after the subcommand (after it, they win).
 Errors print one line and exit non-zero.
 """
 
@@ -37,13 +38,28 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"jobwire: {name} must be an integer, not {value!r}") from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """--redis-url and --namespace, accepted before and after every subcommand.
+
+    Only the top-level parser sets the defaults: a subcommand's copy uses SUPPRESS, so that
+    `jobwire --namespace NS enqueue ...` keeps NS instead of the subparser writing its own default
+    over it (argparse copies every attribute a subparser sets onto the shared namespace).
+    """
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--redis-url", default=None, help="Redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
-    common.add_argument("--namespace", default=os.environ.get("JOBWIRE_NAMESPACE", "resque"),
-                        help="key prefix (default resque, Resque's own)")
+    common.add_argument("--redis-url", default=default(None),
+                        help="Redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
+    common.add_argument("--namespace", default=default(os.environ.get("JOBWIRE_NAMESPACE", "resque")),
+                        help="key prefix (default $JOBWIRE_NAMESPACE or resque, Resque's own)")
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _global_options(defaults=False)
     parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
-                                     parents=[common])
+                                     parents=[_global_options(defaults=True)])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", parents=[common], help="run a worker")
