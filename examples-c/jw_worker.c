@@ -1,4 +1,6 @@
-/* jw_worker.c -- jobwire-worker, the C fork-per-job worker.
+/* jw_worker.c -- the C fork-per-job worker: jw_worker_main() of jobwire.h.
+ * The jobwire-worker program (jw_main.c) is this plus the conformance job
+ * classes; a user's program is this plus its own handlers.
  *
  * One process is one worker (protocol.md section 7). The master talks to
  * Redis and forks a child per job like Ruby Resque; the child runs the
@@ -23,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jobwire.h"
 #include "jw_child.h"
 #include "jw_job.h"
 #include "jw_keys.h"
@@ -844,6 +847,7 @@ static void usage(int code) {
             "usage: jobwire-worker --queues a,b [--redis-url URL] [--namespace NS]\n"
             "       [--concurrency 1] [--heartbeat-ms N] [--lease-ms N] [--block-timeout-ms N]\n"
             "       [--max-deaths N] [--job-timeout-ms N] [--max-payload-bytes N]\n"
+            "       jobwire-worker --version | --help\n"
             "Each flag falls back to its environment variable (JOBWIRE_QUEUES, REDIS_URL,\n"
             "JOBWIRE_NAMESPACE, JOBWIRE_CONCURRENCY, JOBWIRE_HEARTBEAT_MS, ...), then to the\n"
             "default of protocol.md section 7.2.\n");
@@ -888,6 +892,21 @@ static long long num_option(int argc, char **argv, const char *flag, const char 
     return n;
 }
 
+/* Print "jobwire-worker <release> (protocol <spec version>)" and exit 0,
+ * as `jobwire version` does for Python. */
+static void print_version(void) {
+    char *dir = jw_spec_dir();
+    jw_buf path = {0};
+    jw_buf_addf(&path, "%s/VERSION", dir ? dir : ".");
+    char *spec = dir ? jw_read_file(path.p, NULL) : NULL;
+    if (spec) spec[strcspn(spec, " \t\r\n")] = '\0';
+    printf("jobwire-worker %s (protocol %s)\n", jw_version(), spec ? spec : "unknown: spec/ not found");
+    free(spec);
+    free(dir);
+    jw_buf_free(&path);
+    exit(0);
+}
+
 /* Reject unknown flags so a typo is not silently ignored. */
 static void check_flags(int argc, char **argv) {
     static const char *known[] = {"--queues", "--redis-url", "--namespace", "--concurrency",
@@ -895,6 +914,7 @@ static void check_flags(int argc, char **argv) {
                                   "--max-deaths", "--job-timeout-ms", "--max-payload-bytes"};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
+        if (strcmp(argv[i], "--version") == 0) print_version();
         int ok = 0;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
             size_t kl = strlen(known[k]);
@@ -979,12 +999,14 @@ static void cleanup(void) {
     free(W.spec_version);
     close(W.sigpipe[0]);
     close(W.sigpipe[1]);
+    jw_registry_clear();
     title_free();
 }
 
-/* Configure, register and work until told to stop. Exit status: 0 after
- * a normal leave, 1 on JOBWIRE_SPEC_MISMATCH, 2 on bad configuration. */
-int main(int argc, char **argv) {
+/* jobwire.h: configure, register and work until told to stop. Exit
+ * status: 0 after a normal leave, 1 on JOBWIRE_SPEC_MISMATCH, 2 on bad
+ * configuration. */
+int jw_worker_main(int argc, char **argv) {
     char err[512];
     title_init(argc, argv);
     configure(argc, argv);

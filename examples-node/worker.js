@@ -1,31 +1,55 @@
 #!/usr/bin/env node
-// jobwire worker: node examples-node/worker.js --queues a,b [options]  (see --help)
+// jobwire worker: node examples-node/worker.js --queues a,b [--import ./my-jobs.js] [options]
+// (installed as jobwire-node-worker; see --help). Runs the conformance job classes plus every
+// class the --import modules register (lib/registry.js); a module's class wins over a
+// conformance class of the same name.
 import { workerConfig, USAGE, ConfigError } from './lib/config.js';
 import { WorkerProcess, stderrLogger } from './lib/worker.js';
 import { registerConformanceJobs } from './lib/conformance.js';
+import { defaultRegistry, importJobs } from './lib/registry.js';
+import { packageVersion, specVersion } from './lib/spec.js';
+
+/** Prints a configuration error with the usage and exits 2. */
+function configError(message) {
+  process.stderr.write(`jobwire-node: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
 
 let config;
 try {
   config = workerConfig();
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`jobwire-node: ${err.message}\n${USAGE}\n`);
-  process.exit(2);
+  configError(err.message);
 }
 if (config.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
+if (config.version) {
+  process.stdout.write(`jobwire-node-worker ${packageVersion()} (protocol ${specVersion()})\n`);
+  process.exit(0);
+}
 
 const log = stderrLogger();
+const { imports, ...options } = config;
 let proc;
 try {
-  proc = new WorkerProcess({ ...config, logger: log });
+  proc = new WorkerProcess({ ...options, logger: log });
 } catch (err) {
-  process.stderr.write(`jobwire-node: ${err.message}\n${USAGE}\n`);
-  process.exit(2);
+  configError(err.message);
 }
 registerConformanceJobs(proc);
+for (const specifier of imports) {
+  try {
+    const added = await importJobs(specifier);
+    log.info(`imported ${specifier}: ${added.length ? added.join(', ') : 'no new job classes'}`);
+  } catch (err) {
+    process.stderr.write(`jobwire-node: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+defaultRegistry.applyTo(proc);
 proc.installSignals();
 
 process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${err?.stack ?? err}`));

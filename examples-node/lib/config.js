@@ -16,8 +16,11 @@ const OPTIONS = [
   ['max-payload-bytes', 'JOBWIRE_MAX_PAYLOAD_BYTES', 'maxPayloadBytes', 'int'],
 ];
 
-export const USAGE = `usage: node worker.js --queues a,b [options]
+export const USAGE = `usage: node worker.js --queues a,b [--import ./my-jobs.js ...] [options]
+       node worker.js --version | --help
   --queues a,b             queues in priority order; * = every queue   (JOBWIRE_QUEUES)
+  --import MODULE          import MODULE (a path, or a package name) to register its job
+                           classes (see lib/registry.js); repeatable
   --redis-url URL          default redis://127.0.0.1:6379/0            (REDIS_URL)
   --namespace NS           default resque                              (JOBWIRE_NAMESPACE)
   --concurrency N          workers in this process, default 1          (JOBWIRE_CONCURRENCY)
@@ -32,7 +35,11 @@ export class ConfigError extends Error {}
 
 /** Parses argv and env into Worker options; throws ConfigError on bad input. */
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
-  const flags = { help: { type: 'boolean', short: 'h' } };
+  const flags = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
+    import: { type: 'string', multiple: true },
+  };
   for (const [flag] of OPTIONS) flags[flag] = { type: 'string' };
   let values;
   try {
@@ -41,7 +48,8 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(err.message);
   }
   if (values.help) return { help: true };
-  const config = { ...DEFAULTS };
+  if (values.version) return { version: true };
+  const config = { ...DEFAULTS, imports: values.import ?? [] };
   for (const [flag, envName, name, kind] of OPTIONS) {
     const raw = values[flag] ?? (env[envName] !== undefined && env[envName] !== '' ? env[envName] : undefined);
     if (raw === undefined) continue;
