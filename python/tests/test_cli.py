@@ -45,5 +45,9 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
 
 
 def test_version_names_package_and_protocol():
+    """The release version is the root VERSION, the protocol's spec/VERSION (one source each)."""
+    from conftest import REPO
+    release = (REPO / "VERSION").read_text().strip()
+    protocol = (REPO / "spec" / "VERSION").read_text().strip()
     out = subprocess.run([JOBWIRE, "version"], capture_output=True, text=True).stdout
-    assert out.startswith("jobwire 1.0.0 (protocol 1.0.0)")
+    assert out == f"jobwire {release} (protocol {protocol})\n"
