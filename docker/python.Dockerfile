@@ -14,7 +14,7 @@ WORKDIR /app
 COPY python/requirements.lock python/requirements.lock
 RUN python3 -m venv /app/.venv \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock setuptools wheel
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock "setuptools>=77"
 # The build reads the release version from VERSION (python/LICENSE links to LICENSE).
 COPY VERSION LICENSE ./
 COPY spec spec
