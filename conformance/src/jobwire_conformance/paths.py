@@ -19,7 +19,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 PACKAGED_DATA = PACKAGE / "_data"
-_CHECKOUT = PACKAGE.parents[2]  # conformance/src/jobwire_conformance -> the repository root
+# conformance/src/jobwire_conformance -> the repository root (an installed package may sit too near
+# / to have one: --target /app puts it at /app/jobwire_conformance)
+_CHECKOUT = PACKAGE.parents[2] if len(PACKAGE.parents) > 2 else PACKAGE
 
 
 def _env_path(name: str) -> Path | None:

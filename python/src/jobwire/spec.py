@@ -19,7 +19,9 @@ __all__ = ["spec_dir", "spec_version", "spec_major", "schema", "lua_source", "ma
 
 HERE = Path(__file__).resolve().parent
 PACKAGED_SPEC = HERE / "_spec"
-CHECKOUT = HERE.parents[2]  # python/src/jobwire -> the repository root, when run from a checkout
+# python/src/jobwire -> the repository root, when run from a checkout (an installed package may
+# sit too near / to have one: --target /app puts it at /app/jobwire)
+CHECKOUT = HERE.parents[2] if len(HERE.parents) > 2 else HERE
 
 
 @functools.cache
