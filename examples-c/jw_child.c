@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /* ============================ Handler helpers =========================== */
 
 /* jobwire.h: fill err with a printf-formatted failure. */

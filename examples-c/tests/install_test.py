@@ -4,7 +4,8 @@
   python3 tests/install_test.py          # (make install-test; part of make test)
 
 1. `make install PREFIX=<tmp>/prefix` and check the tree: both programs, libjobwire.a,
-   jobwire.h, jobwire.pc, the spec files byte for byte under share/jobwire.
+   jobwire.h, jobwire.pc, and under share/jobwire exactly the spec's files but its Markdown
+   prose, byte for byte.
 2. From a folder outside the checkout, with no JOBWIRE_* variable set: the installed
    jobwire-worker --version names the repository's VERSION; pkg-config --modversion agrees.
 3. Writes a C program with its own handlers in <tmp>/app, builds it with
@@ -107,13 +108,19 @@ def check_tree(prefix):
                 "include/jobwire.h", "lib/pkgconfig/jobwire.pc"):
         assert os.path.isfile(os.path.join(prefix, rel)), "not installed: " + rel
     share = os.path.join(prefix, "share", "jobwire")
-    manifest = json.load(open(os.path.join(ROOT, "spec", "lua", "manifest.json")))
-    lua = [entry["file"] for entry in manifest["scripts"].values()]
-    wanted = ["VERSION", "errors.json", "lua/manifest.json"] + ["lua/" + f for f in lua]
-    wanted += ["schemas/" + f for f in os.listdir(os.path.join(ROOT, "spec", "schemas"))]
+    wanted = spec_data_files(os.path.join(ROOT, "spec"))
+    assert {"VERSION", "errors.json", "lua/manifest.json", "lua/work.lua", "schemas/job.schema.json"} <= set(wanted)
+    installed = sorted(os.path.relpath(os.path.join(d, f), share) for d, _, files in os.walk(share) for f in files)
+    assert installed == wanted, "share/jobwire holds exactly the spec's data files: %s" % installed
     for rel in wanted:
         with open(os.path.join(ROOT, "spec", rel), "rb") as a, open(os.path.join(share, rel), "rb") as b:
             assert a.read() == b.read(), "share/jobwire/%s differs from spec/%s" % (rel, rel)
+
+
+def spec_data_files(top):
+    """Every file under top but Markdown, as sorted relative paths."""
+    found = [os.path.relpath(os.path.join(d, f), top) for d, _, files in os.walk(top) for f in files]
+    return sorted(f for f in found if not f.endswith(".md"))
 
 
 def check_versions(prefix, env, cwd):

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm pack's prepack/postpack step: `copy` puts the protocol files the package reads at run time
-// (spec/VERSION, errors.json, lua/*, schemas/*.json) and the repository's LICENSE into the
+// (every file of spec/ but the Markdown prose) and the repository's LICENSE into the
 // package folder, so the tarball carries them; `clean` removes them again right after, so the
 // repository's spec/ stays the one source (lib/spec.js prefers a packaged copy when it exists).
 // Both copies are .gitignored; none is ever committed.
@@ -13,10 +13,19 @@ const repo = path.resolve(pkg, '..');
 const from = path.join(repo, 'spec');
 const to = path.join(pkg, 'spec');
 
-/** The spec files shipped in the package, relative to spec/. */
-export function packagedSpecFiles(specRoot = from) {
-  const inDir = (dir, test) => readdirSync(path.join(specRoot, dir)).filter(test).sort().map((f) => `${dir}/${f}`);
-  return ['VERSION', 'errors.json', ...inDir('lua', () => true), ...inDir('schemas', (f) => f.endsWith('.json'))];
+/**
+ * The spec files shipped in the package, relative to spec/: every file but the Markdown prose
+ * (VERSION, errors.json, lua/*, schemas/*.json, and whatever machine-readable file the spec
+ * adds later), sorted.
+ */
+export function packagedSpecFiles(specRoot = from, dir = '') {
+  const out = [];
+  for (const e of readdirSync(path.join(specRoot, dir), { withFileTypes: true })) {
+    const rel = dir ? `${dir}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...packagedSpecFiles(specRoot, rel));
+    else if (e.isFile() && !e.name.endsWith('.md')) out.push(rel);
+  }
+  return out.sort();
 }
 
 // The copy appears and disappears with one rename each, so a worker starting meanwhile in

@@ -50,10 +50,8 @@ def in_tar(path: Path, prefix: str) -> dict[str, bytes]:
 
 SPEC = tree(REPO / "spec")
 VECTORS = tree(REPO / "conformance" / "vectors")
-# What the Node package and the C install carry: the files they read at run time.
-RUNTIME_SPEC = {k: v for k, v in SPEC.items()
-                if k in ("VERSION", "errors.json") or k.startswith("lua/")
-                or (k.startswith("schemas/") and k.endswith(".json"))}
+# What the Node package and the C install carry: every spec file but the Markdown prose.
+RUNTIME_SPEC = {k: v for k, v in SPEC.items() if not k.endswith(".md")}
 
 
 def conformance_data(files: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
