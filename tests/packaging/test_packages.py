@@ -102,6 +102,25 @@ def test_installed_copies_are_used(installed):
     assert repo_root == "None"
 
 
+def pins(text: str) -> set[str]:
+    """name==version lines of a lock or of `pip freeze`, names normalised as PEP 503 does."""
+    out = set()
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            out.add(f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}")
+    return out
+
+
+def test_runtime_lock_is_exactly_what_installs(installed):
+    """jobwire[web] and jobwire-conformance pull in every package of requirements.lock and no other:
+    the lock is complete (every transitive pin) and holds nothing they do not need."""
+    freeze = run([installed.venv / "bin" / "pip", "freeze", "--exclude-editable"], env=clean_env()).stdout
+    ours = {p for p in pins(freeze) if not p.startswith(("jobwire==", "jobwire-conformance=="))}
+    assert ours == pins(RUNTIME_LOCK.read_text())
+
+
 def test_sdists_build_and_install_without_the_repository(artefacts, work, installed):
     """pip builds each sdist in a folder of its own (no spec/ beside it) and installs the result."""
     target = work / "from-sdists"
