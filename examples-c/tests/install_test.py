@@ -6,8 +6,9 @@
 1. `make install PREFIX=<tmp>/prefix` and check the tree: both programs, libjobwire.a,
    jobwire.h, jobwire.pc, and under share/jobwire exactly the spec's files but its Markdown
    prose, byte for byte.
-2. From a folder outside the checkout, with no JOBWIRE_* variable set: the installed
-   jobwire-worker --version names the repository's VERSION; pkg-config --modversion agrees.
+2. From a folder outside the checkout, with no JOBWIRE_* variable set: the installed and the
+   in-tree jobwire-worker --version name the repository's VERSION and spec/VERSION;
+   pkg-config --modversion agrees.
 3. Writes a C program with its own handlers in <tmp>/app, builds it with
    `cc my_worker.c $(pkg-config --cflags --libs jobwire)`, runs it as a worker against a
    throwaway redis-server, enqueues with the installed jobwire-enqueue, and checks that its
@@ -124,9 +125,14 @@ def spec_data_files(top):
 
 
 def check_versions(prefix, env, cwd):
-    """Step 2: --version and pkg-config name the one release version."""
-    out = run([os.path.join(prefix, "bin", "jobwire-worker"), "--version"], env=env, cwd=cwd)
-    assert out.strip() == "jobwire-worker %s (protocol %s)" % (VERSION, SPEC_VERSION), out
+    """Step 2: --version and pkg-config name the one release version; the installed worker
+    finds share/jobwire and the in-tree one ../spec, neither through an environment variable."""
+    want = "jobwire-worker %s (protocol %s)" % (VERSION, SPEC_VERSION)
+    for exe in (os.path.join(prefix, "bin", "jobwire-worker"), os.path.join(SRC, "jobwire-worker")):
+        out = run([exe, "--version"], env=env, cwd=cwd)
+        assert out.strip() == want, (exe, out)
+    out = run([os.path.join(prefix, "bin", "jobwire-enqueue"), "--version"], env=env, cwd=cwd)
+    assert out.strip() == "jobwire-enqueue " + VERSION, out
     out = run(["pkg-config", "--modversion", "jobwire"], env=env, cwd=cwd)
     assert out.strip() == VERSION, out
 

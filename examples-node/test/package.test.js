@@ -111,6 +111,8 @@ export function register(registry) {
   registry.register('Broken', (image) => { throw new ThumbError(\`no image \${image}\`); });
 }\n`);
   const bin = (name) => path.join(project, 'node_modules', '.bin', name);
+  assert.equal(await inProject(bin('jobwire-node-enqueue'), ['--version']), `jobwire-node-enqueue ${VERSION}\n`);
+  assert.match(await inProject(bin('jobwire-node-worker'), ['--version']), new RegExp(`^jobwire-node-worker ${VERSION} \\(protocol `));
   for (const [klass, ...args] of [['Thumb', '"cat.png"', '64'], ['Broken', '"dog.png"'], ['jobwire.Echo', '1']]) {
     const id = await inProject(bin('jobwire-node-enqueue'), ['--redis-url', server.url, '--', 'imgs', klass, ...args]);
     assert.match(id.trim(), /^[0-9a-f]{32}$/);
