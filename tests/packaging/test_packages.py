@@ -165,6 +165,13 @@ def test_every_version_is_VERSION(artefacts, installed):
     for name, cmd in programs.items():
         out = run(cmd, cwd=installed.elsewhere, env=clean_env()).stdout.strip()
         assert out == f"{name} {VERSION} (protocol {SPEC_VERSION})", out
+    enqueue_tools = {  # they name the release only
+        "jobwire-enqueue": [installed.c_prefix / "bin" / "jobwire-enqueue", "--version"],
+        "jobwire-node-enqueue": [installed.node_bin / "jobwire-node-enqueue", "--version"],
+    }
+    for name, cmd in enqueue_tools.items():
+        out = run(cmd, cwd=installed.elsewhere, env=clean_env()).stdout.strip()
+        assert re.fullmatch(rf"{re.escape(name)} {re.escape(VERSION)}( \(protocol {re.escape(SPEC_VERSION)}\))?", out), out
 
 
 def test_twine_check(artefacts):
