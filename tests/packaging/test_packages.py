@@ -354,6 +354,13 @@ def test_conformance_readme_ci_recipe(artefacts, work):
     assert (folder / "conformance.xml").is_file()
 
 
+def test_installed_suite_without_a_checkout_says_what_it_needs(installed):
+    """No manifests ship with the package: a run that needs them says so instead of skipping all."""
+    for args, message in [([], "--manifest"), (["--matrix"], "checkout"), (["--impl", "c"], "--manifest")]:
+        proc = run([installed.conformance, *args], cwd=installed.elsewhere, env=clean_env(), check=False)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("content, message", [
     ("{not json", "is not JSON"),
     ('{"name": "x", "worker": {"argv": ["w"]}, "features": ["telepathy"]}', "telepathy"),

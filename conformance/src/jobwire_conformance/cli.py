@@ -97,8 +97,13 @@ def main(argv=None) -> int:
             try:
                 impls.append(Implementation.load(n))
             except (FileNotFoundError, ValueError) as exc:
-                print(f"jobwire-conformance: {exc} (known: {', '.join(available())})", file=sys.stderr)
+                known = f" (known: {', '.join(available())})" if available() else ""
+                print(f"jobwire-conformance: {exc}{known}", file=sys.stderr)
                 return 2
+    if opts.matrix and not available():
+        print("jobwire-conformance: --matrix runs this repository's implementations: run it from a jobwire "
+              "checkout (or set JOBWIRE_REPO_ROOT to one)", file=sys.stderr)
+        return 2
     for path in opts.manifest:
         try:
             impls.append(Implementation.load_file(path))
