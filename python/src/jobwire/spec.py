@@ -1,5 +1,5 @@
-"""Finds and loads the protocol files in spec/: version, schemas, Lua scripts, error names; and
-the package's release version.
+"""Finds and loads the protocol files in spec/: version, schemas, Lua scripts, error names,
+key templates (keys.json) and worker options (options.json); and the package's release version.
 
 The spec directory is, in order: $JOBWIRE_SPEC_DIR, a copy packaged inside jobwire (`_spec/`,
 which the build copies from spec/ into every sdist and wheel; never present in the source tree),
@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 __all__ = ["spec_dir", "spec_version", "spec_major", "schema", "lua_source", "manifest", "errors",
-           "release_version"]
+           "key_templates", "worker_options", "release_version"]
 
 HERE = Path(__file__).resolve().parent
 PACKAGED_SPEC = HERE / "_spec"
@@ -82,3 +82,15 @@ def lua_source(name: str) -> str:
 @functools.cache
 def errors() -> dict:
     return json.loads((spec_dir() / "errors.json").read_text())
+
+
+@functools.cache
+def key_templates() -> dict[str, str]:
+    """spec/keys.json: template name -> template, the one source of every key name."""
+    return dict(json.loads((spec_dir() / "keys.json").read_text())["templates"])
+
+
+@functools.cache
+def worker_options() -> dict:
+    """spec/options.json: the worker options of protocol.md 7.2 (flags, variables, defaults)."""
+    return json.loads((spec_dir() / "options.json").read_text())
