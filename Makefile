@@ -37,3 +37,4 @@ test-containers: ## images, docker-compose and the conformance suite in containe
 
 bench: setup ## throughput and latency against the peers on one Redis
 	$(PY) bench/run.py
+	$(PY) bench/gateway.py

@@ -7,11 +7,13 @@ source tree, where a stale copy would shadow spec/ for an editable install):
 - the wheel gets spec/ as jobwire/_spec/ (spec.py finds it there);
 - the sdist gets spec/ as src/jobwire/_spec/ and the root VERSION and LICENSE, so that a wheel
   built from the sdist, without the repository, carries the same files;
-- the version is the root VERSION (from the sdist's own copy when built from an sdist).
+- the version is the root VERSION (from the sdist's own copy when built from an sdist);
+- the wheel gets the gateway's gRPC stubs (jobwire/v1/), generated from spec/proto.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -41,13 +43,37 @@ def copy_spec(target: Path) -> None:
     shutil.copytree(SPEC, target, ignore=IGNORE)
 
 
+def generate_gateway_stubs(build_lib: Path) -> None:
+    """The gRPC stubs of spec/proto as jobwire/v1/ (jobwire[gateway]), by gateway/protos.py.
+
+    protos.py imports nothing of jobwire, so it is loaded by path. It needs grpcio-tools, which
+    the dev venv has (requirements-dev.lock); a build without it leaves the stubs out and says so
+    (`jobwire gateway` then reports them missing), so that the images, which do not serve the
+    gateway, need no protoc.
+    """
+    proto_root = SPEC / "proto"
+    if not proto_root.is_dir():
+        return
+    try:
+        import grpc_tools  # noqa: F401
+    except ImportError:
+        print("jobwire build: WARNING: grpcio-tools missing, the wheel has no gateway stubs (jobwire/v1)")
+        return
+    spec = importlib.util.spec_from_file_location("_jobwire_protos", HERE / "src" / "jobwire" / "gateway" / "protos.py")
+    protos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(protos)
+    protos.generate(proto_root, build_lib)
+
+
 class BuildPy(build_py):
-    """Adds spec/ to the wheel as jobwire/_spec/ (not in editable mode: that reads spec/ itself)."""
+    """Adds spec/ to the wheel as jobwire/_spec/ and the gateway stubs as jobwire/v1/ (not in
+    editable mode: that reads spec/ itself, and `make setup` generates the stubs in src/)."""
 
     def run(self) -> None:
         super().run()
         if not getattr(self, "editable_mode", False):
             copy_spec(Path(self.build_lib) / "jobwire" / "_spec")
+            generate_gateway_stubs(Path(self.build_lib))
 
 
 class Sdist(sdist):

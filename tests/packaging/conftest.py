@@ -4,7 +4,7 @@
   there, so a build needs nothing but committed files and writes nothing into the checkout;
 - Python: `python -m build --no-isolation` with the dev venv's locked setuptools (build isolation
   would download setuptools from the registry on every run); sdist and wheel of `jobwire` and
-  `jobwire-conformance`, installed into a fresh venv (wheels, with the runtime lock as
+  `jobwire-conformance`, installed into a fresh venv (wheels, `jobwire[web,gateway]`, with the runtime lock as
   constraints) and into a --target folder (built again from the sdists, without the repository);
 - Node: `npm pack`, installed into an empty npm project (its dependencies from the registry);
 - C: `make install PREFIX=...`.
@@ -64,7 +64,7 @@ class Artefacts:
 
 @dataclass
 class Installed:
-    venv: Path          # jobwire[web] and jobwire-conformance from the wheels
+    venv: Path          # jobwire[web,gateway] and jobwire-conformance from the wheels
     node_project: Path  # an empty npm project with the npm tarball installed
     c_prefix: Path
     elsewhere: Path     # an empty folder outside the checkout to run things from
@@ -127,7 +127,7 @@ def installed(artefacts, work) -> Installed:
     run([DEV_PYTHON, "-m", "venv", venv])
     wheel = artefacts.one("jobwire-*-py3-none-any.whl")
     conformance_wheel = artefacts.one("jobwire_conformance-*-py3-none-any.whl")
-    run([venv / "bin" / "pip", "install", "-q", "-c", RUNTIME_LOCK, f"{wheel}[web]", conformance_wheel],
+    run([venv / "bin" / "pip", "install", "-q", "-c", RUNTIME_LOCK, f"{wheel}[web,gateway]", conformance_wheel],
         env=clean_env())
     project = work / "node-app"
     project.mkdir()

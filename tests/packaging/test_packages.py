@@ -114,11 +114,19 @@ def pins(text: str) -> set[str]:
 
 
 def test_runtime_lock_is_exactly_what_installs(installed):
-    """jobwire[web] and jobwire-conformance pull in every package of requirements.lock and no other:
+    """jobwire[web,gateway] and jobwire-conformance pull in every package of requirements.lock and no other:
     the lock is complete (every transitive pin) and holds nothing they do not need."""
     freeze = run([installed.venv / "bin" / "pip", "freeze", "--exclude-editable"], env=clean_env()).stdout
     ours = {p for p in pins(freeze) if not p.startswith(("jobwire==", "jobwire-conformance=="))}
     assert ours == pins(RUNTIME_LOCK.read_text())
+
+
+def test_installed_gateway_has_its_stubs(installed):
+    """The wheel carries the gRPC stubs generated from spec/proto at build time (jobwire[gateway])."""
+    run([installed.venv / "bin" / "python", "-c", "import jobwire.v1.worker_pb2, jobwire.v1.producer_pb2_grpc"],
+        cwd=installed.elsewhere, env=clean_env())
+    out = run([installed.jobwire, "gateway", "--help"], cwd=installed.elsewhere, env=clean_env()).stdout
+    assert "--listen" in out
 
 
 def test_sdists_build_and_install_without_the_repository(artefacts, work, installed):
