@@ -3,11 +3,15 @@
 // (installed as jobwire-node-worker; see --help). Runs the conformance job classes plus every
 // class the --import modules register (lib/registry.js); a module's class wins over a
 // conformance class of the same name.
-import { workerConfig, USAGE, ConfigError } from './lib/config.js';
+import { workerConfig, USAGE as OPTIONS_USAGE, ConfigError } from './lib/config.js';
 import { WorkerProcess, stderrLogger } from './lib/worker.js';
 import { registerConformanceJobs } from './lib/conformance.js';
 import { defaultRegistry, importJobs } from './lib/registry.js';
 import { packageVersion, specVersion } from './lib/spec.js';
+
+const USAGE = `${OPTIONS_USAGE}
+  ${'--import MODULE'.padEnd(25)}import MODULE (a path, or a package name) to register its job classes (lib/registry.js); repeatable
+  ${'--version'.padEnd(25)}print the package and protocol versions`;
 
 /** Prints a configuration error with the usage and exits 2. */
 function configError(message) {
@@ -15,9 +19,27 @@ function configError(message) {
   process.exit(2);
 }
 
+/** Splits this program's own flags (--import, --version) off argv; the rest are protocol.md
+ * 7.2's, parsed by lib/config.js (as gateway-worker.js does with its own). */
+function parseArgv(argv) {
+  const own = { imports: [], version: false };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s);
+    if (flag === '--version' && inline === undefined) own.version = true;
+    else if (flag === '--import') {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === '') throw new ConfigError('--import needs a module');
+      own.imports.push(value);
+    } else rest.push(argv[i]);
+  }
+  return { own, config: own.version ? {} : workerConfig(rest) };
+}
+
+let own;
 let config;
 try {
-  config = workerConfig();
+  ({ own, config } = parseArgv(process.argv.slice(2)));
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   configError(err.message);
@@ -26,21 +48,20 @@ if (config.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-if (config.version) {
+if (own.version) {
   process.stdout.write(`jobwire-node-worker ${packageVersion()} (protocol ${specVersion()})\n`);
   process.exit(0);
 }
 
 const log = stderrLogger();
-const { imports, ...options } = config;
 let proc;
 try {
-  proc = new WorkerProcess({ ...options, logger: log });
+  proc = new WorkerProcess({ ...config, logger: log });
 } catch (err) {
   configError(err.message);
 }
 registerConformanceJobs(proc);
-for (const specifier of imports) {
+for (const specifier of own.imports) {
   try {
     const added = await importJobs(specifier);
     log.info(`imported ${specifier}: ${added.length ? added.join(', ') : 'no new job classes'}`);

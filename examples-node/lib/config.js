@@ -3,10 +3,7 @@
 import { parseArgs } from 'node:util';
 import { OPTIONS, DEFAULTS, usage } from './options.js';
 
-// Flags of this CLI that are not worker options of options.json.
-export const USAGE = `${usage('node worker.js')}
-  ${'--import MODULE'.padEnd(25)}import MODULE (a path, or a package name) to register its job classes (lib/registry.js); repeatable
-  ${'--version'.padEnd(25)}print the package and protocol versions`;
+export const USAGE = usage('node worker.js');
 
 export class ConfigError extends Error {}
 
@@ -21,11 +18,7 @@ function integer(o, raw, source) {
 
 /** Parses argv and env into Worker options; throws ConfigError (exit status 2) on bad input. */
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
-  const flags = {
-    help: { type: 'boolean', short: 'h' },
-    version: { type: 'boolean' },
-    import: { type: 'string', multiple: true },
-  };
+  const flags = { help: { type: 'boolean', short: 'h' } };
   for (const o of OPTIONS) flags[o.flag.slice(2)] = { type: 'string' };
   let values;
   try {
@@ -34,8 +27,7 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(err.message);
   }
   if (values.help) return { help: true };
-  if (values.version) return { version: true };
-  const config = { ...DEFAULTS, imports: values.import ?? [] };
+  const config = { ...DEFAULTS };
   for (const o of OPTIONS) {
     let raw = values[o.flag.slice(2)];
     let source = o.flag;

@@ -64,7 +64,7 @@ test('the package version is the root VERSION', () => {
 
 test('the tarball carries the spec files byte for byte, LICENSE and README, and nothing of the checkout', async () => {
   const listing = (await run('tar', ['tzf', tarball])).stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'index.js', 'worker.js', 'enqueue.js', 'lib/registry.js']) {
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'index.js', 'worker.js', 'enqueue.js', 'gateway-worker.js', 'lib/registry.js']) {
     assert.ok(listing.includes(f), `${f} is packed`);
   }
   for (const f of listing) assert.doesNotMatch(f, /^(test|interop|scripts|node_modules)\/|^bench\.js$/, `${f} is not packed`);
@@ -136,4 +136,20 @@ export function register(registry) {
     worker.kill('SIGQUIT');
   }
   assert.equal(await exited, 0, log);
+});
+
+test("the installed gateway worker loads its gRPC dependencies and the packaged spec/proto", { timeout: 30000 }, async () => {
+  // No gateway listens on this socket: the worker must get as far as dialling it and retrying.
+  const bin = path.join(project, 'node_modules', '.bin', 'jobwire-node-gateway-worker');
+  const worker = spawn(bin, ['--queues', 'a', '--gateway', `unix:${path.join(tmp, 'no-gateway.sock')}`,
+    '--heartbeat-ms', '100', '--lease-ms', '1000'], { cwd: project, env: userEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  worker.stderr.on('data', (d) => { log += d; });
+  const exited = new Promise((resolve) => worker.once('exit', (code, signal) => resolve({ code, signal })));
+  try {
+    await waitFor(() => /reconnecting in \d+ ms/.test(log), { timeout: 20000, what: `a reconnect attempt (log: ${log})` });
+  } finally {
+    worker.kill('SIGKILL');
+  }
+  assert.deepEqual(await exited, { code: null, signal: 'SIGKILL' }, log);
 });
