@@ -35,12 +35,26 @@ RUN_ID="jwc-$$"
 LABEL="org.jobwire.containers=$RUN_ID"
 BASES=${JOBWIRE_BASES:-standin}
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
-# Debian's client matches Debian's engine (20.10); another docker client on PATH may be newer.
-if [ -x /usr/bin/docker ]; then DOCKER=${DOCKER:-/usr/bin/docker}; else DOCKER=${DOCKER:-docker}; fi
 
 log() { printf '[containers %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-docker() { "$DOCKER" "$@"; }
+
+# The docker client as an absolute path, or empty when there is none. Resolved again after
+# install_packages: on a fresh machine there is no client until docker.io is installed. Debian's
+# client (/usr/bin/docker) matches Debian's engine (20.10); another client on PATH may be newer.
+# $DOCKER from the environment wins (a name is looked up on PATH, never as the function below).
+resolve_docker() {
+  local want=${JOBWIRE_DOCKER_CLIENT:-}
+  if [ -z "$want" ] && [ -f /usr/bin/docker ] && [ -x /usr/bin/docker ]; then want=/usr/bin/docker; fi
+  DOCKER=$(type -P "${want:-docker}" || true)
+}
+JOBWIRE_DOCKER_CLIENT=${DOCKER:-}
+resolve_docker
+# `command` runs the client, never this function again (a wrapper that calls its own name recurses).
+docker() {
+  [ -n "$DOCKER" ] || die "no docker client on PATH or at /usr/bin/docker (bash scripts/containers.sh engine installs docker.io)"
+  command "$DOCKER" "$@"
+}
 
 # -- images -------------------------------------------------------------------------------------
 
@@ -77,9 +91,11 @@ install_packages() {
       || { [ -z "$policy" ] || rm -f "$policy"; die "apt-get install ${want[*]} failed"; }
     [ -z "$policy" ] || rm -f "$policy"
   fi
+  resolve_docker  # the client docker.io just installed
+  [ -n "$DOCKER" ] || die "docker.io is installed but no docker client is on PATH or at /usr/bin/docker"
 }
 
-engine_up() { timeout 10 "$DOCKER" info >/dev/null 2>&1; }
+engine_up() { [ -n "$DOCKER" ] && timeout 10 "$DOCKER" info >/dev/null 2>&1; }
 
 our_dockerd_pid() {
   local pid
@@ -228,6 +244,7 @@ free_port() {
 
 cmd_clean() {  # every container any run of this script labelled
   local ids
+  [ -n "$DOCKER" ] || { log "no docker client here: no containers to remove"; return 0; }
   ids=$(docker ps -aq --filter "label=org.jobwire.containers" 2>/dev/null || true)
   [ -z "$ids" ] || { log "removing containers: $(echo $ids)"; docker rm -f $ids >/dev/null || true; }
 }
