@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# jobwire in containers: the engine, local stand-in base images, the project's images, and a test
-# that runs each worker in its own container against a Redis container.
+# jobwire in containers: the engine, local stand-in base images, the project's images, and the
+# container tests (docker/tests, pytest with the Docker SDK for Python; docker/README.md).
 #
-#   bash scripts/containers.sh test         everything, from a fresh Debian 12 root machine (CI)
+#   bash scripts/containers.sh test [ARGS]  everything, from a fresh Debian 12 root machine (CI);
+#                                           ARGS go to pytest (e.g. -k matrix)
 #   bash scripts/containers.sh engine       install docker.io/debootstrap/docker-compose, start dockerd
 #   bash scripts/containers.sh bases        build the stand-in base images (no registry needed)
 #   bash scripts/containers.sh build        build the project's images on those bases
 #   bash scripts/containers.sh compose ARGS docker-compose with the stand-in bases, e.g. `compose up`
-#   bash scripts/containers.sh clean        remove the containers this script started
+#   bash scripts/containers.sh clean        remove the containers this script (or the suite's --image) started
 #   bash scripts/containers.sh stop-engine  stop the dockerd this script started (by its pid file)
 #
 # Environment:
@@ -17,9 +18,8 @@
 #   JOBWIRE_KEEP_ENGINE=1           `test` leaves running a dockerd this script started (by
 #                                   default it stops it at the end, by the pid in its pid file)
 #   JOBWIRE_CONTAINERS_TIMEOUT=S    bound for the whole `test` (default 2700 s)
-#   JOBWIRE_CONTAINERS_CONFORMANCE=0  skip the conformance runs in `test`
-#   JOBWIRE_CONTAINERS_IMPLS="python node c"  the workers the conformance runs cover
 #   JOBWIRE_CONTAINERS_JOBS=2       jobs per cell of the matrix across containers
+#   DOCKER=PATH                     the docker client to use (default /usr/bin/docker, else PATH's)
 #
 # Networking: dockerd runs with no bridge and no NAT; every build and container uses the host's
 # network and every server binds 127.0.0.1. No host name of any registry or mirror is written
@@ -292,7 +292,7 @@ cmd_test_inner() {
   export JOBWIRE_IMAGE_CONFORMANCE=$IMG_CONF JOBWIRE_STANDIN_DEBIAN=$DEBIAN_BASE
   pkg_build_args
   export JW_PIP_INDEX_URL=$PIP_IDX JW_PIP_EXTRA_INDEX_URL=$PIP_EXTRA JW_NPM_REGISTRY=$NPM_REG
-  "$PY" -m pytest -q -p no:cacheprovider -o addopts= --rootdir docker/tests docker/tests -rA "$@" || rc=$?
+  "$PY" -m pytest -q -p no:cacheprovider -o addopts= --tb=short --rootdir docker/tests docker/tests -rA "$@" || rc=$?
   log "done in $((SECONDS - t0)) s"
   echo "containers: pytest docker/tests exit $rc"  # the closing line CI reads
   return "$rc"
