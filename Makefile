@@ -29,7 +29,7 @@ test-c: setup ## C worker tests, ASan and valgrind
 test-conformance: setup ## the conformance suite against every implementation
 	bash scripts/conformance.sh
 
-test-containers: ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
+test-containers: setup ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
 	bash scripts/containers.sh test
 
 bench: setup ## throughput and latency against the peers on one Redis

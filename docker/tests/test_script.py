@@ -61,3 +61,11 @@ def test_the_issue_command_exits_0():
                            "mount --bind /dev/null /usr/bin/docker && bash scripts/containers.sh clean"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1500:]}"
+
+
+def test_sdk_pin_is_the_extra_of_the_suite():
+    """docker/requirements.txt locks the SDK the `image` extra of jobwire-conformance names: one version."""
+    import re
+    lock = re.search(r"^docker==(\S+)$", (ROOT / "docker" / "requirements.txt").read_text(), re.M)
+    extra = re.search(r'^image = \["docker==([^"]+)"\]', (ROOT / "conformance" / "pyproject.toml").read_text(), re.M)
+    assert lock and extra and lock.group(1) == extra.group(1), (lock and lock.group(0), extra and extra.group(0))
