@@ -59,7 +59,10 @@ def test_the_issue_command_exits_0():
     assert os.path.isfile("/usr/bin/docker"), "docker.io's client is installed by containers.sh before the tests"
     done = subprocess.run(["unshare", "-m", "bash", "-c",
                            "mount --bind /dev/null /usr/bin/docker && bash scripts/containers.sh clean"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          # another docker client on PATH (not masked here) must not remove the
+                          # containers of the tests running now: it finds no engine
+                          env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1500:]}"
 
 
