@@ -86,3 +86,33 @@ def test_suite_in_its_image(engine, images, redis_ctr):
     print(out[-600:])
     assert code == 0, f"exit {code}\n{summary(impl)}\n{out[-2000:]}"
     assert "CONFORMANT" in out
+
+
+def broken_cases() -> dict:
+    """conformance/tests/test_broken_workers.py's table: worker -> (--only, must fail, must pass)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("broken_cases", ROOT / "conformance" / "tests" / "test_broken_workers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CASES
+
+
+@pytest.mark.parametrize("worker", ["pop_without_record", "ignores_priority"])
+def test_suite_fails_a_broken_worker_image(engine, images, redis_ctr, tmp_path, worker):
+    """--image can fail: a broken worker of conformance/tests/broken_workers, run from the
+    conformance image (which carries them), fails exactly the tests aimed at its defect."""
+    only, must_fail, must_pass = broken_cases()[worker]
+    redis_ctr.r.flushall()
+    report = tmp_path / "report.json"
+    cmd = [str(Path(sys.executable).with_name("jobwire-conformance")), "--image", images["conformance"],
+           "--image-cmd", f"python /app/conformance/tests/broken_workers/{worker}.py", "--mode", "inline",
+           "--redis-url", redis_ctr.url, "--no-figures", "--json", str(report)]
+    for prefix in only:
+        cmd += ["--only", prefix]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    results = {r["id"]: r for impl in json.loads(report.read_text())["implementations"].values() for r in impl["results"]}
+    assert done.returncode == 1, done.stdout[-1500:] + done.stderr[-1500:]
+    for test_id in must_fail:
+        assert results[test_id]["status"] == "fail", (test_id, results[test_id])
+    for test_id in must_pass:
+        assert results[test_id]["status"] == "pass", (test_id, results[test_id])

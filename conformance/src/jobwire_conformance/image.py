@@ -44,6 +44,9 @@ def preflight(image: str) -> str | None:
     """Why workers of IMAGE cannot be started here (no SDK, no engine, no such image), or None."""
     try:
         client = engine()
+    except RuntimeError as exc:  # no SDK installed
+        return str(exc)
+    try:
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure here is a setup error, reported as text
         return f"no Docker engine reachable ({type(exc).__name__}: {exc}); DOCKER_HOST selects another"
