@@ -210,9 +210,9 @@ cmd_bases() {
       || die "docker import of the root file system failed"
     rm -rf "$dir"
   fi
+  # Built every time: unchanged Dockerfiles are cache hits (seconds), changed ones take effect.
   local name
   for name in debian python node redis; do
-    have_image "jobwire-standin/$name:bookworm" && continue
     build_image "jobwire-standin/$name:bookworm" "docker/standin/$name.Dockerfile"
   done
 }
@@ -259,7 +259,8 @@ test_python() {
     "$py" -m pip install -q -r docker/requirements.txt || die "pip install -r docker/requirements.txt failed"
     cp docker/requirements.txt "$ROOT/.venv/.docker-requirements.installed"
   fi
-  "$py" -m pip install -q --no-deps -e conformance >/dev/null 2>&1 || die "pip install -e conformance failed"
+  "$py" -c 'import jobwire_conformance.image' 2>/dev/null \
+    || "$py" -m pip install -q --no-deps -e conformance >/dev/null 2>&1 || die "pip install -e conformance failed"
   PY=$py
 }
 
