@@ -92,6 +92,27 @@ static long long push(jw_redis *r, const char *ns, const char *queue, const char
 
 /* Parse flags, build and validate the payload, push it, print its id.
  * Exit status: 0 pushed, 1 Redis unreachable or refused, 2 bad input. */
+/* The default of option `name` from spec/options.json (its one source), copied
+ * into buf; NULL when the file cannot be read. */
+static const char *option_default(const char *name, char *buf, size_t size) {
+    char *spec_dir = jw_spec_dir(), path[4096];
+    if (!spec_dir) return NULL;
+    snprintf(path, sizeof path, "%s/options.json", spec_dir);
+    free(spec_dir);
+    json_error_t jerr;
+    json_t *doc = json_load_file(path, 0, &jerr);
+    const char *out = NULL;
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(doc, "options"), i, o) {
+        const char *n = json_string_value(json_object_get(o, "name"));
+        const char *d = json_string_value(json_object_get(o, "default"));
+        if (n && d && strcmp(n, name) == 0) { snprintf(buf, size, "%s", d); out = buf; }
+    }
+    json_decref(doc);
+    return out;
+}
+
 int main(int argc, char **argv) {
     const char *url = getenv("REDIS_URL"), *ns = getenv("JOBWIRE_NAMESPACE");
     int i = 1;
@@ -103,8 +124,13 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--namespace") == 0) ns = argv[++i];
         else usage(2);
     }
-    if (!url || !*url) url = "redis://127.0.0.1:6379/0";
-    if (!ns || !*ns) ns = "resque";
+    static char url_default[1024], ns_default[256];
+    if (!url || !*url) url = option_default("redis_url", url_default, sizeof url_default);
+    if (!ns || !*ns) ns = option_default("namespace", ns_default, sizeof ns_default);
+    if (!url || !ns) {
+        fprintf(stderr, "jobwire-enqueue: cannot read the defaults from spec/options.json; set JOBWIRE_SPEC_DIR\n");
+        return 2;
+    }
     if (argc - i < 2) usage(2);
     const char *queue = argv[i], *klass = argv[i + 1];
     if (!jw_queue_name_valid(queue)) {
@@ -125,16 +151,19 @@ int main(int argc, char **argv) {
     json_decref(doc);
     char *spec_dir = jw_spec_dir();
     jw_redis r;
-    if (!spec_dir || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
+    memset(&r, 0, sizeof r); /* safe to close whichever step failed */
+    if (!spec_dir || jw_keys_load(spec_dir, err, sizeof err) < 0 || jw_redis_init(&r, url, spec_dir, err, sizeof err) < 0) {
         fprintf(stderr, "jobwire-enqueue: %s\n", spec_dir ? err : "cannot find spec/; set JOBWIRE_SPEC_DIR");
         if (spec_dir) jw_redis_close(&r); /* init zeroed r first, so this is safe */
         free(spec_dir);
         free(payload);
+        jw_keys_free();
         return 2;
     }
     free(spec_dir);
     long long n = push(&r, ns, queue, payload, len);
     jw_redis_close(&r);
+    jw_keys_free();
     free(payload);
     if (n < 0) {
         fprintf(stderr, "jobwire-enqueue: could not reach Redis at %s\n", url);

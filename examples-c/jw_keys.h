@@ -1,38 +1,45 @@
 /* jw_keys.h -- the only place examples-c builds Redis key names.
- * Mirrors spec/key-layout.md, "Key templates as data", one entry per row. */
+ * The templates come from spec/keys.json (jw_keys_load); the enum names them. */
 #ifndef JW_KEYS_H
 #define JW_KEYS_H
 
-/* Names of the key templates, in key-layout.md's order. */
+/* Names of the key templates of spec/keys.json. */
 typedef enum jw_key_name {
-    JW_K_QUEUES,                /* {ns}:queues */
-    JW_K_QUEUE,                 /* {ns}:queue:{queue} */
-    JW_K_WORKERS,               /* {ns}:workers */
-    JW_K_WORKER_RECORD,         /* {ns}:worker:{worker_id} */
-    JW_K_WORKER_STARTED,        /* {ns}:worker:{worker_id}:started */
-    JW_K_HEARTBEATS,            /* {ns}:workers:heartbeat */
-    JW_K_STAT_PROCESSED,        /* {ns}:stat:processed */
-    JW_K_STAT_FAILED,           /* {ns}:stat:failed */
-    JW_K_STAT_PROCESSED_WORKER, /* {ns}:stat:processed:{worker_id} */
-    JW_K_STAT_FAILED_WORKER,    /* {ns}:stat:failed:{worker_id} */
-    JW_K_FAILED,                /* {ns}:failed */
-    JW_K_PAUSE_ALL,             /* {ns}:pause-all-workers */
-    JW_K_META,                  /* {ns}:jobwire:meta */
-    JW_K_LEASES,                /* {ns}:jobwire:leases */
-    JW_K_INFLIGHT,              /* {ns}:jobwire:inflight:{worker_id} */
-    JW_K_DEATHS,                /* {ns}:jobwire:deaths */
-    JW_K_WORKER_INFO,           /* {ns}:jobwire:worker:{worker_id} */
-    JW_K_CONTROL,               /* {ns}:jobwire:control:{worker_id} */
-    JW_K_WAKE,                  /* {ns}:jobwire:wake:{queue} */
-    JW_K_WAKE_NEW_QUEUE,        /* {ns}:jobwire:wake-new-queue */
-    JW_K_MINUTES,               /* {ns}:jobwire:minutes:{day} */
-    JW_K_CONFORMANCE_ECHO,      /* {ns}:jobwire:conformance:echo */
+    JW_K_QUEUES,
+    JW_K_QUEUE,
+    JW_K_WORKERS,
+    JW_K_WORKER_RECORD,
+    JW_K_WORKER_STARTED,
+    JW_K_HEARTBEATS,
+    JW_K_STAT_PROCESSED,
+    JW_K_STAT_FAILED,
+    JW_K_STAT_PROCESSED_WORKER,
+    JW_K_STAT_FAILED_WORKER,
+    JW_K_FAILED,
+    JW_K_PAUSE_ALL,
+    JW_K_META,
+    JW_K_LEASES,
+    JW_K_INFLIGHT,
+    JW_K_DEATHS,
+    JW_K_WORKER_INFO,
+    JW_K_CONTROL,
+    JW_K_WAKE,
+    JW_K_WAKE_NEW_QUEUE,
+    JW_K_MINUTES,
+    JW_K_CONFORMANCE_ECHO,
     JW_K__COUNT
 } jw_key_name;
 
+#include <stddef.h>
+
+int jw_keys_load(const char *spec_dir, char *err, size_t errlen);
+void jw_keys_free(void);
 char *jw_key(const char *ns, jw_key_name name, const char *arg);
 const char *jw_key_template(jw_key_name name);
 const char *jw_key_label(jw_key_name name);
 int jw_queue_name_valid(const char *q);
+int jw_queues_parse(const char *text, char ***out, char *err, size_t errlen);
+int jw_queues_expand(char **configured, int n, char **known, int nknown, char ***out);
+void jw_queues_free(char **names, int n);
 
 #endif

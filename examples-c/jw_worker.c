@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "jw_child.h"
 #include "jw_job.h"
 #include "jw_keys.h"
@@ -48,8 +50,10 @@ typedef struct outcome {
 
 static struct {
     /* Configuration (protocol.md 7.2). */
-    char *queues_cfg;           /* --queues as given: "high,low" or "*" */
-    int wildcard;               /* queues_cfg is "*" */
+    char *queues_cfg;           /* --queues as given: "high,low", "*" or "high,*" */
+    char **configured;          /* queues_cfg split (jw_queues_parse) */
+    int nconfigured;
+    int wildcard;               /* one entry is "*" */
     char *redis_url;
     char *ns;
     long long heartbeat_ms, lease_ms, block_ms, job_timeout_ms, max_payload;
@@ -412,10 +416,6 @@ static void beat_if_due(void) {
 /* ============================ Queues and control ======================== */
 
 /* Compare two queue names for qsort: byte order, i.e. alphabetical. */
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Replace W.queues with the given names. */
 static void set_queues(char **names, int n) {
     for (int i = 0; i < W.nqueues; i++) free(W.queues[i]);
@@ -424,8 +424,8 @@ static void set_queues(char **names, int n) {
     W.nqueues = n;
 }
 
-/* Wildcard: SMEMBERS <ns>:queues, sorted, without names that break the
- * queue-name rules (protocol.md 7.2). Returns 0 or -1 when Redis failed
+/* Wildcard: SMEMBERS <ns>:queues; "*" becomes the valid names not listed
+ * explicitly, sorted (protocol.md 7.2). Returns 0 or -1 when Redis failed
  * (the old list is kept). */
 static int refresh_queues(void) {
     jw_args a = {0};
@@ -434,12 +434,13 @@ static int refresh_queues(void) {
     redisReply *rep = jw_redis_cmd(&W.r, &a);
     jw_args_free(&a);
     if (!rep || rep->type != REDIS_REPLY_ARRAY) { freeReplyObject(rep); return -1; }
-    char **names = jw_malloc(sizeof(char *) * (rep->elements + 1));
-    int n = 0;
+    char **known = jw_malloc(sizeof(char *) * (rep->elements + 1));
+    int nknown = 0;
     for (size_t i = 0; i < rep->elements; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING && jw_queue_name_valid(rep->element[i]->str))
-            names[n++] = jw_strdup(rep->element[i]->str);
-    qsort(names, (size_t)n, sizeof(char *), cmp_str);
+        if (rep->element[i]->type == REDIS_REPLY_STRING) known[nknown++] = rep->element[i]->str;
+    char **names;
+    int n = jw_queues_expand(W.configured, W.nconfigured, known, nknown, &names); /* skips invalid names */
+    free(known);
     set_queues(names, n);
     freeReplyObject(rep);
     W.refresh_queues = 0;
@@ -695,9 +696,9 @@ static void run_job(const char *token, const char *queue, const char *payload, s
     jw_handler h = jw_handler_find(job.klass);
     if (!h) {
         jw_buf m = {0};
-        jw_buf_adds(&m, "no handler registered for class \"");
-        jw_buf_adds(&m, job.klass);
-        jw_buf_adds(&m, "\"");
+        /* protocol.md 7.4: the class as a JSON string (escaped as 6.2 says) */
+        jw_buf_adds(&m, "no handler registered for class ");
+        jw_buf_quote(&m, job.klass, json_string_length(json_object_get(job.doc, "class")));
         outcome_fail(&job, "jobwire.UnknownClass", m.p, NULL, 0);
         jw_buf_free(&m);
         json_decref(job.doc);
@@ -838,89 +839,105 @@ static int worker_run(void) {
 
 /* ============================ Configuration ============================= */
 
-/* Print usage and exit with status code. */
+/* spec/options.json, the one source of flags, variables and defaults. */
+static json_t *options_doc;
+
+/* Print usage (generated from options.json) and exit with status code. */
 static void usage(int code) {
-    fprintf(code ? stderr : stdout,
-            "usage: jobwire-worker --queues a,b [--redis-url URL] [--namespace NS]\n"
-            "       [--concurrency 1] [--heartbeat-ms N] [--lease-ms N] [--block-timeout-ms N]\n"
-            "       [--max-deaths N] [--job-timeout-ms N] [--max-payload-bytes N]\n"
-            "Each flag falls back to its environment variable (JOBWIRE_QUEUES, REDIS_URL,\n"
-            "JOBWIRE_NAMESPACE, JOBWIRE_CONCURRENCY, JOBWIRE_HEARTBEAT_MS, ...), then to the\n"
-            "default of protocol.md section 7.2.\n");
+    FILE *f = code ? stderr : stdout;
+    fprintf(f, "usage: jobwire-worker --queues a,b [options]\n");
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(options_doc, "options"), i, o) {
+        json_t *d = json_object_get(o, "default");
+        char dflt[64] = "required";
+        if (json_is_string(d)) snprintf(dflt, sizeof dflt, "default %s", json_string_value(d));
+        else if (json_is_integer(d)) snprintf(dflt, sizeof dflt, "default %lld", (long long)json_integer_value(d));
+        fprintf(f, "  %-22s %s; %s (%s)\n", json_string_value(json_object_get(o, "flag")),
+                json_string_value(json_object_get(o, "help")), dflt, json_string_value(json_object_get(o, "env")));
+    }
     exit(code);
 }
 
-/* Parse a non-negative integer option or exit with a message. */
-static long long parse_num(const char *name, const char *v) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (errno || end == v || *end || n < 0) {
-        fprintf(stderr, "jobwire-worker: %s must be a non-negative integer, got \"%s\"\n", name, v);
-        exit(2);
-    }
-    return n;
+/* The options.json entry named name (exits when missing: a spec/worker mismatch). */
+static json_t *option_spec(const char *name) {
+    size_t i;
+    json_t *o;
+    json_array_foreach(json_object_get(options_doc, "options"), i, o)
+        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) return o;
+    fprintf(stderr, "jobwire-worker: spec/options.json has no option \"%s\"\n", name);
+    exit(2);
 }
 
-/* The value of option `flag` (also as --flag=value), else $env, else def.
- * Returns a malloc'd copy (argv is about to be overwritten by the title). */
-static char *option(int argc, char **argv, const char *flag, const char *env, const char *def) {
+/* The value of option `name` from its flag (also --flag=value), else its
+ * variable when set and not empty, else its default (NULL if none). Returns
+ * a malloc'd copy (argv is about to be overwritten by the title). */
+static char *option(int argc, char **argv, const char *name) {
+    json_t *o = option_spec(name);
+    const char *flag = json_string_value(json_object_get(o, "flag"));
+    const char *env = json_string_value(json_object_get(o, "env"));
     size_t fl = strlen(flag);
     const char *v = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], flag) == 0) {
             if (i + 1 >= argc) { fprintf(stderr, "jobwire-worker: %s needs a value\n", flag); exit(2); }
-            v = argv[i + 1];
+            v = argv[++i];
         } else if (strncmp(argv[i], flag, fl) == 0 && argv[i][fl] == '=') {
             v = argv[i] + fl + 1;
         }
     }
-    if (!v && env) v = getenv(env);
-    if (!v || !*v) v = def;
-    return v ? jw_strdup(v) : NULL;
+    if (!v && env && getenv(env) && *getenv(env)) v = getenv(env); /* an empty variable is unset */
+    if (v) return jw_strdup(v);
+    json_t *d = json_object_get(o, "default");
+    char num[32];
+    if (json_is_integer(d)) { snprintf(num, sizeof num, "%lld", (long long)json_integer_value(d)); return jw_strdup(num); }
+    return json_is_string(d) ? jw_strdup(json_string_value(d)) : NULL;
 }
 
-/* A numeric option, as option(). */
-static long long num_option(int argc, char **argv, const char *flag, const char *env, const char *def) {
-    char *v = option(argc, argv, flag, env, def);
-    long long n = parse_num(flag, v);
+/* An integer option: ASCII digits only, at least its options.json minimum. */
+static long long num_option(int argc, char **argv, const char *name) {
+    json_t *o = option_spec(name);
+    char *v = option(argc, argv, name);
+    long long min = json_integer_value(json_object_get(o, "minimum"));
+    int digits = v && *v && strspn(v, "0123456789") == strlen(v) && strlen(v) < 16;
+    long long n = digits ? strtoll(v, NULL, 10) : -1;
+    if (n < min) {
+        fprintf(stderr, "jobwire-worker: %s must be an integer >= %lld of ASCII digits, got \"%s\"\n",
+                json_string_value(json_object_get(o, "flag")), min, v ? v : "");
+        free(v);
+        exit(2);
+    }
     free(v);
     return n;
 }
 
 /* Reject unknown flags so a typo is not silently ignored. */
 static void check_flags(int argc, char **argv) {
-    static const char *known[] = {"--queues", "--redis-url", "--namespace", "--concurrency",
-                                  "--heartbeat-ms", "--lease-ms", "--block-timeout-ms",
-                                  "--max-deaths", "--job-timeout-ms", "--max-payload-bytes"};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
         int ok = 0;
-        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
-            size_t kl = strlen(known[k]);
-            if (strcmp(argv[i], known[k]) == 0) { ok = 1; i++; break; }
-            if (strncmp(argv[i], known[k], kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_object_get(options_doc, "options"), k, o) {
+            const char *flag = json_string_value(json_object_get(o, "flag"));
+            size_t kl = strlen(flag);
+            if (strcmp(argv[i], flag) == 0) { ok = 1; i++; break; }
+            if (strncmp(argv[i], flag, kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
         }
         if (!ok) { fprintf(stderr, "jobwire-worker: unknown argument %s\n", argv[i]); usage(2); }
     }
 }
 
-/* Split and validate --queues into W.queues (unless it is "*"). */
+/* Split and validate --queues (jw_queues_parse); "*" makes a wildcard worker. */
 static void parse_queues(void) {
-    if (strcmp(W.queues_cfg, "*") == 0) { W.wildcard = 1; return; }
-    char *copy = jw_strdup(W.queues_cfg), *save = NULL;
-    char **names = jw_malloc(sizeof(char *) * (strlen(copy) + 1));
-    int n = 0;
-    for (char *q = strtok_r(copy, ",", &save); q; q = strtok_r(NULL, ",", &save)) {
-        if (!jw_queue_name_valid(q)) {
-            fprintf(stderr, "jobwire-worker: invalid queue name \"%s\"\n", q);
-            exit(2);
-        }
-        names[n++] = jw_strdup(q);
-    }
-    free(copy);
-    if (n == 0) { fprintf(stderr, "jobwire-worker: --queues is empty\n"); exit(2); }
-    set_queues(names, n);
+    char err[512];
+    W.nconfigured = jw_queues_parse(W.queues_cfg, &W.configured, err, sizeof err);
+    if (W.nconfigured < 0) { fprintf(stderr, "jobwire-worker: %s\n", err); exit(2); }
+    for (int i = 0; i < W.nconfigured; i++) W.wildcard |= strcmp(W.configured[i], "*") == 0;
+    if (W.wildcard) { W.refresh_queues = 1; return; }
+    char **names = jw_malloc(sizeof(char *) * (size_t)W.nconfigured);
+    for (int i = 0; i < W.nconfigured; i++) names[i] = jw_strdup(W.configured[i]);
+    set_queues(names, W.nconfigured);
 }
 
 /* Read spec/VERSION and derive the major version. */
@@ -936,26 +953,27 @@ static void read_spec_version(const char *spec_dir) {
 
 /* Fill W from flags and environment (protocol.md 7.2). Exits with status 2
  * on bad configuration. */
-static void configure(int argc, char **argv) {
+static void configure(int argc, char **argv, const char *spec_dir) {
+    char path[4096];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/options.json", spec_dir);
+    options_doc = json_load_file(path, 0, &jerr);
+    if (!options_doc) { fprintf(stderr, "jobwire-worker: cannot read %s: %s\n", path, jerr.text); exit(2); }
     check_flags(argc, argv);
-    W.queues_cfg = option(argc, argv, "--queues", "JOBWIRE_QUEUES", NULL);
+    W.queues_cfg = option(argc, argv, "queues");
     if (!W.queues_cfg) { fprintf(stderr, "jobwire-worker: --queues is required\n"); usage(2); }
-    W.redis_url = option(argc, argv, "--redis-url", "REDIS_URL", "redis://127.0.0.1:6379/0");
-    W.ns = option(argc, argv, "--namespace", "JOBWIRE_NAMESPACE", "resque");
-    long long conc = num_option(argc, argv, "--concurrency", "JOBWIRE_CONCURRENCY", "1");
-    W.heartbeat_ms = num_option(argc, argv, "--heartbeat-ms", "JOBWIRE_HEARTBEAT_MS", "5000");
-    W.lease_ms = num_option(argc, argv, "--lease-ms", "JOBWIRE_LEASE_MS", "30000");
-    W.block_ms = num_option(argc, argv, "--block-timeout-ms", "JOBWIRE_BLOCK_TIMEOUT_MS", "5000");
-    W.max_deaths = (int)num_option(argc, argv, "--max-deaths", "JOBWIRE_MAX_DEATHS", "3");
-    W.job_timeout_ms = num_option(argc, argv, "--job-timeout-ms", "JOBWIRE_JOB_TIMEOUT_MS", "0");
-    W.max_payload = num_option(argc, argv, "--max-payload-bytes", "JOBWIRE_MAX_PAYLOAD_BYTES", "16777216");
+    W.redis_url = option(argc, argv, "redis_url");
+    W.ns = option(argc, argv, "namespace");
+    long long conc = num_option(argc, argv, "concurrency");
+    W.heartbeat_ms = num_option(argc, argv, "heartbeat_ms");
+    W.lease_ms = num_option(argc, argv, "lease_ms");
+    W.block_ms = num_option(argc, argv, "block_timeout_ms");
+    W.max_deaths = (int)num_option(argc, argv, "max_deaths");
+    W.job_timeout_ms = num_option(argc, argv, "job_timeout_ms");
+    W.max_payload = num_option(argc, argv, "max_payload_bytes");
     if (conc != 1) {
         fprintf(stderr, "jobwire-worker: --concurrency %lld is not supported: the C worker runs one "
                         "worker per process; start %lld processes instead\n", conc, conc);
-        exit(2);
-    }
-    if (W.heartbeat_ms < 1 || W.block_ms < 1 || W.max_deaths < 1) {
-        fprintf(stderr, "jobwire-worker: --heartbeat-ms, --block-timeout-ms and --max-deaths must be >= 1\n");
         exit(2);
     }
     if (W.lease_ms <= 2 * W.heartbeat_ms) {
@@ -964,6 +982,8 @@ static void configure(int argc, char **argv) {
         exit(2);
     }
     parse_queues();
+    json_decref(options_doc);
+    options_doc = NULL;
 }
 
 /* Free everything W owns, so that valgrind and LeakSanitizer see a clean
@@ -971,6 +991,8 @@ static void configure(int argc, char **argv) {
 static void cleanup(void) {
     outcome_clear();
     set_queues(NULL, 0);
+    jw_queues_free(W.configured, W.nconfigured);
+    jw_keys_free();
     jw_redis_close(&W.r);
     free(W.queues_cfg);
     free(W.redis_url);
@@ -987,10 +1009,14 @@ static void cleanup(void) {
 int main(int argc, char **argv) {
     char err[512];
     title_init(argc, argv);
-    configure(argc, argv);
     char *spec_dir = jw_spec_dir();
     if (!spec_dir) {
         fprintf(stderr, "jobwire-worker: cannot find spec/; set JOBWIRE_SPEC_DIR\n");
+        return 2;
+    }
+    configure(argc, argv, spec_dir);
+    if (jw_keys_load(spec_dir, err, sizeof err) < 0) {
+        fprintf(stderr, "jobwire-worker: %s\n", err);
         return 2;
     }
     read_spec_version(spec_dir);

@@ -19,6 +19,7 @@ CASES = {
                              ["failure.record.key-order", "payload.extra-fields.preserved"],
                              ["failure.record.error-exact", "failure.record.failed-at", "failure.record.schema"]),
     "ignores_priority": (["queue.priority", "queue.fifo"], ["queue.priority.strict"], ["queue.fifo"]),
+    "blocks_through_signals": (["worker.signal.prompt"], ["worker.signal.prompt-while-blocked"], []),
 }
 
 

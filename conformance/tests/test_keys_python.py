@@ -22,6 +22,6 @@ def test_python_keys_match_the_vectors(case):
     assert built == case["key"]
 
 
-def test_python_templates_mirror_key_layout():
+def test_python_templates_are_keys_json():
     from jobwire_conformance.redisutil import key_templates
     assert jobwire_keys.TEMPLATES == key_templates()

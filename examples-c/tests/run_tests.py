@@ -679,9 +679,15 @@ def test_spec_mismatch():
 def test_config_errors():
     exe = os.path.join(OPTS.bin, "jobwire-worker")
     for args in (["--queues", "q", "--concurrency", "4"], ["--queues", "q", "--lease-ms", "1000"],
-                 [], ["--queues", "bad:name"], ["--queues", "q", "--bogus", "1"]):
+                 [], ["--queues", "bad:name"], ["--queues", "q", "--bogus", "1"],
+                 ["--queues", "q", "--lease-ms=1000"], ["--queues=a,,b"], ["--queues", "mail*"],
+                 ["--queues", "*,a,*"], ["--queues", " a"], ["--queues", "q", "--heartbeat-ms", "+5"]):
         r = subprocess.run([exe] + args, capture_output=True, env=child_env(), timeout=10)
         assert r.returncode == 2 and r.stderr, (args, r)
+    # protocol.md 7.2: an empty variable counts as unset, so the default (and its check) holds
+    env = dict(child_env(), JOBWIRE_QUEUES="")
+    r = subprocess.run([exe], capture_output=True, env=env, timeout=10)
+    assert r.returncode == 2 and b"--queues is required" in r.stderr, r
 
 
 def many_jobs(n):

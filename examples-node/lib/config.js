@@ -1,39 +1,25 @@
-// Worker configuration of protocol.md 7.2: flag first, then environment variable, then default.
+// Worker configuration of protocol.md 7.2: flag first, then environment variable (when set and
+// not empty), then default. Flags, variables, defaults and bounds come from spec/options.json.
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from './worker.js';
+import { OPTIONS, DEFAULTS, usage } from './options.js';
 
-const OPTIONS = [
-  // [flag, env, option name, kind]
-  ['queues', 'JOBWIRE_QUEUES', 'queues', 'string'],
-  ['redis-url', 'REDIS_URL', 'redisUrl', 'string'],
-  ['namespace', 'JOBWIRE_NAMESPACE', 'namespace', 'string'],
-  ['concurrency', 'JOBWIRE_CONCURRENCY', 'concurrency', 'int'],
-  ['heartbeat-ms', 'JOBWIRE_HEARTBEAT_MS', 'heartbeatMs', 'int'],
-  ['lease-ms', 'JOBWIRE_LEASE_MS', 'leaseMs', 'int'],
-  ['block-timeout-ms', 'JOBWIRE_BLOCK_TIMEOUT_MS', 'blockTimeoutMs', 'int'],
-  ['max-deaths', 'JOBWIRE_MAX_DEATHS', 'maxDeaths', 'int'],
-  ['job-timeout-ms', 'JOBWIRE_JOB_TIMEOUT_MS', 'jobTimeoutMs', 'int0'],
-  ['max-payload-bytes', 'JOBWIRE_MAX_PAYLOAD_BYTES', 'maxPayloadBytes', 'int'],
-];
-
-export const USAGE = `usage: node worker.js --queues a,b [options]
-  --queues a,b             queues in priority order; * = every queue   (JOBWIRE_QUEUES)
-  --redis-url URL          default redis://127.0.0.1:6379/0            (REDIS_URL)
-  --namespace NS           default resque                              (JOBWIRE_NAMESPACE)
-  --concurrency N          workers in this process, default 1          (JOBWIRE_CONCURRENCY)
-  --heartbeat-ms N         default 5000                                (JOBWIRE_HEARTBEAT_MS)
-  --lease-ms N             default 30000; must exceed 2 x heartbeat    (JOBWIRE_LEASE_MS)
-  --block-timeout-ms N     default 5000                                (JOBWIRE_BLOCK_TIMEOUT_MS)
-  --max-deaths N           default 3                                   (JOBWIRE_MAX_DEATHS)
-  --job-timeout-ms N       default 0 (none)                            (JOBWIRE_JOB_TIMEOUT_MS)
-  --max-payload-bytes N    default 16777216                            (JOBWIRE_MAX_PAYLOAD_BYTES)`;
+export const USAGE = usage('node worker.js');
 
 export class ConfigError extends Error {}
 
-/** Parses argv and env into Worker options; throws ConfigError on bad input. */
+/** One integer option: ASCII digits only, at least its minimum. */
+function integer(o, raw, source) {
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < o.minimum) {
+    throw new ConfigError(`${source} must be an integer >= ${o.minimum} of ASCII digits, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** Parses argv and env into Worker options; throws ConfigError (exit status 2) on bad input. */
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
   const flags = { help: { type: 'boolean', short: 'h' } };
-  for (const [flag] of OPTIONS) flags[flag] = { type: 'string' };
+  for (const o of OPTIONS) flags[o.flag.slice(2)] = { type: 'string' };
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: flags, strict: true, allowPositionals: false }));
@@ -42,19 +28,12 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
   }
   if (values.help) return { help: true };
   const config = { ...DEFAULTS };
-  for (const [flag, envName, name, kind] of OPTIONS) {
-    const raw = values[flag] ?? (env[envName] !== undefined && env[envName] !== '' ? env[envName] : undefined);
+  for (const o of OPTIONS) {
+    let raw = values[o.flag.slice(2)];
+    let source = o.flag;
+    if (raw === undefined && env[o.env] !== undefined && env[o.env] !== '') [raw, source] = [env[o.env], `$${o.env}`];
     if (raw === undefined) continue;
-    if (kind === 'string') {
-      config[name] = raw;
-    } else {
-      const n = Number(raw);
-      const min = kind === 'int0' ? 0 : 1;
-      if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(n) || n < min) {
-        throw new ConfigError(`--${flag} (${envName}) must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-      }
-      config[name] = n;
-    }
+    config[o.key] = o.type === 'integer' ? integer(o, raw, source) : raw;
   }
   if (!config.queues) throw new ConfigError('--queues (or JOBWIRE_QUEUES) is required');
   if (!(config.leaseMs > 2 * config.heartbeatMs)) {

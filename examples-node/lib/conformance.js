@@ -1,5 +1,6 @@
 // The conformance job classes of protocol.md section 10. Handlers run with `this` = the job
 // context (id, queue, worker, args, redis, keys, ...).
+import { isLosslessNumber } from 'lossless-json';
 import { stringifyJson, sleep } from './util.js';
 
 /** RPUSH <ns>:jobwire:conformance:echo {"id","args","worker","queue","pid","impl"}. */
@@ -14,11 +15,16 @@ export const conformanceHandlers = Object.freeze({
   'jobwire.Echo': async function jobwireEcho() {
     await echo(this);
   },
-  'jobwire.Fail': async function jobwireFail(message) {
-    throw new Error(message === undefined ? '' : String(message));
+  // protocol.md 10: the message itself, a non-string as its compact JSON, none as "jobwire.Fail".
+  'jobwire.Fail': async function jobwireFail(...args) {
+    if (args.length === 0) throw new Error('jobwire.Fail');
+    throw new Error(typeof args[0] === 'string' ? args[0] : stringifyJson(args[0]));
   },
-  'jobwire.Sleep': async function jobwireSleep(ms) {
-    await sleep(Math.max(0, Number(ms) || 0));
+  // protocol.md 10: a float is allowed, a negative or missing value sleeps 0, a non-number fails.
+  'jobwire.Sleep': async function jobwireSleep(ms = 0) {
+    const n = typeof ms === 'number' ? ms : isLosslessNumber(ms) ? Number(ms.value) : NaN;
+    if (Number.isNaN(n)) throw new TypeError(`jobwire.Sleep expects [milliseconds], got ${stringifyJson(ms)}`);
+    await sleep(Math.max(0, n));
     await echo(this);
   },
   'jobwire.Crash': function jobwireCrash() {

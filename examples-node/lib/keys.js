@@ -1,40 +1,20 @@
 // The jobwire key builder: the only place in this package that builds Redis key names.
-// It mirrors spec/key-layout.md ("Key templates as data") exactly; test/keys.test.js checks
-// every template against that table.
+// The templates come from spec/keys.json, their one source; test/keys.test.js runs the shared
+// key vectors (conformance/vectors/v1/keys.json) through it.
+import { readSpecJson } from './spec.js';
+import { DEFAULTS } from './options.js';
 
-export const DEFAULT_NAMESPACE = 'resque';
+export const DEFAULT_NAMESPACE = DEFAULTS.namespace;
 
-/** The templates of spec/key-layout.md, by name. */
-export const TEMPLATES = Object.freeze({
-  queues: '{ns}:queues',
-  queue: '{ns}:queue:{queue}',
-  workers: '{ns}:workers',
-  worker_record: '{ns}:worker:{worker_id}',
-  worker_started: '{ns}:worker:{worker_id}:started',
-  heartbeats: '{ns}:workers:heartbeat',
-  stat_processed: '{ns}:stat:processed',
-  stat_failed: '{ns}:stat:failed',
-  stat_processed_worker: '{ns}:stat:processed:{worker_id}',
-  stat_failed_worker: '{ns}:stat:failed:{worker_id}',
-  failed: '{ns}:failed',
-  pause_all: '{ns}:pause-all-workers',
-  meta: '{ns}:jobwire:meta',
-  leases: '{ns}:jobwire:leases',
-  inflight: '{ns}:jobwire:inflight:{worker_id}',
-  deaths: '{ns}:jobwire:deaths',
-  worker_info: '{ns}:jobwire:worker:{worker_id}',
-  control: '{ns}:jobwire:control:{worker_id}',
-  wake: '{ns}:jobwire:wake:{queue}',
-  wake_new_queue: '{ns}:jobwire:wake-new-queue',
-  minutes: '{ns}:jobwire:minutes:{day}',
-  conformance_echo: '{ns}:jobwire:conformance:echo',
-});
+/** The templates of spec/keys.json, by name. */
+export const TEMPLATES = Object.freeze({ ...readSpecJson('keys.json').templates });
 
-// 1 to 255 bytes of UTF-8 without ':', '*', ',', whitespace or control characters.
+// key-layout.md "Queue names": 1 to 255 bytes of UTF-8 without ':', '*', ',', C0 controls and
+// space, DEL, C1 controls and NBSP, the other Unicode White_Space characters, U+FEFF.
 // eslint-disable-next-line no-control-regex
-const BAD_QUEUE_CHARS = /[:*,\s\u0000-\u001f\u007f-\u009f]/u;
+const BAD_QUEUE_CHARS = /[:*,\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/u;
 
-/** True when `name` is a valid queue name (key-layout.md, "Namespace"). */
+/** True when `name` is a valid queue name (key-layout.md, "Queue names"). */
 export function isValidQueueName(name) {
   if (typeof name !== 'string' || name.length === 0) return false;
   if (Buffer.byteLength(name, 'utf8') > 255) return false;

@@ -1,6 +1,7 @@
 // Small shared helpers: lossless JSON, Resque time formats, Redis connections.
 import { parse as losslessParse, isInteger, isLosslessNumber } from 'lossless-json';
 import Redis from 'ioredis';
+import { DEFAULTS } from './options.js';
 
 // ---- JSON -------------------------------------------------------------------------------
 
@@ -110,7 +111,7 @@ export function utcDay(date = new Date()) {
 
 // ---- Redis ------------------------------------------------------------------------------
 
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
+export const DEFAULT_REDIS_URL = DEFAULTS.redisUrl; // spec/options.json
 
 /** Reconnect backoff of protocol.md 7.7: 100 ms doubling to 5000 ms. */
 export function backoffMs(attempt) {

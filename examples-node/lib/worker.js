@@ -5,26 +5,17 @@
 // process title.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { keys as keyBuilder, assertQueueName, isValidQueueName, DEFAULT_NAMESPACE } from './keys.js';
+import { keys as keyBuilder, assertQueueName, isValidQueueName } from './keys.js';
 import { scripts } from './scripts.js';
 import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
+import { DEFAULTS } from './options.js';
 import { compareUtf8 } from './client.js';
 import {
-  connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep, DEFAULT_REDIS_URL,
+  connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep,
 } from './util.js';
 
-export const DEFAULTS = Object.freeze({
-  redisUrl: DEFAULT_REDIS_URL,
-  namespace: DEFAULT_NAMESPACE,
-  concurrency: 1,
-  heartbeatMs: 5000,
-  leaseMs: 30000,
-  blockTimeoutMs: 5000,
-  maxDeaths: 3,
-  jobTimeoutMs: 0,
-  maxPayloadBytes: 16777216,
-});
+export { DEFAULTS }; // spec/options.json, by camelCase name
 
 const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
 const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
@@ -80,13 +71,32 @@ export function failureRecord(rawPayload, { exception, error, backtrace = [] }, 
   ]);
 }
 
-/** Parses "a,b" / ["a","b"] into a queue list; "*" entries stand for every queue. */
+/**
+ * Parses a --queues value ("a,b", "high,*") or an array into a queue list (protocol.md 7.2):
+ * queue names and at most one "*", comma-separated, nothing trimmed, no empty entry, no repeat.
+ */
 export function parseQueues(queues) {
-  const list = (Array.isArray(queues) ? queues : String(queues ?? '').split(','))
-    .map((q) => String(q).trim()).filter((q) => q !== '');
-  if (list.length === 0) throw new TypeError('no queues given (--queues a,b or JOBWIRE_QUEUES)');
-  for (const q of list) if (q !== '*') assertQueueName(q);
+  const list = Array.isArray(queues) ? queues.map(String) : String(queues ?? '').split(',');
+  if (list.length === 0 || (list.length === 1 && list[0] === '')) {
+    throw new TypeError('no queues given (--queues a,b or JOBWIRE_QUEUES)');
+  }
+  const seen = new Set();
+  for (const q of list) {
+    if (q !== '*') assertQueueName(q);
+    if (seen.has(q)) throw new TypeError(`--queues lists ${JSON.stringify(q)} twice`);
+    seen.add(q);
+  }
   return list;
+}
+
+/**
+ * The queues to reserve from: "*" replaced, at its place, by every valid name of `known` that is
+ * not listed explicitly, in code point order (protocol.md 7.2).
+ */
+export function expandQueues(configured, known) {
+  if (!configured.includes('*')) return [...configured];
+  const rest = known.filter((q) => isValidQueueName(q) && !configured.includes(q)).sort(compareUtf8);
+  return configured.flatMap((q) => (q === '*' ? rest : [q]));
 }
 
 class Stopped extends Error {}
@@ -211,6 +221,8 @@ export class Worker extends EventEmitter {
     while (!this.stopping) {
       try {
         if (this.paused) {
+          // protocol.md 7.3/7.9: a paused worker holds no finished job; settle it first (no queues)
+          if (this.pending.op !== 'none') await this.untilStopped(this.work([]));
           await this.idleBlock(true);
           continue;
         }
@@ -550,14 +562,13 @@ export class Worker extends EventEmitter {
   }
 
   async refreshQueues() {
-    const all = (await this.cmd.smembers(this.k.queues())).sort(compareUtf8);
-    const explicit = new Set(this.queuesConfigured.filter((q) => q !== '*'));
-    const list = [];
-    for (const q of this.queuesConfigured) {
-      if (q !== '*') list.push(q);
-      else for (const a of all) if (isValidQueueName(a) && !explicit.has(a) && !list.includes(a)) list.push(a);
+    // Names that are not UTF-8 cannot be queue names (a lossy decode would name another key).
+    const utf8 = new TextDecoder('utf-8', { fatal: true });
+    const all = [];
+    for (const raw of await this.cmd.smembersBuffer(this.k.queues())) {
+      try { all.push(utf8.decode(raw)); } catch { /* skipped, as every invalid name is */ }
     }
-    this.queueList = list;
+    this.queueList = expandQueues(this.queuesConfigured, all);
   }
 
   /** A control-list command (protocol.md 7.5); unknown ones are ignored. */

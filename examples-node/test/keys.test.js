@@ -2,23 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { keys, buildKey, TEMPLATES, isValidQueueName } from '../lib/keys.js';
-import { specPath } from '../lib/spec.js';
+import { specPath, readSpecJson } from '../lib/spec.js';
 
-function templatesFromSpec() {
-  const md = readFileSync(specPath('key-layout.md'), 'utf8');
-  const section = md.split('## Key templates as data')[1];
-  const rows = {};
-  for (const line of section.split('\n')) {
-    const m = /^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|$/.exec(line.trim());
-    if (m) rows[m[1]] = m[2];
+const vectors = (name) => JSON.parse(readFileSync(specPath('..', 'conformance', 'vectors', 'v1', name), 'utf8'));
+
+test('the templates are spec/keys.json, and nothing more', { timeout: 60000 }, () => {
+  assert.deepEqual({ ...TEMPLATES }, readSpecJson('keys.json').templates);
+});
+
+test('the shared key vectors (conformance/vectors/v1/keys.json)', { timeout: 60000 }, () => {
+  const { cases } = vectors('keys.json');
+  assert.ok(cases.length >= 22);
+  for (const c of cases) {
+    const got = buildKey(c.template, { ns: c.ns, queue: c.queue, worker_id: c.worker_id, day: c.day });
+    assert.equal(got, c.key, c.id);
   }
-  return rows;
-}
-
-test('every template matches key-layout.md exactly, and nothing more', { timeout: 60000 }, () => {
-  const spec = templatesFromSpec();
-  assert.ok(Object.keys(spec).length >= 20);
-  assert.deepEqual({ ...TEMPLATES }, spec);
 });
 
 test('bound key builder', { timeout: 60000 }, () => {

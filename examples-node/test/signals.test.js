@@ -108,7 +108,8 @@ test('a namespace of another spec major: the worker refuses to register and exit
 });
 
 test('bad configuration exits 2 with a message', { timeout: 60000 }, async () => {
-  for (const args of [['--lease-ms', '500', '--heartbeat-ms', '300'], ['--concurrency', 'x']]) {
+  for (const args of [['--lease-ms', '500', '--heartbeat-ms', '300'], ['--concurrency', 'x'],
+    ['--lease-ms=500', '--heartbeat-ms=300'], ['--heartbeat-ms', '+5'], ['--bogus', '1']]) {
     const p = worker('q', args);
     const { code } = await p.exited;
     assert.equal(code, 2, p.output());

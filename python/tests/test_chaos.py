@@ -57,7 +57,9 @@ def test_random_sigkills_lose_no_job(client, r, spawn):
     assert not r.lrange("resque:failed", 0, -1)
     # every killed master was recovered by a live peer: only the live workers stay registered
     wait_for(lambda: r.scard("resque:workers") == WORKERS, timeout=10, message="dead workers recovered")
-    assert len(r.keys("resque:jobwire:inflight:*")) == 0
+    # The last recovery may requeue a job whose echo was written but not settled; a live worker
+    # then holds it for a moment, so wait for the in-flight hashes to empty instead of racing it.
+    wait_for(lambda: not r.keys("resque:jobwire:inflight:*"), timeout=10, message="no job left in flight")
     duplicates = sum(n - 1 for n in completed.values())
     print(f"\nchaos: {JOBS} jobs, kills {dict(kills)}, duplicates {duplicates}")
     assert kills["master"] >= 5 and kills["child"] >= 5

@@ -1,9 +1,13 @@
 """The `jobwire` command line: each command, and one clear line for every error."""
 
 import json
+import os
 import subprocess
 
 from conftest import JOBWIRE
+
+import jobwire
+from jobwire import spec
 
 
 def run(url, *args, ok=True):
@@ -34,7 +38,6 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
         (("failed", "retry", "nope"), "no failure record"),
         (("control", "h:1:q", "pause"), "no worker"),
         (("worker", "--queues", "q", "--import", "no_such_module_xyz"), "cannot import"),
-        (("worker", "--queues", "q", "--lease-ms", "100", "--heartbeat-ms", "100"), "lease"),
     ]:
         proc = run(url, *args, ok=False)
         assert proc.returncode == 1
@@ -46,4 +49,35 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
 
 def test_version_names_package_and_protocol():
     out = subprocess.run([JOBWIRE, "version"], capture_output=True, text=True).stdout
-    assert out.startswith("jobwire 1.0.0 (protocol 1.0.0)")
+    assert out.startswith(f"jobwire {jobwire.__version__} (protocol {spec.spec_version()})")
+
+
+def test_bad_worker_options_are_usage_errors_with_status_2(redis_server):
+    """protocol.md 7.2: flags, variables, the --queues grammar and the lease rule; exit status 2."""
+    url = redis_server.url
+    for args, expected in [
+        (("--queues", "q", "--lease-ms", "100", "--heartbeat-ms", "100"), "lease"),
+        (("--queues", "q", "--lease-ms=100", "--heartbeat-ms=50"), "lease"),
+        (("--queues", "a,,b"), "invalid queue name"),
+        (("--queues", "mail*"), "invalid queue name"),
+        (("--queues", " a"), "invalid queue name"),
+        (("--queues", "*,a,*"), "twice"),
+        (("--queues", "q", "--heartbeat-ms", "+5"), "ASCII digits"),
+        (("--queues", "q", "--no-such-flag"), "unrecognized"),
+        (("--queue", "q"), "unrecognized"),
+    ]:
+        proc = subprocess.run([JOBWIRE, "worker", *args, "--redis-url", url], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert expected in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_an_empty_variable_counts_as_unset(redis_server):
+    """JOBWIRE_HEARTBEAT_MS= is ignored (the default holds); a set one is read and checked."""
+    env = dict(os.environ, JOBWIRE_QUEUES="", JOBWIRE_LEASE_MS="")
+    proc = subprocess.run([JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert proc.returncode == 2 and "needs --queues" in proc.stderr
+    env = dict(os.environ, JOBWIRE_QUEUES="q", JOBWIRE_LEASE_MS="600", JOBWIRE_HEARTBEAT_MS="300")
+    proc = subprocess.run([JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert proc.returncode == 2 and "must exceed 2 x" in proc.stderr

@@ -13,14 +13,9 @@ from jobwire.keys import Keys
 REPO_ROOT = spec.spec_dir().parent
 
 
-def layout_templates() -> dict:
-    text = (spec.spec_dir() / "key-layout.md").read_text()
-    section = text.split("## Key templates as data", 1)[1]
-    return dict(re.findall(r"^\| (\w+) \| `([^`]+)` \|$", section, re.M))
-
-
-def test_templates_mirror_key_layout():
-    assert keysmod.TEMPLATES == layout_templates()
+def test_templates_come_from_keys_json():
+    doc = json.loads((spec.spec_dir() / "keys.json").read_text())
+    assert keysmod.TEMPLATES == doc["templates"]
 
 
 @pytest.mark.parametrize("name,template", sorted(keysmod.TEMPLATES.items()))

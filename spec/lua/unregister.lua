@@ -32,12 +32,14 @@
 --           | "retry" (the in-flight job's queue is not ARGV[3]: read it again and call again)
 --   job:    "none" | "requeued" | "poisoned"
 
--- cjson writes "/" as "\/"; JSON.stringify and most encoders do not, and node-resque removes
--- failure records by re-encoding them, so strings are written the common way.
+-- Strings are escaped as protocol.md 6.2 says (JSON.stringify's way): node-resque removes
+-- failure records by re-encoding them. cjson also writes "/" as "\/" and DEL as "\u007f";
+-- both are written raw instead (1.0.1: DEL). Escapes are read left to right, so "\\" is never split.
 local function jstr(s)
-  return (string.gsub(cjson.encode(s), '\\(.)', function(c)
-    if c == '/' then return '/' end
-    return '\\' .. c
+  return (string.gsub(cjson.encode(s), '\\(.)(%x?%x?%x?%x?)', function(c, hex)
+    if c == '/' then return '/' .. hex end
+    if c == 'u' and hex == '007f' then return '\127' end
+    return '\\' .. c .. hex
   end))
 end
 

@@ -1,5 +1,5 @@
 -- work.lua: settle the job a worker holds, then reserve its next job. One round trip per job.
--- protocol.md section 8.2 (settle) and 8.3 (reserve).
+-- protocol.md section 8.2 (settle and reserve); section 8.3 says when it is called.
 --
 -- KEYS[1]   <ns>:worker:<id>                  Resque "working on" record
 -- KEYS[2]   <ns>:jobwire:inflight:<id>        in-flight hash (queue, payload, token, job_key, reserved_ms)
@@ -46,12 +46,14 @@ local max_deaths, max_bytes = tonumber(ARGV[7]), tonumber(ARGV[8])
 local nqueues = #ARGV - 8
 local worker_name = string.match(worker_id, '^(.*):[^:]*$') or worker_id  -- host:pid, as node-resque names it
 
--- cjson writes "/" as "\/"; JSON.stringify and most encoders do not, and node-resque removes
--- failure records by re-encoding them, so strings are written the common way.
+-- Strings are escaped as protocol.md 6.2 says (JSON.stringify's way): node-resque removes
+-- failure records by re-encoding them. cjson also writes "/" as "\/" and DEL as "\u007f";
+-- both are written raw instead (1.0.1: DEL). Escapes are read left to right, so "\\" is never split.
 local function jstr(s)
-  return (string.gsub(cjson.encode(s), '\\(.)', function(c)
-    if c == '/' then return '/' end
-    return '\\' .. c
+  return (string.gsub(cjson.encode(s), '\\(.)(%x?%x?%x?%x?)', function(c, hex)
+    if c == '/' then return '/' .. hex end
+    if c == 'u' and hex == '007f' then return '\127' end
+    return '\\' .. c .. hex
   end))
 end
 
@@ -215,6 +217,14 @@ for i = 1, nqueues do
       if redis.call('LLEN', queue_key) > 0 then
         redis.call('LPUSH', wake_key, '1')
         redis.call('LTRIM', wake_key, 0, 0)
+      end
+      -- Since 1.0.1: the caller may have been woken by the marker of a lower-priority queue that
+      -- it passed over here; that marker is gone, so re-arm every lower queue that still has
+      -- jobs, or an idle worker listening only there would wait out its block timeout.
+      for j = i + 1, nqueues do
+        if redis.call('LLEN', KEYS[13 + j]) > 0 and redis.call('EXISTS', KEYS[13 + nqueues + j]) == 0 then
+          redis.call('LPUSH', KEYS[13 + nqueues + j], '1')
+        end
       end
       return { settled, 'job', token, queue, raw }
     end

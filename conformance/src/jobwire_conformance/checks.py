@@ -40,6 +40,25 @@ def failure_write_problems(raw: bytes | str) -> list[str]:
             problems.append(f"backtrace {bt!r} is not an array of strings")
         if not doc.get("exception"):
             problems.append("exception is empty")
+        problems += escaping_problems(text, doc)
+    return problems
+
+
+def js_string(value) -> str:
+    """JSON text of value as ECMAScript's JSON.stringify writes it (protocol.md 6.2)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def escaping_problems(text: str, doc: dict) -> list[str]:
+    """Members a writer encoded otherwise than JSON.stringify would (protocol.md 6.2, strings)."""
+    problems = []
+    raw = dict(rawjson.members(text))
+    for name in ("failed_at", "exception", "error", "worker", "queue", "backtrace", "payload"):
+        value = doc.get(name)
+        if name == "payload" and not isinstance(value, str):
+            continue  # an embedded payload keeps its own bytes
+        if name in raw and isinstance(value, (str, list)) and raw[name] != js_string(value):
+            problems.append(f"{name} is written {raw[name][:80]!r}; JSON.stringify writes {js_string(value)[:80]!r}")
     return problems
 
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from .paths import IMPLEMENTATIONS_DIR, REPO_ROOT
+from .paths import IMPLEMENTATIONS_DIR, REPO_ROOT, SPEC_DIR
 from .redisutil import descendants_of, pid_alive
 
 FEATURES = {
@@ -21,12 +21,10 @@ FEATURES = {
     "job-timeout": "--job-timeout-ms kills a job that runs too long and fails it as jobwire.Timeout",
 }
 
-STANDARD_FLAGS = [
-    ("--queues", "queues"), ("--redis-url", "redis_url"), ("--namespace", "namespace"),
-    ("--heartbeat-ms", "heartbeat_ms"), ("--lease-ms", "lease_ms"), ("--block-timeout-ms", "block_timeout_ms"),
-    ("--max-deaths", "max_deaths"), ("--job-timeout-ms", "job_timeout_ms"),
-    ("--max-payload-bytes", "max_payload_bytes"),
-]
+# The flags the runner passes a --worker-cmd, from spec/options.json (their one source); every
+# option but --concurrency, which the suite never changes.
+STANDARD_FLAGS = [(o["flag"], o["name"]) for o in json.loads((SPEC_DIR / "options.json").read_text())["options"]
+                  if o["name"] != "concurrency"]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 

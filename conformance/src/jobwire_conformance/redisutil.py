@@ -1,10 +1,10 @@
-"""Throwaway redis-server processes, the spec's Lua scripts, and key names from key-layout.md."""
+"""Throwaway redis-server processes, the spec's Lua scripts, and key names from spec/keys.json."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -99,14 +99,12 @@ class Scripts:
 
 
 def key_templates() -> dict[str, str]:
-    """The "Key templates as data" table of spec/key-layout.md, name -> template."""
-    text = (SPEC_DIR / "key-layout.md").read_text()
-    section = text.split("## Key templates as data", 1)[1]
-    return dict(re.findall(r"^\|\s*([a-z_]+)\s*\|\s*`([^`]+)`\s*\|\s*$", section, re.M))
+    """spec/keys.json, the one source of key names: template name -> template."""
+    return dict(json.loads((SPEC_DIR / "keys.json").read_text())["templates"])
 
 
 class Keys:
-    """Key names for one namespace, built from key-layout.md's templates (never hand-written)."""
+    """Key names for one namespace, built from spec/keys.json (never hand-written)."""
 
     def __init__(self, ns: str) -> None:
         self.ns = ns

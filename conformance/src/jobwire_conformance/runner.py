@@ -15,7 +15,7 @@ from .figures import FIGURE_GROUPS
 from .impl import Implementation
 
 # importing the suites registers their groups
-from . import suite_payload, suite_queue, suite_recovery, suite_worker  # noqa: F401,E402
+from . import suite_json, suite_payload, suite_queue, suite_recovery, suite_worker  # noqa: F401,E402
 
 
 @dataclass

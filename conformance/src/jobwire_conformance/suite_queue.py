@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 
 from .core import MUST, Test, group
+from .redisutil import scripts_for
 
 P9 = "protocol.md#9-delivery-guarantees"
 P72 = "protocol.md#72-configuration"
@@ -97,3 +99,62 @@ def blocking(ctx):
               f"a plain RPUSH job did not run within {block_ms + 2000} ms: {w.describe()}")
     if echo is not None:
         ctx.figures["plain_rpush_latency_ms"] = round(took, 1)
+
+
+@group(Test("worker.block.wake-passed-on", P83, MUST,
+            "woken by queue B's marker, a worker that reserves from higher-priority A leaves B's marker "
+            "armed while B has jobs"))
+def wake_passed_on(ctx):
+    # Long beats: the worker must wake from the marker, not from a beat or its block timeout.
+    timing = {"heartbeat_ms": 3000, "lease_ms": 10000, "block_timeout_ms": 4000}
+    w = ctx.start_worker("wpa,wpb", **timing)
+    warm = ctx.enqueue("wpb", "jobwire.Echo", ["warm-up"])
+    ctx.require(ctx.wait_echo(warm, 8) is not None, f"the warm-up job did not run: {w.describe()}")
+    scripts = scripts_for(ctx.r)
+    for attempt in range(3):
+        ctx.r.delete(ctx.k.wake("wpa"), ctx.k.wake("wpb"))
+        time.sleep(0.4)  # the worker is blocked on both markers again
+        high_id, high = ctx.payload("jobwire.Sleep", [1200])
+        low_id, low = ctx.payload("jobwire.Echo", [f"low {attempt}"])
+        # One transaction: A's job pushed as a plain Resque client does (no marker), B's with
+        # enqueue.lua (marker). The blocked worker wakes on B's marker and must reserve A's job.
+        pipe = ctx.r.pipeline(transaction=True)
+        pipe.sadd(ctx.k.queues(), "wpa")
+        pipe.rpush(ctx.k.queue("wpa"), high)
+        pipe.evalsha(scripts.sha["enqueue"], 4, ctx.k.queues(), ctx.k.queue("wpb"), ctx.k.wake("wpb"),
+                     ctx.k.wake_new_queue(), "wpb", low)
+        pipe.execute()
+        ctx.wait_holding(w, high_id, 5)
+        queued, marker = ctx.r.llen(ctx.k.queue("wpb")), ctx.r.llen(ctx.k.wake("wpb"))
+        if not ctx.check("worker.block.wake-passed-on", queued == 1 and marker == 1,
+                         f"round {attempt + 1}: while the worker runs wpa's job, wpb holds {queued} job(s) "
+                         f"but its wake marker {ctx.k.wake('wpb')} has {marker} element(s); expected 1"):
+            return
+        ctx.require(ctx.wait_echo(low_id, 8) is not None, f"wpb's job did not run after wpa's: {w.describe()}")
+
+
+@group(Test("queue.wildcard.explicit-first", P72, MUST,
+            "with --queues wz,* the named queue comes first, then every other queue in code point order"),
+       Test("queue.wildcard.explicit-last", P72, MUST,
+            "with --queues *,wa every other queue comes first in code point order, then the named one"),
+       Test("worker.id.wildcard-list", "protocol.md#71-identity", MUST,
+            "the queue part of the worker id is --queues as configured (wz,*)"))
+def wildcard_positions(ctx):
+    def fill(tag):
+        return {q: [ctx.enqueue(q, "jobwire.Echo", [f"{tag} {q} {n}"]) for n in range(2)] for q in ("wb", "wz", "wa")}
+
+    def run(queues, tag, expected, test_id):
+        jobs = fill(tag)
+        w = ctx.start_worker(queues)
+        wanted = [i for q in expected for i in jobs[q]]
+        order = _order(ctx, wanted, 8)
+        ran = [q for i in order for q in jobs if i in jobs[q]]
+        ctx.check(test_id, order == wanted, f"--queues {queues}: ran {ran}; expected {[q for q in expected for _ in (0, 1)]}")
+        w.signal(signal.SIGQUIT)
+        w.wait(5)
+        return w
+
+    w = run("wz,*", "first", ["wz", "wa", "wb"], "queue.wildcard.explicit-first")
+    ctx.check("worker.id.wildcard-list", (w.worker_id or "").endswith(":wz,*"), f"worker id {w.worker_id!r}")
+    ctx.r.delete(ctx.k.conformance_echo())
+    run("*,wa", "last", ["wb", "wz", "wa"], "queue.wildcard.explicit-last")

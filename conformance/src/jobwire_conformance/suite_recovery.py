@@ -234,3 +234,16 @@ def stalled_worker(ctx):
               bool(registered) and a.alive() and echo is not None and echo.get("worker") == a.worker_id,
               f"registered again: {bool(registered)}; ran the next job: {echo is not None and echo.get('worker')}; "
               f"{a.describe()}")
+
+
+@group(Test("recovery.expired-peer.at-register", P76, MUST,
+            "a worker recovers the lapsed peers that heartbeat.lua lists at register, before its first beat"))
+def expired_peer_at_register(ctx):
+    ghost = "ghost-host:4444:rq"
+    job_id, raw = ctx.payload("jobwire.Echo", ["recovered at register"])
+    _fake_dead_worker(ctx, "rq", ghost, raw)
+    # The first beat is 4 s away: only the register reply can make the recovery happen sooner.
+    w = ctx.start_worker("rq", heartbeat_ms=4000, lease_ms=20000, block_timeout_ms=4000)
+    echo = ctx.wait_echo(job_id, 2.5)
+    ctx.check("recovery.expired-peer.at-register", echo is not None and not ctx.r.exists(ctx.k.inflight(ghost)),
+              f"the lapsed peer's job did not run within 2.5 s of registering (first beat at 4 s): {w.describe()}")

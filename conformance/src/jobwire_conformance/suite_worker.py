@@ -376,3 +376,70 @@ def spec_mismatch(ctx):
     members = ctx.r.smembers(ctx.k.workers())
     ctx.check("worker.register.spec-mismatch", code not in (None, 0) and not members,
               f"exit status {code}; workers set {members}; {w.describe()}")
+
+
+@group(Test("worker.options.lease-too-short", "protocol.md#72-configuration", MUST,
+            "a worker given --lease-ms not above 2 x --heartbeat-ms exits with status 2 and registers nothing"),
+       Test("worker.options.bad-queues", "protocol.md#72-configuration", MUST,
+            "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2"))
+def bad_options(ctx):
+    w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
+    code = w.wait(10)
+    ctx.check("worker.options.lease-too-short", code == 2 and not ctx.r.smembers(ctx.k.workers()),
+              f"exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}")
+    for queues in ("a,,b", "mail*", "*,a,*"):
+        w = ctx.start_worker(queues, register=False)
+        code = w.wait(10)
+        if not ctx.check("worker.options.bad-queues", code == 2 and not ctx.r.smembers(ctx.k.workers()),
+                         f"--queues {queues!r}: exit status {code}: {w.describe()}"):
+            return
+
+
+@group(Test("worker.signal.prompt-while-blocked", "protocol.md#79-the-worker-state-machine", MUST,
+            "an idle worker blocked in BLPOP (4 s timeout, beats 3 s apart) acts on SIGQUIT at once: it exits within 1.5 s"))
+def prompt_signal(ctx):
+    w = ctx.start_worker("ps", heartbeat_ms=3000, lease_ms=10000, block_timeout_ms=4000)
+    time.sleep(0.6)  # blocked now, nowhere near a beat or the block timeout
+    t0 = time.monotonic()
+    w.signal(signal.SIGQUIT)
+    code = w.wait(5)
+    took = time.monotonic() - t0
+    ctx.check("worker.signal.prompt-while-blocked", code == 0 and took < 1.5,
+              f"exit status {code} after {took:.2f} s: {w.describe()}")
+
+
+@group(Test("worker.signal.pause-while-busy", P75, MUST,
+            "SIGUSR2 during a job: state is paused at once, the job finishes and is settled, no next job starts"),
+       Test("worker.signal.cont-after-stop-resumes", P75, MUST,
+            "a paused worker stopped with SIGSTOP and continued with SIGCONT is resumed (SIGCONT means resume)"))
+def pause_timing(ctx):
+    w = ctx.start_worker("pt")
+    if ctx.wants("worker.signal.pause-while-busy"):
+        job = ctx.enqueue("pt", "jobwire.Sleep", [2500])
+        ctx.wait_holding(w, job, 5)
+        w.signal(signal.SIGUSR2)
+        paused = ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == "paused", 1.5)
+        still_running = not ctx.echo_for(job)
+        nxt = ctx.enqueue("pt", "jobwire.Echo", ["after pause"])
+        echo = ctx.wait_echo(job, 5)
+        settled = ctx.wait_for(lambda: not ctx.held(w), 1.5)
+        time.sleep(0.6)
+        ctx.check("worker.signal.pause-while-busy",
+                  paused and still_running and echo is not None and settled and not ctx.echo_for(nxt),
+                  f"state paused within 1.5 s {bool(paused)} (job still running {still_running}), job ran "
+                  f"{echo is not None}, settled after it {bool(settled)}, next job ran {bool(ctx.echo_for(nxt))}: "
+                  f"{w.describe()}")
+        w.signal(signal.SIGCONT)
+        ctx.wait_echo(nxt, 3)
+    if ctx.wants("worker.signal.cont-after-stop-resumes"):
+        ctx.r.rpush(ctx.k.control(w.worker_id), "pause")
+        ctx.require(ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == "paused", 3),
+                    f"the pause command did not pause: {w.describe()}")
+        w.signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        w.signal(signal.SIGCONT)
+        job = ctx.enqueue("pt", "jobwire.Echo", ["after stop and continue"])
+        echo = ctx.wait_echo(job, 3)
+        state = info(ctx, w.worker_id).get("state")
+        ctx.check("worker.signal.cont-after-stop-resumes", echo is not None and state == "idle",
+                  f"after SIGSTOP + SIGCONT: job ran {echo is not None}, state {state!r}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jsonschema
 
-from . import schemas
+from . import schemas, specsources
 from .checks import failure_write_problems
 from .impl import FEATURES
 from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
@@ -122,7 +122,7 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
             if kind == "keys":
                 t = templates.get(case["template"])
                 if t is None:
-                    problems.append(f"{rel}: {case['id']}: no template {case['template']!r} in key-layout.md")
+                    problems.append(f"{rel}: {case['id']}: no template {case['template']!r} in spec/keys.json")
                     continue
                 key_templates_seen.add(case["template"])
                 for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}")):
@@ -154,9 +154,10 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                     except ValueError as exc:
                         problems.append(f"{rel}: {case['id']}: args_json is not JSON: {exc}")
     for name in sorted(set(templates) - key_templates_seen):
-        problems.append(f"keys.json: no vector for key template {name!r} of key-layout.md")
+        problems.append(f"keys.json: no vector for key template {name!r} of spec/keys.json")
     if not templates:
-        problems.append("key-layout.md: no 'Key templates as data' table found")
+        problems.append("spec/keys.json: no templates found")
+    problems += specsources.problems()  # keys.json, options.json, lua headers and helpers
     # the runner's own tests link to spec headings too
     from .core import GROUPS
     from . import runner  # noqa: F401 - registers the groups

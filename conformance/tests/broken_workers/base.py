@@ -6,6 +6,9 @@ Defects (each entry script in this folder picks one):
   pop-without-record    LPOPs the job and runs it with nothing in Redis: a SIGKILL loses the job
   wrong-failure-format  re-encodes the payload and sorts the record's keys: bytes and order change
   ignores-priority      reserves from the configured queues in reverse order
+  blocks-through-signals  no defect of its own: like every defect here it notices a signal only
+                        when its BLPOP returns (redis-py retries the call after EINTR), which
+                        protocol.md 7.9 forbids
 It runs inline (no fork) and implements only what those tests touch; it is not a reference.
 """
 

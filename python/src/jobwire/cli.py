@@ -22,44 +22,28 @@ import sys
 
 import redis as redis_lib
 
-from . import __version__, spec
+from . import __version__, options, spec
 from .client import Client
-from .errors import JobwireError
+from .errors import InvalidJob, JobwireError
+from .queues import parse_queues
 
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    try:
-        return int(value) if value else default
-    except ValueError:
-        raise SystemExit(f"jobwire: {name} must be an integer, not {value!r}") from None
-
-
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--redis-url", default=None, help="Redis URL (default $REDIS_URL or redis://127.0.0.1:6379/0)")
-    common.add_argument("--namespace", default=os.environ.get("JOBWIRE_NAMESPACE", "resque"),
-                        help="key prefix (default resque, Resque's own)")
+    for name in ("redis_url", "namespace"):  # every command's; defaults and variables from options.json
+        o = options.BY_NAME[name]
+        common.add_argument(o["flag"], dest=name, default=None, help=f"{o['help']} (default {o['default']}, ${o['env']})")
     parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    w = sub.add_parser("worker", parents=[common], help="run a worker")
-    w.add_argument("--queues", default=os.environ.get("JOBWIRE_QUEUES"), help="queues in priority order: high,low or *")
+    w = sub.add_parser("worker", parents=[common], help="run a worker", allow_abbrev=False)
+    options.add_worker_arguments(w, skip=("redis_url", "namespace"))
     w.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE to register its job handlers (repeatable)")
-    w.add_argument("--processes", "--concurrency", type=int, default=_env_int("JOBWIRE_CONCURRENCY", 1),
-                   help="worker processes to supervise (default 1)")
     w.add_argument("--no-fork", action="store_true", help="run jobs in the worker process instead of a child per job")
-    for flag, env, default in (("--heartbeat-ms", "JOBWIRE_HEARTBEAT_MS", 5000),
-                               ("--lease-ms", "JOBWIRE_LEASE_MS", 30000),
-                               ("--block-timeout-ms", "JOBWIRE_BLOCK_TIMEOUT_MS", 5000),
-                               ("--max-deaths", "JOBWIRE_MAX_DEATHS", 3),
-                               ("--job-timeout-ms", "JOBWIRE_JOB_TIMEOUT_MS", 0),
-                               ("--max-payload-bytes", "JOBWIRE_MAX_PAYLOAD_BYTES", 16777216)):
-        w.add_argument(flag, type=int, default=_env_int(env, default), help=f"(default {default}, ${env})")
     w.add_argument("--verbose", "-v", action="store_true")
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue a job; prints its id")
@@ -107,8 +91,7 @@ def _worker(opts) -> int:
     from .prefork import Supervisor
     from .worker import Config, Worker
 
-    if not opts.queues:
-        raise JobwireError("worker needs --queues (or $JOBWIRE_QUEUES), e.g. --queues high,low")
+    values = options.resolve(opts)
     logging.basicConfig(level=logging.DEBUG if opts.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sys.path.insert(0, os.getcwd())
@@ -118,20 +101,21 @@ def _worker(opts) -> int:
         except ImportError as exc:
             raise JobwireError(f"cannot import {module}: {exc}") from None
     try:
-        config = Config(queues=[q.strip() for q in opts.queues.split(",") if q.strip()],
-                        namespace=opts.namespace, redis_url=opts.redis_url,
-                        heartbeat_ms=opts.heartbeat_ms, lease_ms=opts.lease_ms,
-                        block_timeout_ms=opts.block_timeout_ms, max_deaths=opts.max_deaths,
-                        job_timeout_ms=opts.job_timeout_ms, max_payload_bytes=opts.max_payload_bytes,
+        config = Config(queues=parse_queues(values["queues"]),
+                        namespace=values["namespace"], redis_url=values["redis_url"],
+                        heartbeat_ms=values["heartbeat_ms"], lease_ms=values["lease_ms"],
+                        block_timeout_ms=values["block_timeout_ms"], max_deaths=values["max_deaths"],
+                        job_timeout_ms=values["job_timeout_ms"], max_payload_bytes=values["max_payload_bytes"],
                         fork=not opts.no_fork)
-    except ValueError as exc:
-        raise JobwireError(str(exc)) from None
-    if opts.processes > 1:
-        return Supervisor(config, opts.processes).run()
+    except (ValueError, InvalidJob) as exc:
+        raise options.UsageError(str(exc)) from None
+    if values["concurrency"] > 1:
+        return Supervisor(config, values["concurrency"]).run()
     return Worker(config).work()
 
 
 def _run(opts) -> int:
+    opts.redis_url, opts.namespace = options.resolve_connection(opts)
     if opts.command == "version":
         print(f"jobwire {__version__} (protocol {spec.spec_version()})")
         return 0
@@ -173,6 +157,9 @@ def main(argv=None) -> int:
     opts = _parser().parse_args(argv)
     try:
         return _run(opts)
+    except options.UsageError as exc:
+        print(f"jobwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except JobwireError as exc:
         print(f"jobwire: {exc}", file=sys.stderr)
         return EXIT_ERROR

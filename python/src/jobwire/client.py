@@ -19,12 +19,13 @@ from redis.cluster import RedisCluster
 from . import payload as jobmod
 from .errors import InvalidJob, NotFound
 from .keys import Keys
+from .options import DEFAULTS
 from .registry import Registry, default_registry
 from .scripts import Scripts
 
 __all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect"]
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_URL = DEFAULTS["redis_url"]  # spec/options.json
 BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
 PAGE = 100
 
@@ -149,7 +150,7 @@ class WorkerView:
 class Client:
     """Talks to one namespace of one Redis."""
 
-    def __init__(self, redis_url: str | None = None, namespace: str = "resque", *,
+    def __init__(self, redis_url: str | None = None, namespace: str = DEFAULTS["namespace"], *,
                  redis: redis_lib.Redis | None = None, registry: Registry | None = None) -> None:
         self.redis = redis if redis is not None else connect(redis_url)
         self.keys = Keys(namespace)

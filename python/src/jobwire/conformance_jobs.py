@@ -22,12 +22,21 @@ def _echo(*args) -> None:
     context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
 
 
-def _fail(message="jobwire.Fail", *_):
-    raise ConformanceFailure(str(message))
+def _fail(*args):
+    """protocol.md 10: the message itself, a non-string as its compact JSON, none as "jobwire.Fail"."""
+    if not args:
+        raise ConformanceFailure("jobwire.Fail")
+    message = args[0]
+    if not isinstance(message, str):
+        message = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    raise ConformanceFailure(message)
 
 
 def _sleep(ms=0, *args):
-    time.sleep(float(ms) / 1000)
+    """protocol.md 10: a float is allowed, a negative or missing value sleeps 0."""
+    if isinstance(ms, bool) or not isinstance(ms, (int, float)):
+        raise TypeError(f"jobwire.Sleep expects [milliseconds], not {ms!r}")
+    time.sleep(max(0.0, float(ms)) / 1000)
     _echo(ms, *args)
 
 

@@ -1,4 +1,4 @@
-"""Every Redis key jobwire uses, built in this one place (spec/key-layout.md).
+"""Every Redis key jobwire uses, built in this one place from spec/keys.json.
 
 Nothing else in the package formats a key. `Keys("resque").queue("high")` is
 `"resque:queue:high"`; the names of the methods are the template names in key-layout.md.
@@ -6,82 +6,68 @@ Nothing else in the package formats a key. `Keys("resque").queue("high")` is
 
 from __future__ import annotations
 
+from . import spec
+from .options import DEFAULTS
+
 __all__ = ["Keys", "TEMPLATES"]
 
-# Mirrors the "Key templates as data" table of spec/key-layout.md; the tests compare them.
-TEMPLATES = {
-    "queues": "{ns}:queues",
-    "queue": "{ns}:queue:{queue}",
-    "workers": "{ns}:workers",
-    "worker_record": "{ns}:worker:{worker_id}",
-    "worker_started": "{ns}:worker:{worker_id}:started",
-    "heartbeats": "{ns}:workers:heartbeat",
-    "stat_processed": "{ns}:stat:processed",
-    "stat_failed": "{ns}:stat:failed",
-    "stat_processed_worker": "{ns}:stat:processed:{worker_id}",
-    "stat_failed_worker": "{ns}:stat:failed:{worker_id}",
-    "failed": "{ns}:failed",
-    "pause_all": "{ns}:pause-all-workers",
-    "meta": "{ns}:jobwire:meta",
-    "leases": "{ns}:jobwire:leases",
-    "inflight": "{ns}:jobwire:inflight:{worker_id}",
-    "deaths": "{ns}:jobwire:deaths",
-    "worker_info": "{ns}:jobwire:worker:{worker_id}",
-    "control": "{ns}:jobwire:control:{worker_id}",
-    "wake": "{ns}:jobwire:wake:{queue}",
-    "wake_new_queue": "{ns}:jobwire:wake-new-queue",
-    "minutes": "{ns}:jobwire:minutes:{day}",
-    "conformance_echo": "{ns}:jobwire:conformance:echo",
-}
+# spec/keys.json is the one source of the templates; nothing here spells a key by hand.
+TEMPLATES = spec.key_templates()
 
 
 class Keys:
     """Key names for one namespace (default ``resque``, Resque's own)."""
 
-    def __init__(self, namespace: str = "resque") -> None:
+    def __init__(self, namespace: str = DEFAULTS["namespace"]) -> None:
         if not namespace:
             raise ValueError("namespace must not be empty")
         self.ns = namespace
-        p = namespace + ":"
-        self.queues = p + "queues"
-        self.workers = p + "workers"
-        self.heartbeats = p + "workers:heartbeat"
-        self.stat_processed = p + "stat:processed"
-        self.stat_failed = p + "stat:failed"
-        self.failed = p + "failed"
-        self.pause_all = p + "pause-all-workers"
-        self.meta = p + "jobwire:meta"
-        self.leases = p + "jobwire:leases"
-        self.deaths = p + "jobwire:deaths"
-        self.wake_new_queue = p + "jobwire:wake-new-queue"
-        self.conformance_echo = p + "jobwire:conformance:echo"
+        # Templates with the namespace filled in once; the methods fill the one other placeholder.
+        self._t = {name: t.replace("{ns}", namespace) for name, t in TEMPLATES.items()}
+        for name, t in TEMPLATES.items():
+            if t.count("{") == 1:  # only {ns}: keys without a parameter are plain attributes
+                setattr(self, name, self._t[name])
+
+    # Keys with no parameter, set in __init__ (declared for readers and type checkers).
+    queues: str
+    workers: str
+    heartbeats: str
+    stat_processed: str
+    stat_failed: str
+    failed: str
+    pause_all: str
+    meta: str
+    leases: str
+    deaths: str
+    wake_new_queue: str
+    conformance_echo: str
 
     def queue(self, queue: str) -> str:
-        return f"{self.ns}:queue:{queue}"
+        return self._t["queue"].replace("{queue}", queue)
 
     def wake(self, queue: str) -> str:
-        return f"{self.ns}:jobwire:wake:{queue}"
+        return self._t["wake"].replace("{queue}", queue)
 
     def worker_record(self, worker_id: str) -> str:
-        return f"{self.ns}:worker:{worker_id}"
+        return self._t["worker_record"].replace("{worker_id}", worker_id)
 
     def worker_started(self, worker_id: str) -> str:
-        return f"{self.ns}:worker:{worker_id}:started"
+        return self._t["worker_started"].replace("{worker_id}", worker_id)
 
     def stat_processed_worker(self, worker_id: str) -> str:
-        return f"{self.ns}:stat:processed:{worker_id}"
+        return self._t["stat_processed_worker"].replace("{worker_id}", worker_id)
 
     def stat_failed_worker(self, worker_id: str) -> str:
-        return f"{self.ns}:stat:failed:{worker_id}"
+        return self._t["stat_failed_worker"].replace("{worker_id}", worker_id)
 
     def inflight(self, worker_id: str) -> str:
-        return f"{self.ns}:jobwire:inflight:{worker_id}"
+        return self._t["inflight"].replace("{worker_id}", worker_id)
 
     def worker_info(self, worker_id: str) -> str:
-        return f"{self.ns}:jobwire:worker:{worker_id}"
+        return self._t["worker_info"].replace("{worker_id}", worker_id)
 
     def control(self, worker_id: str) -> str:
-        return f"{self.ns}:jobwire:control:{worker_id}"
+        return self._t["control"].replace("{worker_id}", worker_id)
 
     def minutes(self, day: str) -> str:
-        return f"{self.ns}:jobwire:minutes:{day}"
+        return self._t["minutes"].replace("{day}", day)

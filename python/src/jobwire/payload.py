@@ -8,14 +8,13 @@ float spellings and fields this version does not know survive byte for byte.
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import jsonschema
 
-from . import spec
+from . import queues, spec
 from .errors import InvalidJob
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "failed_at_now", "run_at_now", "started_now", "utc_day",
 ]
 
-_QUEUE_NAME = re.compile(r"^[^:*,\s\x00-\x1f\x7f]{1,255}$")
 _validator = None
 
 
@@ -41,11 +39,8 @@ def dumps(value) -> bytes:
 
 
 def validate_queue_name(queue: str) -> str:
-    if not isinstance(queue, str) or not _QUEUE_NAME.match(queue):
-        raise InvalidJob(
-            f"invalid queue name {queue!r}: 1-255 characters, no ':', '*', ',', spaces or control characters"
-        )
-    return queue
+    """The queue-name rules live in jobwire.queues; kept here for existing callers."""
+    return queues.validate_queue_name(queue)
 
 
 _KNOWN_FIELD_CHECKS = {
@@ -161,7 +156,8 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
                    worker: str, queue: str, failed_at: str | None = None) -> bytes:
     """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
 
-    `payload` is embedded verbatim when it is a JSON object's bytes, else as a JSON string;
+    `payload` is embedded verbatim when it is a JSON object's bytes, else (also when it is not
+    RFC 8259 JSON at all, exception jobwire.InvalidJSON) as a JSON string;
     bytes that are not UTF-8 go to "payload_hex" so that the record stays valid JSON.
     """
     extra = b""
@@ -170,8 +166,8 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
     except UnicodeDecodeError:
         extra = b',"payload_hex":"' + payload.hex().encode() + b'"'
         payload = b'"payload is not valid UTF-8; its bytes are in payload_hex"'
-    if not payload.lstrip().startswith((b"{", b'"payload is not valid UTF-8')):
-        payload = dumps(payload.decode("utf-8"))
+    if not extra and (exception == "jobwire.InvalidJSON" or not payload.lstrip().startswith(b"{")):
+        payload = dumps(payload.decode("utf-8"))  # not JSON text (or not an object): kept as a string
     return b"".join((
         b'{"failed_at":', dumps(failed_at or failed_at_now()),
         b',"payload":', payload,

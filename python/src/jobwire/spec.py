@@ -1,4 +1,5 @@
-"""Finds and loads the protocol files in spec/: version, schemas, Lua scripts, error names.
+"""Finds and loads the protocol files in spec/: version, schemas, Lua scripts, error names,
+key templates (keys.json) and worker options (options.json).
 
 The spec directory is, in order: $JOBWIRE_SPEC_DIR, a copy packaged inside jobwire (`_spec/`,
 for installed wheels and images), or the repository's spec/ next to python/.
@@ -11,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["spec_dir", "spec_version", "spec_major", "schema", "lua_source", "manifest", "errors"]
+__all__ = ["spec_dir", "spec_version", "spec_major", "schema", "lua_source", "manifest", "errors",
+           "key_templates", "worker_options"]
 
 
 @functools.cache
@@ -57,3 +59,15 @@ def lua_source(name: str) -> str:
 @functools.cache
 def errors() -> dict:
     return json.loads((spec_dir() / "errors.json").read_text())
+
+
+@functools.cache
+def key_templates() -> dict[str, str]:
+    """spec/keys.json: template name -> template, the one source of every key name."""
+    return dict(json.loads((spec_dir() / "keys.json").read_text())["templates"])
+
+
+@functools.cache
+def worker_options() -> dict:
+    """spec/options.json: the worker options of protocol.md 7.2 (flags, variables, defaults)."""
+    return json.loads((spec_dir() / "options.json").read_text())

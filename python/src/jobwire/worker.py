@@ -11,7 +11,6 @@ its queue, leave; USR1 kill the job and fail it; USR2 pause; CONT resume.
 from __future__ import annotations
 
 import ctypes
-import fnmatch
 import gc
 import json
 import logging
@@ -31,6 +30,8 @@ from . import payload as jobmod
 from .client import connect
 from .errors import InvalidJob, SpecMismatch
 from .keys import Keys
+from .options import DEFAULTS
+from .queues import WILDCARD, expand_queues, parse_queues
 from .registry import DontPerform, Registry, default_registry
 from .scripts import Scripts
 
@@ -45,6 +46,7 @@ __all__ = ["Config", "Worker", "current_job", "JobContext"]
 log = logging.getLogger("jobwire.worker")
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
 PR_SET_PDEATHSIG = 1
 try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -54,26 +56,24 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
 
 @dataclass
 class Config:
-    """Worker settings; defaults are the numbers of protocol.md section 11."""
+    """Worker settings; the defaults come from spec/options.json."""
 
     queues: list[str]
-    namespace: str = "resque"
+    namespace: str = DEFAULTS["namespace"]
     redis_url: str | None = None
-    heartbeat_ms: int = 5000
-    lease_ms: int = 30000
-    block_timeout_ms: int = 5000
-    max_deaths: int = 3
-    job_timeout_ms: int = 0
-    max_payload_bytes: int = 16 * 1024 * 1024
+    heartbeat_ms: int = DEFAULTS["heartbeat_ms"]
+    lease_ms: int = DEFAULTS["lease_ms"]
+    block_timeout_ms: int = DEFAULTS["block_timeout_ms"]
+    max_deaths: int = DEFAULTS["max_deaths"]
+    job_timeout_ms: int = DEFAULTS["job_timeout_ms"]
+    max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
             raise ValueError("a worker needs at least one queue (--queues a,b)")
-        for q in self.queues:
-            if "*" not in q:
-                jobmod.validate_queue_name(q)
+        parse_queues(",".join(self.queues))  # the one --queues grammar: names, at most one *, no repeats
         if self.lease_ms <= 2 * self.heartbeat_ms:
             raise ValueError("the lease must be longer than two heartbeats (--lease-ms > 2 x --heartbeat-ms)")
 
@@ -132,14 +132,6 @@ def _drop_connections(client) -> None:
         client.connection_pool.disconnect()
 
 
-def _valid_queue_name(name: str) -> bool:
-    try:
-        jobmod.validate_queue_name(name)
-        return True
-    except InvalidJob:
-        return False
-
-
 def _exception_name(exc: BaseException) -> str:
     cls = type(exc)
     return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
@@ -179,8 +171,8 @@ class Worker:
         self._inline_job = False
         self._child: int | None = None
         self._next_beat = 0.0
-        self._expanded: list[str] = [q for q in config.queues if "*" not in q]
-        self._wildcard = any("*" in q for q in config.queues)
+        self._expanded: list[str] = [q for q in config.queues if q != WILDCARD]
+        self._wildcard = WILDCARD in config.queues
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
@@ -241,21 +233,12 @@ class Worker:
                 self._with_redis(self._register)
 
     def _queue_list(self) -> list[str]:
-        return self._expanded if self._expanded else list(self.config.queues)
+        return self._expanded if self._wildcard else list(self.config.queues)
 
     def _expand(self) -> None:
-        """Resolve wildcard patterns against <ns>:queues (Resque: each pattern's matches sorted)."""
-        if not self._wildcard:
-            return
-        known = sorted(name for name in (q.decode("utf-8", "replace") for q in self.redis.smembers(self.keys.queues))
-                       if _valid_queue_name(name))  # names other producers made that break the rules are skipped
-        seen, out = set(), []
-        for pattern in self.config.queues:
-            for q in ([pattern] if "*" not in pattern else [k for k in known if fnmatch.fnmatchcase(k, pattern)]):
-                if q not in seen:
-                    seen.add(q)
-                    out.append(q)
-        self._expanded = out
+        """Resolve `*` against <ns>:queues (protocol.md 7.2); names that break the rules are skipped."""
+        if self._wildcard:
+            self._expanded = expand_queues(self.config.queues, self.redis.smembers(self.keys.queues))
 
     def _work_call(self, reserve: bool):
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
@@ -350,7 +333,7 @@ class Worker:
             return self._failure(job, kind, str(exc))
         handler = self.registry.get(job.job_class)
         if handler is None:
-            return self._failure(job, "jobwire.UnknownClass", f'no handler registered for class "{job.job_class}"')
+            return self._failure(job, "jobwire.UnknownClass", "no handler registered for class " + json.dumps(job.job_class, ensure_ascii=False))
         self._held = job
         self._kill_reason = None
         self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
@@ -463,6 +446,7 @@ class Worker:
             readable, _, _ = select.select([read_fd, self._wake_r], [], [], max(0.0, wait))
             if self._wake_r in readable:
                 self._drain_wakeups()
+                self._quietly(self._show_pause)  # SIGUSR2/SIGCONT: state changes at once (7.5)
             if read_fd in readable:
                 chunk = os.read(read_fd, 65536)
                 if not chunk:
@@ -474,6 +458,7 @@ class Worker:
             if now >= next_control:
                 next_control = now + CONTROL_CHECK_S
                 self._quietly(self._poll_control)
+                self._quietly(self._show_pause)
             if now >= self._next_beat:
                 self._quietly(self._beat)
             if killed_by is None:
@@ -555,6 +540,7 @@ class Worker:
                 continue
             try:
                 self._poll_control(redis)
+                self._show_pause(redis)
                 if self._kill_reason and self._inline_job:
                     signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
                 if time.monotonic() >= max(next_beat, self._next_beat):
@@ -594,13 +580,15 @@ class Worker:
                 "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
                 "state", self._state_shown]
         try:
-            self._heartbeat_call(self.scripts, "register", info)
+            reply = self._heartbeat_call(self.scripts, "register", info)
         except redis_lib.ResponseError as exc:
             if "JOBWIRE_SPEC_MISMATCH" in str(exc):
                 raise SpecMismatch(str(exc)) from None
             raise
         self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
+        for dead in reply[1:]:  # register lists lapsed peers too (protocol.md 7.6)
+            self._recover(dead.decode("utf-8", "replace"))
 
     def _beat_if_due(self) -> None:
         if time.monotonic() >= self._next_beat:
@@ -619,7 +607,7 @@ class Worker:
 
     def _unregister(self, worker_id: str, mode: str) -> list:
         k = self.keys
-        for _ in range(5):
+        for _ in range(UNREGISTER_RETRIES):
             queue = self.redis.hget(k.inflight(worker_id), "queue")
             queue = queue.decode("utf-8", "replace") if queue else ""
             keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
@@ -649,11 +637,16 @@ class Worker:
             except Exception:
                 pass
 
-    def _show_state(self, state: str) -> None:
+    def _show_state(self, state: str, redis=None) -> None:
         """Write the info hash's state field when it changes (pause and resume are rare)."""
         if state != self._state_shown:
             self._state_shown = state
-            self._quietly(lambda: self.redis.hset(self.keys.worker_info(self.id), "state", state))
+            client = redis or self.redis
+            self._quietly(lambda: client.hset(self.keys.worker_info(self.id), "state", state))
+
+    def _show_pause(self, redis=None) -> None:
+        """While a job runs: state follows a pause or resume at once, not after the job (7.5)."""
+        self._show_state("paused" if self._paused else "idle", redis)
 
     # -- Redis outages ----------------------------------------------------------------------
 

@@ -1,0 +1,40 @@
+// The shared conformance vectors that need no Redis: job-schema verdicts and the queue-name and
+// --queues rules (conformance/vectors/v1), run through this package's own code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { specPath } from '../lib/spec.js';
+import { jobPayloadError } from '../lib/validate.js';
+import { isValidQueueName } from '../lib/keys.js';
+import { parseQueues, expandQueues } from '../lib/worker.js';
+
+const vectors = (...name) => JSON.parse(readFileSync(specPath('..', 'conformance', 'vectors', 'v1', ...name), 'utf8'));
+
+test('job-schema vectors: the validator agrees with every verdict', { timeout: 60000 }, () => {
+  let n = 0;
+  for (const group of vectors('schemas', 'job.json')) {
+    for (const t of group.tests) {
+      assert.equal(jobPayloadError(t.data) === null, t.valid, `${group.id}: ${t.description}`);
+      n += 1;
+    }
+  }
+  assert.ok(n >= 30, `only ${n} job-schema tests ran`);
+});
+
+test('queue-name vectors', { timeout: 60000 }, () => {
+  for (const c of vectors('queue-names.json').cases.filter((x) => 'name' in x)) {
+    assert.equal(isValidQueueName(c.name), c.valid, c.id);
+  }
+});
+
+test('--queues vectors: grammar and expansion of *', { timeout: 60000 }, () => {
+  for (const c of vectors('queue-names.json').cases.filter((x) => 'queues' in x)) {
+    if (c.parsed === null) {
+      assert.throws(() => parseQueues(c.queues), TypeError, c.id);
+      continue;
+    }
+    const parsed = parseQueues(c.queues);
+    assert.deepEqual(parsed, c.parsed, c.id);
+    if (c.known) assert.deepEqual(expandQueues(parsed, c.known), c.expanded, c.id);
+  }
+});
