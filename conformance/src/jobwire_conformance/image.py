@@ -25,6 +25,7 @@ import time
 LABEL = "org.jobwire.conformance.worker"  # on every container the suite starts; value: the runner
 INSTALL_HINT = "pip install 'jobwire-conformance[image]' (the Docker SDK for Python)"
 
+STATE_AGE_S = 0.1  # how stale a container's state may be (alive(), wait())
 _local = threading.local()
 
 
@@ -92,6 +93,8 @@ class ImageWorker:
             run.update(entrypoint=self.argv[:1], command=self.argv[1:])
         self.returncode: int | None = None
         self._last_output = ""
+        self._state_at = float("-inf")
+        self._state_cache: dict = {}
         self.started = time.monotonic()
         self.container = engine().containers.run(impl.image, **run)
         self.container.reload()
@@ -100,13 +103,18 @@ class ImageWorker:
         self.worker_id: str | None = None
 
     def _state(self) -> dict:
-        """The container's State from the engine; {} once it is gone."""
+        """The container's State from the engine, at most STATE_AGE_S old; {} once it is gone.
+        The suite polls alive() every 20 ms; asking the engine each time would load it (and a
+        loaded machine) with hundreds of requests a second for no better answer."""
         import docker.errors
-        try:
-            self.container.reload()
-        except docker.errors.NotFound:
-            return {}
-        return self.container.attrs.get("State", {})
+        if time.monotonic() - self._state_at >= STATE_AGE_S:
+            try:
+                self.container.reload()
+                self._state_cache = self.container.attrs.get("State", {})
+            except docker.errors.NotFound:
+                self._state_cache = {}
+            self._state_at = time.monotonic()
+        return self._state_cache
 
     def signal(self, sig: int) -> None:
         """Send sig to the worker (the container's main process) through the engine."""
