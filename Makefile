@@ -34,3 +34,4 @@ test-containers: setup ## images, docker-compose and the conformance suite in co
 
 bench: setup ## throughput and latency against the peers on one Redis
 	$(PY) bench/run.py
+	$(PY) bench/gateway.py

@@ -32,6 +32,12 @@ if ! cmp -s python/requirements.txt .venv/.requirements.installed 2>/dev/null \
   cp python/requirements.txt .venv/.requirements.installed
 fi
 
+# gRPC stubs for `jobwire gateway`, generated from spec/proto (never committed; see
+# python/src/jobwire/gateway/protos.py, which a wheel build calls too).
+if [ -d spec/proto ]; then
+  .venv/bin/python -m jobwire.gateway.protos >/dev/null
+fi
+
 if [ -f examples-node/package-lock.json ]; then
   if [ ! -d examples-node/node_modules ] || [ examples-node/package-lock.json -nt examples-node/node_modules/.package-lock.json ]; then
     (cd examples-node && npm ci --no-audit --no-fund --loglevel=error)

@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
+if [ -d spec/proto ]; then
+  echo "== proto lint"
+  bash scripts/lint-proto.sh
+fi
+
 echo "== python"
 python -m pytest -q python/tests
 

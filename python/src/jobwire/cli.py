@@ -6,6 +6,7 @@
     jobwire failed list|retry ID|remove ID|clear
     jobwire control WORKER_ID pause|resume|quit|kill [TOKEN]
     jobwire web --host 127.0.0.1 --port 8080
+    jobwire gateway --listen 127.0.0.1:7460
 
 Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
 Errors print one line and exit non-zero.
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", parents=[common], help="serve the web UI")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+
+    from .gateway.command import add_parser as add_gateway_parser  # no grpc import until it runs
+    add_gateway_parser(sub, common)
     return parser
 
 
@@ -121,6 +125,9 @@ def _run(opts) -> int:
         return 0
     if opts.command == "worker":
         return _worker(opts)
+    if opts.command == "gateway":
+        from .gateway.command import run as run_gateway
+        return run_gateway(opts)
     if opts.command == "web":
         from .web import serve
         return serve(opts.redis_url, opts.namespace, opts.host, opts.port)
