@@ -81,14 +81,14 @@ class _EngineProcess:
 class ImageWorker:
     """One worker container started by the runner; the same interface as impl.WorkerProc."""
 
-    def __init__(self, impl, values: dict, log_dir: str) -> None:
+    def __init__(self, impl, values: dict, log_dir: str, volumes: dict | None = None) -> None:
         from .impl import render
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
         env = {k: render([v], values)[0] for k, v in impl.env.items()}
         env.setdefault("PYTHONUNBUFFERED", "1")
         run = dict(command=self.argv, detach=True, network_mode="host", pid_mode="host",
-                   environment=env, labels={LABEL: f"{socket.gethostname()}:{os.getpid()}"})
+                   environment=env, labels={LABEL: f"{socket.gethostname()}:{os.getpid()}"}, volumes=volumes or {})
         if impl.image_entrypoint:  # --image-cmd: the whole command line, the image's entrypoint replaced
             run.update(entrypoint=self.argv[:1], command=self.argv[1:])
         self.returncode: int | None = None
@@ -174,3 +174,19 @@ class ImageWorker:
         status = "running" if self.alive() else f"exited {self.returncode}"
         return (f"worker container {self.container.short_id} of {self.impl.image}, pid {self.pid} ({status}); "
                 f"last output:\n{self.output(800)}")
+
+
+def held_impl(impl, hold: str, flag: str):
+    """The image's worker command (its entrypoint, or --image-cmd) under `/bin/sh -c HOLD FLAG ...`,
+    for the suite's held start (suite_liveness.start_held): the pid is known before the worker runs.
+    The image needs /bin/sh; the flag's folder is mounted into the container at the same path."""
+    import dataclasses
+    argv = list(impl.worker_argv)
+    if not impl.image_entrypoint:
+        argv = list(engine().images.get(impl.image).attrs["Config"].get("Entrypoint") or []) + argv
+    return dataclasses.replace(impl, worker_argv=["/bin/sh", "-c", hold, flag, *argv], image_entrypoint=True)
+
+
+def start_held(impl, values: dict, log_dir: str, hold: str, flag: str) -> ImageWorker:
+    folder = os.path.dirname(flag)
+    return ImageWorker(held_impl(impl, hold, flag), values, log_dir, volumes={folder: {"bind": folder, "mode": "ro"}})
