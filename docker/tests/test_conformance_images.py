@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,15 @@ def test_suite_in_its_image(engine, images, redis_ctr):
     impl = "c"
     redis_ctr.r.flushall()
     REPORTS.mkdir(exist_ok=True)
+    # The runner's temporary folder at the same path on the host: the suite mounts files of it
+    # (the held start's flag) into the worker containers it starts.
+    tmp = tempfile.mkdtemp(prefix="jobwire-runner-tmp-")
     runner = engine.containers.run(
         images["conformance"], suite_args(impl, redis_ctr.url, "/reports"), name=f"{RUN_ID}-conformance-{impl}",
         detach=True, network_mode="host", pid_mode="host", labels={"org.jobwire.containers": RUN_ID},
+        environment={"TMPDIR": tmp},
         volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                 str(REPORTS): {"bind": "/reports", "mode": "rw"}})
+                 str(REPORTS): {"bind": "/reports", "mode": "rw"}, tmp: {"bind": tmp, "mode": "rw"}})
     try:
         code = runner.wait(timeout=900)["StatusCode"]
         out = runner.logs().decode("utf-8", "replace")
