@@ -81,11 +81,13 @@ class _EngineProcess:
 class ImageWorker:
     """One worker container started by the runner; the same interface as impl.WorkerProc."""
 
-    def __init__(self, impl, values: dict, log_dir: str, volumes: dict | None = None) -> None:
+    def __init__(self, impl, values: dict, log_dir: str, volumes: dict | None = None,
+                 extra_env: dict | None = None) -> None:
         from .impl import render
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
         env = {k: render([v], values)[0] for k, v in impl.env.items()}
+        env.update(extra_env or {})  # what a test adds (as WorkerProc's extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         run = dict(command=self.argv, detach=True, network_mode="host", pid_mode="host",
                    environment=env, labels={LABEL: f"{socket.gethostname()}:{os.getpid()}"}, volumes=volumes or {})

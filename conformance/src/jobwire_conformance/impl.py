@@ -19,6 +19,9 @@ FEATURES = {
     "kill-running-job": "SIGUSR1 and the kill control command end the running job as jobwire.Killed (protocol.md 7.5)",
     "fork-per-job": "each job runs in a forked child that dies with its master (protocol.md 7.4)",
     "job-timeout": "--job-timeout-ms kills a job that runs too long and fails it as jobwire.Timeout",
+    "delayed": "protocol 1.1: the worker promotes due delayed jobs and retries, without a leader (protocol.md 14.3)",
+    "retries": "protocol 1.1: retry policies, the backoff formula and attempt history (protocol.md 14.4)",
+    "schedules": "protocol 1.1: the worker fires recurring schedules exactly once (protocol.md 14.5)",
 }
 
 # The flags the runner passes a --worker-cmd, from spec/options.json (their one source); every
@@ -97,12 +100,12 @@ class Implementation:
         return cls(name="image", worker_argv=argv, mode=mode, features=features or [], impl=impl,
                    description=shown, image=image, image_entrypoint=bool(command))
 
-    def spawn(self, values: dict, log_dir: str):
+    def spawn(self, values: dict, log_dir: str, extra_env: dict | None = None):
         """Start one worker: a process of worker_argv, or a container of the image."""
         if self.image:
             from .image import ImageWorker
-            return ImageWorker(self, values, log_dir)
-        return WorkerProc(self, values, log_dir)
+            return ImageWorker(self, values, log_dir, extra_env=extra_env)
+        return WorkerProc(self, values, log_dir, extra_env)
 
     def missing(self) -> list[str]:
         """Files the manifest requires that do not exist (the implementation is then skipped)."""
@@ -144,11 +147,12 @@ class Implementation:
 class WorkerProc:
     """One worker process started by the runner; output goes to a temporary log file."""
 
-    def __init__(self, impl: Implementation, values: dict, log_dir: str) -> None:
+    def __init__(self, impl: Implementation, values: dict, log_dir: str, extra_env: dict | None = None) -> None:
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
         env = dict(os.environ)
         env.update({k: render([v], values)[0] for k, v in impl.env.items()})
+        env.update(extra_env or {})  # e.g. JOBWIRE_DEFAULT_RETRY for protocol 1.1 tests
         env.setdefault("PYTHONUNBUFFERED", "1")
         fd, self.log_path = tempfile.mkstemp(prefix=f"{impl.name}-", suffix=".log", dir=log_dir)
         self.log = os.fdopen(fd, "wb")

@@ -40,7 +40,7 @@ except ImportError as exc:  # `jobwire web` prints this as one line
 from .. import __version__
 from ..client import Client, connect
 from ..errors import InvalidJob, NotFound
-from . import data, metrics
+from . import data, metrics, scheduling
 
 __all__ = ["Auth", "create_app", "serve"]
 
@@ -421,8 +421,10 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
 
     @app.get("/metrics")
     def prometheus():
-        return Response(metrics.render(data.overview(client)), 200, {"Content-Type": metrics.CONTENT_TYPE})
+        return Response(metrics.render(data.overview(client), scheduling=scheduling.gauges(client)), 200,
+                        {"Content-Type": metrics.CONTENT_TYPE})
 
+    scheduling.register(app, client)  # protocol 1.1 pages: Scheduled, Retrying, Schedules
     return app
 
 
