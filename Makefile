@@ -32,7 +32,7 @@ test-conformance: setup ## the conformance suite against every implementation
 test-packaging: setup ## build every package, install each outside the checkout, run it there
 	$(PY) -m pytest -q -p no:cacheprovider tests/packaging
 
-test-containers: ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
+test-containers: setup ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
 	bash scripts/containers.sh test
 
 bench: setup ## throughput and latency against the peers on one Redis

@@ -15,9 +15,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY python/requirements.lock python/requirements.lock
+# docker/requirements.txt: the Docker SDK for `--image` (give the runner the engine's socket).
+COPY docker/requirements.txt docker/requirements.txt
 RUN python3 -m venv /app/.venv \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock "setuptools>=77"
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock \
+      -r docker/requirements.txt "setuptools>=77"
 # The builds read the release version from VERSION (python/LICENSE and conformance/LICENSE link to LICENSE).
 COPY VERSION LICENSE ./
 COPY spec spec

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 # socat + openssl: the TLS tests (a throwaway CA; socat is the TLS terminator in front of the C worker,
 # whose Debian hiredis 0.14 has no TLS); libssl-dev: the C worker's retry jitter hash (libcrypto).
 apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl libssl-dev)
+# Python (with venv) and Node (with npm) from Debian only where none is usable yet: a machine may
+# have its own builds (e.g. pyenv's Python, Node 20 from another repository), left as they are.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)
+{ command -v node && command -v npm; } >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

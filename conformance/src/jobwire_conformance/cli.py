@@ -4,6 +4,7 @@
     jobwire-conformance --impl python --impl node --json r.json --junit r.xml
     jobwire-conformance --worker-cmd './my-worker' --mode fork --feature kill-running-job
     jobwire-conformance --manifest ci/jobwire-conformance.json   your own implementation manifest
+    jobwire-conformance --image my/worker:1.2 --image-cmd 'my-worker --verbose' --mode fork
     jobwire-conformance --matrix                the cross-language matrix only
     jobwire-conformance --check-vectors         the suite's own self-check
     jobwire-conformance --list                  every test id with its level and spec section
@@ -36,10 +37,16 @@ def _parser() -> argparse.ArgumentParser:
                         "relative to the current folder (repeatable)")
     p.add_argument("--worker-cmd", metavar="CMD",
                    help="test this worker command; the standard flags are appended unless CMD has {placeholders}")
-    p.add_argument("--mode", choices=["fork", "inline"], help="with --worker-cmd: the mode the worker reports")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="test the worker of this container image, started through the Docker engine "
+                        "(host network and pid namespace; needs jobwire-conformance[image])")
+    p.add_argument("--image-cmd", metavar="CMD",
+                   help="with --image: the worker command in the image (replaces its entrypoint); "
+                        "the standard flags are appended unless CMD has {placeholders}")
+    p.add_argument("--mode", choices=["fork", "inline"], help="with --worker-cmd or --image: the mode the worker reports")
     p.add_argument("--feature", action="append", default=[], choices=sorted(FEATURES),
-                   help="with --worker-cmd: an optional feature the worker claims (repeatable)")
-    p.add_argument("--impl-name", help="with --worker-cmd: the impl name it reports (checked when given)")
+                   help="with --worker-cmd or --image: an optional feature the worker claims (repeatable)")
+    p.add_argument("--impl-name", help="with --worker-cmd or --image: the impl name it reports (checked when given)")
     p.add_argument("--matrix", action="store_true", help="run the cross-language matrix")
     p.add_argument("--json", metavar="FILE", help="write the JSON report here")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
@@ -90,9 +97,12 @@ def main(argv=None) -> int:
     log = (lambda *_: None) if opts.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     impls: list[Implementation] = []
     names = opts.impl
-    if not names and not opts.worker_cmd and not opts.matrix and not opts.manifest:
+    if opts.image_cmd and not opts.image:
+        print("jobwire-conformance: --image-cmd needs --image", file=sys.stderr)
+        return 2
+    if not names and not opts.worker_cmd and not opts.image and not opts.matrix and not opts.manifest:
         if not available():
-            print("jobwire-conformance: nothing to test: give --manifest FILE or --worker-cmd CMD "
+            print("jobwire-conformance: nothing to test: give --manifest FILE, --worker-cmd CMD or --image IMAGE "
                   "(an installed suite has no manifests of its own)", file=sys.stderr)
             return 2
         names = ["all"]
@@ -117,6 +127,8 @@ def main(argv=None) -> int:
             return 2
     if opts.worker_cmd:
         impls.append(Implementation.from_command(opts.worker_cmd, opts.mode, opts.feature, opts.impl_name))
+    if opts.image:
+        impls.append(Implementation.from_image(opts.image, opts.image_cmd, opts.mode, opts.feature, opts.impl_name))
 
     server = None
     if opts.redis_url:

@@ -70,6 +70,8 @@ class Implementation:
     worker_id_pid_suffix: bool = False
     # test id (or id prefix ending in ".") -> why it cannot apply; declared in the manifest
     not_applicable: dict = field(default_factory=dict)
+    image: str | None = None  # --image: the worker runs in a container of this image (image.py)
+    image_entrypoint: bool = False  # --image-cmd given: worker_argv replaces the image's entrypoint
     root: Path | None = None  # what relative paths are relative to (module docstring); None: REPO_ROOT
 
     @property
@@ -118,6 +120,25 @@ class Implementation:
                 argv += [flag, "{%s}" % name]
         return cls(name="worker-cmd", worker_argv=argv, mode=mode, features=features or [], impl=impl,
                    description=f"--worker-cmd {command}", root=Path.cwd().resolve())
+
+    @classmethod
+    def from_image(cls, image: str, command: str | None = None, mode: str | None = None,
+                   features: list[str] | None = None, impl: str | None = None) -> "Implementation":
+        """--image IMAGE [--image-cmd CMD]: the image's entrypoint, or CMD, plus the standard flags."""
+        argv = shlex.split(command or "")
+        if not any(_PLACEHOLDER.search(a) for a in argv):
+            for flag, name in STANDARD_FLAGS:
+                argv += [flag, "{%s}" % name]
+        shown = f"--image {image}" + (f" --image-cmd {command}" if command else "")
+        return cls(name="image", worker_argv=argv, mode=mode, features=features or [], impl=impl,
+                   description=shown, image=image, image_entrypoint=bool(command))
+
+    def spawn(self, values: dict, log_dir: str, extra_env: dict | None = None):
+        """Start one worker: a process of worker_argv, or a container of the image."""
+        if self.image:
+            from .image import ImageWorker
+            return ImageWorker(self, values, log_dir, extra_env=extra_env)
+        return WorkerProc(self, values, log_dir, extra_env)
 
     def missing(self) -> list[str]:
         """Files the manifest requires that do not exist (the implementation is then skipped)."""
