@@ -759,7 +759,8 @@ export class Worker extends EventEmitter {
     }, CONTROL_POLL_MS);
     let o;
     try {
-      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null },
+      const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
+      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null, attempt },
         { timeoutMs: this.options.jobTimeoutMs });
     } catch (err) {
       if (this.stopping) return; // given back to its queue when the worker leaves
