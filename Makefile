@@ -3,7 +3,7 @@
 
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers bench
+.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers bench chaos
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,3 +35,6 @@ test-containers: ## images, docker-compose and the conformance suite in containe
 bench: setup ## throughput and latency against the peers on one Redis
 	$(PY) bench/run.py
 	$(PY) bench/gateway.py
+
+chaos: setup ## SIGKILL workers and Redis (AOF always / everysec) under 20,000 jobs a round; lost must be 0
+	$(PY) scripts/chaos.py --json chaos-results.json

@@ -23,6 +23,11 @@ if [ -f examples-c/Makefile ]; then
   make -C examples-c test
 fi
 
+if [ -f scripts/chaos.py ]; then
+  echo "== chaos (short form: 2,000 jobs a round)"
+  python scripts/chaos.py --ci
+fi
+
 if [ -f scripts/conformance.sh ]; then
   echo "== conformance"
   bash scripts/conformance.sh
