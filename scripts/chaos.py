@@ -45,7 +45,7 @@ TIMINGS = ("--heartbeat-ms", "100", "--lease-ms", "600", "--block-timeout-ms", "
 # for the background fsync that was late when the kill came
 EVERYSEC_WINDOW_S = 2.0
 # a restarted master gets this long to start and work before it may be shot again
-MASTER_MIN_AGE_S = 2.0
+MASTER_MIN_AGE_S = 3.0
 
 
 def worker_commands(url: str) -> dict[str, list[str]]:
@@ -98,14 +98,16 @@ class Tally:
     acked: dict = field(default_factory=dict)         # job id -> monotonic time its push returned
     unsure: set = field(default_factory=set)          # pushed when Redis died: maybe twice
     redis_kill_times: list = field(default_factory=list)
+    redis_outages: list = field(default_factory=list)  # [wall time killed, wall time back]
     unexpected_exits: list = field(default_factory=list)
 
 
 class Storm:
     """One round: one Redis with AOF, four workers, an enqueuer, a killer, then a calm drain."""
 
-    def __init__(self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float) -> None:
+    def __init__(self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float, rate: float) -> None:
         self.fsync, self.jobs, self.rng, self.seconds = fsync, jobs, random.Random(seed), seconds
+        self.rate = rate  # jobs enqueued per second at most: spreads the jobs over many kills
         self.dir = tempfile.mkdtemp(prefix=f"aof-{fsync}-", dir=workdir)
         self.server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", fsync,
                                               "--dir", self.dir))
@@ -113,6 +115,8 @@ class Storm:
         self.logdir = workdir
         self.slots: list[Slot] = []
         self.seen_records, self.seen_ids, self.last_check = 0, set(), 0.0
+        self.last_quiet_check, self.quiet_since = 0.0, None
+        self.record_counts: list[tuple[float, int]] = []  # (when, run records seen): for everysec
 
     # -- redis -----------------------------------------------------------------------------------
 
@@ -135,11 +139,15 @@ class Storm:
     def kill_redis(self) -> None:
         """SIGKILL Redis and start it again on the same port and AOF; note what it held."""
         self.tally.in_flight_at_kill |= self.held_job_ids()
+        if self.fsync == "everysec":
+            self.tally.in_flight_at_kill |= self.recently_ran()
         self.tally.redis_kill_times.append(time.monotonic())
+        self.tally.redis_outages.append([time.time(), None])
         self.server.kill()
         time.sleep(self.rng.uniform(0.05, 0.5))
         self.server.start()
         self.tally.redis_restarts += 1
+        self.tally.redis_outages[-1][1] = time.time()
         self.tally.in_flight_at_kill |= self.held_job_ids()
 
     # -- workers ---------------------------------------------------------------------------------
@@ -149,6 +157,21 @@ class Storm:
             slot = Slot(name, cmd, log=open(os.path.join(self.logdir, f"{self.fsync}-{name}.log"), "ab"))
             slot.start()
             self.slots.append(slot)
+
+    def recently_ran(self) -> set[str]:
+        """Jobs whose run record is younger than the everysec window: their settle may be lost."""
+        try:
+            r = self.redis()
+            total = r.llen(f"{NS}:jobwire:conformance:echo")
+        except redis.RedisError:
+            return set()
+        then = time.monotonic() - EVERYSEC_WINDOW_S
+        start = next((n for t, n in self.record_counts if t >= then), total)
+        try:
+            raw = r.lrange(f"{NS}:jobwire:conformance:echo", start, -1)
+        except redis.RedisError:
+            return set()
+        return {json.loads(x)["id"] for x in raw}
 
     def kill_something(self) -> None:
         """One SIGKILL: a forked child (half the time when there is one) or a master, restarted."""
@@ -240,9 +263,10 @@ class Storm:
         deadline = time.monotonic() + self.seconds
         next_kill = time.monotonic() + 1.0
         next_redis_kill = time.monotonic() + self.rng.uniform(2.0, 4.0)
-        pushed = 0
-        while time.monotonic() < deadline and (pushed < self.jobs or not self.all_ran()):
-            if pushed < self.jobs and self.backlog() < 400:
+        pushed, started = 0, time.monotonic()
+        while time.monotonic() < deadline:
+            paced = pushed < self.rate * (time.monotonic() - started)
+            if pushed < self.jobs and paced and self.backlog() < 400:
                 batch = self.new_batch(min(100, self.jobs - pushed))
                 client = self.push_batch(client, batch)
                 pushed += len(batch)
@@ -251,11 +275,14 @@ class Storm:
             now = time.monotonic()
             if now >= next_kill:
                 self.kill_something()
-                next_kill = now + self.rng.uniform(0.1, 0.4)  # several kills a second
+                next_kill = now + self.rng.uniform(0.15, 0.45)  # several kills a second
             if now >= next_redis_kill and pushed < self.jobs:
                 self.kill_redis()
                 next_redis_kill = time.monotonic() + self.rng.uniform(2.0, 5.0)
             self.check_exits()
+            self.all_ran()  # keeps the run-record index (and its timeline) current, twice a second
+            if pushed >= self.jobs and self.settled():
+                break
         self.drain(deadline + 60)
         return self.verdict()
 
@@ -271,11 +298,12 @@ class Storm:
         try:
             r = self.redis()
             if r.llen(key) < self.seen_records:
-                self.seen_records, self.seen_ids = 0, set()
+                self.seen_records, self.seen_ids, self.record_counts = 0, set(), []
             raw = r.lrange(key, self.seen_records, -1)
         except redis.RedisError:
             return self.seen_ids
         self.seen_records += len(raw)
+        self.record_counts.append((time.monotonic(), self.seen_records))
         self.seen_ids.update(json.loads(x)["id"] for x in raw)
         return self.seen_ids
 
@@ -287,6 +315,18 @@ class Storm:
         self.last_check = now
         ran = self.ran_ids()
         return all(job_id in ran for job_id in self.tally.acked)
+
+    def settled(self) -> bool:
+        """Every job ran, or (everysec may have dropped some) nothing is queued or held for 3 s."""
+        if self.all_ran():
+            return True
+        now = time.monotonic()
+        if now - self.last_quiet_check < 0.5:
+            return False
+        self.last_quiet_check = now
+        empty = self.backlog() == 0 and not self.held_job_ids()
+        self.quiet_since = (self.quiet_since or now) if empty else None
+        return bool(self.quiet_since and now - self.quiet_since > 3.0)
 
     def drain(self, deadline: float) -> None:
         """No more kills: wait until every job ran or nothing is left anywhere for 3 s."""
@@ -335,9 +375,14 @@ class Storm:
         if failed_job_id(raw) in self.tally.in_flight_at_kill:
             return True
         try:
-            error = str(json.loads(raw).get("error", ""))
-        except ValueError:
+            record = json.loads(raw)
+            error = str(record.get("error", ""))
+            failed_at = time.mktime(time.strptime(record["failed_at"], "%Y/%m/%d %H:%M:%S UTC")) - time.timezone
+        except (ValueError, KeyError):
             return False
+        # the job's own write (its run record) met the Redis outage: the job failed, recorded
+        if any(down - 2 <= failed_at <= up + 5 for down, up in self.tally.redis_outages if up):
+            return True
         named = [int(w) for w in error.split() if w.isdigit()]
         return "killed by signal 9" in error and any(pid in self.tally.killed_pids for pid in named)
 
@@ -400,16 +445,20 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=20_000, help="jobs per round")
     ap.add_argument("--ci", action="store_true", help="the short form for CI: 2,000 jobs a round")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("JOBWIRE_CHAOS_SEED", "1729")))
-    ap.add_argument("--seconds", type=float, default=200.0, help="storm budget per round")
+    ap.add_argument("--seconds", type=float, default=240.0, help="storm budget per round")
+    ap.add_argument("--rate", type=float, help="enqueue at most this many jobs/s (default 500; --ci 100)")
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--fsync", action="append", choices=("always", "everysec"),
                     help="rounds to run (default both)")
     opts = ap.parse_args()
+    # a SIGTERM (timeout, Ctrl-C from make) unwinds through the finally blocks that stop every pid
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     jobs = 2_000 if opts.ci else opts.jobs
+    rate = opts.rate or (100 if opts.ci else 500)
     workdir = tempfile.mkdtemp(prefix="jobwire-chaos-")
     results, problems = [], []
     for n, fsync in enumerate(opts.fsync or ("always", "everysec")):
-        result = Storm(fsync, jobs, opts.seed + n, workdir, opts.seconds).run()
+        result = Storm(fsync, jobs, opts.seed + n, workdir, opts.seconds, rate).run()
         results.append(result)
         problems += [f"{fsync}: {why}" for why in failures(result)]
         print(json.dumps(result), flush=True)

@@ -28,6 +28,11 @@ if [ -f scripts/chaos.py ]; then
   python scripts/chaos.py --ci
 fi
 
+if [ -f scripts/soak.py ]; then
+  echo "== soak (short form: 20,000 jobs, RSS flat after warm-up)"
+  python scripts/soak.py --ci
+fi
+
 if [ -f scripts/conformance.sh ]; then
   echo "== conformance"
   bash scripts/conformance.sh
