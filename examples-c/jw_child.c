@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,130 +25,33 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis.h>
-#include "jw_keys.h"
+/* ============================ Handler helpers =========================== */
 
-/* ============================ Job handlers ==============================
- * The conformance classes of protocol.md section 10. Class names map only
- * to this table, never to a symbol lookup. */
-
-/* Fill err; the frame names the C function, the nearest thing C has to a
- * backtrace. */
-static int job_error(jw_error *err, const char *type, const char *message, const char *frame) {
-    err->type = jw_strdup(type);
-    err->message = jw_strdup(message);
-    err->nframes = 0;
+/* jobwire.h: fill err with a printf-formatted failure. */
+int jw_fail_at(jw_error *err, const char *type, const char *frame, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *msg = jw_malloc(n > 0 ? (size_t)n + 1 : 1);
+    msg[0] = '\0';
+    if (n > 0) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    jw_error_free(err);
+    err->type = jw_strdup(type && *type ? type : "JobError");
+    err->message = msg;
     if (frame) err->frames[err->nframes++] = jw_strdup(frame);
     return -1;
 }
 
-/* Connect to the master's Redis on a fresh connection: the child must not
- * use the master's socket, whose protocol state belongs to the master. */
-static redisContext *child_connect(const jw_redis *r) {
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
-    if (!c || c->err) {
-        if (c) redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    if (r->password) {
-        redisReply *rep = redisCommand(c, "AUTH %s", r->password);
-        if (rep) freeReplyObject(rep);
-    }
-    if (r->db) {
-        redisReply *rep = redisCommand(c, "SELECT %d", r->db);
-        if (rep) freeReplyObject(rep);
-    }
-    return c;
-}
-
-/* jobwire.Echo: RPUSH the conformance echo record. Side effect: one Redis
- * connection opened and closed. */
-static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
-    json_t *id = json_object_get(job->doc, "id");
+/* jobwire.h: the job's args array, or NULL when the job has none (jansson's
+ * array functions treat NULL as empty). */
+json_t *jw_job_args(const jw_job *job) {
     json_t *args = json_object_get(job->doc, "args");
-    json_t *rec = json_object();
-    json_object_set(rec, "id", id ? id : json_null());
-    json_object_set_new(rec, "args", args ? json_incref(args) : json_array());
-    json_object_set_new(rec, "worker", json_string(env->worker_id));
-    json_object_set_new(rec, "queue", json_string(job->queue));
-    json_object_set_new(rec, "pid", json_integer(getpid()));
-    json_object_set_new(rec, "impl", json_string(JW_IMPL));
-    char *text = json_dumps(rec, JW_JSON_FLAGS);
-    json_decref(rec);
-    if (!text) return job_error(err, "EncodeError", "cannot encode the echo record", __func__);
-    redisContext *c = child_connect(env->redis);
-    if (!c) {
-        free(text);
-        return job_error(err, "RedisError", "cannot connect to Redis to echo", __func__);
-    }
-    char *key = jw_key(env->ns, JW_K_CONFORMANCE_ECHO, NULL);
-    redisReply *rep = redisCommand(c, "RPUSH %s %s", key, text);
-    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
-    char msg[256];
-    snprintf(msg, sizeof msg, "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
-    if (rep) freeReplyObject(rep);
-    redisFree(c);
-    free(key);
-    free(text);
-    return ok ? 0 : job_error(err, "RedisError", msg, __func__);
-}
-
-/* jobwire.Fail [message]: fail with exactly message as the error. */
-static int job_fail(const jw_job *job, const jw_env *env, jw_error *err) {
-    (void)env;
-    json_t *m = json_array_get(json_object_get(job->doc, "args"), 0);
-    if (json_is_string(m)) return job_error(err, "JobError", json_string_value(m), __func__);
-    char *text = m ? json_dumps(m, JW_JSON_FLAGS) : NULL;
-    job_error(err, "JobError", text ? text : "jobwire.Fail", __func__);
-    free(text);
-    return -1;
-}
-
-/* jobwire.Sleep [ms]: sleep, then echo. */
-static int job_sleep(const jw_job *job, const jw_env *env, jw_error *err) {
-    json_t *ms = json_array_get(json_object_get(job->doc, "args"), 0);
-    if (ms && !json_is_number(ms))
-        return job_error(err, "ArgumentError", "jobwire.Sleep expects [milliseconds]", __func__);
-    double v = ms ? json_number_value(ms) : 0;
-    if (v > 1e12) v = 1e12; /* ~31 years; keeps the conversions below defined */
-    if (v > 0) {
-        struct timespec ts = {(time_t)(v / 1000), (long)((v - (double)(long long)(v / 1000) * 1000) * 1e6)};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
-    }
-    return job_echo(job, env, err);
-}
-
-/* jobwire.Crash: end the process running the job with SIGKILL at once. */
-static int job_crash(const jw_job *job, const jw_env *env, jw_error *err) {
-    (void)job; (void)env; (void)err;
-    raise(SIGKILL);
-    _exit(137); /* not reached */
-}
-
-/* jobwire.Noop: return at once. */
-static int job_noop(const jw_job *job, const jw_env *env, jw_error *err) {
-    (void)job; (void)env; (void)err;
-    return 0;
-}
-
-static const struct {
-    const char *klass;
-    jw_handler fn;
-} handlers[] = {
-    {"jobwire.Echo", job_echo},
-    {"jobwire.Fail", job_fail},
-    {"jobwire.Sleep", job_sleep},
-    {"jobwire.Crash", job_crash},
-    {"jobwire.Noop", job_noop},
-};
-
-/* The handler registered for klass, or NULL. */
-jw_handler jw_handler_find(const char *klass) {
-    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-        if (strcmp(handlers[i].klass, klass) == 0) return handlers[i].fn;
-    return NULL;
+    return json_is_array(args) ? args : NULL;
 }
 
 /* Free what a handler put in err. */

@@ -21,6 +21,7 @@
 static void usage(int code) {
     fprintf(code ? stderr : stdout,
             "usage: jobwire-enqueue [--redis-url URL] [--namespace NS] QUEUE CLASS [JSON_ARG ...]\n"
+            "       jobwire-enqueue --version | --help\n"
             "Each JSON_ARG is one JSON value (e.g. 7, '\"text\"', '{\"a\":1}'). Prints the job id.\n");
     exit(code);
 }
@@ -119,6 +120,7 @@ int main(int argc, char **argv) {
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
         if (strcmp(argv[i], "--help") == 0) usage(0);
+        if (strcmp(argv[i], "--version") == 0) { printf("jobwire-enqueue %s\n", jw_version()); return 0; }
         if (i + 1 >= argc) usage(2);
         if (strcmp(argv[i], "--redis-url") == 0) url = argv[++i];
         else if (strcmp(argv[i], "--namespace") == 0) ns = argv[++i];

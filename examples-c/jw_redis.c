@@ -6,6 +6,7 @@
  * (protocol.md section 7.7). */
 #define _GNU_SOURCE
 #include "jw_redis.h"
+#include "jobwire.h"
 #include "jw_util.h"
 
 #include <errno.h>
@@ -338,4 +339,28 @@ int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd
         }
         if (n > 0 && (pfd[1].revents & POLLIN)) { jw_redis_drop(r, 0); return 0; }
     }
+}
+
+/* Did Redis accept a setup command (AUTH, SELECT)? Frees the reply. */
+static int accepted(void *reply) {
+    redisReply *rep = reply;
+    int ok = rep && rep->type != REDIS_REPLY_ERROR;
+    if (rep) freeReplyObject(rep);
+    return ok;
+}
+
+/* jobwire.h: a fresh connection with the master's settings. A forked child
+ * must not use the master's socket, whose protocol state belongs to the
+ * master. */
+redisContext *jw_connect(const jw_env *env) {
+    const jw_redis *r = env->redis;
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
+        (r->password && !accepted(redisCommand(c, "AUTH %s", r->password))) ||
+        (r->db && !accepted(redisCommand(c, "SELECT %d", r->db)))) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    return c;
 }

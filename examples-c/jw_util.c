@@ -11,6 +11,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* From the Makefile, which reads the repository's VERSION file. The
+ * Makefile also defines JW_SHARE_DIR ($(PREFIX)/share/jobwire) for the
+ * objects `make install` builds, and only for those. */
+#ifndef JW_VERSION_STRING
+#error "build with -DJW_VERSION_STRING='\"x.y.z\"' (the Makefile reads ../VERSION)"
+#endif
+
+/* jw_util.h: the release version. */
+const char *jw_version(void) { return JW_VERSION_STRING; }
+
 /* ============================ Allocation ================================
  * A sample worker has nothing sensible to do when malloc fails, so these
  * wrappers abort instead of making every caller check. */
@@ -208,13 +218,10 @@ static int has_version(const char *dir) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Where spec/ is: $JOBWIRE_SPEC_DIR, else ../spec next to the executable
- * (examples-c/jobwire-worker -> spec/), walking up two more levels so the
- * sanitizer builds in examples-c/build/<kind>/ find it too. Returns a
- * malloc'd path, or NULL when nothing was found. */
-char *jw_spec_dir(void) {
-    const char *env = getenv("JOBWIRE_SPEC_DIR");
-    if (env && *env) return jw_strdup(env);
+#ifndef JW_SHARE_DIR
+/* In-tree builds: ../spec (or two more levels up) from the executable's
+ * directory, through /proc/self/exe. */
+static char *spec_near_exe(void) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return NULL;
@@ -236,4 +243,23 @@ char *jw_spec_dir(void) {
     }
     jw_buf_free(&b);
     return NULL;
+}
+#endif
+
+/* Where spec/ is: $JOBWIRE_SPEC_DIR, else, for an installed build, the
+ * directory `make install` copied the spec files to (JW_SHARE_DIR, e.g.
+ * /usr/local/share/jobwire), else, for an in-tree build, ../spec next to
+ * the executable (examples-c/jobwire-worker -> spec/), walking up two more
+ * levels so the sanitizer builds in examples-c/build/<kind>/ find it too.
+ * An installed program never searches near its executable: a user's
+ * worker must not pick up some unrelated spec/ next to it. Returns a
+ * malloc'd path, or NULL when nothing was found. */
+char *jw_spec_dir(void) {
+    const char *env = getenv("JOBWIRE_SPEC_DIR");
+    if (env && *env) return jw_strdup(env);
+#ifdef JW_SHARE_DIR
+    return has_version(JW_SHARE_DIR) ? jw_strdup(JW_SHARE_DIR) : NULL;
+#else
+    return spec_near_exe();
+#endif
 }

@@ -8,7 +8,9 @@
 #include <time.h>
 
 #define JW_IMPL "c"
-#define JW_IMPL_VERSION "1.0.0"
+/* The release version (the repository's VERSION), compiled into jw_util.c. */
+#define JW_IMPL_VERSION (jw_version())
+const char *jw_version(void);
 
 /* A growable byte buffer. Always NUL terminated when len > 0 so it can be
  * printed, but it may hold NUL bytes too: use len. */

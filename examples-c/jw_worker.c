@@ -1,4 +1,6 @@
-/* jw_worker.c -- jobwire-worker, the C fork-per-job worker.
+/* jw_worker.c -- the C fork-per-job worker: jw_worker_main() of jobwire.h.
+ * The jobwire-worker program (jw_main.c) is this plus the conformance job
+ * classes; a user's program is this plus its own handlers.
  *
  * One process is one worker (protocol.md section 7). The master talks to
  * Redis and forks a child per job like Ruby Resque; the child runs the
@@ -25,6 +27,7 @@
 
 #include <jansson.h>
 
+#include "jobwire.h"
 #include "jw_child.h"
 #include "jw_job.h"
 #include "jw_keys.h"
@@ -845,7 +848,8 @@ static json_t *options_doc;
 /* Print usage (generated from options.json) and exit with status code. */
 static void usage(int code) {
     FILE *f = code ? stderr : stdout;
-    fprintf(f, "usage: jobwire-worker --queues a,b [options]\n");
+    fprintf(f, "usage: jobwire-worker --queues a,b [options]\n"
+               "       jobwire-worker --version | --help\n");
     size_t i;
     json_t *o;
     json_array_foreach(json_object_get(options_doc, "options"), i, o) {
@@ -911,10 +915,26 @@ static long long num_option(int argc, char **argv, const char *name) {
     return n;
 }
 
+/* Print "jobwire-worker <release> (protocol <spec version>)" and exit 0,
+ * as `jobwire version` does for Python. */
+static void print_version(void) {
+    char *dir = jw_spec_dir();
+    jw_buf path = {0};
+    jw_buf_addf(&path, "%s/VERSION", dir ? dir : ".");
+    char *spec = dir ? jw_read_file(path.p, NULL) : NULL;
+    if (spec) spec[strcspn(spec, " \t\r\n")] = '\0';
+    printf("jobwire-worker %s (protocol %s)\n", jw_version(), spec ? spec : "unknown: spec/ not found");
+    free(spec);
+    free(dir);
+    jw_buf_free(&path);
+    exit(0);
+}
+
 /* Reject unknown flags so a typo is not silently ignored. */
 static void check_flags(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
+        if (strcmp(argv[i], "--version") == 0) print_version();
         int ok = 0;
         size_t k;
         json_t *o;
@@ -1001,12 +1021,14 @@ static void cleanup(void) {
     free(W.spec_version);
     close(W.sigpipe[0]);
     close(W.sigpipe[1]);
+    jw_registry_clear();
     title_free();
 }
 
-/* Configure, register and work until told to stop. Exit status: 0 after
- * a normal leave, 1 on JOBWIRE_SPEC_MISMATCH, 2 on bad configuration. */
-int main(int argc, char **argv) {
+/* jobwire.h: configure, register and work until told to stop. Exit
+ * status: 0 after a normal leave, 1 on JOBWIRE_SPEC_MISMATCH, 2 on bad
+ * configuration. */
+int jw_worker_main(int argc, char **argv) {
     char err[512];
     title_init(argc, argv);
     char *spec_dir = jw_spec_dir();

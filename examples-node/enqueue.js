@@ -4,13 +4,16 @@
 import { parseArgs } from 'node:util';
 import { Client } from './lib/client.js';
 import { parseJson, DEFAULT_REDIS_URL } from './lib/util.js';
+import { packageVersion } from './lib/spec.js';
 
-const USAGE = 'usage: node enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]';
+const USAGE = 'usage: node enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]\n       node enqueue.js --version | --help';
 let values;
 let positionals;
 try {
   ({ values, positionals } = parseArgs({
-    options: { 'redis-url': { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      'redis-url': { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
+    },
     allowPositionals: true,
   }));
 } catch (err) {
@@ -19,6 +22,10 @@ try {
 }
 if (values.help) {
   process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (values.version) {
+  process.stdout.write(`jobwire-node-enqueue ${packageVersion()}\n`);
   process.exit(0);
 }
 if (positionals.length < 2) {

@@ -9,3 +9,4 @@ export { conformanceHandlers, registerConformanceJobs, echo } from './lib/confor
 export { jobPayloadError, InvalidPayloadError } from './lib/validate.js';
 export { parseJson, stringifyJson, failedAt, runAt, startedAt, utcDay, backoffMs, connect } from './lib/util.js';
 export { specVersion, specMajor, specDir, packageVersion } from './lib/spec.js';
+export { Registry, defaultRegistry, job, importJobs } from './lib/registry.js';

@@ -1,19 +1,55 @@
 #!/usr/bin/env node
-// jobwire worker: node examples-node/worker.js --queues a,b [options]  (see --help)
-import { workerConfig, USAGE, ConfigError } from './lib/config.js';
+// jobwire worker: node examples-node/worker.js --queues a,b [--import ./my-jobs.js] [options]
+// (installed as jobwire-node-worker; see --help). Runs the conformance job classes plus every
+// class the --import modules register (lib/registry.js); a module's class wins over a
+// conformance class of the same name.
+import { workerConfig, USAGE as OPTIONS_USAGE, ConfigError } from './lib/config.js';
 import { WorkerProcess, stderrLogger } from './lib/worker.js';
 import { registerConformanceJobs } from './lib/conformance.js';
+import { defaultRegistry, importJobs } from './lib/registry.js';
+import { packageVersion, specVersion } from './lib/spec.js';
 
+const USAGE = `${OPTIONS_USAGE}
+  ${'--import MODULE'.padEnd(25)}import MODULE (a path, or a package name) to register its job classes (lib/registry.js); repeatable
+  ${'--version'.padEnd(25)}print the package and protocol versions`;
+
+/** Prints a configuration error with the usage and exits 2. */
+function configError(message) {
+  process.stderr.write(`jobwire-node: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+/** Splits this program's own flags (--import, --version) off argv; the rest are protocol.md
+ * 7.2's, parsed by lib/config.js (as gateway-worker.js does with its own). */
+function parseArgv(argv) {
+  const own = { imports: [], version: false };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split(/=(.*)/s);
+    if (flag === '--version' && inline === undefined) own.version = true;
+    else if (flag === '--import') {
+      const value = inline ?? argv[++i];
+      if (value === undefined || value === '') throw new ConfigError('--import needs a module');
+      own.imports.push(value);
+    } else rest.push(argv[i]);
+  }
+  return { own, config: own.version ? {} : workerConfig(rest) };
+}
+
+let own;
 let config;
 try {
-  config = workerConfig();
+  ({ own, config } = parseArgv(process.argv.slice(2)));
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`jobwire-node: ${err.message}\n${USAGE}\n`);
-  process.exit(2);
+  configError(err.message);
 }
 if (config.help) {
   process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+if (own.version) {
+  process.stdout.write(`jobwire-node-worker ${packageVersion()} (protocol ${specVersion()})\n`);
   process.exit(0);
 }
 
@@ -22,10 +58,19 @@ let proc;
 try {
   proc = new WorkerProcess({ ...config, logger: log });
 } catch (err) {
-  process.stderr.write(`jobwire-node: ${err.message}\n${USAGE}\n`);
-  process.exit(2);
+  configError(err.message);
 }
 registerConformanceJobs(proc);
+for (const specifier of own.imports) {
+  try {
+    const added = await importJobs(specifier);
+    log.info(`imported ${specifier}: ${added.length ? added.join(', ') : 'no new job classes'}`);
+  } catch (err) {
+    process.stderr.write(`jobwire-node: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+defaultRegistry.applyTo(proc);
 proc.installSignals();
 
 process.on('unhandledRejection', (err) => log.error(`unhandled rejection: ${err?.stack ?? err}`));

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The conformance suite (conformance/README.md) against every implementation present, plus the
-# cross-language matrix; then the suite's own tests (vector self-check, broken workers).
-# Reports: reports/conformance.json and reports/conformance.xml (JUnit). Each run starts its own
-# redis-server on a free loopback port. Exit status non-zero when any MUST test fails.
+# The conformance suite (conformance/README.md) against every implementation of this repository,
+# plus the cross-language matrix; then the suite's own tests (vector self-check, broken workers,
+# the mutation sample). Reports: reports/conformance.json and reports/conformance.xml (JUnit).
+# Each run starts its own redis-server on a free loopback port. Exit status non-zero when any MUST
+# test fails; with CI=true also when an implementation or a test was skipped (the runner and the
+# pytest hooks enforce it: nothing is skipped silently, nothing is retried until it passes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -26,7 +28,7 @@ echo "== conformance: ${impls[*]} + matrix"
 jobwire-conformance "${impls[@]}" --matrix --jobs "${CONFORMANCE_JOBS:-4}" \
   --json reports/conformance.json --junit reports/conformance.xml || status=$?
 
-echo "== conformance self-check and broken workers"
+echo "== conformance self-check, broken workers and the mutation sample"
 jobwire-conformance --check-vectors || status=1
 python -m pytest -q -p no:cacheprovider conformance/tests || status=1
 

@@ -78,3 +78,66 @@ def test_an_implementation_without_its_files_is_skipped_not_failed(tmp_path):
     assert data["implementations"]["ghost"]["status"] == "skipped"
     report.write_junit(str(tmp_path / "r.xml"), reports, None)
     assert "<skipped" in (tmp_path / "r.xml").read_text()
+
+
+def _ghost_manifest(tmp_path, monkeypatch):
+    """A manifest whose files are missing, in a manifests folder of its own."""
+    from jobwire_conformance import impl
+    (tmp_path / "ghost.json").write_text('{"name": "ghost", "worker": {"argv": ["./nothing"]}, '
+                                         '"features": [], "requires": ["no/such/file"]}')
+    monkeypatch.setattr(impl, "IMPLEMENTATIONS_DIR", tmp_path)
+
+
+def test_a_missing_implementation_fails_a_ci_run(tmp_path, monkeypatch):
+    from jobwire_conformance import cli
+    _ghost_manifest(tmp_path, monkeypatch)
+    monkeypatch.setenv("CI", "true")
+    assert cli.main(["--impl", "ghost", "-q", "--no-figures"]) == 1
+
+
+def test_a_missing_implementation_is_only_reported_outside_ci(tmp_path, monkeypatch):
+    from jobwire_conformance import cli
+    _ghost_manifest(tmp_path, monkeypatch)
+    monkeypatch.setenv("CI", "false")
+    assert cli.main(["--impl", "ghost", "-q", "--no-figures"]) == 0
+
+
+def test_a_skipped_test_fails_ci_but_not_applicable_does_not():
+    from jobwire_conformance import report
+    from jobwire_conformance.core import MUST, Result, Test
+    from jobwire_conformance.runner import ImplReport
+    t = Test("x.y", "protocol.md#1", MUST, "d")
+    na = ImplReport("a", results=[Result("x.y", "na", "not applicable: declared", test=t)])
+    skipped = ImplReport("b", results=[Result("x.y", "skip", "not run", test=t)])
+    assert report.ci_problems([na], None) == []
+    assert report.ci_problems([skipped], None) == ["b: x.y skipped (not run)"]
+
+
+def test_unclaimed_features_and_declared_ids_are_not_applicable():
+    from jobwire_conformance.core import MUST, Test
+    impl = Implementation(name="i", worker_argv=["w"], features=["job-timeout"],
+                          not_applicable={"recovery.sigkill.": "no SIGKILL here", "a.b": "why"})
+    assert impl.not_applicable_reason(Test("t", "s", MUST, "d", feature="fork-per-job"))
+    assert impl.not_applicable_reason(Test("t", "s", MUST, "d", feature="job-timeout")) is None
+    assert "no SIGKILL" in impl.not_applicable_reason(Test("recovery.sigkill.x", "s", MUST, "d"))
+    assert impl.not_applicable_reason(Test("a.b", "s", MUST, "d"))
+    assert impl.not_applicable_reason(Test("a.bc", "s", MUST, "d")) is None
+
+
+def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
+    """The predecessor test plants keys for <host>:<pid> before the worker runs: the pid the runner
+    sees at start must be the worker's own once released (the shell execs it)."""
+    from types import SimpleNamespace
+
+    from jobwire_conformance.suite_liveness import start_held
+    out = tmp_path / "pid"
+    impl = Implementation(name="pid", worker_argv=["/bin/sh", "-c", f"echo $$ > {out}"])
+    ctx = SimpleNamespace(impl=impl, log_dir=str(tmp_path), ns="jwctest", redis_url="redis://127.0.0.1:1/0", workers=[])
+    w, flag = start_held(ctx, "q")
+    try:
+        assert w.wait(0.3) is None and not out.exists()  # held: nothing ran yet
+        open(flag, "w").close()
+        assert w.wait(5) == 0
+        assert out.read_text().strip() == str(w.pid)
+    finally:
+        w.kill_all()

@@ -1,16 +1,20 @@
-// Where the protocol's files live (../spec next to examples-node, or $JOBWIRE_SPEC_DIR) and
-// the few facts read from them at run time: the version, the job schema, the Lua scripts.
-import { readFileSync } from 'node:fs';
+// Where the protocol's files live and the few facts read from them at run time: the version,
+// the job schema, the Lua scripts. In order: $JOBWIRE_SPEC_DIR; the copy an installed package
+// carries (<package>/spec, made from the repository's spec/ by `npm pack`, see
+// scripts/copy-spec.js); the repository's spec/ next to examples-node.
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+const PACKAGED = path.resolve(here, '..', 'spec');
+const REPOSITORY = path.resolve(here, '..', '..', 'spec');
+
 /** Absolute path of the spec directory. */
 export function specDir() {
-  return process.env.JOBWIRE_SPEC_DIR
-    ? path.resolve(process.env.JOBWIRE_SPEC_DIR)
-    : path.resolve(here, '..', '..', 'spec');
+  if (process.env.JOBWIRE_SPEC_DIR) return path.resolve(process.env.JOBWIRE_SPEC_DIR);
+  return existsSync(path.join(PACKAGED, 'VERSION')) ? PACKAGED : REPOSITORY;
 }
 
 export function specPath(...parts) {

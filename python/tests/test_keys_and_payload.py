@@ -58,6 +58,16 @@ def test_failure_record_embeds_payload_verbatim_in_resque_order():
     assert doc["error"] == "bad <b>"
 
 
+@pytest.mark.parametrize("number", ["NaN", "-Infinity", "0x1F", "+1", "017", "1."])
+def test_failure_record_is_strict_json_for_payloads_lua_cjson_lets_through(number):
+    raw = b'{"class":"X","args":[%s]}' % number.encode()
+
+    def reject(name):
+        raise ValueError(name)
+    doc = json.loads(payload.failure_record(raw, "jobwire.InvalidJSON", "m", [], "w", "q"), parse_constant=reject)
+    assert doc["payload"] == raw.decode()
+
+
 def test_failure_record_keeps_non_object_payload_as_string():
     doc = json.loads(payload.failure_record(b"not json", "E", "m", [], "w", "q"))
     assert doc["payload"] == "not json"

@@ -13,13 +13,23 @@ RUN_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 STARTED = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+0000$")
 
 
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (RFC 8259)")
+
+
+def strict_loads(text: str | bytes):
+    """json.loads as a strict RFC 8259 parser: NaN, Infinity and -Infinity are rejected too
+    (Python accepts them by default; hex numbers, leading zeros and '+' it already rejects)."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
 def failure_write_problems(raw: bytes | str) -> list[str]:
     """Why a failure record is not one a jobwire worker may write (protocol.md 6.2); [] when it is."""
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     try:
-        doc = json.loads(text)
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        doc = strict_loads(text)
     except ValueError as exc:
-        return [f"not JSON: {exc}"]
+        return [f"not JSON by a strict RFC 8259 parser: {exc}"]
     problems = []
     why = schemas.errors("failure", doc)
     if why:

@@ -8,6 +8,8 @@
     jobwire-conformance --list                  every test id with its level and spec section
 
 Exit status: 0 when every MUST test passed, 1 when one failed, 2 on a usage or setup error.
+With CI=true a skipped implementation (its files missing) or a skipped test also exits 1; a test
+that is not applicable (an unclaimed feature, the manifest's not_applicable) does not.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", metavar="URL", help="use this EMPTY Redis database instead of starting redis-server")
     p.add_argument("--only", action="append", default=[], metavar="ID_PREFIX", help="run only tests whose id starts so")
     p.add_argument("--skip", action="append", default=[], metavar="ID_PREFIX", help="skip tests whose id starts so")
+    p.add_argument("--id", action="append", default=[], metavar="ID", dest="ids",
+                   help="run only the test with exactly this id (repeatable; with --only/--skip: both apply)")
     p.add_argument("--jobs", "-j", type=int, default=4, help="test groups run at once (default 4)")
     p.add_argument("--no-figures", action="store_true", help="do not measure throughput and latency")
     p.add_argument("--no-build", action="store_true", help="do not run the manifests' build commands")
@@ -55,7 +59,8 @@ def main(argv=None) -> int:
         from . import runner  # noqa: F401 - registers the groups
         for g in GROUPS:
             for t in g.tests:
-                print(f"{t.id}\t{t.level_name}\t{t.section}\t{t.description}")
+                # the level as the reports give it (MUST, SHOULD), then the feature that gates it
+                print(f"{t.id}\t{t.level}\t{t.feature or '-'}\t{t.section}\t{t.description}")
         return 0
     if opts.check_vectors:
         from .vectors import check_all, spec_link_warnings
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
         log(f"redis-server pid {server.proc.pid} on {url}")
     t0 = time.monotonic()
     run = Runner(url, jobs=opts.jobs, only=opts.only or None, skip=opts.skip or None,
-                 figures=not opts.no_figures, build=not opts.no_build, log=log)
+                 figures=not opts.no_figures, build=not opts.no_build, log=log, ids=opts.ids or None)
     try:
         reports, mrep = run.run(impls, with_matrix=opts.matrix)
     finally:
@@ -123,7 +128,10 @@ def main(argv=None) -> int:
     if mrep:
         blocking += [r for r in mrep.results if report.is_blocking(r)]
     errors = [rep for rep in reports if rep.status == "error"]
-    return 1 if blocking or errors else 0
+    ci = report.ci_problems(reports, mrep) if report.in_ci() else []
+    for line in ci:
+        print(f"CI=true, nothing may be skipped: {line}", file=sys.stderr)
+    return 1 if blocking or errors or ci else 0
 
 
 def _clean(url: str) -> None:

@@ -14,7 +14,7 @@ from . import rawjson
 from .impl import Implementation, WorkerProc
 from .redisutil import Keys, RedisServer, client, enqueue as lua_enqueue
 
-MUST, SHOULD = "MUST", "SHOULD"
+MUST, SHOULD, MAY = "MUST", "SHOULD", "MAY"  # RFC 2119 levels; only MUST changes the exit status
 
 # Short timings so the suite is fast; every worker gets them as flags (protocol.md 7.2).
 TIMINGS = {"heartbeat_ms": 200, "lease_ms": 1500, "block_timeout_ms": 500, "max_deaths": 3,
@@ -25,7 +25,7 @@ TIMINGS = {"heartbeat_ms": 200, "lease_ms": 1500, "block_timeout_ms": 500, "max_
 class Test:
     id: str
     section: str
-    level: str  # MUST, SHOULD
+    level: str  # MUST, SHOULD, MAY: the word of the requirement, as --list and the reports give it
     description: str
     feature: str | None = None  # an optional feature the implementation must claim
 
@@ -60,7 +60,7 @@ def all_tests() -> list[Test]:
 @dataclass
 class Result:
     id: str
-    status: str  # pass, fail, skip, error
+    status: str  # pass, fail, skip, error, na (not applicable: never a pass, never a failure)
     message: str = ""
     duration_s: float = 0.0
     test: Test | None = None
@@ -119,6 +119,11 @@ class Context:
 
     def skip(self, test_id: str, message: str) -> None:
         self._set(test_id, "skip", message)
+
+    def na(self, test_id: str, reason: str) -> None:
+        """The test cannot apply to this implementation (e.g. a fork check on an in-process
+        worker): reported as not applicable, so that nothing passes vacuously."""
+        self._set(test_id, "na", reason)
 
     def check(self, test_id: str, condition: bool, message: str) -> bool:
         if condition:
@@ -270,14 +275,17 @@ class Context:
             pass
 
 
-def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None) -> tuple[list[Result], dict]:
-    """Run one group against one implementation; every test of the group gets a result."""
-    tests = [t for t in g.tests if _selected(t.id, only, skip)]
+def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None,
+              ids=None) -> tuple[list[Result], dict]:
+    """Run one group against one implementation; every selected test of the group gets a result.
+    `ids` (a set of exact test ids), when given, narrows the selection further."""
+    tests = [t for t in g.tests if _selected(t.id, only, skip) and (not ids or t.id in ids)]
     results: list[Result] = []
     runnable = []
     for t in tests:
-        if t.feature and not impl.has(t.feature):
-            results.append(Result(t.id, "skip", f"optional feature {t.feature!r} not claimed by {impl.name}", 0, t))
+        reason = impl.not_applicable_reason(t)
+        if reason:
+            results.append(Result(t.id, "na", reason, 0, t))
         else:
             runnable.append(t)
     if not runnable:

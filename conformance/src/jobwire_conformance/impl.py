@@ -56,6 +56,8 @@ class Implementation:
     description: str = ""
     matrix_only: bool = False
     worker_id_pid_suffix: bool = False
+    # test id (or id prefix ending in ".") -> why it cannot apply; declared in the manifest
+    not_applicable: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, name: str) -> "Implementation":
@@ -68,7 +70,8 @@ class Implementation:
                    env=worker.get("env", {}), mode=data.get("mode"), impl=data.get("impl"),
                    features=data.get("features", []), requires=data.get("requires", []),
                    build=data.get("build"), enqueuer=data.get("enqueuer"),
-                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False))
+                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False),
+                   not_applicable=data.get("not_applicable", {}))
 
     @classmethod
     def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
@@ -86,6 +89,16 @@ class Implementation:
 
     def has(self, feature: str) -> bool:
         return feature in self.features
+
+    def not_applicable_reason(self, test) -> str | None:
+        """Why `test` cannot apply to this implementation, or None: a test of an optional
+        feature the manifest does not claim, or an id the manifest declares not applicable."""
+        if test.feature and not self.has(test.feature):
+            return f"not applicable: optional feature {test.feature!r} not claimed by {self.name}"
+        for key, why in self.not_applicable.items():
+            if test.id == key or (key.endswith(".") and test.id.startswith(key)):
+                return f"not applicable (declared by the {self.name} manifest): {why}"
+        return None
 
     def run_build(self, log) -> str | None:
         """Run the optional build command; returns an error text or None."""

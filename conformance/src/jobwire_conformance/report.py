@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -11,9 +12,28 @@ from . import __version__
 from .paths import SPEC_DIR
 
 
+STATUSES = ("pass", "fail", "skip", "error", "na")
+
+
+def in_ci() -> bool:
+    """CI=true (as CI services set it): nothing may be skipped silently."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
 def is_blocking(r) -> bool:
     """A failure that makes the run fail: any MUST test (or claimed feature) that failed or errored."""
     return r.status in ("fail", "error") and (r.test is None or r.test.level == "MUST")
+
+
+def ci_problems(reports, mrep) -> list[str]:
+    """What fails a run under CI=true besides failed tests: an implementation that was skipped
+    (its files are missing) and any test that was skipped. Not applicable is not a skip: it is
+    declared (an unclaimed feature, or the manifest's not_applicable)."""
+    out = [f"{rep.name}: implementation {rep.status} ({rep.reason})" for rep in reports if rep.status == "skipped"]
+    results = [(rep.name, r) for rep in reports for r in rep.results]
+    results += [("matrix", r) for r in (mrep.results if mrep else [])]
+    out += [f"{name}: {r.id} skipped ({r.message})" for name, r in results if r.status == "skip"]
+    return out
 
 
 def to_json(reports, mrep, duration_s: float) -> dict:
@@ -24,7 +44,7 @@ def to_json(reports, mrep, duration_s: float) -> dict:
         "implementations": {},
     }
     for rep in reports:
-        counts = {s: sum(1 for r in rep.results if r.status == s) for s in ("pass", "fail", "skip", "error")}
+        counts = {s: sum(1 for r in rep.results if r.status == s) for s in STATUSES}
         out["implementations"][rep.name] = {
             "status": rep.status, "reason": rep.reason, "description": rep.description, "mode": rep.mode,
             "features": rep.features, "duration_s": rep.duration_s, "counts": counts,
@@ -51,7 +71,7 @@ def write_junit(path: str, reports, mrep) -> None:
         suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(results)),
                               failures=str(sum(1 for r in results if r.status == "fail")),
                               errors=str(sum(1 for r in results if r.status == "error")),
-                              skipped=str(sum(1 for r in results if r.status == "skip")),
+                              skipped=str(sum(1 for r in results if r.status in ("skip", "na"))),
                               time=f"{rep.duration_s if rep else 0:.1f}")
         if rep and rep.status != "ran":
             case = ET.SubElement(suite, "testcase", classname=name, name="implementation")
@@ -76,6 +96,8 @@ def write_junit(path: str, reports, mrep) -> None:
                 e.text = r.message
             elif r.status == "skip":
                 ET.SubElement(case, "skipped", message=r.message)
+            elif r.status == "na":  # JUnit has no "not applicable"; a skipped element says why
+                ET.SubElement(case, "skipped", type="not-applicable", message=r.message)
         if rep is None and mrep is not None:
             ET.SubElement(suite, "system-out").text = "rows: enqueuer, columns: worker\n" + mrep.table
         elif rep is not None and rep.figures:
@@ -91,14 +113,14 @@ def summary(reports, mrep) -> str:
         if rep.status != "ran":
             lines.append(f"{rep.name}: {rep.status.upper()} ({rep.reason})")
             continue
-        c = {s: sum(1 for r in rep.results if r.status == s) for s in ("pass", "fail", "skip", "error")}
+        c = {s: sum(1 for r in rep.results if r.status == s) for s in STATUSES}
         blocking = [r for r in rep.results if is_blocking(r)]
         verdict = "CONFORMANT" if not blocking else "NOT CONFORMANT"
         lines.append(f"{rep.name}: {verdict}: {c['pass']} passed, {c['fail']} failed, {c['error']} errors, "
-                     f"{c['skip']} skipped ({rep.duration_s} s)")
+                     f"{c['skip']} skipped, {c['na']} not applicable ({rep.duration_s} s)")
         for r in rep.results:
-            if r.status in ("fail", "error"):
-                level = r.test.level_name if r.test else "?"
+            if r.status in ("fail", "error", "skip"):
+                level = (r.test.level + (f" {r.test.feature}" if r.test.feature else "")) if r.test else "?"
                 msg = r.message.strip().replace("\n", " | ")[:400]
                 lines.append(f"  {r.status.upper():5} [{level}] {r.id}: {msg}")
         if rep.figures:

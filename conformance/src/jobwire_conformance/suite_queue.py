@@ -61,42 +61,65 @@ def wildcard(ctx):
               f"a job on a queue created later did not run within 3 s: {w.describe()}")
 
 
+# The blocking tests beat slowly: an idle worker that ends its block at every beat (section 8.3)
+# would otherwise look at its queues every 200 ms and find any job, wake marker or not.
+BLOCK = {"block_timeout_ms": 4000, "heartbeat_ms": 3000, "lease_ms": 8000}
+WAKE_BOUND_MS = 1000  # enqueue.lua to echo; a worker that ignores the wake marker needs ~3 s
+PLAIN_SLACK_MS = 2000  # a plain RPUSH is seen within the block timeout, plus this for the job itself (and a loaded machine)
+
+
+def _after_beat(ctx, wid: str, timeout: float = 5.0) -> None:
+    """Wait until the worker has just renewed its lease: a worker whose block ends at its beats
+    then blocks for a whole beat period, so a job pushed now is not found by polling."""
+    first = ctx.r.zscore(ctx.k.leases(), wid)
+    ctx.wait_for(lambda: ctx.r.zscore(ctx.k.leases(), wid) != first, timeout, 0.01)
+    time.sleep(0.15)
+
+
 @group(Test("worker.block.wake", P83, MUST,
-            "an idle worker runs a job enqueued with enqueue.lua at once, not after its block timeout"),
+            f"an idle worker runs a job enqueued with enqueue.lua at once (median of 3 within {WAKE_BOUND_MS} ms), "
+            "not after its block timeout or its next beat"),
        Test("worker.block.plain-resque-client", P81, MUST,
-            "an idle worker runs a job pushed with plain SADD + RPUSH (a Resque client) within its block timeout"),
+            f"an idle worker runs a job pushed with plain SADD + RPUSH (a Resque client) within its block "
+            f"timeout ({BLOCK['block_timeout_ms']} ms) plus {PLAIN_SLACK_MS} ms"),
        Test("resque.payload.ruby", "protocol.md#13-resque-compatibility", MUST,
-            "a Ruby Resque payload (class and args only, no id) runs; its echo has id null"))
+            "a Ruby Resque payload (class and args only, no id) runs; its echo has \"id\": null"),
+       weight=2)
 def blocking(ctx):
-    block_ms = 4000
-    w = ctx.start_worker("bq", block_timeout_ms=block_ms)
+    block_ms = BLOCK["block_timeout_ms"]
+    w = ctx.start_worker("bq", **BLOCK)
     warm = ctx.enqueue("bq", "jobwire.Echo", ["warm-up"])  # a first job may pay for lazy start-up work
     ctx.require(ctx.wait_echo(warm, 8) is not None, f"the warm-up job did not run: {w.describe()}")
     latencies = []
-    for n in range(4):
-        time.sleep(0.35)
+    for n in range(3):
+        _after_beat(ctx, w.worker_id)
         t0 = time.monotonic()
         job = ctx.enqueue("bq", "jobwire.Echo", [n])
-        if ctx.wait_echo(job, 6, ) is None:
+        if ctx.wait_echo(job, 8) is None:
             break
         latencies.append((time.monotonic() - t0) * 1000)
-    ok = len(latencies) == 4 and max(latencies) < 1500
+    # the median of three probes: a worker that ignores the marker needs ~3 s for every probe, while
+    # one probe of a correct worker may meet a loaded machine (one verdict, never a retry)
+    ok = len(latencies) == 3 and statistics.median(latencies) <= WAKE_BOUND_MS
     ctx.check("worker.block.wake", ok,
-              f"enqueue-to-echo latencies {[round(x) for x in latencies]} ms with a {block_ms} ms block timeout")
+              f"enqueue-to-echo latencies {[round(x) for x in latencies]} ms (bound on the median {WAKE_BOUND_MS} ms) "
+              f"with a {block_ms} ms block timeout and a {BLOCK['heartbeat_ms']} ms beat")
     if latencies:
         ctx.figures["wake_latency_ms_median"] = round(statistics.median(latencies), 1)
         ctx.figures["wake_latency_ms_max"] = round(max(latencies), 1)
-    time.sleep(0.35)
+    _after_beat(ctx, w.worker_id)
     t0 = time.monotonic()
     marker = f"plain-{time.time_ns()}"
     ctx.push_raw("bq", '{"class":"jobwire.Echo","args":["%s"]}' % marker, wake=False)  # Ruby Resque's bytes
-    found = ctx.wait_for(lambda: [e for e in ctx.echoes() if e.get("args") == [marker]], block_ms / 1000 + 2, 0.01)
-    echo = found[0] if found else None
+    bound = block_ms + PLAIN_SLACK_MS
+    found = ctx.wait_for(lambda: [e for e in ctx.echoes() if e.get("args") == [marker]], bound / 1000 + 3, 0.01)
     took = (time.monotonic() - t0) * 1000
-    ctx.check("resque.payload.ruby", echo is not None and echo.get("id") is None,
-              f"a payload of class and args only: echo {echo and echo.get('_raw')!r}")
-    ctx.check("worker.block.plain-resque-client", echo is not None,
-              f"a plain RPUSH job did not run within {block_ms + 2000} ms: {w.describe()}")
+    echo = found[0] if found else None
+    ctx.check("resque.payload.ruby", echo is not None and "id" in echo and echo["id"] is None,
+              f"a payload of class and args only: echo {echo and echo.get('_raw')!r} (it must hold \"id\":null)")
+    ctx.check("worker.block.plain-resque-client", echo is not None and took <= bound,
+              f"a plain RPUSH job ran after {round(took)} ms (bound {bound} ms)" if echo is not None else
+              f"a plain RPUSH job did not run within {bound / 1000 + 3:.0f} s: {w.describe()}")
     if echo is not None:
         ctx.figures["plain_rpush_latency_ms"] = round(took, 1)
 

@@ -10,7 +10,17 @@ Defects (each entry script in this folder picks one):
                         when its BLPOP returns (redis-py retries the call after EINTR), which
                         protocol.md 7.9 forbids
 It runs inline (no fork) and implements only what those tests touch; it is not a reference.
-"""
+
+More defects, used through --defect by conformance/tests/mutations.py:
+  beat-after-block      blocks for the whole block timeout: beats only between blocks (8.3)
+  no-beat-while-busy    runs a job without beating (this worker never beats during a job; named
+                        for the mutation table)
+  reserve-only-on-wake  looks at its queues only when a wake marker arrives: plain RPUSH unseen
+  echo-omits-null-id    jobwire.Echo leaves "id" out when the payload has none
+  record-no-queue, record-backtrace-string, record-iso-failed-at, record-error-trimmed,
+  record-exception-protocol-name, record-worker-host-pid
+                        one failure-record field wrong (protocol.md 6.2)
+  exits-after-failure   exits after settling a failed job"""
 
 from __future__ import annotations
 
@@ -61,8 +71,11 @@ def main(defect: str | None = None) -> int:
             if cls in ("jobwire.Echo", "jobwire.Sleep"):
                 if cls == "jobwire.Sleep":
                     time.sleep(args[0] / 1000)
-                r.rpush(k.conformance_echo(), json.dumps({"id": doc.get("id"), "args": args, "worker": wid,
-                                                          "queue": queue, "pid": os.getpid(), "impl": "broken"}))
+                echo = {"id": doc.get("id"), "args": args, "worker": wid, "queue": queue, "pid": os.getpid(),
+                        "impl": "broken"}
+                if o.defect == "echo-omits-null-id" and echo["id"] is None:
+                    del echo["id"]
+                r.rpush(k.conformance_echo(), json.dumps(echo))
                 return None
             if cls == "jobwire.Noop":
                 return None
@@ -76,9 +89,23 @@ def main(defect: str | None = None) -> int:
         if o.defect == "wrong-failure-format":
             return json.dumps({"backtrace": [], "error": msg, "exception": exc, "failed_at": utc("%Y/%m/%d %H:%M:%S UTC"),
                                "payload": json.loads(raw), "queue": queue, "worker": wid}, sort_keys=True)
-        return ('{"failed_at":%s,"payload":%s,"exception":%s,"error":%s,"backtrace":[],"worker":%s,"queue":%s}'
-                % (json.dumps(utc("%Y/%m/%d %H:%M:%S UTC")), raw.decode(), json.dumps(exc), json.dumps(msg),
-                   json.dumps(wid), json.dumps(queue)))
+        failed_at, backtrace, worker = utc("%Y/%m/%d %H:%M:%S UTC"), "[]", wid
+        if o.defect == "record-iso-failed-at":
+            failed_at = utc("%Y-%m-%dT%H:%M:%SZ")
+        elif o.defect == "record-backtrace-string":
+            backtrace = '"base.py:1"'
+        elif o.defect == "record-error-trimmed":
+            msg = msg.strip().splitlines()[0] if msg.strip() else msg
+        elif o.defect == "record-exception-protocol-name":
+            exc = "jobwire.InvalidPayload"  # a protocol error's name (errors.json) for a job's own error
+        elif o.defect == "record-worker-host-pid":
+            worker = wid.rsplit(":", 1)[0]
+        rec = ('{"failed_at":%s,"payload":%s,"exception":%s,"error":%s,"backtrace":%s,"worker":%s,"queue":%s}'
+               % (json.dumps(failed_at), raw.decode(), json.dumps(exc), json.dumps(msg), backtrace,
+                  json.dumps(worker), json.dumps(queue)))
+        if o.defect == "record-no-queue":
+            rec = rec[:rec.rindex(',"queue":')] + "}"
+        return rec
 
     while not stop:
         if time.monotonic() >= next_beat:
@@ -109,10 +136,21 @@ def main(defect: str | None = None) -> int:
             token, queue, raw = reply[2].decode(), reply[3].decode(), reply[4]
             outcome = run(queue, raw)
             pending = ("ok", token, "") if outcome is None else ("fail", token, record(queue, raw, *outcome))
+            if outcome is not None and o.defect == "exits-after-failure":
+                break
         elif reply[1] == b"expired":
             s.call("heartbeat", hb_keys, [wid, o.lease_ms, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1"])
         else:
-            r.blpop([k.control(wid)] + [k.wake(q) for q in order], timeout=max(o.block_timeout_ms, 100) / 1000)
+            timeout = max(o.block_timeout_ms, 100) / 1000
+            if o.defect != "beat-after-block":  # the block ends at the next beat (protocol.md 8.3)
+                timeout = min(timeout, max(0.01, next_beat - time.monotonic()))
+            while True:
+                woke = r.blpop([k.control(wid)] + [k.wake(q) for q in order], timeout=timeout)
+                if woke or o.defect != "reserve-only-on-wake" or stop:
+                    break
+                if time.monotonic() >= next_beat:
+                    s.call("heartbeat", hb_keys, [wid, o.lease_ms, "beat", "", "1"])
+                    next_beat = time.monotonic() + o.heartbeat_ms / 1000
     if pending[0] != "none":
         s.call("work", [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
                         k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(),

@@ -152,12 +152,24 @@ def utc_day() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime())
 
 
+def _is_json_object(payload: bytes) -> bool:
+    """True when a strict RFC 8259 parser reads `payload` as an object. Only then may it be
+    embedded verbatim: a payload lua-cjson let through (NaN, Infinity, 0x1F, +1, 017) would make
+    the failure record itself invalid JSON, breaking every reader of the failed list."""
+    if not payload.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(payload, parse_constant=_reject_constant), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
 def failure_record(payload: bytes, exception: str, error: str, backtrace: list[str],
                    worker: str, queue: str, failed_at: str | None = None) -> bytes:
     """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
 
-    `payload` is embedded verbatim when it is a JSON object's bytes, else (also when it is not
-    RFC 8259 JSON at all, exception jobwire.InvalidJSON) as a JSON string;
+    `payload` is embedded verbatim when it is a JSON object's bytes by a strict RFC 8259 parser,
+    else (also when it is not RFC 8259 JSON at all, exception jobwire.InvalidJSON) as a JSON string;
     bytes that are not UTF-8 go to "payload_hex" so that the record stays valid JSON.
     """
     extra = b""
@@ -166,7 +178,7 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
     except UnicodeDecodeError:
         extra = b',"payload_hex":"' + payload.hex().encode() + b'"'
         payload = b'"payload is not valid UTF-8; its bytes are in payload_hex"'
-    if not extra and (exception == "jobwire.InvalidJSON" or not payload.lstrip().startswith(b"{")):
+    if not extra and (exception == "jobwire.InvalidJSON" or not _is_json_object(payload)):
         payload = dumps(payload.decode("utf-8"))  # not JSON text (or not an object): kept as a string
     return b"".join((
         b'{"failed_at":', dumps(failed_at or failed_at_now()),

@@ -548,7 +548,11 @@ class Worker:
                     signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
                 if time.monotonic() >= max(next_beat, self._next_beat):
                     next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
-                    self._heartbeat_call(scripts, "beat")
+                    if self._heartbeat_call(scripts, "beat")[0] == b"unknown":
+                        # recovered as dead while the job runs: register again at once (protocol.md
+                        # 7.6); the job's outcome will settle as stale
+                        log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
+                        self._register()
             except REDIS_ERRORS:
                 pass
         redis.close()

@@ -1,0 +1,94 @@
+/* jw_conformance.c -- the conformance job classes of protocol.md section 10,
+ * registered through the public jw_register() like any user's handlers, so
+ * that jobwire-conformance can test any worker built on libjobwire. */
+#define _GNU_SOURCE
+#include "jobwire.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jw_job.h"
+#include "jw_keys.h"
+#include "jw_util.h"
+
+/* jobwire.Echo: RPUSH the conformance echo record. Side effect: one Redis
+ * connection opened and closed. */
+static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
+    json_t *id = json_object_get(job->doc, "id");
+    json_t *args = jw_job_args(job);
+    json_t *rec = json_object();
+    json_object_set(rec, "id", id ? id : json_null());
+    json_object_set_new(rec, "args", args ? json_incref(args) : json_array());
+    json_object_set_new(rec, "worker", json_string(env->worker_id));
+    json_object_set_new(rec, "queue", json_string(job->queue));
+    json_object_set_new(rec, "pid", json_integer(getpid()));
+    json_object_set_new(rec, "impl", json_string(JW_IMPL));
+    char *text = json_dumps(rec, JW_JSON_FLAGS);
+    json_decref(rec);
+    if (!text) return jw_fail(err, "EncodeError", "cannot encode the echo record");
+    redisContext *c = jw_connect(env);
+    if (!c) {
+        free(text);
+        return jw_fail(err, "RedisError", "cannot connect to Redis to echo");
+    }
+    char *key = jw_key(env->ns, JW_K_CONFORMANCE_ECHO, NULL);
+    redisReply *rep = redisCommand(c, "RPUSH %s %s", key, text);
+    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+    if (!ok) jw_fail(err, "RedisError", "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
+    if (rep) freeReplyObject(rep);
+    redisFree(c);
+    free(key);
+    free(text);
+    return ok ? 0 : -1;
+}
+
+/* jobwire.Fail [message]: fail with exactly message as the error. */
+static int job_fail(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)env;
+    json_t *m = json_array_get(jw_job_args(job), 0);
+    if (json_is_string(m)) return jw_fail(err, "JobError", "%s", json_string_value(m));
+    char *text = m ? json_dumps(m, JW_JSON_FLAGS) : NULL;
+    jw_fail(err, "JobError", "%s", text ? text : "jobwire.Fail");
+    free(text);
+    return -1;
+}
+
+/* jobwire.Sleep [ms]: sleep, then echo. */
+static int job_sleep(const jw_job *job, const jw_env *env, jw_error *err) {
+    json_t *ms = json_array_get(jw_job_args(job), 0);
+    if (ms && !json_is_number(ms))
+        return jw_fail(err, "ArgumentError", "jobwire.Sleep expects [milliseconds]");
+    double v = ms ? json_number_value(ms) : 0;
+    if (v > 1e12) v = 1e12; /* ~31 years; keeps the conversions below defined */
+    if (v > 0) {
+        struct timespec ts = {(time_t)(v / 1000), (long)((v - (double)(long long)(v / 1000) * 1000) * 1e6)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    }
+    return job_echo(job, env, err);
+}
+
+/* jobwire.Crash: end the process running the job with SIGKILL at once. */
+static int job_crash(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)job; (void)env; (void)err;
+    raise(SIGKILL);
+    _exit(137); /* not reached */
+}
+
+/* jobwire.Noop: return at once. */
+static int job_noop(const jw_job *job, const jw_env *env, jw_error *err) {
+    (void)job; (void)env; (void)err;
+    return 0;
+}
+
+/* jobwire.h: register the five classes. */
+void jw_register_conformance_jobs(void) {
+    jw_register("jobwire.Echo", job_echo);
+    jw_register("jobwire.Fail", job_fail);
+    jw_register("jobwire.Sleep", job_sleep);
+    jw_register("jobwire.Crash", job_crash);
+    jw_register("jobwire.Noop", job_noop);
+}
