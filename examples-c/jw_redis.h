@@ -9,7 +9,9 @@
 
 /* The scripts of spec/lua/manifest.json. */
 typedef enum jw_script {
-    JW_S_ENQUEUE, JW_S_WORK, JW_S_HEARTBEAT, JW_S_UNREGISTER, JW_S_FAILED_RETRY, JW_S__COUNT
+    JW_S_ENQUEUE, JW_S_WORK, JW_S_HEARTBEAT, JW_S_UNREGISTER, JW_S_FAILED_RETRY,
+    JW_S_DELAY, JW_S_PROMOTE, JW_S_RETRY, JW_S_FIRE, /* protocol 1.1 (section 14) */
+    JW_S__COUNT
 } jw_script;
 
 typedef struct jw_redis {
@@ -18,6 +20,7 @@ typedef struct jw_redis {
     int port;
     int db;                     /* SELECTed after every connect */
     char *password;             /* AUTH after every connect, or NULL */
+    char *username;             /* the ACL user of AUTH, or NULL (the default user) */
     long long timeout_ms;       /* socket timeout for ordinary commands */
     long long backoff_ms;       /* wait before the next connect attempt: 100 doubling to 5000 */
     long long next_attempt_ms;  /* monotonic time of the next connect attempt */
@@ -47,6 +50,7 @@ void jw_redis_drop(jw_redis *r, int failed);
 long long jw_redis_wait_hint(jw_redis *r);
 redisReply *jw_redis_cmd(jw_redis *r, jw_args *a);
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a);
+redisReply *jw_redis_auth(redisContext *c, const jw_redis *r);
 int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out);
 
 #endif

@@ -7,14 +7,15 @@ import pytest
 
 jobwire_keys = pytest.importorskip("jobwire.keys")
 
-CASES = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "v1" / "keys.json").read_text())["cases"]
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "v1"
+CASES = [case for name in ("keys.json", "keys-1.1.json") for case in json.loads((VECTORS / name).read_text())["cases"]]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_python_keys_match_the_vectors(case):
     keys = jobwire_keys.Keys(case["ns"])
     built = getattr(keys, case["template"])
-    arg = case.get("queue", case.get("worker_id", case.get("day")))
+    arg = next((case[f] for f in ("queue", "worker_id", "day", "ts", "item", "name") if f in case), None)
     if callable(built):
         built = built(arg)
     else:

@@ -1,4 +1,5 @@
-// The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode).
+// The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode) or,
+// with option fork, in a child process it can kill (lib/job-runner.js).
 //
 // Worker: one protocol worker (one id, one job at a time, its own blocking connection).
 // WorkerProcess: N workers in this process sharing one handler registry, plus signals and the
@@ -10,49 +11,26 @@ import { scripts } from './scripts.js';
 import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
 import { DEFAULTS } from './options.js';
+import { DEFAULTS_1_1, SCHEDULER_MODES } from './config.js';
 import { compareUtf8 } from './client.js';
+import { ChildRunner } from './job-runner.js';
+import { stderrLogger } from './log.js';
+import { describeError, stackFrames } from './errors.js';
+
+export { stderrLogger, describeError, stackFrames }; // their home was this module; kept for importers
+import { Promoter } from './promotion.js';
+import { policyFromMember, parseDefaultPolicy, retryDelayMs, retries } from './backoff.js';
 import {
   connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep,
 } from './util.js';
 
 export { DEFAULTS }; // spec/options.json, by camelCase name
 
+const LOCAL_WAIT_MS = 150; // protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
+
 const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
 const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
 const NONE = Object.freeze({ op: 'none', token: '', record: '' });
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
-/** A stderr logger honouring JOBWIRE_LOG_LEVEL (debug, info, warn, error, silent; default info). */
-export function stderrLogger(level = process.env.JOBWIRE_LOG_LEVEL || 'info') {
-  const min = LEVELS[level] ?? LEVELS.info;
-  const out = (lvl) => (msg) => {
-    if (LEVELS[lvl] >= min) process.stderr.write(`${new Date().toISOString()} jobwire-node[${process.pid}] ${lvl}: ${msg}\n`);
-  };
-  return { debug: out('debug'), info: out('info'), warn: out('warn'), error: out('error') };
-}
-
-/** Error names and messages for failure records, whatever was thrown. */
-export function describeError(err) {
-  if (err instanceof Error || (err !== null && typeof err === 'object' && typeof err.message === 'string')) {
-    const name = typeof err.name === 'string' && err.name !== '' ? err.name : 'Error';
-    const message = String(err.message);
-    return { exception: name, error: message, backtrace: stackFrames(err.stack) };
-  }
-  let text;
-  try {
-    text = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
-  } catch {
-    text = String(err);
-  }
-  return { exception: 'Error', error: `non-Error value thrown: ${text}`, backtrace: [] };
-}
-
-/** The "at ..." lines of a V8 stack, innermost first. */
-export function stackFrames(stack) {
-  if (typeof stack !== 'string') return [];
-  return stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => l.trim());
-}
 
 /**
  * A failure record built around the raw payload bytes (never re-encoded), with the keys in the
@@ -150,6 +128,8 @@ export class Worker extends EventEmitter {
    * @param {string[]|string} options.queues  priority order; "*" = every queue, alphabetically
    * @param {number} [options.index]          n of "host:pid+n:queues"; omit for a process with one worker
    * @param {Map<string,Function>} [options.handlers] shared handler registry
+   * @param {boolean} [options.fork]         run jobs in a child process that can be killed
+   * @param {string[]} [options.jobModules]   with fork: modules the child imports for its handlers
    * Other options: redisUrl, namespace, heartbeatMs, leaseMs, blockTimeoutMs, maxDeaths,
    * jobTimeoutMs, maxPayloadBytes, logger, host, pid.
    */
@@ -169,6 +149,18 @@ export class Worker extends EventEmitter {
     this.scripts = scripts();
     this.handlers = o.handlers ?? new Map();
     this.log = o.logger ?? stderrLogger();
+    this.runner = o.fork ? new ChildRunner({
+      modules: o.jobModules, redisUrl: o.redisUrl, namespace: o.namespace, workerId: this.id, log: this.log,
+    }) : null;
+    o.defaultRetry ??= DEFAULTS_1_1.defaultRetry;
+    o.scheduler ??= DEFAULTS_1_1.scheduler;
+    this.defaultPolicy = parseDefaultPolicy(o.defaultRetry);
+    if (!SCHEDULER_MODES.includes(o.scheduler)) throw new RangeError(`--scheduler is all, promote or off, not ${JSON.stringify(o.scheduler)}`);
+    this.promoter = o.scheduler === 'off' ? null : new Promoter({
+      keys: this.k, scripts: this.scripts, workerId: this.id, maxPayloadBytes: o.maxPayloadBytes,
+      fireSchedules: o.scheduler === 'all', log: this.log,
+    });
+    this.nextDueAt = null; // Date.now() value of the next delayed/retry/schedule due time, or null
 
     this.cmd = null;
     this.block = null;
@@ -202,14 +194,20 @@ export class Worker extends EventEmitter {
     this.cmd = connect(this.options.redisUrl, { onError });
     this.onRedisError = onError;
     try {
+      // The job child starts while we register; one that cannot load its modules is fatal.
+      const child = this.runner?.start();
+      child?.catch(() => {});
       await this.registerUntilDone();
       if (this.stopping) return;
       this.scheduleBeat();
+      if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
+      if (this.stopping) return;
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
       this.heartbeatTimer = null;
       if (this.registered) await this.leave();
+      await this.runner?.stop();
       this.closeBlock();
       this.cmd.disconnect();
       this.setState('Stopped');
@@ -248,6 +246,7 @@ export class Worker extends EventEmitter {
             await this.untilStopped(this.registerSelf());
             break;
           default: // 'empty', 'paused', 'settled' (no queue known yet)
+            if (this.promoter && (await this.untilStopped(this.promote()))) break; // due jobs moved: reserve again
             this.setState(reply.status === 'paused' ? 'Paused' : 'Waiting');
             await this.idleBlock(false);
         }
@@ -288,7 +287,14 @@ export class Worker extends EventEmitter {
     this.setState('Shutting down');
     this.stopLatch.fire();
     this.terminateLatch.fire();
+    this.runner?.kill('term');
     this.closeBlock();
+  }
+
+  /** Kills the running job (fork mode), if its token matches when one is given; false if none. */
+  killCurrent(reason, token) {
+    if (!this.runner || !this.current || (token && token !== this.current.token)) return false;
+    return this.runner.kill(reason);
   }
 
   pause() {
@@ -355,7 +361,7 @@ export class Worker extends EventEmitter {
       pid: this.pidLabel,
       queues: this.queuesConfigured.join(','),
       started_ms: String(this.startedMs),
-      mode: 'inline',
+      mode: this.runner ? 'fork' : 'inline',
       state: this.paused ? 'paused' : 'idle',
     };
     if (this.epoch === 0 && (await this.cmd.exists(this.k.inflight(this.id)))) {
@@ -397,9 +403,30 @@ export class Worker extends EventEmitter {
         return;
       }
       this.recoverAll(reply.slice(1));
+      // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
+      if (this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
       if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
     }
+  }
+
+  /**
+   * One promotion pass (protocol.md 14.3); true when it moved jobs or fired schedules. Bad data
+   * is reported by the scripts and never stops the worker; a Redis outage is the caller's.
+   * Only the main loop's pass (`remember`) sets the due time its block waits for: a busy
+   * worker's beat pass may finish late and must not overwrite a newer one.
+   */
+  async promote({ remember = true } = {}) {
+    let done;
+    try {
+      done = await this.promoter.run(this.cmd);
+    } catch (err) {
+      if (err?.name !== 'ReplyError') throw err;
+      this.log.error(`${this.id}: promotion failed: ${err.message}`);
+      return false;
+    }
+    if (remember) this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
+    return done.moved > 0 || done.fired > 0;
   }
 
   recoverAll(deadIds) {
@@ -467,6 +494,7 @@ export class Worker extends EventEmitter {
 
   /** work.lua: settles this.pending and reserves from `queues` (none: settle only). */
   async work(queues) {
+    if (this.pending.op === 'retry') await this.settleRetry();
     const k = this.k;
     const id = this.id;
     const p = this.pending;
@@ -504,6 +532,33 @@ export class Worker extends EventEmitter {
     const status = reply[1].toString();
     if (status !== 'job') return { settled, status };
     return { settled, status, token: reply[2].toString(), queue: reply[3].toString(), payload: reply[4] };
+  }
+
+  /**
+   * retry.lua: schedules the failed job's next attempt (protocol.md 14.4), leaving nothing
+   * pending; when Redis refuses it (e.g. a retry key of the wrong type) the job is failed
+   * instead, so it lands in the failed list rather than being lost.
+   */
+  async settleRetry() {
+    const k = this.k;
+    const id = this.id;
+    const p = this.pending;
+    const keys = [k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
+      k.statFailedWorker(id), k.deaths(), k.minutes(utcDay()), k.retrySet(), k.wakeSchedule()];
+    let reply;
+    try {
+      reply = await this.scripts.call(this.cmd, 'retry', keys, [id, p.token, p.delayMs, p.entry, p.queue]);
+    } catch (err) {
+      if (err?.name !== 'ReplyError' || /^(NOSCRIPT|LOADING)/.test(err.message)) {
+        this.resync = true; // the call may have run: see work()
+        throw err;
+      }
+      this.log.error(`${id}: Redis refused the retry of job ${p.token} (${err.message}); failing it instead`);
+      this.pending = { op: 'fail', token: p.token, record: p.record };
+      return;
+    }
+    if (String(reply[0]) === 'stale') this.log.warn(`${id}: job ${p.token} was recovered elsewhere; its retry is dropped`);
+    this.pending = NONE;
   }
 
   noteSettled(p, settled) {
@@ -544,6 +599,19 @@ export class Worker extends EventEmitter {
     if (!controlOnly) {
       for (const q of this.queueList) blockKeys.push(k.wake(q));
       if (this.wildcard) blockKeys.push(k.wakeNewQueue());
+      if (this.promoter) blockKeys.push(k.wakeSchedule());
+    }
+    let timeoutMs = this.options.blockTimeoutMs;
+    if (!controlOnly && this.promoter && this.nextDueAt !== null) {
+      // protocol.md 14.3: wake when the next job falls due; Redis times a blocked client out on
+      // its event-loop tick (up to 100 ms late), so the last moments are waited for here.
+      const dueIn = Math.max(1, this.nextDueAt - Date.now());
+      if (dueIn < LOCAL_WAIT_MS && dueIn <= timeoutMs) {
+        this.nextDueAt = null;
+        await this.sleepUnlessStopped(dueIn);
+        return;
+      }
+      timeoutMs = Math.min(timeoutMs, Math.max(1, dueIn - LOCAL_WAIT_MS));
     }
     if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
     const block = this.block;
@@ -552,7 +620,7 @@ export class Worker extends EventEmitter {
     const interrupted = new Promise((resolve, reject) => { this.interruptBlock = () => reject(new Stopped()); });
     let res;
     try {
-      res = await Promise.race([block.blpop(...blockKeys, (this.options.blockTimeoutMs / 1000).toFixed(3)), interrupted]);
+      res = await Promise.race([block.blpop(...blockKeys, (timeoutMs / 1000).toFixed(3)), interrupted]);
     } catch (err) {
       if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
       throw err;
@@ -579,7 +647,8 @@ export class Worker extends EventEmitter {
       case 'resume': this.resume(); break;
       case 'quit': this.log.info(`${this.id}: quit requested`); this.quit(); break;
       case 'kill':
-        this.log.warn(`${this.id}: ignoring "kill${arg ? ` ${arg}` : ''}": an in-process job cannot be killed`);
+        if (this.runner) this.killCurrent('killed by an operator', arg);
+        else this.log.warn(`${this.id}: ignoring "kill${arg ? ` ${arg}` : ''}": an in-process job cannot be killed`);
         break;
       default:
         this.log.debug(`${this.id}: ignoring unknown control command ${JSON.stringify(text)}`);
@@ -613,6 +682,10 @@ export class Worker extends EventEmitter {
       this.fail(token, raw, queue, { exception: 'jobwire.InvalidPayload', error: `payload does not match job.schema.json: ${invalid}` });
       return;
     }
+    if (this.runner) {
+      await this.runInChild(token, queue, raw, text, doc, epoch);
+      return;
+    }
     const className = doc.class;
     const handler = this.handlers.get(className);
     if (!handler) {
@@ -623,9 +696,10 @@ export class Worker extends EventEmitter {
     const startedMs = Date.now();
     this.current = { token, queue, className, startedMs };
     this.setState('Processing');
+    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
     const ctx = {
       id: typeof doc.id === 'string' ? doc.id : null,
-      className, queue, token, args, payload: text, worker: this.id, pid: process.pid,
+      className, queue, token, args, payload: text, worker: this.id, pid: process.pid, attempt,
       redis: this.cmd, keys: this.k, log: this.log,
     };
     const controlTimer = setInterval(() => {
@@ -659,7 +733,7 @@ export class Worker extends EventEmitter {
       return;
     }
     if (outcome.timeout) {
-      this.fail(token, raw, queue, {
+      this.retryOrFail(doc, token, raw, queue, {
         exception: 'jobwire.Timeout',
         error: `job ran longer than ${this.options.jobTimeoutMs} ms; an in-process job cannot be killed, its outcome is ignored`,
       });
@@ -670,9 +744,74 @@ export class Worker extends EventEmitter {
       this.stats.processed += 1;
       this.log.debug(`${this.id}: ${className} done in ${Date.now() - startedMs} ms`);
     } else {
-      this.fail(token, raw, queue, describeError(outcome.err));
+      this.retryOrFail(doc, token, raw, queue, describeError(outcome.err));
     }
     if (!this.paused && !this.stopping) this.setState('Waiting');
+  }
+
+  /** Fork mode: runs the job in this worker's child (lib/job-runner.js), settles what it tells. */
+  async runInChild(token, queue, raw, text, doc, epoch) {
+    const className = doc.class;
+    this.current = { token, queue, className, startedMs: Date.now() };
+    this.setState('Processing');
+    const controlTimer = setInterval(() => {
+      this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
+    }, CONTROL_POLL_MS);
+    let o;
+    try {
+      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null },
+        { timeoutMs: this.options.jobTimeoutMs });
+    } catch (err) {
+      if (this.stopping) return; // given back to its queue when the worker leaves
+      throw err;
+    } finally {
+      clearInterval(controlTimer);
+      this.current = null;
+    }
+    if (o.killedBy === 'term') {
+      this.log.warn(`${this.id}: killed ${className} (${token}) to leave; it goes back to ${queue}`);
+      return;
+    }
+    if (epoch !== this.epoch) {
+      this.log.warn(`${this.id}: not settling ${className} (${token}): this worker was recovered as dead meanwhile`);
+      return;
+    }
+    if (o.ok) {
+      this.pending = { op: 'ok', token, record: '' };
+      this.stats.processed += 1;
+    } else if (o.killedBy === 'timeout') {
+      this.retryOrFail(doc, token, raw, queue, { exception: 'jobwire.Timeout', error: `job ran longer than ${this.options.jobTimeoutMs} ms; child ${o.pid} was killed` });
+    } else if (o.killedBy) {
+      this.fail(token, raw, queue, { exception: 'jobwire.Killed', error: `${o.killedBy}; child ${o.pid} was killed` });
+    } else if (o.crash) {
+      this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
+      this.pending = { op: 'crash', token, record: o.crash };
+      this.stats.processed += 1;
+    } else {
+      this.retryOrFail(doc, token, raw, queue, o.error);
+    }
+    if (!this.paused && !this.stopping) this.setState('Waiting');
+  }
+
+  /** A job error or timeout: another attempt under the job's policy, else fail (protocol.md 14.4). */
+  retryOrFail(doc, token, raw, queue, error) {
+    const policy = policyFromMember(doc.retry) ?? this.defaultPolicy;
+    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0);
+    if (!retries(policy, attempt)) {
+      this.fail(token, raw, queue, error);
+      return;
+    }
+    const jobId = typeof doc.id === 'string' ? doc.id : '';
+    const delayMs = retryDelayMs(policy, jobId, attempt);
+    const entry = JSON.stringify({
+      attempt, failed_at_ms: Date.now(), exception: String(error.exception), error: String(error.error),
+      worker: this.id, queue, delay_ms: delayMs,
+    });
+    const record = failureRecord(raw, error, this.id, queue); // used if Redis refuses the retry
+    this.pending = { op: 'retry', token, record, delayMs, entry, queue };
+    this.stats.processed += 1;
+    this.stats.failed += 1;
+    this.log.info(`${this.id}: job ${jobId || doc.class} attempt ${attempt} failed (${error.exception}); retrying in ${delayMs} ms`);
   }
 
   fail(token, raw, queue, error, payloadIsObject = true) {
@@ -725,7 +864,12 @@ export class WorkerProcess extends EventEmitter {
   pause() { for (const w of this.workers) w.pause(); }
   resume() { for (const w of this.workers) w.resume(); }
 
-  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: ignored. */
+  /** Kills every running job (fork mode); false when none could be. */
+  killJobs(reason) {
+    return this.workers.map((w) => w.killCurrent(reason)).some(Boolean);
+  }
+
+  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: kill jobs (fork mode). */
   installSignals() {
     const handlers = {
       SIGQUIT: () => { this.log.info('SIGQUIT: finishing current jobs, then leaving'); this.quit(); },
@@ -733,7 +877,10 @@ export class WorkerProcess extends EventEmitter {
       SIGINT: () => { this.log.info('SIGINT: leaving now'); this.terminate(); },
       SIGUSR2: () => { this.log.info('SIGUSR2: pausing'); this.pause(); },
       SIGCONT: () => { this.log.info('SIGCONT: resuming'); this.resume(); },
-      SIGUSR1: () => { this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored'); },
+      SIGUSR1: () => {
+        if (this.options.fork) this.killJobs('killed by SIGUSR1');
+        else this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored');
+      },
     };
     for (const [sig, fn] of Object.entries(handlers)) process.on(sig, fn);
     this.removeSignals = () => { for (const [sig, fn] of Object.entries(handlers)) process.off(sig, fn); };

@@ -21,7 +21,8 @@ def test_templates_come_from_keys_json():
 @pytest.mark.parametrize("name,template", sorted(keysmod.TEMPLATES.items()))
 def test_key_builder_follows_each_template(name, template):
     k = Keys("ns{x}")
-    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29"}
+    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29",
+              "ts": "1764403260", "item": "{\"class\":\"X\"}", "name": "nightly"}  # the last three: 1.1
     expected = template.format(**values)
     attr = getattr(k, name)
     got = attr if isinstance(attr, str) else attr(*[values[p] for p in re.findall(r"{(\w+)}", template)[1:]])

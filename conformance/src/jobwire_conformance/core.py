@@ -220,11 +220,12 @@ class Context:
 
     # -- workers -------------------------------------------------------------------------------
 
-    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, **overrides) -> WorkerProc:
+    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, env: dict | None = None,
+                     **overrides) -> WorkerProc:
         values = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
-        w = WorkerProc(self.impl, values, self.log_dir)
+        w = self.impl.spawn(values, self.log_dir, env)
         self.workers.append(w)
         if register:
             self.wait_registered(w, timeout)

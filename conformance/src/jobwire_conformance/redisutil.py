@@ -118,7 +118,8 @@ class Keys:
 
         def build(value: str = "") -> str:
             return (template.replace("{ns}", self.ns).replace("{queue}", value)
-                    .replace("{worker_id}", value).replace("{day}", value))
+                    .replace("{worker_id}", value).replace("{day}", value).replace("{ts}", value)
+                    .replace("{item}", value).replace("{name}", value))
         return build
 
 

@@ -16,6 +16,8 @@ from .impl import Implementation
 
 # importing the suites registers their groups
 from . import suite_json, suite_payload, suite_queue, suite_recovery, suite_worker  # noqa: F401,E402
+from . import suite_scheduling  # noqa: F401,E402  (protocol 1.1 features)
+from . import suite_idle  # noqa: F401,E402
 
 
 @dataclass
@@ -59,6 +61,12 @@ class Runner:
         if missing:
             rep.status, rep.reason = "skipped", f"not present yet: {', '.join(missing)}"
             return rep
+        if impl.image:
+            from .image import preflight
+            err = preflight(impl.image)
+            if err:
+                rep.status, rep.reason = "error", err
+                return rep
         if self.build:
             err = impl.run_build(self.log)
             if err:

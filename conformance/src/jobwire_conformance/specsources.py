@@ -19,7 +19,8 @@ from .paths import IMPLEMENTATIONS_DIR, SPEC_DIR
 __all__ = ["problems", "lua_header", "lua_helpers"]
 
 # key-layout.md spells placeholders as <ns>, <q>, <id>, <yyyy-mm-dd>.
-_PROSE = {"{ns}": "<ns>", "{queue}": "<q>", "{worker_id}": "<id>", "{day}": "<yyyy-mm-dd>"}
+_PROSE = {"{ns}": "<ns>", "{queue}": "<q>", "{worker_id}": "<id>", "{day}": "<yyyy-mm-dd>",
+          "{ts}": "<ts>", "{item}": "<item>", "{name}": "<name>"}  # the last three: protocol 1.1
 
 
 def problems(spec_dir: Path = SPEC_DIR, implementations_dir: Path = IMPLEMENTATIONS_DIR) -> list[str]:

@@ -19,6 +19,7 @@ from .checks import failure_write_problems
 from .impl import FEATURES
 from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, SPEC_DIR, VECTOR_SCHEMA, VECTORS_DIR
 from .redisutil import key_templates
+from . import vectors_1_1
 
 
 def slug(heading: str) -> str:
@@ -125,11 +126,14 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                     problems.append(f"{rel}: {case['id']}: no template {case['template']!r} in spec/keys.json")
                     continue
                 key_templates_seen.add(case["template"])
-                for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}")):
+                for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}"),
+                                  ("ts", "{ts}"), ("item", "{item}"), ("name", "{name}")):
                     if (ph in t) != (field in case):
                         problems.append(f"{rel}: {case['id']}: {field} {'missing' if ph in t else 'not used'}")
                 want = (t.replace("{ns}", case["ns"]).replace("{queue}", case.get("queue", ""))
-                        .replace("{worker_id}", case.get("worker_id", "")).replace("{day}", case.get("day", "")))
+                        .replace("{worker_id}", case.get("worker_id", "")).replace("{day}", case.get("day", ""))
+                        .replace("{ts}", case.get("ts", "")).replace("{item}", case.get("item", ""))
+                        .replace("{name}", case.get("name", "")))
                 if want != case["key"]:
                     problems.append(f"{rel}: {case['id']}: key {case['key']!r}, the template gives {want!r}")
             elif kind == "failure-records":
@@ -146,6 +150,8 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                                     f"{failure_write_problems(case['record'])}")
             elif kind == "deaths":
                 deaths_cases.append((rel, case))
+            elif kind in ("retry-delays", "schedule-next"):
+                problems += [f"{rel}: {p}" for p in vectors_1_1.check_case(kind, case)]
             elif kind == "args-roundtrip":
                 if case["args_json"] is not None:
                     try:

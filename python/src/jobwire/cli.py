@@ -1,20 +1,25 @@
 """The `jobwire` command line (also `python -m jobwire`).
 
     jobwire worker --queues high,low --import myapp.jobs
-    jobwire enqueue QUEUE CLASS [JSON_ARG ...]
+    jobwire enqueue QUEUE CLASS [JSON_ARG ...] [--at TIME | --in SECONDS]
+    jobwire scheduled list|remove ID|run ID          (delayed jobs, protocol 1.1)
+    jobwire retrying list|remove ID|run ID           (jobs waiting for their next attempt)
+    jobwire schedule list|set NAME ...|remove NAME|run NAME   (recurring schedules)
     jobwire info | queues | workers | version
     jobwire failed list|retry ID|remove ID|clear
     jobwire control WORKER_ID pause|resume|quit|kill [TOKEN]
-    jobwire web --host 127.0.0.1 --port 8080
+    jobwire web --host 127.0.0.1 --port 8080 [--insecure-no-auth]
     jobwire gateway --listen 127.0.0.1:7460
 
 Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
+Both options go before or after the subcommand (after it, they win).
 Errors print one line and exit non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib
 import json
 import logging
@@ -31,13 +36,26 @@ from .queues import parse_queues
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """--redis-url and --namespace, accepted before and after every subcommand.
+
+    Only the top-level parser sets a default (None: options.resolve_connection fills in the
+    variable or options.json's default later). A subcommand's copy uses SUPPRESS, so that
+    `jobwire --namespace NS enqueue ...` keeps NS instead of the subparser writing its own default
+    over it (argparse copies every attribute a subparser sets onto the shared namespace).
+    """
     common = argparse.ArgumentParser(add_help=False)
     for name in ("redis_url", "namespace"):  # every command's; defaults and variables from options.json
         o = options.BY_NAME[name]
-        common.add_argument(o["flag"], dest=name, default=None, help=f"{o['help']} (default {o['default']}, ${o['env']})")
+        common.add_argument(o["flag"], dest=name, default=None if defaults else argparse.SUPPRESS,
+                            help=f"{o['help']} (default {o['default']}, ${o['env']})")
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _global_options(defaults=False)
     parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
-                                     parents=[common])
+                                     parents=[_global_options(defaults=True)])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", parents=[common], help="run a worker", allow_abbrev=False)
@@ -45,12 +63,48 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE to register its job handlers (repeatable)")
     w.add_argument("--no-fork", action="store_true", help="run jobs in the worker process instead of a child per job")
+    # protocol 1.1 options (protocol.md 14.1), beside the 1.0 ones that spec/options.json lists
+    w.add_argument("--default-retry", default=None, metavar="POLICY",
+                   help="retry policy (JSON) of jobs that carry none (default false: never retry; $JOBWIRE_DEFAULT_RETRY)")
+    w.add_argument("--scheduler", default=None, choices=["all", "promote", "off"],
+                   help="promote delayed jobs and retries and fire schedules (all), promote only, or neither "
+                        "(default all, $JOBWIRE_SCHEDULER)")
     w.add_argument("--verbose", "-v", action="store_true")
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue a job; prints its id")
     e.add_argument("queue")
     e.add_argument("job_class", metavar="CLASS")
     e.add_argument("args", nargs="*", metavar="JSON_ARG", help="each argument as JSON (a bare word is a string)")
+    when = e.add_mutually_exclusive_group()
+    when.add_argument("--at", metavar="TIME", help="run at TIME: ISO 8601 (UTC unless it has an offset) or Unix seconds")
+    when.add_argument("--in", dest="in_seconds", type=float, metavar="SECONDS", help="run SECONDS from now")
+
+    for name, what in (("scheduled", "delayed jobs"), ("retrying", "jobs waiting for their next attempt")):
+        s = sub.add_parser(name, parents=[common], help=what)
+        ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
+        sl = ssub.add_parser("list", parents=[common])
+        sl.add_argument("--start", type=int, default=0)
+        sl.add_argument("--count", type=int, default=50)
+        for action in ("remove", "run"):
+            ssub.add_parser(action, parents=[common]).add_argument("job_id")
+
+    sc = sub.add_parser("schedule", parents=[common], help="recurring schedules")
+    scsub = sc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    scsub.add_parser("list", parents=[common])
+    ss = scsub.add_parser("set", parents=[common], help="create or replace a schedule")
+    ss.add_argument("name")
+    every = ss.add_mutually_exclusive_group(required=True)
+    every.add_argument("--cron", help="five fields, UTC: minute hour day-of-month month day-of-week")
+    every.add_argument("--every-ms", type=int, help="a fixed interval in ms")
+    ss.add_argument("--start-ms", type=int, help="with --every-ms: the first fire time (default 0)")
+    ss.add_argument("--queue", required=True)
+    ss.add_argument("--class", dest="job_class", required=True)
+    ss.add_argument("--retry", metavar="POLICY", help="retry policy of the jobs (JSON)")
+    ss.add_argument("--misfire-grace-ms", type=int)
+    ss.add_argument("--arg", dest="args", action="append", default=[], metavar="JSON_ARG",
+                    help="one job argument as JSON (repeatable; a bare word is a string)")
+    for action in ("remove", "run"):
+        scsub.add_parser(action, parents=[common]).add_argument("name")
 
     sub.add_parser("info", parents=[common], help="pending, processed, failed, workers")
     sub.add_parser("queues", parents=[common], help="queues and their sizes")
@@ -74,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", parents=[common], help="serve the web UI")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+    web.add_argument("--insecure-no-auth", action="store_true",
+                     help="serve beyond loopback without authentication (a proxy in front must guard it)")
 
     from .gateway.command import add_parser as add_gateway_parser  # no grpc import until it runs
     add_gateway_parser(sub, common)
@@ -89,6 +145,68 @@ def _json_arg(text: str):
 
 def _print_json(value) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _time_arg(text: str):
+    """--at: Unix seconds, or ISO 8601 (a time without an offset is UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise JobwireError(f"--at {text!r} is neither Unix seconds nor an ISO 8601 time") from None
+
+
+def _utc(ms) -> str:
+    if ms is None or ms in ("", float("inf")):
+        return "never"
+    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _scheduling(client: Client, opts) -> None:
+    """scheduled / retrying / schedule subcommands (protocol.md 14)."""
+    if opts.command == "scheduled":
+        if opts.action == "list":
+            for job in client.scheduled(opts.start, opts.count):
+                print(f"{job.key}\t{_utc(job.ts * 1000)}\t{job.queue}\t{job.job_class}")
+        elif not (client.remove_scheduled if opts.action == "remove" else client.enqueue_scheduled_now)(opts.job_id):
+            raise JobwireError(f"scheduled job {opts.job_id} was promoted or removed meanwhile")
+    elif opts.command == "retrying":
+        if opts.action == "list":
+            for job in client.retrying(opts.start, opts.count):
+                last = job.attempts[-1] if job.attempts else {}
+                print(f"{job.key}\t{_utc(job.due_ms)}\t{job.queue}\t{job.job_class}\tattempt {len(job.attempts) + 1}"
+                      f"\t{last.get('exception', '')}: {last.get('error', '')}")
+        elif not (client.remove_retrying if opts.action == "remove" else client.retry_now)(opts.job_id):
+            raise JobwireError(f"retrying job {opts.job_id} was promoted or removed meanwhile")
+    elif opts.action == "list":
+        for s in client.schedules():
+            d = s.definition or {}
+            when = d.get("cron") or (f"every {d['every_ms']} ms" if "every_ms" in d else "?")
+            print(f"{s.name}\t{when}\tnext {_utc(s.next_ms)}\t{d.get('queue', '')}\t{d.get('class', '')}"
+                  f"\tfired {s.state.get('fired', 0)}\tmissed {s.state.get('missed', 0)}"
+                  + (f"\terror: {s.state['error']}" if s.state.get("error") else ""))
+    elif opts.action == "set":
+        definition = {"queue": opts.queue, "class": opts.job_class, "args": [_json_arg(a) for a in opts.args]}
+        if opts.cron:
+            definition["cron"] = opts.cron
+        else:
+            definition["every_ms"] = opts.every_ms
+            if opts.start_ms is not None:
+                definition["start_ms"] = opts.start_ms
+        if opts.retry:
+            definition["retry"] = _json_arg(opts.retry)
+        if opts.misfire_grace_ms is not None:
+            definition["misfire_grace_ms"] = opts.misfire_grace_ms
+        print(_utc(client.set_schedule(opts.name, definition)))
+    elif opts.action == "remove":
+        if not client.remove_schedule(opts.name):
+            raise JobwireError(f"no schedule {opts.name}")
+    elif opts.action == "run":
+        print(client.run_schedule_now(opts.name))
 
 
 def _worker(opts) -> int:
@@ -110,7 +228,9 @@ def _worker(opts) -> int:
                         heartbeat_ms=values["heartbeat_ms"], lease_ms=values["lease_ms"],
                         block_timeout_ms=values["block_timeout_ms"], max_deaths=values["max_deaths"],
                         job_timeout_ms=values["job_timeout_ms"], max_payload_bytes=values["max_payload_bytes"],
-                        fork=not opts.no_fork)
+                        fork=not opts.no_fork,
+                        default_retry=opts.default_retry or os.environ.get("JOBWIRE_DEFAULT_RETRY") or "false",
+                        scheduler=opts.scheduler or os.environ.get("JOBWIRE_SCHEDULER") or "all")
     except (ValueError, InvalidJob) as exc:
         raise options.UsageError(str(exc)) from None
     if values["concurrency"] > 1:
@@ -130,10 +250,18 @@ def _run(opts) -> int:
         return run_gateway(opts)
     if opts.command == "web":
         from .web import serve
-        return serve(opts.redis_url, opts.namespace, opts.host, opts.port)
+        return serve(opts.redis_url, opts.namespace, opts.host, opts.port, insecure_no_auth=opts.insecure_no_auth)
     client = Client(opts.redis_url, opts.namespace)
     if opts.command == "enqueue":
-        print(client.enqueue(opts.queue, opts.job_class, *[_json_arg(a) for a in opts.args]))
+        args = [_json_arg(a) for a in opts.args]
+        if opts.at is not None:
+            print(client.enqueue_at(opts.queue, _time_arg(opts.at), opts.job_class, *args))
+        elif opts.in_seconds is not None:
+            print(client.enqueue_in(opts.queue, opts.in_seconds, opts.job_class, *args))
+        else:
+            print(client.enqueue(opts.queue, opts.job_class, *args))
+    elif opts.command in ("scheduled", "retrying", "schedule"):
+        _scheduling(client, opts)
     elif opts.command == "info":
         _print_json(client.info())
     elif opts.command == "queues":

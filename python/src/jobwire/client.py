@@ -21,6 +21,7 @@ from .errors import InvalidJob, NotFound
 from .keys import Keys
 from .options import DEFAULTS
 from .registry import Registry, default_registry
+from .scheduling import SchedulingMixin
 from .scripts import Scripts
 
 __all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect"]
@@ -147,7 +148,7 @@ class WorkerView:
         return "busy" if self.working_on else "idle"
 
 
-class Client:
+class Client(SchedulingMixin):
     """Talks to one namespace of one Redis."""
 
     def __init__(self, redis_url: str | None = None, namespace: str = DEFAULTS["namespace"], *,

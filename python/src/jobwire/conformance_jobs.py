@@ -22,6 +22,17 @@ def _echo(*args) -> None:
     context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
 
 
+def _flaky(fail_times=0, *_):
+    """protocol.md 14.7: echo with the attempt number, then fail while attempt <= fail_times."""
+    context = current_job()
+    attempt = 1 + len(context.job.document.get("attempts") or [])
+    record = {"id": context.job.id, "args": [fail_times, *_], "worker": context.worker_id,
+              "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl, "attempt": attempt}
+    context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+    if attempt <= int(fail_times):
+        raise ConformanceFailure(f"flaky attempt {attempt}")
+
+
 def _fail(*args):
     """protocol.md 10: the message itself, a non-string as its compact JSON, none as "jobwire.Fail"."""
     if not args:
@@ -49,5 +60,5 @@ def _noop(*_):
 
 
 for _name, _fn in (("jobwire.Echo", _echo), ("jobwire.Fail", _fail), ("jobwire.Sleep", _sleep),
-                   ("jobwire.Crash", _crash), ("jobwire.Noop", _noop)):
+                   ("jobwire.Crash", _crash), ("jobwire.Noop", _noop), ("jobwire.Flaky", _flaky)):
     default_registry.register(_name, _fn)

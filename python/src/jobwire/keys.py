@@ -41,6 +41,15 @@ class Keys:
     deaths: str
     wake_new_queue: str
     conformance_echo: str
+    delayed_schedule: str  # protocol 1.1 (protocol.md 14)
+    retry_set: str
+    schedules: str
+    wake_schedule: str
+
+    @property
+    def prefix(self) -> str:
+        """"<ns>:", from which promote.lua builds the keys its data names (protocol.md 14.3)."""
+        return self.ns + ":"
 
     def queue(self, queue: str) -> str:
         return self._t["queue"].replace("{queue}", queue)
@@ -71,3 +80,15 @@ class Keys:
 
     def minutes(self, day: str) -> str:
         return self._t["minutes"].replace("{day}", day)
+
+    def delayed_bucket(self, ts) -> str:
+        return self._t["delayed_bucket"].replace("{ts}", str(ts))
+
+    def delayed_timestamps(self, item) -> str:
+        """resque-scheduler's reverse index; `item` is the delayed item's exact text."""
+        if isinstance(item, bytes):
+            item = item.decode("utf-8", "surrogateescape")
+        return self._t["delayed_timestamps"].replace("{item}", item)
+
+    def schedule(self, name: str) -> str:
+        return self._t["schedule"].replace("{name}", name)

@@ -18,7 +18,7 @@ from . import queues, spec
 from .errors import InvalidJob
 
 __all__ = [
-    "Job", "new_job", "new_payload", "validate_queue_name", "failure_record", "dumps",
+    "Job", "new_job", "new_payload", "new_delayed_item", "validate_queue_name", "failure_record", "dumps",
     "failed_at_now", "run_at_now", "started_now", "utc_day",
 ]
 
@@ -51,6 +51,10 @@ _KNOWN_FIELD_CHECKS = {
 }
 
 
+# Members the fast path does not check (protocol 1.1): their presence sends a payload to jsonschema.
+_SLOW_PATH_FIELDS = ("attempts", "schedule", "scheduled_for_ms")
+
+
 def _certainly_valid(document) -> bool:
     """True only for documents job.schema.json certainly accepts: the common shape, checked in
     a few microseconds. Anything else goes to jsonschema, which stays the authority (the tests
@@ -63,7 +67,7 @@ def _certainly_valid(document) -> bool:
     for name, check in _KNOWN_FIELD_CHECKS.items():
         if name in document and not check(document[name]):
             return False
-    return True
+    return not any(name in document for name in _SLOW_PATH_FIELDS)
 
 
 def schema_error(document) -> str | None:
@@ -87,6 +91,23 @@ def new_job(job_class: str, args=(), **extra) -> tuple[str, bytes]:
     job_id = uuid.uuid4().hex
     document = {"class": job_class, "args": list(args), "id": job_id,
                 "enqueued_at": int(time.time() * 1000)}
+    document.update(extra)
+    problem = schema_error(document)
+    if problem:
+        raise InvalidJob(f"invalid job: {problem}")
+    try:
+        return job_id, dumps(document)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"invalid job: arguments are not JSON: {exc}") from None
+
+
+def new_delayed_item(queue: str, job_class: str, args, at_ms: int, **extra) -> tuple[str, bytes]:
+    """(id, item) for a job due at `at_ms` (protocol.md 14.2): the payload with "queue" as its
+    third member (resque-scheduler's order) and "scheduled_for_ms" after the id."""
+    validate_queue_name(queue)
+    job_id = uuid.uuid4().hex
+    document = {"class": job_class, "args": list(args), "queue": queue, "id": job_id,
+                "enqueued_at": int(time.time() * 1000), "scheduled_for_ms": int(at_ms)}
     document.update(extra)
     problem = schema_error(document)
     if problem:

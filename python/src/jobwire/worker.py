@@ -25,11 +25,12 @@ from dataclasses import dataclass
 
 import redis as redis_lib
 
-from . import __version__, spec
+from . import __version__, backoff, spec
 from . import payload as jobmod
 from .client import connect
 from .errors import InvalidJob, SpecMismatch
 from .keys import Keys
+from .promotion import Promoter
 from .options import DEFAULTS
 from .queues import WILDCARD, expand_queues, parse_queues
 from .registry import DontPerform, Registry, default_registry
@@ -49,12 +50,17 @@ log = logging.getLogger("jobwire.worker")
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError,
                 redis_lib.exceptions.OutOfMemoryError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+LOCAL_WAIT_S = 0.15  # protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
 UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
 PR_SET_PDEATHSIG = 1
 try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
     _prctl = None
+
+
+# protocol.md 8.3 and 11: the read timeout of the blocking call exceeds its block timeout by this.
+BLOCK_READ_MARGIN_S = 5.0
 
 
 @dataclass
@@ -72,6 +78,8 @@ class Config:
     max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
+    default_retry: object = False  # protocol.md 14.4: policy of jobs without one (JSON text or value)
+    scheduler: str = "all"  # protocol.md 14.1: all (promote and fire), promote, off
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
@@ -79,6 +87,12 @@ class Config:
         parse_queues(",".join(self.queues))  # the one --queues grammar: names, at most one *, no repeats
         if self.lease_ms <= 2 * self.heartbeat_ms:
             raise ValueError("the lease must be longer than two heartbeats (--lease-ms > 2 x --heartbeat-ms)")
+        try:
+            self.default_policy = backoff.parse_default(self.default_retry)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if self.scheduler not in ("all", "promote", "off"):
+            raise ValueError(f"--scheduler is all, promote or off, not {self.scheduler!r}")
 
 
 @dataclass
@@ -160,7 +174,11 @@ class Worker:
         self.registry = registry or default_registry
         self.keys = Keys(config.namespace)
         self.redis = connect(config.redis_url)
-        self.block_redis = connect(config.redis_url)  # BLPOP gets its own connection
+        # BLPOP gets its own connection, whose read timeout outlasts the longest block (8.3): with
+        # redis-py's default 5 s it gave up on a 5 s BLPOP that Redis answered a little late,
+        # dropped the connection and slept, deaf for half a second every block timeout.
+        self.block_redis = connect(config.redis_url,
+                                   socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S)
         self.scripts = Scripts(self.redis)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -180,6 +198,9 @@ class Worker:
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
         self._registered_once = False
+        self._promoter = None if config.scheduler == "off" else Promoter(
+            self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
+        self._next_due_at: float | None = None  # monotonic time of the next delayed/retry/schedule due
 
     # -- public ------------------------------------------------------------------------------
 
@@ -226,9 +247,12 @@ class Worker:
             status = reply[1]
             if status == b"job":
                 job = jobmod.Job(reply[3].decode("utf-8", "replace"), reply[4], reply[2].decode())
+                self._kill_reason = None  # a kill that arrives from here on is for this job
                 self._held = job
                 self._pending = self._run(job)
             elif status in (b"empty", b"paused"):
+                if self._promoter and self._with_redis(self._promote):
+                    continue  # due jobs were moved: reserve again before blocking
                 self._title(f"Waiting for {','.join(self._queue_list())}")
                 self._block()
             elif status == b"expired":
@@ -247,6 +271,11 @@ class Worker:
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
         k = self.keys
         op, token, arg, settle_queue = self._pending or ("none", "", "", None)
+        if op == "retry":
+            fallback = self._settle_retry(token, arg, settle_queue)
+            op, token, arg, settle_queue = fallback or ("none", "", "", None)
+            if not reserve and not fallback:
+                return [b"retrying", b"settled"]
         if reserve:
             self._expand()
         queues = self._queue_list() if reserve else []
@@ -270,6 +299,48 @@ class Worker:
             self._held = None
         return reply
 
+    def _settle_retry(self, token: str, arg, queue: str):
+        """retry.lua: schedule the failed job's next attempt (protocol.md 14.4). Returns None, or
+        the plain fail settle to use instead when Redis refused the retry (e.g. a retry key of
+        the wrong type): the job then lands in the failed list rather than being lost."""
+        k = self.keys
+        delay_ms, entry, record = arg
+        keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed, k.stat_processed_worker(self.id),
+                k.stat_failed, k.stat_failed_worker(self.id), k.deaths, k.minutes(jobmod.utc_day()),
+                k.retry_set, k.wake_schedule]
+        try:
+            reply = self.scripts.call("retry", keys, [self.id, token, delay_ms, entry, queue])
+        except redis_lib.ResponseError as exc:
+            if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
+                raise
+            log.error("worker %s: Redis refused the retry of job %s (%s); failing it instead", self.id, token, exc)
+            return ("fail", token, record, queue)
+        if reply[0] == b"stale":
+            log.warning("worker %s: job %s was recovered elsewhere; its retry is dropped", self.id, token)
+        self._pending = None
+        self._held = None
+        return None
+
+    def _promote(self, redis=None, scripts=None, remember: bool = True) -> bool:
+        """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues. Only the
+        main loop's pass (`remember`) sets the next due time its block waits for: a pass from the
+        beat of a busy worker may finish late and must not overwrite a newer one."""
+        try:
+            done = self._promoter.run(redis or self.redis, scripts or self.scripts)
+        except REDIS_ERRORS:
+            raise  # the caller's outage handling applies
+        except redis_lib.ResponseError as exc:
+            if "NOSCRIPT" in str(exc) or "LOADING" in str(exc):
+                raise
+            log.error("worker %s: promotion failed: %s", self.id, exc)  # never fatal: jobs still run
+            return False
+        except Exception:  # bad data must never stop a worker (protocol.md 14.3): report and go on
+            log.exception("worker %s: promotion failed", self.id)
+            return False
+        if remember:
+            self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
+        return done.moved > 0 or done.fired > 0
+
     def _settle_pending(self) -> None:
         if self._pending:
             self._with_redis(lambda: self._work_call(reserve=False))
@@ -284,7 +355,17 @@ class Worker:
             keys += [k.wake(q) for q in self._queue_list()]
             if self._wildcard:
                 keys.append(k.wake_new_queue)
+            if self._promoter:
+                keys.append(k.wake_schedule)
         timeout = min(self.config.block_timeout_ms / 1000, max(0.01, self._next_beat - time.monotonic()))
+        if self._promoter and self._next_due_at is not None and not control_only:
+            due_in = max(0.001, self._next_due_at - time.monotonic())
+            if due_in < LOCAL_WAIT_S and due_in <= timeout:
+                # Redis times a blocked client out on its event-loop tick (up to 100 ms late at the
+                # default hz 10): wait the last moments here. Markers stay set for the next BLPOP.
+                self._sleep(due_in)
+                return
+            timeout = min(timeout, max(0.001, due_in - LOCAL_WAIT_S))  # wake just before, then wait locally
         reply = None
         try:
             self._blocking = True
@@ -338,7 +419,6 @@ class Worker:
         if handler is None:
             return self._failure(job, "jobwire.UnknownClass", "no handler registered for class " + json.dumps(job.job_class, ensure_ascii=False))
         self._held = job
-        self._kill_reason = None
         self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
         if self.config.fork:
             return self._run_forked(job, handler)
@@ -375,8 +455,24 @@ class Worker:
     def _outcome(self, job: jobmod.Job, result: dict):
         if result.get("ok"):
             return ("ok", job.token, "", job.queue)
-        return self._failure(job, result.get("exception", "Exception"), result.get("error", ""),
-                             result.get("backtrace", []))
+        return self._retry_or_fail(job, result.get("exception", "Exception"), result.get("error", ""),
+                                   result.get("backtrace", []))
+
+    def _retry_or_fail(self, job: jobmod.Job, exception: str, error: str, backtrace=()):
+        """A job error or timeout: retry under the job's policy, else fail (protocol.md 14.4)."""
+        document = job.document if isinstance(job.document, dict) else {}
+        policy = backoff.policy_from_member(document.get("retry")) or self.config.default_policy
+        attempt = 1 + len(document.get("attempts") or [])
+        if policy.never or attempt >= policy.max_attempts:
+            return self._failure(job, exception, error, backtrace)
+        job_id = document.get("id") if isinstance(document.get("id"), str) else ""
+        delay = backoff.retry_delay_ms(policy, job_id, attempt)
+        entry = jobmod.dumps({"attempt": attempt, "failed_at_ms": int(time.time() * 1000), "exception": str(exception),
+                              "error": str(error), "worker": self.id, "queue": job.queue, "delay_ms": delay})
+        log.info("worker %s: job %s attempt %d failed (%s); retrying in %d ms", self.id, job_id or job.job_class,
+                 attempt, exception, delay)
+        record = self._failure(job, exception, error, backtrace)[2]  # used if Redis refuses the retry
+        return ("retry", job.token, (delay, entry, record), job.queue)
 
     def _reap_exiting(self, block: bool = False) -> None:
         """Collect children that already reported their result."""
@@ -423,8 +519,8 @@ class Worker:
         if killed_by == "term":
             return None  # given back to its queue when the worker leaves (unregister mode self)
         if killed_by == "timeout":
-            return self._failure(job, "jobwire.Timeout",
-                                 f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
+            return self._retry_or_fail(job, "jobwire.Timeout",
+                                       f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
         if killed_by:
             return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
         if os.WIFSIGNALED(status):
@@ -522,7 +618,7 @@ class Worker:
             if interrupt.reason == "term":
                 return None
             if interrupt.reason == "timeout":
-                return self._failure(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
+                return self._retry_or_fail(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
             return self._failure(job, "jobwire.Killed", interrupt.reason)
         finally:
             self._inline_job = False
@@ -553,6 +649,8 @@ class Worker:
                         # 7.6); the job's outcome will settle as stale
                         log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
                         self._register()
+                    if self._promoter:  # protocol.md 14.3: promote every beat while busy
+                        self._promote(redis, scripts, remember=False)
             except REDIS_ERRORS:
                 pass
         redis.close()
@@ -611,6 +709,8 @@ class Worker:
             return
         for dead in reply[1:]:
             self._recover(dead.decode("utf-8", "replace"))
+        if self._promoter and self._child:  # protocol.md 14.3: promote every beat while busy
+            self._promote(remember=False)
 
     def _unregister(self, worker_id: str, mode: str) -> list:
         k = self.keys
@@ -729,7 +829,7 @@ class Worker:
         elif signum == signal.SIGUSR1:
             if self._inline_job:
                 raise _Interrupt(self._kill_reason or "killed by SIGUSR1")
-            if self._held is not None and self._child:
+            if self._held is not None:  # before the fork too: _wait_child acts on the reason
                 self._request_kill("killed by SIGUSR1")
         elif signum == signal.SIGUSR2:
             self._paused = True

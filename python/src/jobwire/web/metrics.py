@@ -43,7 +43,7 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def render(overview: dict | None, error: str | None = None) -> str:
+def render(overview: dict | None, error: str | None = None, scheduling: dict | None = None) -> str:
     """The exposition for one overview (web.data.overview), or just jobwire_up 0 on error."""
     out = Exposition()
     out.metric("jobwire_up", "gauge", "1 when Redis answered this scrape, else 0.",
@@ -66,4 +66,13 @@ def render(overview: dict | None, error: str | None = None) -> str:
     out.metric("jobwire_workers", "gauge", "Registered workers by state.",
                [({"state": s}, counts[s]) for s in ("busy", "idle", "paused")])
     out.metric("jobwire_pending_jobs", "gauge", "Jobs waiting in all queues.", [({}, info["pending"])])
+    if scheduling is not None:  # protocol 1.1 (web.scheduling.gauges)
+        out.metric("jobwire_scheduled_jobs", "gauge", "Delayed jobs waiting for their time.",
+                   [({}, scheduling["scheduled"])])
+        out.metric("jobwire_retrying_jobs", "gauge", "Failed jobs waiting for their next attempt.",
+                   [({}, scheduling["retrying"])])
+        out.metric("jobwire_schedules", "gauge", "Recurring schedules by state.",
+                   [({"state": "ok"}, scheduling["schedules_ok"]), ({"state": "broken"}, scheduling["schedules_broken"])])
+        out.metric("jobwire_schedule_missed_total", "counter", "Fire times of a schedule counted as missed.",
+                   [({"schedule": name}, n) for name, n in scheduling["missed"].items()])
     return out.text()

@@ -1,0 +1,7 @@
+"""Broken on purpose: poll-only (see sched_base.py). The conformance suite must fail it."""
+
+import sys
+
+from sched_base import main
+
+sys.exit(main("poll-only"))
