@@ -3,7 +3,7 @@
 
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers test-packaging bench
+.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers test-packaging bench chaos soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,3 +38,9 @@ test-containers: setup ## images, docker-compose and the conformance suite in co
 bench: setup ## throughput and latency against the peers on one Redis
 	$(PY) bench/run.py
 	$(PY) bench/gateway.py
+
+chaos: setup ## SIGKILL workers and Redis (AOF always / everysec) under 20,000 jobs a round; lost must be 0
+	$(PY) scripts/chaos.py --json chaos-results.json
+
+soak: setup ## 1,000,000 no-op jobs through one Python, Node and C worker; RSS sampled each second, must stay flat
+	$(PY) scripts/soak.py --jobs 1000000 --json soak-results.json
