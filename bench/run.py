@@ -35,6 +35,8 @@ WORKERS = {
     "python inline": lambda q: [str(BIN / "jobwire"), "worker", "--queues", q, "--import", "jobwire.conformance_jobs", "--no-fork"],
     "node c1": lambda q: ["node", str(REPO / "examples-node/worker.js"), "--queues", q],
     "node c8": lambda q: ["node", str(REPO / "examples-node/worker.js"), "--queues", q, "--concurrency", "8"],
+    "node c1 inline": lambda q: ["node", str(REPO / "examples-node/worker.js"), "--queues", q, "--no-fork"],
+    "node c8 inline": lambda q: ["node", str(REPO / "examples-node/worker.js"), "--queues", q, "--concurrency", "8", "--no-fork"],
     "c fork": lambda q: [str(REPO / "examples-c/jobwire-worker"), "--queues", q],
     "node-resque": lambda q: ["node", str(REPO / "examples-node/interop/node-resque-worker.js"), "--queues", q, "--timeout", "5"],
 }

@@ -13,7 +13,7 @@ WORKDIR /app
 # Runtime pins from python/requirements.txt (the test-only and browser packages are left out).
 COPY python/requirements.txt python/requirements.txt
 RUN python3 -m venv /app/.venv \
- && grep -E '^(redis|hiredis|jsonschema|setproctitle|flask)==' python/requirements.txt >/tmp/runtime.txt \
+ && grep -E '^(redis|hiredis|jsonschema|setproctitle|flask|waitress)==' python/requirements.txt >/tmp/runtime.txt \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
       ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools wheel
 COPY spec spec

@@ -60,10 +60,15 @@ void jw_args_free(jw_args *a) {
 
 /* ============================ Setup ===================================== */
 
-/* Parse redis://[:password@]host[:port][/db] into r. Returns 0, or -1 with
- * a message in err. */
+/* Parse redis://[[user]:password@]host[:port][/db] into r (a user names a
+ * Redis ACL user, protocol.md 8.9). Returns 0, or -1 with a message in err. */
 static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
     const char *p = url;
+    if (strncmp(p, "rediss://", 9) == 0) {
+        snprintf(err, errlen, "this worker speaks no TLS (Debian's hiredis has none): run a TLS terminator "
+                 "on this host (examples-c/README.md, \"Redis over TLS\") and give its redis://127.0.0.1 address");
+        return -1;
+    }
     if (strncmp(p, "redis://", 8) != 0) {
         snprintf(err, errlen, "REDIS_URL must start with redis://: %s", url);
         return -1;
@@ -74,6 +79,7 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
         if (at > pw) r->password = jw_strndup(pw, (size_t)(at - pw));
+        if (colon && colon > p) r->username = jw_strndup(p, (size_t)(colon - p));
         p = at + 1;
     }
     size_t hostlen = strcspn(p, ":/");
@@ -152,6 +158,7 @@ void jw_redis_close(jw_redis *r) {
     r->ctx = NULL;
     free(r->host);
     free(r->password);
+    free(r->username);
     for (int i = 0; i < JW_S__COUNT; i++) free(r->body[i]);
     memset(r, 0, sizeof *r);
 }
@@ -187,14 +194,20 @@ static redisReply *raw_cmd(jw_redis *r, int argc, const char **argv, const size_
     return reply;
 }
 
+/* AUTH [user] password on connection c (the worker's, or a child's); the
+ * reply, or NULL on I/O error. Call only when r->password is set. */
+redisReply *jw_redis_auth(redisContext *c, const jw_redis *r) {
+    const char *argv[] = {"AUTH", r->username ? r->username : r->password, r->password};
+    size_t len[] = {4, strlen(argv[1]), strlen(r->password)};
+    return redisCommandArgv(c, r->username ? 3 : 2, argv, len);
+}
+
 /* AUTH and SELECT on a fresh connection. Returns 0 or -1. */
 static int handshake(jw_redis *r) {
     char db[16];
     if (r->password) {
-        const char *argv[] = {"AUTH", r->password};
-        size_t len[] = {4, strlen(r->password)};
-        redisReply *rep = raw_cmd(r, 2, argv, len);
-        if (!rep) return -1;
+        redisReply *rep = jw_redis_auth(r->ctx, r);
+        if (!rep) { jw_redis_drop(r, 1); return -1; }
         int bad = rep->type == REDIS_REPLY_ERROR;
         if (bad) jw_log("AUTH failed: %s", rep->str);
         freeReplyObject(rep);
@@ -357,7 +370,7 @@ redisContext *jw_connect(const jw_env *env) {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
-        (r->password && !accepted(redisCommand(c, "AUTH %s", r->password))) ||
+        (r->password && !accepted(jw_redis_auth(c, r))) ||
         (r->db && !accepted(redisCommand(c, "SELECT %d", r->db)))) {
         if (c) redisFree(c);
         return NULL;

@@ -18,6 +18,7 @@ typedef struct jw_redis {
     int port;
     int db;                     /* SELECTed after every connect */
     char *password;             /* AUTH after every connect, or NULL */
+    char *username;             /* the ACL user of AUTH, or NULL (the default user) */
     long long timeout_ms;       /* socket timeout for ordinary commands */
     long long backoff_ms;       /* wait before the next connect attempt: 100 doubling to 5000 */
     long long next_attempt_ms;  /* monotonic time of the next connect attempt */
@@ -47,6 +48,7 @@ void jw_redis_drop(jw_redis *r, int failed);
 long long jw_redis_wait_hint(jw_redis *r);
 redisReply *jw_redis_cmd(jw_redis *r, jw_args *a);
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a);
+redisReply *jw_redis_auth(redisContext *c, const jw_redis *r);
 int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out);
 
 #endif

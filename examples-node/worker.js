@@ -5,8 +5,8 @@
 // conformance class of the same name.
 import { workerConfig, USAGE as OPTIONS_USAGE, ConfigError } from './lib/config.js';
 import { WorkerProcess, stderrLogger } from './lib/worker.js';
-import { registerConformanceJobs } from './lib/conformance.js';
-import { defaultRegistry, importJobs } from './lib/registry.js';
+import { registerConformanceJobs, CONFORMANCE_MODULE } from './lib/conformance.js';
+import { defaultRegistry, importJobs, resolveSpecifier } from './lib/registry.js';
 import { packageVersion, specVersion } from './lib/spec.js';
 
 const USAGE = `${OPTIONS_USAGE}
@@ -56,7 +56,8 @@ if (own.version) {
 const log = stderrLogger();
 let proc;
 try {
-  proc = new WorkerProcess({ ...config, logger: log });
+  proc = new WorkerProcess({ ...config, logger: log, jobModules: [CONFORMANCE_MODULE, ...own.imports.map((s) => resolveSpecifier(s, process.cwd()))] });
+  // fork mode: the job child imports the same modules and runs their handlers
 } catch (err) {
   configError(err.message);
 }

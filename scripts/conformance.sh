@@ -15,9 +15,9 @@ fi
 
 impls=(--impl python --impl python-inline)
 if [ "${CI:-}" = true ]; then
-  impls+=(--impl node --impl c --impl node-gateway)  # in CI every implementation must be there: never skip silently
+  impls+=(--impl node --impl node-inline --impl c --impl node-gateway)  # in CI every implementation must be there: never skip silently
 else
-  [ -d examples-node/node_modules ] && impls+=(--impl node)
+  [ -d examples-node/node_modules ] && impls+=(--impl node --impl node-inline)
   [ -d examples-node/node_modules/@grpc/grpc-js ] && impls+=(--impl node-gateway)
   [ -x examples-c/jobwire-worker ] && impls+=(--impl c)
 fi

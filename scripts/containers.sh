@@ -421,8 +421,8 @@ conformance_in_containers() {
     mode=fork
     case $impl in
       python) img=$IMG_PY wd=/app argv="/app/.venv/bin/jobwire worker --import jobwire.conformance_jobs" ;;
-      node) img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1" mode=inline
-            feats=(--feature job-timeout) ;;
+      node) img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1"
+            feats=(--feature kill-running-job --feature job-timeout) ;;  # a job child per worker, not per job
       c) img=$IMG_C wd=/app/examples-c argv="./jobwire-worker" ;;
       *) die "JOBWIRE_CONTAINERS_IMPLS: unknown implementation $impl" ;;
     esac

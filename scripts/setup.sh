@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium)
+# socat + openssl: the TLS tests (a throwaway CA; socat is the TLS terminator in front of the C worker,
+# whose Debian hiredis 0.14 has no TLS).
+apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,7 +3,9 @@
 import { parseArgs } from 'node:util';
 import { OPTIONS, DEFAULTS, usage } from './options.js';
 
-export const USAGE = usage('node worker.js');
+// --no-fork is this worker's own flag (not a protocol option): jobs run in its process.
+export const USAGE = `${usage('node worker.js')}
+  --no-fork                run jobs in the worker's process (faster; a hung job cannot be killed)`;
 
 export class ConfigError extends Error {}
 
@@ -18,7 +20,7 @@ function integer(o, raw, source) {
 
 /** Parses argv and env into Worker options; throws ConfigError (exit status 2) on bad input. */
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
-  const flags = { help: { type: 'boolean', short: 'h' } };
+  const flags = { help: { type: 'boolean', short: 'h' }, 'no-fork': { type: 'boolean' } };
   for (const o of OPTIONS) flags[o.flag.slice(2)] = { type: 'string' };
   let values;
   try {
@@ -27,7 +29,7 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(err.message);
   }
   if (values.help) return { help: true };
-  const config = { ...DEFAULTS };
+  const config = { ...DEFAULTS, fork: !values['no-fork'] }; // the CLI runs jobs in a child by default
   for (const o of OPTIONS) {
     let raw = values[o.flag.slice(2)];
     let source = o.flag;

@@ -38,3 +38,8 @@ export function registerConformanceJobs(target) {
   for (const [name, fn] of Object.entries(conformanceHandlers)) target.register(name, fn);
   return target;
 }
+
+// As a job module (Worker option jobModules, loaded by a fork-mode job child): this file's URL,
+// and the register(target) such a module exports.
+export const CONFORMANCE_MODULE = import.meta.url;
+export const register = registerConformanceJobs;

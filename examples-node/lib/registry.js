@@ -96,8 +96,8 @@ export async function importJobs(specifier, { registry = defaultRegistry, cwd = 
   return registry.names().filter((n) => !before.has(n));
 }
 
-/** The URL or name to import() for an --import argument. */
-function resolveSpecifier(specifier, cwd) {
+/** The URL or name to import() for an --import argument (also what the fork runner's child imports). */
+export function resolveSpecifier(specifier, cwd) {
   if (specifier.startsWith('file:')) return specifier;
   const asPath = path.resolve(cwd, specifier);
   if (/^\.{1,2}(\/|$)/.test(specifier) || path.isAbsolute(specifier) || existsSync(asPath)) {

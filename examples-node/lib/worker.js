@@ -1,4 +1,5 @@
-// The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode).
+// The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode) or,
+// with option fork, in a child process it can kill (lib/job-runner.js).
 //
 // Worker: one protocol worker (one id, one job at a time, its own blocking connection).
 // WorkerProcess: N workers in this process sharing one handler registry, plus signals and the
@@ -11,6 +12,11 @@ import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
 import { DEFAULTS } from './options.js';
 import { compareUtf8 } from './client.js';
+import { ChildRunner } from './job-runner.js';
+import { stderrLogger } from './log.js';
+import { describeError, stackFrames } from './errors.js';
+
+export { stderrLogger, describeError, stackFrames }; // their home was this module; kept for importers
 import {
   connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep,
 } from './util.js';
@@ -20,39 +26,6 @@ export { DEFAULTS }; // spec/options.json, by camelCase name
 const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
 const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
 const NONE = Object.freeze({ op: 'none', token: '', record: '' });
-
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
-/** A stderr logger honouring JOBWIRE_LOG_LEVEL (debug, info, warn, error, silent; default info). */
-export function stderrLogger(level = process.env.JOBWIRE_LOG_LEVEL || 'info') {
-  const min = LEVELS[level] ?? LEVELS.info;
-  const out = (lvl) => (msg) => {
-    if (LEVELS[lvl] >= min) process.stderr.write(`${new Date().toISOString()} jobwire-node[${process.pid}] ${lvl}: ${msg}\n`);
-  };
-  return { debug: out('debug'), info: out('info'), warn: out('warn'), error: out('error') };
-}
-
-/** Error names and messages for failure records, whatever was thrown. */
-export function describeError(err) {
-  if (err instanceof Error || (err !== null && typeof err === 'object' && typeof err.message === 'string')) {
-    const name = typeof err.name === 'string' && err.name !== '' ? err.name : 'Error';
-    const message = String(err.message);
-    return { exception: name, error: message, backtrace: stackFrames(err.stack) };
-  }
-  let text;
-  try {
-    text = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
-  } catch {
-    text = String(err);
-  }
-  return { exception: 'Error', error: `non-Error value thrown: ${text}`, backtrace: [] };
-}
-
-/** The "at ..." lines of a V8 stack, innermost first. */
-export function stackFrames(stack) {
-  if (typeof stack !== 'string') return [];
-  return stack.split('\n').filter((l) => /^\s+at /.test(l)).map((l) => l.trim());
-}
 
 /**
  * A failure record built around the raw payload bytes (never re-encoded), with the keys in the
@@ -150,6 +123,8 @@ export class Worker extends EventEmitter {
    * @param {string[]|string} options.queues  priority order; "*" = every queue, alphabetically
    * @param {number} [options.index]          n of "host:pid+n:queues"; omit for a process with one worker
    * @param {Map<string,Function>} [options.handlers] shared handler registry
+   * @param {boolean} [options.fork]         run jobs in a child process that can be killed
+   * @param {string[]} [options.jobModules]   with fork: modules the child imports for its handlers
    * Other options: redisUrl, namespace, heartbeatMs, leaseMs, blockTimeoutMs, maxDeaths,
    * jobTimeoutMs, maxPayloadBytes, logger, host, pid.
    */
@@ -169,6 +144,9 @@ export class Worker extends EventEmitter {
     this.scripts = scripts();
     this.handlers = o.handlers ?? new Map();
     this.log = o.logger ?? stderrLogger();
+    this.runner = o.fork ? new ChildRunner({
+      modules: o.jobModules, redisUrl: o.redisUrl, namespace: o.namespace, workerId: this.id, log: this.log,
+    }) : null;
 
     this.cmd = null;
     this.block = null;
@@ -202,14 +180,20 @@ export class Worker extends EventEmitter {
     this.cmd = connect(this.options.redisUrl, { onError });
     this.onRedisError = onError;
     try {
+      // The job child starts while we register; one that cannot load its modules is fatal.
+      const child = this.runner?.start();
+      child?.catch(() => {});
       await this.registerUntilDone();
       if (this.stopping) return;
       this.scheduleBeat();
+      if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
+      if (this.stopping) return;
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
       this.heartbeatTimer = null;
       if (this.registered) await this.leave();
+      await this.runner?.stop();
       this.closeBlock();
       this.cmd.disconnect();
       this.setState('Stopped');
@@ -288,7 +272,14 @@ export class Worker extends EventEmitter {
     this.setState('Shutting down');
     this.stopLatch.fire();
     this.terminateLatch.fire();
+    this.runner?.kill('term');
     this.closeBlock();
+  }
+
+  /** Kills the running job (fork mode), if its token matches when one is given; false if none. */
+  killCurrent(reason, token) {
+    if (!this.runner || !this.current || (token && token !== this.current.token)) return false;
+    return this.runner.kill(reason);
   }
 
   pause() {
@@ -355,7 +346,7 @@ export class Worker extends EventEmitter {
       pid: this.pidLabel,
       queues: this.queuesConfigured.join(','),
       started_ms: String(this.startedMs),
-      mode: 'inline',
+      mode: this.runner ? 'fork' : 'inline',
       state: this.paused ? 'paused' : 'idle',
     };
     if (this.epoch === 0 && (await this.cmd.exists(this.k.inflight(this.id)))) {
@@ -579,7 +570,8 @@ export class Worker extends EventEmitter {
       case 'resume': this.resume(); break;
       case 'quit': this.log.info(`${this.id}: quit requested`); this.quit(); break;
       case 'kill':
-        this.log.warn(`${this.id}: ignoring "kill${arg ? ` ${arg}` : ''}": an in-process job cannot be killed`);
+        if (this.runner) this.killCurrent('killed by an operator', arg);
+        else this.log.warn(`${this.id}: ignoring "kill${arg ? ` ${arg}` : ''}": an in-process job cannot be killed`);
         break;
       default:
         this.log.debug(`${this.id}: ignoring unknown control command ${JSON.stringify(text)}`);
@@ -611,6 +603,10 @@ export class Worker extends EventEmitter {
     const invalid = jobPayloadError(doc);
     if (invalid) {
       this.fail(token, raw, queue, { exception: 'jobwire.InvalidPayload', error: `payload does not match job.schema.json: ${invalid}` });
+      return;
+    }
+    if (this.runner) {
+      await this.runInChild(token, queue, raw, text, doc, epoch);
       return;
     }
     const className = doc.class;
@@ -675,6 +671,50 @@ export class Worker extends EventEmitter {
     if (!this.paused && !this.stopping) this.setState('Waiting');
   }
 
+  /** Fork mode: runs the job in this worker's child (lib/job-runner.js), settles what it tells. */
+  async runInChild(token, queue, raw, text, doc, epoch) {
+    const className = doc.class;
+    this.current = { token, queue, className, startedMs: Date.now() };
+    this.setState('Processing');
+    const controlTimer = setInterval(() => {
+      this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
+    }, CONTROL_POLL_MS);
+    let o;
+    try {
+      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null },
+        { timeoutMs: this.options.jobTimeoutMs });
+    } catch (err) {
+      if (this.stopping) return; // given back to its queue when the worker leaves
+      throw err;
+    } finally {
+      clearInterval(controlTimer);
+      this.current = null;
+    }
+    if (o.killedBy === 'term') {
+      this.log.warn(`${this.id}: killed ${className} (${token}) to leave; it goes back to ${queue}`);
+      return;
+    }
+    if (epoch !== this.epoch) {
+      this.log.warn(`${this.id}: not settling ${className} (${token}): this worker was recovered as dead meanwhile`);
+      return;
+    }
+    if (o.ok) {
+      this.pending = { op: 'ok', token, record: '' };
+      this.stats.processed += 1;
+    } else if (o.killedBy === 'timeout') {
+      this.fail(token, raw, queue, { exception: 'jobwire.Timeout', error: `job ran longer than ${this.options.jobTimeoutMs} ms; child ${o.pid} was killed` });
+    } else if (o.killedBy) {
+      this.fail(token, raw, queue, { exception: 'jobwire.Killed', error: `${o.killedBy}; child ${o.pid} was killed` });
+    } else if (o.crash) {
+      this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
+      this.pending = { op: 'crash', token, record: o.crash };
+      this.stats.processed += 1;
+    } else {
+      this.fail(token, raw, queue, o.error);
+    }
+    if (!this.paused && !this.stopping) this.setState('Waiting');
+  }
+
   fail(token, raw, queue, error, payloadIsObject = true) {
     this.pending = { op: 'fail', token, record: failureRecord(raw, error, this.id, queue, { payloadIsObject }) };
     this.stats.processed += 1;
@@ -725,7 +765,12 @@ export class WorkerProcess extends EventEmitter {
   pause() { for (const w of this.workers) w.pause(); }
   resume() { for (const w of this.workers) w.resume(); }
 
-  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: ignored. */
+  /** Kills every running job (fork mode); false when none could be. */
+  killJobs(reason) {
+    return this.workers.map((w) => w.killCurrent(reason)).some(Boolean);
+  }
+
+  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: kill jobs (fork mode). */
   installSignals() {
     const handlers = {
       SIGQUIT: () => { this.log.info('SIGQUIT: finishing current jobs, then leaving'); this.quit(); },
@@ -733,7 +778,10 @@ export class WorkerProcess extends EventEmitter {
       SIGINT: () => { this.log.info('SIGINT: leaving now'); this.terminate(); },
       SIGUSR2: () => { this.log.info('SIGUSR2: pausing'); this.pause(); },
       SIGCONT: () => { this.log.info('SIGCONT: resuming'); this.resume(); },
-      SIGUSR1: () => { this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored'); },
+      SIGUSR1: () => {
+        if (this.options.fork) this.killJobs('killed by SIGUSR1');
+        else this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored');
+      },
     };
     for (const [sig, fn] of Object.entries(handlers)) process.on(sig, fn);
     this.removeSignals = () => { for (const [sig, fn] of Object.entries(handlers)) process.off(sig, fn); };

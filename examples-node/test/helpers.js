@@ -23,8 +23,9 @@ export function freePort() {
   });
 }
 
-/** Polls `fn` until it returns a truthy value; returns that value. */
-export async function waitFor(fn, { timeout = 10000, interval = 25, what = 'condition' } = {}) {
+/** Polls `fn` until it returns a truthy value; returns that value. The default wait is long: a
+ * loaded CI machine starts a fork-mode worker (two Node processes) slowly. */
+export async function waitFor(fn, { timeout = 30000, interval = 25, what = 'condition' } = {}) {
   const deadline = Date.now() + timeout;
   let last;
   for (;;) {

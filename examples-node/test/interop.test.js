@@ -57,7 +57,7 @@ test('a job enqueued by node-resque is run by our worker', { timeout: 60000 }, a
   const e = spawnNode('interop/node-resque-enqueue.js', ['ours', 'jobwire.Echo', '42', '"x"', '--redis-url', server.url]);
   assert.equal((await e.exited).code, 0, e.output());
   await nrQueue.enqueue('ours', 'jobwire.Echo', [{ nested: true }]);
-  const es = await waitFor(() => echoes(r).then((l) => l.length === 2 && l), { what: 'our echoes', timeout: 10000 });
+  const es = await waitFor(() => echoes(r).then((l) => l.length === 2 && l), { what: 'our echoes', timeout: 30000 });
   assert.deepEqual(es.map((x) => x.args), [[42, 'x'], [{ nested: true }]]);
   for (const x of es) {
     assert.equal(x.impl, 'node');
@@ -71,7 +71,7 @@ test('a failure written by our worker is read by node-resque queue.failed()', { 
   const w = spawnWorker(server.url, 'f1');
   procs.push(w);
   const id = await client.enqueue('f1', 'jobwire.Fail', ['ours broke']);
-  await waitFor(async () => (await nrQueue.failedCount()) === 1, { what: 'failure', timeout: 10000 });
+  await waitFor(async () => (await nrQueue.failedCount()) === 1, { what: 'failure', timeout: 30000 });
   const [f] = await nrQueue.failed(0, -1);
   assert.equal(f.exception, 'Error');
   assert.equal(f.error, 'ours broke');
@@ -111,7 +111,7 @@ test('node-resque allWorkingOn() sees the job our worker holds', { timeout: 6000
   const all = await waitFor(async () => {
     const a = await nrQueue.allWorkingOn();
     return typeof a[name] === 'object' && a;
-  }, { what: 'allWorkingOn entry', timeout: 10000 });
+  }, { what: 'allWorkingOn entry', timeout: 30000 });
   assert.equal(all[name].queue, 'busy');
   assert.equal(all[name].payload.id, id);
   assert.match(all[name].run_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);

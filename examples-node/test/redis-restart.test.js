@@ -33,7 +33,7 @@ test('worker survives a Redis restart and keeps processing', { timeout: 60000 },
     // the restarted Redis is empty: no scripts, no registration
     const id = await waitFor(() => client.enqueue('q', 'jobwire.Echo', ['after']).catch(() => false),
       { what: 'enqueue after restart', timeout: 10000 });
-    const es = await waitFor(() => echoes(r).then((e) => e.length === 1 && e), { what: 'echo after restart', timeout: 15000 })
+    const es = await waitFor(() => echoes(r).then((e) => e.length === 1 && e), { what: 'echo after restart', timeout: 30000 })
       .catch((err) => { console.log(p.output()); throw err; });
     assert.equal(es[0].id, id);
     const ids = [1, 2].map((n) => `${os.hostname()}:${p.pid}+${n}:q`);

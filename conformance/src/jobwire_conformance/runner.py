@@ -17,6 +17,7 @@ from .impl import Implementation
 # importing the suites registers their groups
 from . import suite_json, suite_payload, suite_queue, suite_recovery, suite_worker  # noqa: F401,E402
 from . import suite_scheduling  # noqa: F401,E402  (protocol 1.1 features)
+from . import suite_idle  # noqa: F401,E402
 
 
 @dataclass

@@ -8,7 +8,7 @@
     jobwire info | queues | workers | version
     jobwire failed list|retry ID|remove ID|clear
     jobwire control WORKER_ID pause|resume|quit|kill [TOKEN]
-    jobwire web --host 127.0.0.1 --port 8080
+    jobwire web --host 127.0.0.1 --port 8080 [--insecure-no-auth]
     jobwire gateway --listen 127.0.0.1:7460
 
 Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", parents=[common], help="serve the web UI")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
+    web.add_argument("--insecure-no-auth", action="store_true",
+                     help="serve beyond loopback without authentication (a proxy in front must guard it)")
 
     from .gateway.command import add_parser as add_gateway_parser  # no grpc import until it runs
     add_gateway_parser(sub, common)
@@ -234,7 +236,7 @@ def _run(opts) -> int:
         return run_gateway(opts)
     if opts.command == "web":
         from .web import serve
-        return serve(opts.redis_url, opts.namespace, opts.host, opts.port)
+        return serve(opts.redis_url, opts.namespace, opts.host, opts.port, insecure_no_auth=opts.insecure_no_auth)
     client = Client(opts.redis_url, opts.namespace)
     if opts.command == "enqueue":
         args = [_json_arg(a) for a in opts.args]

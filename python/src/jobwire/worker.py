@@ -56,6 +56,10 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
     _prctl = None
 
 
+# protocol.md 8.3 and 11: the read timeout of the blocking call exceeds its block timeout by this.
+BLOCK_READ_MARGIN_S = 5.0
+
+
 @dataclass
 class Config:
     """Worker settings; the defaults come from spec/options.json."""
@@ -167,7 +171,11 @@ class Worker:
         self.registry = registry or default_registry
         self.keys = Keys(config.namespace)
         self.redis = connect(config.redis_url)
-        self.block_redis = connect(config.redis_url)  # BLPOP gets its own connection
+        # BLPOP gets its own connection, whose read timeout outlasts the longest block (8.3): with
+        # redis-py's default 5 s it gave up on a 5 s BLPOP that Redis answered a little late,
+        # dropped the connection and slept, deaf for half a second every block timeout.
+        self.block_redis = connect(config.redis_url,
+                                   socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S)
         self.scripts = Scripts(self.redis)
         self.host = socket.gethostname()
         self.pid = os.getpid()

@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import os
 import secrets
+import signal
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -42,12 +43,13 @@ from ..client import Client, connect
 from ..errors import InvalidJob, NotFound
 from . import data, metrics, scheduling
 
-__all__ = ["Auth", "create_app", "serve"]
+__all__ = ["Auth", "check_exposure", "create_app", "serve"]
 
 QUEUE_PAGE = 20
 FAILED_PAGE = 20
 STATS_HOURS = (1, 3, 6, 12, 24)
 CONTROL_VERBS = ("pause", "resume", "quit", "kill")
+MAX_BODY_BYTES = 64 * 1024  # forms only: larger requests are refused before Flask sees them
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -110,7 +112,7 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
         SESSION_COOKIE_NAME="jobwire_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
     app.json.sort_keys = False
     app.extensions["jobwire.client"] = client
@@ -437,19 +439,57 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def serve(redis_url: str | None, namespace: str, host: str = "127.0.0.1", port: int = 8080) -> int:
-    """Run the UI with werkzeug's threaded server: fine for a local operator UI.
+def check_exposure(host: str, auth: Auth | None, insecure_no_auth: bool = False) -> str | None:
+    """Refuse an open UI beyond loopback: anyone who reaches it could retry, clear and kill jobs.
 
-    For anything more, mount create_app(Client(...)) in a production WSGI server.
+    Raises JobwireError saying what to do; returns a warning to print when the operator said
+    --insecure-no-auth (something in front of the UI guards it), else None.
     """
-    from werkzeug.serving import run_simple
+    if auth is not None or _loopback(host):
+        return None
+    if not insecure_no_auth:
+        raise JobwireError(
+            f"refusing to serve the web UI on {host or 'every address'} without authentication: anyone who "
+            "reaches it could retry, remove and kill jobs. Set JOBWIRE_WEB_TOKEN (or JOBWIRE_WEB_USER and "
+            "JOBWIRE_WEB_PASSWORD), or listen on 127.0.0.1, or pass --insecure-no-auth if a proxy or firewall "
+            "in front of it does the authentication")
+    return (f"WARNING: serving on {host} with no authentication (--insecure-no-auth): whatever reaches this "
+            "port can change jobs")
+
+
+def serve(redis_url: str | None, namespace: str, host: str = "127.0.0.1", port: int = 8080, *,
+          insecure_no_auth: bool = False, threads: int = 8) -> int:
+    """Run the UI under waitress, a production WSGI server (pure Python, no C build, no fork).
+
+    werkzeug's development server is not meant for anything but development; waitress bounds
+    connections and request sizes, times out idle clients and runs requests on a thread pool.
+    Refuses to listen beyond loopback without authentication (check_exposure).
+    """
+    try:
+        from waitress import create_server
+    except ImportError as exc:
+        raise JobwireError(f"the web UI needs waitress (pip install 'jobwire[web]'): {exc}") from None
 
     auth = Auth.from_env()
+    warning = check_exposure(host, auth, insecure_no_auth)
+    if warning:
+        print(f"jobwire web: {warning}", file=sys.stderr)
     redis = connect(redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10)
     app = create_app(Client(namespace=namespace, redis=redis), auth)
-    if not _loopback(host) and auth is None:
-        print(f"jobwire web: WARNING: listening on {host} with no authentication; set JOBWIRE_WEB_TOKEN or "
-              "JOBWIRE_WEB_USER/JOBWIRE_WEB_PASSWORD", file=sys.stderr)
-    print(f"jobwire web: http://{host}:{port}/ (namespace {namespace})", file=sys.stderr, flush=True)
-    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    # A live-update page polls every 2 s; 8 threads serve a few operators without queueing.
+    server = create_server(app, host=host, port=port, threads=threads, channel_timeout=60,
+                           max_request_body_size=MAX_BODY_BYTES, ident="jobwire")
+    signal.signal(signal.SIGTERM, _exit_quietly)  # `docker stop`, supervisors: exit 0 at once
+    print(f"jobwire web: http://{host}:{port}/ (namespace {namespace}, waitress, {threads} threads)",
+          file=sys.stderr, flush=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.close()
     return 0
+
+
+def _exit_quietly(signum, frame) -> None:
+    raise SystemExit(0)
