@@ -7,6 +7,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src/examples-c
+# The Makefile reads the release version from ../VERSION (jobwire-worker --version).
+COPY VERSION /src/VERSION
 COPY examples-c/ ./
 RUN make -s clean && make -s all
 LABEL org.jobwire.image=c-build
