@@ -3,7 +3,7 @@
 
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers bench
+.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers test-packaging bench chaos soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,9 +29,18 @@ test-c: setup ## C worker tests, ASan and valgrind
 test-conformance: setup ## the conformance suite against every implementation
 	bash scripts/conformance.sh
 
-test-containers: ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
+test-packaging: setup ## build every package, install each outside the checkout, run it there
+	$(PY) -m pytest -q -p no:cacheprovider tests/packaging
+
+test-containers: setup ## images, docker-compose and the conformance suite in containers (root; installs docker.io)
 	bash scripts/containers.sh test
 
 bench: setup ## throughput and latency against the peers on one Redis
 	$(PY) bench/run.py
 	$(PY) bench/gateway.py
+
+chaos: setup ## SIGKILL workers and Redis (AOF always / everysec) under 20,000 jobs a round; lost must be 0
+	$(PY) scripts/chaos.py --json chaos-results.json
+
+soak: setup ## 1,000,000 no-op jobs through one Python, Node and C worker; RSS sampled each second, must stay flat
+	$(PY) scripts/soak.py --jobs 1000000 --json soak-results.json

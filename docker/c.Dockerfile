@@ -4,16 +4,18 @@
 ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src/examples-c
+# The Makefile reads the release version from ../VERSION (jobwire-worker --version).
+COPY VERSION /src/VERSION
 COPY examples-c/ ./
 RUN make -s clean && make -s all
 LABEL org.jobwire.image=c-build
 
 FROM ${BASE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis0.14 libjansson4 \
+ && apt-get install -y --no-install-recommends libhiredis0.14 libjansson4 libssl3 \
  && rm -rf /var/lib/apt/lists/*
 # The worker finds the protocol files at ../spec next to its executable.
 COPY spec /app/spec

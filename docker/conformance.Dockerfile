@@ -14,11 +14,15 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY python/requirements.txt python/requirements.txt
+COPY python/requirements.lock python/requirements.lock
+# docker/requirements.txt: the Docker SDK for `--image` (give the runner the engine's socket).
+COPY docker/requirements.txt docker/requirements.txt
 RUN python3 -m venv /app/.venv \
- && grep -E '^(redis|hiredis|jsonschema|setproctitle)==' python/requirements.txt >/tmp/runtime.txt \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools wheel
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock \
+      -r docker/requirements.txt "setuptools>=77"
+# The builds read the release version from VERSION (python/LICENSE and conformance/LICENSE link to LICENSE).
+COPY VERSION LICENSE ./
 COPY spec spec
 COPY python python
 COPY conformance conformance

@@ -10,12 +10,13 @@ ARG JW_PIP_EXTRA_INDEX_URL=
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     JOBWIRE_SPEC_DIR=/app/spec PATH=/app/.venv/bin:$PATH
 WORKDIR /app
-# Runtime pins from python/requirements.txt (the test-only and browser packages are left out).
-COPY python/requirements.txt python/requirements.txt
+# The runtime lock (python/requirements.lock: jobwire with its web extra, transitive pins).
+COPY python/requirements.lock python/requirements.lock
 RUN python3 -m venv /app/.venv \
- && grep -E '^(redis|hiredis|jsonschema|setproctitle|flask|waitress)==' python/requirements.txt >/tmp/runtime.txt \
  && /app/.venv/bin/pip install -q ${JW_PIP_INDEX_URL:+--index-url "$JW_PIP_INDEX_URL"} \
-      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r /tmp/runtime.txt setuptools wheel
+      ${JW_PIP_EXTRA_INDEX_URL:+--extra-index-url "$JW_PIP_EXTRA_INDEX_URL"} -r python/requirements.lock "setuptools>=77"
+# The build reads the release version from VERSION (python/LICENSE links to LICENSE).
+COPY VERSION LICENSE ./
 COPY spec spec
 COPY python python
 RUN /app/.venv/bin/pip install -q --no-deps --no-build-isolation ./python \

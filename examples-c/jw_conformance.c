@@ -15,9 +15,10 @@
 #include "jw_keys.h"
 #include "jw_util.h"
 
-/* jobwire.Echo: RPUSH the conformance echo record. Side effect: one Redis
- * connection opened and closed. */
-static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
+/* RPUSH the conformance echo record, with "attempt" as its last member when
+ * attempt > 0 (jobwire.Flaky). Side effect: one Redis connection opened and
+ * closed. */
+static int echo_record(const jw_job *job, const jw_env *env, jw_error *err, int attempt) {
     json_t *id = json_object_get(job->doc, "id");
     json_t *args = jw_job_args(job);
     json_t *rec = json_object();
@@ -27,6 +28,7 @@ static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
     json_object_set_new(rec, "queue", json_string(job->queue));
     json_object_set_new(rec, "pid", json_integer(getpid()));
     json_object_set_new(rec, "impl", json_string(JW_IMPL));
+    if (attempt > 0) json_object_set_new(rec, "attempt", json_integer(attempt));
     char *text = json_dumps(rec, JW_JSON_FLAGS);
     json_decref(rec);
     if (!text) return jw_fail(err, "EncodeError", "cannot encode the echo record");
@@ -44,6 +46,23 @@ static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
     free(key);
     free(text);
     return ok ? 0 : -1;
+}
+
+/* jobwire.Echo: RPUSH the conformance echo record. */
+static int job_echo(const jw_job *job, const jw_env *env, jw_error *err) {
+    return echo_record(job, env, err, 0);
+}
+
+/* jobwire.Flaky [fail_times] (protocol.md 14.7): echo with the attempt
+ * number, then fail while attempt <= fail_times. */
+static int job_flaky(const jw_job *job, const jw_env *env, jw_error *err) {
+    json_t *a = json_object_get(job->doc, "attempts");
+    int attempt = 1 + (json_is_array(a) ? (int)json_array_size(a) : 0);
+    json_t *times = json_array_get(jw_job_args(job), 0);
+    double fail_times = json_is_number(times) ? json_number_value(times) : 0;
+    if (echo_record(job, env, err, attempt) < 0) return -1;
+    if (attempt > fail_times) return 0;
+    return jw_fail(err, "JobError", "flaky attempt %d", attempt);
 }
 
 /* jobwire.Fail [message]: fail with exactly message as the error. */
@@ -91,4 +110,5 @@ void jw_register_conformance_jobs(void) {
     jw_register("jobwire.Sleep", job_sleep);
     jw_register("jobwire.Crash", job_crash);
     jw_register("jobwire.Noop", job_noop);
+    jw_register("jobwire.Flaky", job_flaky);
 }

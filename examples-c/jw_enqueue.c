@@ -1,4 +1,8 @@
-/* jw_enqueue.c -- jobwire-enqueue QUEUE CLASS [JSON_ARG ...]
+/* jw_enqueue.c -- jobwire-enqueue [--at TIME | --in SECONDS] QUEUE CLASS [JSON_ARG ...]
+ *
+ * With --at/--in the job is stored for later with delay.lua in
+ * resque-scheduler's layout (protocol.md section 14.2), unless its time is
+ * not later than now: then it is enqueued at once.
  *
  * Builds {"class":...,"args":[...],"id":<32 hex>,"enqueued_at":<ms>} with
  * class first and args second (protocol.md section 5), validates it
@@ -7,6 +11,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +26,11 @@
 /* Print usage and exit with status code. */
 static void usage(int code) {
     fprintf(code ? stderr : stdout,
-            "usage: jobwire-enqueue [--redis-url URL] [--namespace NS] QUEUE CLASS [JSON_ARG ...]\n"
+            "usage: jobwire-enqueue [--redis-url URL] [--namespace NS] [--at TIME | --in SECONDS]\n"
+            "       QUEUE CLASS [JSON_ARG ...]\n"
             "       jobwire-enqueue --version | --help\n"
+            "TIME is Unix seconds or ISO 8601 (YYYY-MM-DDTHH:MM:SS[.fff], UTC unless it ends\n"
+            "in +hh:mm / -hh:mm). SECONDS may have a fraction.\n"
             "Each JSON_ARG is one JSON value (e.g. 7, '\"text\"', '{\"a\":1}'). Prints the job id.\n");
     exit(code);
 }
@@ -91,6 +100,85 @@ static long long push(jw_redis *r, const char *ns, const char *queue, const char
     return result;
 }
 
+/* --at TIME as ms since the epoch; -1 when it is not a time. */
+static long long parse_at(const char *s) {
+    char *end;
+    errno = 0;
+    double secs = strtod(s, &end);
+    if (end != s && !*end && !errno && secs >= 0 && secs < 1e11 && strchr(s, '-') == NULL)
+        return (long long)ceil(secs * 1000);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int used = 0;
+    if (sscanf(s, "%4d-%2d-%2d%*[T ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+        return -1;
+    const char *p = s + used;
+    long long ms = 0;
+    if (*p == '.') {
+        long long scale = 100;
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10) ms += (*p - '0') * scale;
+    }
+    long long offset_s = 0;
+    if (*p == 'Z' || *p == 'z') p++;
+    else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 && sscanf(p + 1, "%2d%2d", &oh, &om) != 2) return -1;
+        offset_s = (*p == '-' ? -1 : 1) * (oh * 3600LL + om * 60);
+        p += strlen(p);
+    }
+    if (*p) return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1) return -1;
+    return ((long long)t - offset_s) * 1000 + ms;
+}
+
+/* The delayed item: the payload with "queue" as its third member (after
+ * class and args) and "scheduled_for_ms" last (protocol.md 14.2). The
+ * payload is build_payload()'s, so "id" follows "args". */
+static char *delayed_item(const char *payload, const char *queue, long long at_ms, size_t *len) {
+    const char *id = strstr(payload, "],\"id\":\"");
+    jw_buf b = {0};
+    jw_buf_add(&b, payload, (size_t)(id + 1 - payload));
+    jw_buf_adds(&b, ",\"queue\":");
+    jw_buf_quote(&b, queue, strlen(queue));
+    jw_buf_add(&b, id + 1, strlen(id + 1) - 1);
+    jw_buf_addf(&b, ",\"scheduled_for_ms\":%lld}", at_ms);
+    return jw_buf_steal(&b, len);
+}
+
+/* Store the job for at_ms with delay.lua. Returns 1, or -1 on failure. */
+static long long delay(jw_redis *r, const char *ns, const char *queue, const char *payload,
+                       long long at_ms) {
+    size_t len;
+    char *item = delayed_item(payload, queue, at_ms, &len);
+    char ts[32];
+    snprintf(ts, sizeof ts, "%lld", (at_ms + 999) / 1000); /* ceil: never before its time */
+    jw_args a = {0};
+    char *keys[] = {jw_key(ns, JW_K_DELAYED_SCHEDULE, NULL), jw_key(ns, JW_K_DELAYED_BUCKET, ts),
+                    jw_key(ns, JW_K_DELAYED_TIMESTAMPS, item), jw_key(ns, JW_K_WAKE_SCHEDULE, NULL)};
+    for (int i = 0; i < 4; i++) jw_args_take(&a, keys[i], strlen(keys[i]));
+    jw_args_add(&a, ts);
+    jw_args_addn(&a, item, len);
+    free(item);
+    long long result = -1;
+    for (int attempt = 0; attempt < 6 && result < 0; attempt++) {
+        redisReply *rep = jw_redis_eval(r, JW_S_DELAY, 4, &a);
+        if (rep && rep->type == REDIS_REPLY_INTEGER) result = rep->integer;
+        else if (rep) {
+            fprintf(stderr, "jobwire-enqueue: %s\n", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+            freeReplyObject(rep);
+            break;
+        }
+        freeReplyObject(rep);
+        if (result < 0) usleep((useconds_t)(jw_redis_wait_hint(r) + 1) * 1000);
+    }
+    jw_args_free(&a);
+    return result;
+}
+
 /* Parse flags, build and validate the payload, push it, print its id.
  * Exit status: 0 pushed, 1 Redis unreachable or refused, 2 bad input. */
 /* The default of option `name` from spec/options.json (its one source), copied
@@ -116,6 +204,7 @@ static const char *option_default(const char *name, char *buf, size_t size) {
 
 int main(int argc, char **argv) {
     const char *url = getenv("REDIS_URL"), *ns = getenv("JOBWIRE_NAMESPACE");
+    long long at_ms = -1;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
@@ -124,6 +213,18 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage(2);
         if (strcmp(argv[i], "--redis-url") == 0) url = argv[++i];
         else if (strcmp(argv[i], "--namespace") == 0) ns = argv[++i];
+        else if (strcmp(argv[i], "--at") == 0 || strcmp(argv[i], "--in") == 0) {
+            if (at_ms >= 0) { fprintf(stderr, "jobwire-enqueue: give --at or --in once\n"); return 2; }
+            const char *flag = argv[i], *v = argv[++i];
+            if (strcmp(flag, "--at") == 0) {
+                at_ms = parse_at(v);
+            } else {
+                char *end;
+                double secs = strtod(v, &end);
+                at_ms = (end == v || *end || !(secs >= 0) || secs > 1e10) ? -1 : jw_wall_ms() + (long long)ceil(secs * 1000);
+            }
+            if (at_ms < 0) { fprintf(stderr, "jobwire-enqueue: bad %s value \"%s\"\n", flag, v); return 2; }
+        }
         else usage(2);
     }
     static char url_default[1024], ns_default[256];
@@ -163,7 +264,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(spec_dir);
-    long long n = push(&r, ns, queue, payload, len);
+    long long n = at_ms > jw_wall_ms() ? delay(&r, ns, queue, payload, at_ms)
+                                       : push(&r, ns, queue, payload, len);
     jw_redis_close(&r);
     jw_keys_free();
     free(payload);

@@ -55,6 +55,48 @@ static int check_enqueued_at(json_t *doc, char *err, size_t errlen) {
     return ok ? 0 : -1;
 }
 
+/* Is v a JSON Schema integer >= 0 (an integral real counts)? */
+static int nonneg_integer(const json_t *v) {
+    return (json_is_integer(v) && json_integer_value(v) >= 0) ||
+           (json_is_real(v) && json_real_value(v) >= 0 && floor(json_real_value(v)) == json_real_value(v));
+}
+
+/* Since 1.1 (protocol.md 14.4, 14.5): "attempts" is an array of attempt
+ * entries ($defs/attempt), "schedule" a string, "scheduled_for_ms" an
+ * integer >= 0. Returns 0 or -1 with the reason in err. */
+static int check_1_1(json_t *doc, char *err, size_t errlen) {
+    static const char *strings[] = {"exception", "error", "worker", "queue"};
+    json_t *attempts = json_object_get(doc, "attempts");
+    if (attempts && !json_is_array(attempts)) {
+        snprintf(err, errlen, "\"attempts\" must be an array of attempt entries");
+        return -1;
+    }
+    for (size_t i = 0; attempts && i < json_array_size(attempts); i++) {
+        json_t *e = json_array_get(attempts, i);
+        json_t *n = json_object_get(e, "attempt");
+        int ok = json_is_object(e) && nonneg_integer(n) && json_number_value(n) >= 1 &&
+                 nonneg_integer(json_object_get(e, "failed_at_ms")) &&
+                 nonneg_integer(json_object_get(e, "delay_ms"));
+        for (size_t k = 0; ok && k < sizeof strings / sizeof strings[0]; k++)
+            ok = json_is_string(json_object_get(e, strings[k]));
+        if (!ok) {
+            snprintf(err, errlen, "\"attempts\"[%zu] is not an attempt entry (protocol.md 14.4)", i);
+            return -1;
+        }
+    }
+    json_t *sched = json_object_get(doc, "schedule");
+    if (sched && !json_is_string(sched)) {
+        snprintf(err, errlen, "\"schedule\" must be a string");
+        return -1;
+    }
+    json_t *sf = json_object_get(doc, "scheduled_for_ms");
+    if (sf && !nonneg_integer(sf)) {
+        snprintf(err, errlen, "\"scheduled_for_ms\" must be a non-negative integer");
+        return -1;
+    }
+    return 0;
+}
+
 /* Copy of the JSON text raw with every number jansson cannot hold rewritten
  * so it can: integers outside int64 become doubles ("%.17g"), doubles that
  * overflow become +-DBL_MAX. Only the decoded copy handlers see changes; the
@@ -127,7 +169,7 @@ json_t *jw_job_parse(const char *raw, size_t len, int *not_json, char *err, size
     } else if (check_string(doc, "class", 1, 1, 1024, err, errlen) == 0 &&
                check_string(doc, "id", 0, 1, 64, err, errlen) == 0 &&
                check_string(doc, "queue", 0, 0, 0, err, errlen) == 0 &&
-               check_enqueued_at(doc, err, errlen) == 0) {
+               check_enqueued_at(doc, err, errlen) == 0 && check_1_1(doc, err, errlen) == 0) {
         if (!args || json_is_array(args)) return doc;
         snprintf(err, errlen, "\"args\" must be an array");
     }

@@ -35,6 +35,13 @@ static const char *const labels[JW_K__COUNT] = {
     [JW_K_WAKE_NEW_QUEUE] = "wake_new_queue",
     [JW_K_MINUTES] = "minutes",
     [JW_K_CONFORMANCE_ECHO] = "conformance_echo",
+    [JW_K_DELAYED_SCHEDULE] = "delayed_schedule",
+    [JW_K_DELAYED_BUCKET] = "delayed_bucket",
+    [JW_K_DELAYED_TIMESTAMPS] = "delayed_timestamps",
+    [JW_K_RETRY_SET] = "retry_set",
+    [JW_K_SCHEDULES] = "schedules",
+    [JW_K_SCHEDULE] = "schedule",
+    [JW_K_WAKE_SCHEDULE] = "wake_schedule",
 };
 
 static char *templates[JW_K__COUNT]; /* filled by jw_keys_load */

@@ -27,6 +27,14 @@ typedef enum jw_key_name {
     JW_K_WAKE_NEW_QUEUE,
     JW_K_MINUTES,
     JW_K_CONFORMANCE_ECHO,
+    /* protocol 1.1 (section 14) */
+    JW_K_DELAYED_SCHEDULE,      /* {ns}:delayed_queue_schedule */
+    JW_K_DELAYED_BUCKET,        /* {ns}:delayed:{ts} */
+    JW_K_DELAYED_TIMESTAMPS,    /* {ns}:timestamps:{item} */
+    JW_K_RETRY_SET,             /* {ns}:jobwire:retry */
+    JW_K_SCHEDULES,             /* {ns}:jobwire:schedules */
+    JW_K_SCHEDULE,              /* {ns}:jobwire:schedule:{name} */
+    JW_K_WAKE_SCHEDULE,         /* {ns}:jobwire:wake-schedule */
     JW_K__COUNT
 } jw_key_name;
 

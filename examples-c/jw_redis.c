@@ -114,7 +114,7 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
  * read so that a renamed file is a data change, not a code change. */
 static int load_scripts(jw_redis *r, const char *spec_dir, char *err, size_t errlen) {
     static const char *names[JW_S__COUNT] = {"enqueue", "work", "heartbeat", "unregister",
-                                             "failed_retry"};
+                                             "failed_retry", "delay", "promote", "retry", "fire"};
     char path[4096];
     json_error_t jerr;
     snprintf(path, sizeof path, "%s/lua/manifest.json", spec_dir);

@@ -9,7 +9,9 @@
 
 /* The scripts of spec/lua/manifest.json. */
 typedef enum jw_script {
-    JW_S_ENQUEUE, JW_S_WORK, JW_S_HEARTBEAT, JW_S_UNREGISTER, JW_S_FAILED_RETRY, JW_S__COUNT
+    JW_S_ENQUEUE, JW_S_WORK, JW_S_HEARTBEAT, JW_S_UNREGISTER, JW_S_FAILED_RETRY,
+    JW_S_DELAY, JW_S_PROMOTE, JW_S_RETRY, JW_S_FIRE, /* protocol 1.1 (section 14) */
+    JW_S__COUNT
 } jw_script;
 
 typedef struct jw_redis {

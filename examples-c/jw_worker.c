@@ -32,18 +32,22 @@
 #include "jw_job.h"
 #include "jw_keys.h"
 #include "jw_redis.h"
+#include "jw_schedule.h"
 #include "jw_util.h"
 
 #define CONTROL_EVERY_MS 1000   /* protocol.md 7.5: read control at least this often */
 #define LEAVE_TRIES_MS 10000    /* how long leaving retries an unreachable Redis */
+#define LOCAL_WAIT_MS 150       /* protocol.md 14.3: a due time this close is waited for locally */
 
 /* Why the master killed its child, if it did. */
 typedef enum { KILL_NONE, KILL_TIMEOUT, KILL_USR1, KILL_OPERATOR, KILL_TERM } kill_cause;
 
 /* The settle op waiting for the next work.lua call. */
 typedef struct outcome {
-    const char *op;     /* NULL (nothing to settle), "ok", "fail" or "crash" */
-    char *arg;          /* fail: the failure record; crash: the reason */
+    const char *op;     /* NULL (nothing to settle), "ok", "fail", "crash" or "retry" */
+    char *arg;          /* fail, retry: the failure record; crash: the reason */
+    char *entry;        /* retry: the attempt entry (protocol.md 14.4) */
+    long long delay_ms; /* retry: the delay before the next attempt */
     size_t arg_len;
     char *token;        /* the job's reservation token */
     char *queue;        /* the job's queue (crash requeues there) */
@@ -61,6 +65,11 @@ static struct {
     char *ns;
     long long heartbeat_ms, lease_ms, block_ms, job_timeout_ms, max_payload;
     int max_deaths;
+    jw_policy default_policy;   /* --default-retry (protocol.md 14.1) */
+    int promote;                /* --scheduler promote/all (1) or off (0) */
+    int fire;                   /* --scheduler all: also fire recurring schedules */
+    long long next_due_ms;      /* monotonic time of the next delayed/retry due time, -1 none */
+    long long next_promote_ms;  /* while a job runs: monotonic time of the next promotion */
 
     char host[256];
     char *id;                   /* worker id host:pid:queues */
@@ -187,6 +196,7 @@ static void signals_init(void) {
 
 static void kill_child(kill_cause why);
 static void set_paused(int paused);
+static int settle_retry(void);
 
 /* Act on the signals that arrived since the last call. Side effects: may
  * kill the running child and change the pause/quit/terminate state. */
@@ -494,9 +504,27 @@ static void idle_wait(int control_only) {
     if (!control_only) {
         for (int i = 0; i < W.nqueues; i++) add_key(&keys, JW_K_WAKE, W.queues[i]);
         if (W.wildcard) add_key(&keys, JW_K_WAKE_NEW_QUEUE, NULL);
+        if (W.promote) {
+            char *k = jw_key(W.ns, JW_K_WAKE_SCHEDULE, NULL);
+            jw_args_take(&keys, k, strlen(k));
+        }
     }
     long long timeout = W.next_beat_ms - jw_mono_ms();
     if (timeout > W.block_ms) timeout = W.block_ms;
+    if (!control_only && W.promote && W.next_due_ms >= 0) {
+        /* protocol.md 14.3: wake when the next job falls due. Redis times a
+         * blocked client out on its event-loop tick (up to 100 ms late), so
+         * the last moments are waited for here. */
+        long long due_in = W.next_due_ms - jw_mono_ms();
+        if (due_in < 1) due_in = 1;
+        if (due_in < LOCAL_WAIT_MS && due_in <= timeout) {
+            W.next_due_ms = -1;
+            jw_args_free(&keys);
+            nap(due_in);
+            return;
+        }
+        if (due_in - LOCAL_WAIT_MS < timeout) timeout = due_in - LOCAL_WAIT_MS;
+    }
     redisReply *rep = NULL;
     int rc = jw_redis_blpop(&W.r, &keys, timeout, W.sigpipe[0], &rep);
     if (rc == 1 && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
@@ -513,6 +541,7 @@ static void idle_wait(int control_only) {
 /* Drop the pending outcome. */
 static void outcome_clear(void) {
     free(W.out.arg);
+    free(W.out.entry);
     free(W.out.token);
     free(W.out.queue);
     memset(&W.out, 0, sizeof W.out);
@@ -523,6 +552,7 @@ static void outcome_clear(void) {
  * when Redis failed (W.out is kept for the next try). On any reply the
  * outcome counts as settled (ok, failed, requeued, poisoned or stale). */
 static redisReply *call_work(int reserve) {
+    if (W.out.op && strcmp(W.out.op, "retry") == 0 && settle_retry() < 0) return NULL;
     char day[16], failed_at[64], run_at[64];
     time_t now = time(NULL);
     today(day, sizeof day);
@@ -574,6 +604,27 @@ static redisReply *call_work(int reserve) {
     return rep;
 }
 
+/* retry.lua for a "retry" outcome (protocol.md 14.4). Afterwards nothing is
+ * left to settle; when Redis refuses it (say a retry key of the wrong type)
+ * the outcome becomes a plain "fail", so the job lands in the failed list
+ * rather than being lost. Returns -1 when Redis failed (W.out is kept: a
+ * repeated call after a lost reply answers "stale"). */
+static int settle_retry(void) {
+    redisReply *rep = jw_retry_settle(&W.r, W.ns, W.id, W.out.token, W.out.delay_ms, W.out.entry,
+                                      W.out.queue);
+    if (!rep) return -1;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        jw_log("Redis refused the retry of job %s (%s); failing it instead", W.out.token, rep->str);
+        W.out.op = "fail";
+    } else {
+        if (reply_is(rep, 0, "stale"))
+            jw_log("job %s was recovered elsewhere; its retry is dropped", W.out.token);
+        outcome_clear();
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
 /* Settle W.out without reserving; used before pausing or leaving. Returns
  * 0 once nothing is left to settle, -1 when Redis failed. */
 static int settle_only(void) {
@@ -616,6 +667,44 @@ static void outcome_fail(const jw_job *job, const char *type, const char *msg,
     outcome_set("fail", rec, len, job->token, job->queue);
 }
 
+/* A job error or timeout (protocol.md 14.4): another attempt under the job's
+ * policy (its "retry" member when that is a policy, else --default-retry),
+ * else a plain fail. */
+static void outcome_retry_or_fail(const jw_job *job, const char *type, const char *msg,
+                                  const char *const *frames, size_t nframes) {
+    char err[128];
+    jw_policy policy = W.default_policy;
+    json_t *member = json_object_get(job->doc, "retry");
+    if (member && jw_policy_parse(member, &policy, err, sizeof err) < 0) policy = W.default_policy;
+    int attempt = jw_attempt_of(job->doc);
+    outcome_fail(job, type, msg, frames, nframes); /* the record, kept in case Redis refuses the retry */
+    if (attempt >= policy.max_attempts) return;
+    const char *id = json_string_value(json_object_get(job->doc, "id"));
+    W.out.delay_ms = jw_retry_delay_ms(&policy, id ? id : "", attempt);
+    W.out.entry = jw_attempt_entry(attempt, jw_wall_ms(), type, msg, W.id, job->queue, W.out.delay_ms);
+    W.out.op = "retry";
+    jw_log("job %s attempt %d failed (%s); retrying in %lld ms", id ? id : job->klass, attempt, type,
+           W.out.delay_ms);
+}
+
+/* One promotion pass (protocol.md 14.3, 14.5); returns the jobs moved or fired.
+ * Remembers when the next one falls due, for idle_wait(). */
+static long long promote_due(void) {
+    if (!W.promote || !W.registered) return 0;
+    jw_promotion p;
+    if (jw_promote(&W.r, W.ns, W.id, W.max_payload, W.fire, &p) < 0) return 0;
+    W.next_due_ms = p.next_due_in_ms < 0 ? -1 : jw_mono_ms() + p.next_due_in_ms;
+    return p.moved + p.fired;
+}
+
+/* While a job runs: promote at least every heartbeat (protocol.md 14.3 (2)). */
+static void promote_if_due(void) {
+    long long now = jw_mono_ms();
+    if (!W.promote || now < W.next_promote_ms) return;
+    W.next_promote_ms = now + W.heartbeat_ms;
+    promote_due();
+}
+
 /* Wait for the child, doing the master's periodic duties meanwhile: beat,
  * read control commands, handle signals, enforce the job timeout. Returns
  * once the child has exited and its pipe is drained. */
@@ -627,6 +716,7 @@ static void supervise(void) {
         long long wait = CONTROL_EVERY_MS;
         if (W.next_beat_ms - now < wait) wait = W.next_beat_ms - now;
         if (W.next_control_ms - now < wait) wait = W.next_control_ms - now;
+        if (W.promote && W.next_promote_ms - now < wait) wait = W.next_promote_ms - now;
         if (deadline && deadline - now < wait) wait = deadline - now;
         if (wait < 0) wait = 0;
         struct pollfd pfd[2] = {{W.sigpipe[0], POLLIN, 0}, {eof ? -1 : W.run.fd, POLLIN, 0}};
@@ -639,6 +729,7 @@ static void supervise(void) {
         sync_state();
         beat_if_due();
         control_if_due();
+        promote_if_due();
         if (!eof && jw_child_reap(&W.run, 0)) {
             /* Exited with the pipe still open: only if it leaked the fd
              * somewhere. Drain what is there and stop waiting for EOF. */
@@ -662,13 +753,13 @@ static void child_outcome(const jw_job *job) {
          * 7.5: a job that finished before a stop signal is settled). */
         outcome_set("ok", NULL, 0, job->token, job->queue);
     } else if (kind == JW_RESULT_ERROR) {
-        outcome_fail(job, err.type, err.message, (const char *const *)err.frames, err.nframes);
+        outcome_retry_or_fail(job, err.type, err.message, (const char *const *)err.frames, err.nframes);
     } else if (W.killed == KILL_TERM) {
         /* Killed to leave: leave() gives the job back to its queue. */
     } else if (W.killed == KILL_TIMEOUT) {
         snprintf(msg, sizeof msg, "job ran longer than %lld ms; child %d killed with SIGKILL",
                  W.job_timeout_ms, (int)W.run.pid);
-        outcome_fail(job, "jobwire.Timeout", msg, NULL, 0);
+        outcome_retry_or_fail(job, "jobwire.Timeout", msg, NULL, 0);
     } else if (W.killed == KILL_USR1) {
         snprintf(msg, sizeof msg, "killed by SIGUSR1 to worker %s (child %d sent SIGKILL)", W.id,
                  (int)W.run.pid);
@@ -711,6 +802,7 @@ static void run_job(const char *token, const char *queue, const char *payload, s
     int close_fds[] = {W.sigpipe[0], W.sigpipe[1]};
     W.killed = KILL_NONE;
     W.job_lost = 0;
+    W.next_promote_ms = jw_mono_ms() + W.heartbeat_ms;
     W.run_token = token;
     int rc = -1;
     for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
@@ -753,6 +845,7 @@ static void work_once(void) {
     } else if (!reply_is(rep, 1, "retry")) {
         /* empty, paused (pause-all-workers), or settled (no queues yet) */
         freeReplyObject(rep);
+        if (promote_due() > 0) return; /* due jobs were moved: reserve again before blocking */
         title_waiting();
         idle_wait(0);
         return;
@@ -845,6 +938,15 @@ static int worker_run(void) {
 /* spec/options.json, the one source of flags, variables and defaults. */
 static json_t *options_doc;
 
+/* protocol.md 14.1's options. They are not in spec/options.json, whose table is
+ * protocol.md 7.2's. */
+static const struct { const char *flag, *env, *dflt, *help; } OPTIONS_1_1[] = {
+    {"--default-retry", "JOBWIRE_DEFAULT_RETRY", "false", "retry policy (JSON) of jobs that carry none"},
+    {"--scheduler", "JOBWIRE_SCHEDULER", "all", "all (promote, fire schedules), promote or off"},
+};
+
+static const char *flag_value(int argc, char **argv, const char *flag, const char *env);
+
 /* Print usage (generated from options.json) and exit with status code. */
 static void usage(int code) {
     FILE *f = code ? stderr : stdout;
@@ -860,7 +962,17 @@ static void usage(int code) {
         fprintf(f, "  %-22s %s; %s (%s)\n", json_string_value(json_object_get(o, "flag")),
                 json_string_value(json_object_get(o, "help")), dflt, json_string_value(json_object_get(o, "env")));
     }
+    for (size_t k = 0; k < sizeof OPTIONS_1_1 / sizeof OPTIONS_1_1[0]; k++)
+        fprintf(f, "  %-22s %s; default %s (%s)\n", OPTIONS_1_1[k].flag, OPTIONS_1_1[k].help,
+                OPTIONS_1_1[k].dflt, OPTIONS_1_1[k].env);
     exit(code);
+}
+
+
+/* Option k of OPTIONS_1_1: flag, else variable, else default; malloc'd. */
+static char *option_1_1(int argc, char **argv, size_t k) {
+    const char *v = flag_value(argc, argv, OPTIONS_1_1[k].flag, OPTIONS_1_1[k].env);
+    return jw_strdup(v ? v : OPTIONS_1_1[k].dflt);
 }
 
 /* The options.json entry named name (exits when missing: a spec/worker mismatch). */
@@ -878,8 +990,18 @@ static json_t *option_spec(const char *name) {
  * a malloc'd copy (argv is about to be overwritten by the title). */
 static char *option(int argc, char **argv, const char *name) {
     json_t *o = option_spec(name);
-    const char *flag = json_string_value(json_object_get(o, "flag"));
-    const char *env = json_string_value(json_object_get(o, "env"));
+    const char *v = flag_value(argc, argv, json_string_value(json_object_get(o, "flag")),
+                               json_string_value(json_object_get(o, "env")));
+    if (v) return jw_strdup(v);
+    json_t *d = json_object_get(o, "default");
+    char num[32];
+    if (json_is_integer(d)) { snprintf(num, sizeof num, "%lld", (long long)json_integer_value(d)); return jw_strdup(num); }
+    return json_is_string(d) ? jw_strdup(json_string_value(d)) : NULL;
+}
+
+/* The value of `flag` (also --flag=value), else $env when set and not
+ * empty, else NULL. */
+static const char *flag_value(int argc, char **argv, const char *flag, const char *env) {
     size_t fl = strlen(flag);
     const char *v = NULL;
     for (int i = 1; i < argc; i++) {
@@ -891,11 +1013,7 @@ static char *option(int argc, char **argv, const char *name) {
         }
     }
     if (!v && env && getenv(env) && *getenv(env)) v = getenv(env); /* an empty variable is unset */
-    if (v) return jw_strdup(v);
-    json_t *d = json_object_get(o, "default");
-    char num[32];
-    if (json_is_integer(d)) { snprintf(num, sizeof num, "%lld", (long long)json_integer_value(d)); return jw_strdup(num); }
-    return json_is_string(d) ? jw_strdup(json_string_value(d)) : NULL;
+    return v;
 }
 
 /* An integer option: ASCII digits only, at least its options.json minimum. */
@@ -944,6 +1062,11 @@ static void check_flags(int argc, char **argv) {
             if (strcmp(argv[i], flag) == 0) { ok = 1; i++; break; }
             if (strncmp(argv[i], flag, kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
         }
+        for (size_t k = 0; !ok && k < sizeof OPTIONS_1_1 / sizeof OPTIONS_1_1[0]; k++) {
+            size_t kl = strlen(OPTIONS_1_1[k].flag);
+            if (strcmp(argv[i], OPTIONS_1_1[k].flag) == 0) { ok = 1; i++; }
+            else if (strncmp(argv[i], OPTIONS_1_1[k].flag, kl) == 0 && argv[i][kl] == '=') ok = 1;
+        }
         if (!ok) { fprintf(stderr, "jobwire-worker: unknown argument %s\n", argv[i]); usage(2); }
     }
 }
@@ -969,6 +1092,30 @@ static void read_spec_version(const char *spec_dir) {
     W.spec_version[strcspn(W.spec_version, " \t\r\n")] = '\0';
     snprintf(W.spec_major, sizeof W.spec_major, "%.*s", (int)strcspn(W.spec_version, "."),
              W.spec_version);
+}
+
+/* --default-retry and --scheduler (protocol.md 14.1). */
+static void configure_1_1(int argc, char **argv) {
+    char *policy = option_1_1(argc, argv, 0);
+    json_error_t jerr;
+    char err[128];
+    json_t *v = json_loads(policy, JSON_DECODE_ANY, &jerr);
+    if (!v || jw_policy_parse(v, &W.default_policy, err, sizeof err) < 0) {
+        fprintf(stderr, "jobwire-worker: --default-retry is not a retry policy (false or an object, "
+                        "protocol.md 14.4): %s: %s\n", policy, v ? err : jerr.text);
+        exit(2);
+    }
+    json_decref(v);
+    free(policy);
+    char *mode = option_1_1(argc, argv, 1);
+    if (strcmp(mode, "all") != 0 && strcmp(mode, "promote") != 0 && strcmp(mode, "off") != 0) {
+        fprintf(stderr, "jobwire-worker: --scheduler is all, promote or off, not \"%s\"\n", mode);
+        exit(2);
+    }
+    W.promote = strcmp(mode, "off") != 0;
+    W.fire = strcmp(mode, "all") == 0;
+    W.next_due_ms = -1;
+    free(mode);
 }
 
 /* Fill W from flags and environment (protocol.md 7.2). Exits with status 2
@@ -1002,6 +1149,7 @@ static void configure(int argc, char **argv, const char *spec_dir) {
         exit(2);
     }
     parse_queues();
+    configure_1_1(argc, argv);
     json_decref(options_doc);
     options_doc = NULL;
 }

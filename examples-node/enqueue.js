@@ -1,18 +1,20 @@
 #!/usr/bin/env node
-// node examples-node/enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]
-// Enqueues one job with enqueue.lua and prints its id.
+// node examples-node/enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS] [--at TIME | --in SECONDS]
+// Enqueues one job with enqueue.lua (or, with --at/--in, delay.lua: protocol.md 14.2) and prints its id.
 import { parseArgs } from 'node:util';
 import { Client } from './lib/client.js';
 import { parseJson, DEFAULT_REDIS_URL } from './lib/util.js';
 import { packageVersion } from './lib/spec.js';
 
-const USAGE = 'usage: node enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]\n       node enqueue.js --version | --help';
+const USAGE = 'usage: node enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]\n' +
+  '  [--at TIME (ISO 8601, UTC unless it has an offset, or Unix seconds) | --in SECONDS]\n       node enqueue.js --version | --help';
 let values;
 let positionals;
 try {
   ({ values, positionals } = parseArgs({
     options: {
       'redis-url': { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
+      at: { type: 'string' }, in: { type: 'string' },
     },
     allowPositionals: true,
   }));
@@ -40,12 +42,34 @@ try {
   process.stderr.write(`enqueue: an argument is not JSON: ${err.message}\n`);
   process.exit(2);
 }
+/** --at TIME / --in SECONDS as ms since the epoch, null for neither; exits 2 on bad input. */
+function dueMs() {
+  if (values.at !== undefined && values.in !== undefined) return usageError('give --at or --in, not both');
+  if (values.in !== undefined) {
+    const s = Number(values.in);
+    if (values.in.trim() === '' || !Number.isFinite(s) || s < 0) return usageError(`--in needs seconds >= 0, got ${values.in}`);
+    return Date.now() + Math.ceil(s * 1000);
+  }
+  if (values.at === undefined) return null;
+  if (/^\d+(\.\d+)?$/.test(values.at)) return Math.ceil(Number(values.at) * 1000);
+  const iso = /(Z|[+-]\d\d:?\d\d)$/i.test(values.at) ? values.at : `${values.at}Z`;
+  const ms = Date.parse(iso);
+  if (!/^\d{4}-\d\d-\d\d/.test(values.at) || Number.isNaN(ms)) return usageError(`--at is not ISO 8601 or Unix seconds: ${values.at}`);
+  return ms;
+}
+
+function usageError(message) {
+  process.stderr.write(`enqueue: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const at = dueMs();
 const client = new Client({
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
   namespace: values.namespace ?? process.env.JOBWIRE_NAMESPACE ?? 'resque',
 });
 try {
-  const id = await client.enqueue(queue, className, args);
+  const id = at === null ? await client.enqueue(queue, className, args) : await client.enqueueAt(queue, className, args, at);
   process.stdout.write(`${id}\n`);
 } catch (err) {
   process.stderr.write(`enqueue: ${err.message}\n`);

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# jobwire in containers: the engine, local stand-in base images, the project's images, and a test
-# that runs each worker in its own container against a Redis container.
+# jobwire in containers: the engine, local stand-in base images, the project's images, and the
+# container tests (docker/tests, pytest with the Docker SDK for Python; docker/README.md).
 #
-#   bash scripts/containers.sh test         everything, from a fresh Debian 12 root machine (CI)
+#   bash scripts/containers.sh test [ARGS]  everything, from a fresh Debian 12 root machine (CI);
+#                                           ARGS go to pytest (e.g. -k matrix)
 #   bash scripts/containers.sh engine       install docker.io/debootstrap/docker-compose, start dockerd
 #   bash scripts/containers.sh bases        build the stand-in base images (no registry needed)
 #   bash scripts/containers.sh build        build the project's images on those bases
 #   bash scripts/containers.sh compose ARGS docker-compose with the stand-in bases, e.g. `compose up`
-#   bash scripts/containers.sh clean        remove the containers this script started
+#   bash scripts/containers.sh clean        remove the containers this script (or the suite's --image) started
 #   bash scripts/containers.sh stop-engine  stop the dockerd this script started (by its pid file)
 #
 # Environment:
@@ -17,9 +18,8 @@
 #   JOBWIRE_KEEP_ENGINE=1           `test` leaves running a dockerd this script started (by
 #                                   default it stops it at the end, by the pid in its pid file)
 #   JOBWIRE_CONTAINERS_TIMEOUT=S    bound for the whole `test` (default 2700 s)
-#   JOBWIRE_CONTAINERS_CONFORMANCE=0  skip the conformance runs in `test`
-#   JOBWIRE_CONTAINERS_IMPLS="python node c"  the workers the conformance runs cover
 #   JOBWIRE_CONTAINERS_JOBS=2       jobs per cell of the matrix across containers
+#   DOCKER=PATH                     the docker client to use (default /usr/bin/docker, else PATH's)
 #
 # Networking: dockerd runs with no bridge and no NAT; every build and container uses the host's
 # network and every server binds 127.0.0.1. No host name of any registry or mirror is written
@@ -35,12 +35,28 @@ RUN_ID="jwc-$$"
 LABEL="org.jobwire.containers=$RUN_ID"
 BASES=${JOBWIRE_BASES:-standin}
 export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0
-# Debian's client matches Debian's engine (20.10); another docker client on PATH may be newer.
-if [ -x /usr/bin/docker ]; then DOCKER=${DOCKER:-/usr/bin/docker}; else DOCKER=${DOCKER:-docker}; fi
 
 log() { printf '[containers %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-docker() { "$DOCKER" "$@"; }
+
+# The docker client as an absolute path, or empty when there is none. Resolved again after
+# install_packages: on a fresh machine there is no client until docker.io is installed. Debian's
+# client (/usr/bin/docker) matches Debian's engine (20.10); another client on PATH may be newer.
+# $DOCKER from the environment wins (a name is looked up on PATH, never as the function below).
+resolve_docker() {
+  local want=${JOBWIRE_DOCKER_CLIENT:-}
+  if [ -z "$want" ] && [ -f /usr/bin/docker ] && [ -x /usr/bin/docker ]; then want=/usr/bin/docker; fi
+  DOCKER=$(type -P "${want:-docker}" || true)
+  # bash names a file it cannot execute when no executable one is found: that is no client.
+  { [ -f "$DOCKER" ] && [ -x "$DOCKER" ]; } || DOCKER=
+}
+JOBWIRE_DOCKER_CLIENT=${DOCKER:-}
+resolve_docker
+# `command` runs the client, never this function again (a wrapper that calls its own name recurses).
+docker() {
+  [ -n "$DOCKER" ] || die "no docker client on PATH or at /usr/bin/docker (bash scripts/containers.sh engine installs docker.io)"
+  command "$DOCKER" "$@"
+}
 
 # -- images -------------------------------------------------------------------------------------
 
@@ -77,9 +93,11 @@ install_packages() {
       || { [ -z "$policy" ] || rm -f "$policy"; die "apt-get install ${want[*]} failed"; }
     [ -z "$policy" ] || rm -f "$policy"
   fi
+  resolve_docker  # the client docker.io just installed
+  [ -n "$DOCKER" ] || die "docker.io is installed but no docker client is on PATH or at /usr/bin/docker"
 }
 
-engine_up() { timeout 10 "$DOCKER" info >/dev/null 2>&1; }
+engine_up() { [ -n "$DOCKER" ] && timeout 10 "$DOCKER" info >/dev/null 2>&1; }
 
 our_dockerd_pid() {
   local pid
@@ -166,6 +184,7 @@ pkg_build_args() {
   reg=${NPM_CONFIG_REGISTRY:-$( (command -v npm >/dev/null && npm config get registry) 2>/dev/null || true)}
   BUILD_ARGS=(--build-arg "JW_PIP_INDEX_URL=$idx" --build-arg "JW_PIP_EXTRA_INDEX_URL=$extra"
               --build-arg "JW_NPM_REGISTRY=$reg")
+  PIP_IDX=$idx PIP_EXTRA=$extra NPM_REG=$reg
 }
 
 build_image() {  # $1 tag, $2 dockerfile, rest: extra args; context is the repository
@@ -191,9 +210,9 @@ cmd_bases() {
       || die "docker import of the root file system failed"
     rm -rf "$dir"
   fi
+  # Built every time: unchanged Dockerfiles are cache hits (seconds), changed ones take effect.
   local name
   for name in debian python node redis; do
-    have_image "jobwire-standin/$name:bookworm" && continue
     build_image "jobwire-standin/$name:bookworm" "docker/standin/$name.Dockerfile"
   done
 }
@@ -222,52 +241,41 @@ cmd_compose() {
 
 # -- the test -------------------------------------------------------------------------------------
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-cmd_clean() {  # every container any run of this script labelled
+cmd_clean() {  # every container a run of this script, or of jobwire-conformance --image, labelled
   local ids
-  ids=$(docker ps -aq --filter "label=org.jobwire.containers" 2>/dev/null || true)
+  [ -n "$DOCKER" ] || { log "no docker client here: no containers to remove"; return 0; }
+  ids=$( { docker ps -aq --filter "label=org.jobwire.containers"
+           docker ps -aq --filter "label=org.jobwire.conformance.worker"; } 2>/dev/null | sort -u || true)
   [ -z "$ids" ] || { log "removing containers: $(echo $ids)"; docker rm -f $ids >/dev/null || true; }
 }
 
-CREATED=()
-run_ctr() {  # run_ctr NAME docker-run-args... ; detached, labelled, host network; sets CTR
-  CTR=$RUN_ID-$1; shift
-  CREATED+=("$CTR")
-  docker run -d --name "$CTR" --label "$LABEL" --network host "$@" >/dev/null \
-    || die "docker run $CTR failed"
+# The tests' Python: the repository's venv (make setup) with the Docker SDK of docker/requirements.txt.
+test_python() {
+  local py=$ROOT/.venv/bin/python
+  [ -x "$py" ] || die "no $ROOT/.venv: run make setup first (make test-containers does)"
+  if ! cmp -s docker/requirements.txt "$ROOT/.venv/.docker-requirements.installed" 2>/dev/null \
+     || ! "$py" -c 'import docker' 2>/dev/null; then
+    log "pip install -r docker/requirements.txt (the Docker SDK for Python) into .venv"
+    "$py" -m pip install -q -r docker/requirements.txt || die "pip install -r docker/requirements.txt failed"
+    cp docker/requirements.txt "$ROOT/.venv/.docker-requirements.installed"
+  fi
+  "$py" -c 'import jobwire_conformance.image' 2>/dev/null \
+    || "$py" -m pip install -q --no-deps -e conformance >/dev/null 2>&1 || die "pip install -e conformance failed"
+  PY=$py
 }
 
 cleanup_test() {
   local rc=$?
-  if [ -n "${COMPOSE_PROJECT:-}" ]; then
-    log "docker-compose -p $COMPOSE_PROJECT down"
-    cmd_compose -p "$COMPOSE_PROJECT" --profile polyglot --profile tools down --remove-orphans >/dev/null 2>&1 || true
-  fi
-  if ((${#CREATED[@]})); then
-    log "removing containers: ${CREATED[*]}"
-    "$DOCKER" rm -f "${CREATED[@]}" >/dev/null 2>&1 || true
-  fi
+  cmd_clean
   if [ -n "${STARTED_ENGINE:-}" ] && [ "${JOBWIRE_KEEP_ENGINE:-0}" != 1 ]; then cmd_stop_engine; fi
   exit "$rc"
 }
 
-redis_cli() { docker exec "$REDIS_CTR" redis-cli -p "$PORT" "$@"; }
-
-enqueue_in_container() {  # IMPL QUEUE CLASS JSON-ARGS... ; each implementation's own enqueuer
-  local impl=$1; shift
-  local run=(docker run --rm --label "$LABEL" --network host -e "REDIS_URL=$REDIS_URL")
-  case $impl in
-    python) "${run[@]}" "$IMG_PY" enqueue --redis-url "$REDIS_URL" "$@" ;;
-    node) "${run[@]}" --entrypoint node "$IMG_NODE" enqueue.js --redis-url "$REDIS_URL" -- "$@" ;;
-    c) "${run[@]}" --entrypoint jobwire-enqueue "$IMG_C" --redis-url "$REDIS_URL" "$@" ;;
-  esac >/dev/null
-}
-
+# The images, then docker/tests (pytest, the engine through the Docker SDK): the no-docker script
+# test, docker-compose, the 3 x 3 matrix across containers, the conformance suite against each
+# worker image, and the fresh-machine test. Extra arguments go to pytest (e.g. -k matrix).
 cmd_test_inner() {
-  local t0=$SECONDS failures=0
+  local t0=$SECONDS rc=0
   need_root
   if ! engine_up; then cmd_engine; STARTED_ENGINE=1; else install_packages; fi
   # A dockerd left by an earlier, killed run of this script is ours to stop as well.
@@ -277,223 +285,27 @@ cmd_test_inner() {
   cmd_clean
   cmd_bases
   cmd_build
+  test_python
   log "images ready after $((SECONDS - t0)) s"
-
-  log "checking docker-compose.yml with docker-compose config"
-  cmd_compose --profile polyglot --profile conformance --profile tools config -q \
-    || die "docker-compose config rejected docker-compose.yml"
-
-  PORT=$(free_port)
-  REDIS_URL="redis://127.0.0.1:$PORT/0"
-  run_ctr redis "$REDIS_IMAGE" redis-server --bind 127.0.0.1 --port "$PORT" --save '' --appendonly no
-  REDIS_CTR=$CTR
-  local i
-  for i in $(seq 1 50); do redis_cli ping 2>/dev/null | grep -q PONG && break; sleep 0.2; done
-  redis_cli ping | grep -q PONG || die "the redis container did not answer on 127.0.0.1:$PORT"
-  log "redis container on 127.0.0.1:$PORT"
-
-  # One worker container per implementation, each on its own queue.
-  local W_ENV=(-e "REDIS_URL=$REDIS_URL" --init)
-  run_ctr worker-python "${W_ENV[@]}" --hostname "$RUN_ID-python" "$IMG_PY" worker --queues ct-python --import jobwire.conformance_jobs \
-    --redis-url "$REDIS_URL"
-  run_ctr worker-node "${W_ENV[@]}" --hostname "$RUN_ID-node" "$IMG_NODE" --queues ct-node --redis-url "$REDIS_URL"
-  run_ctr worker-c "${W_ENV[@]}" --hostname "$RUN_ID-c" "$IMG_C" --queues ct-c --redis-url "$REDIS_URL"
-
-  # The matrix across containers: a client container of each implementation enqueues jobwire.Echo
-  # jobs on each worker's queue (n per cell); every job must be echoed by the worker of its queue
-  # (the record's "impl" field) with the arguments it was given.
-  local enq impl n=${JOBWIRE_CONTAINERS_JOBS:-2} k
-  for enq in python node c; do
-    for impl in python node c; do
-      for k in $(seq 1 "$n"); do
-        enqueue_in_container "$enq" "ct-$impl" jobwire.Echo "\"from-$enq-to-$impl\"" "$k" '{"k":[1.5,true,null]}' \
-          || die "the $enq client container could not enqueue on ct-$impl"
-      done
-    done
-  done
-  log "enqueued $((9 * n)) jobwire.Echo jobs: python, node and c client containers x python, node and c worker queues"
-
-  local expect=$((9 * n)) got=0
-  for i in $(seq 1 150); do
-    got=$(redis_cli llen resque:jobwire:conformance:echo)
-    [ "$got" -ge "$expect" ] && break
-    sleep 0.2
-  done
-  local table
-  if table=$(redis_cli lrange resque:jobwire:conformance:echo 0 -1 | python3 -c '
-import json, sys
-n = int(sys.argv[1])
-impls = ["python", "node", "c"]
-rows = [json.loads(l) for l in sys.stdin if l.strip()]
-bad = 0
-print("enqueuer \\ worker   " + "".join(f"{w:>8}" for w in impls))
-for e in impls:
-    cells = []
-    for w in impls:
-        ok = sorted(r["args"][1] for r in rows if r.get("queue") == "ct-" + w and r.get("impl") == w
-                    and r.get("args", [None])[0] == f"from-{e}-to-{w}" and r["args"][2:] == [{"k": [1.5, True, None]}])
-        good = ok == list(range(1, n + 1))
-        bad += not good
-        cells.append("PASS" if good else f"FAIL{len(ok)}")
-    print(f"{e:<19}" + "".join(f"{c:>8}" for c in cells))
-sys.exit(1 if bad else 0)
-' "$n"); then
-    log "PASS: every client container's jobs ran on the worker container of their queue:"
-    printf '%s\n' "$table" >&2
-  else
-    log "FAIL: the matrix across containers (FAILk: k of $n jobs echoed correctly):"
-    printf '%s\n' "$table" >&2
-    for impl in python node c; do docker logs --tail 10 "$RUN_ID-worker-$impl" >&2 || true; done
-    failures=$((failures + 1))
-  fi
-  docker rm -f "$RUN_ID-worker-python" "$RUN_ID-worker-node" "$RUN_ID-worker-c" >/dev/null
-
-  compose_smoke || failures=$((failures + 1))
-
-  if [ "${JOBWIRE_CONTAINERS_CONFORMANCE:-1}" != 0 ]; then
-    conformance_in_containers || failures=$((failures + 1))
-  fi
-
-  local steps=2
-  [ "${JOBWIRE_CONTAINERS_CONFORMANCE:-1}" != 0 ] && steps=3
-  log "done in $((SECONDS - t0)) s; $failures failing step(s)"
-  echo "containers: $((steps - failures)) passed, $failures failed"  # the closing line CI reads
-  [ "$failures" = 0 ]
-}
-
-# docker-compose.yml as a user runs it: the default services plus the polyglot profile, on free
-# ports; jobs from the `client` service; the web UI answers; every worker registered.
-compose_smoke() {
-  local rc=0 rport wport i n workers code
-  rport=$(free_port) wport=$(free_port)
-  COMPOSE_PROJECT=$RUN_ID
-  export JOBWIRE_REDIS_PORT=$rport JOBWIRE_WEB_PORT=$wport JOBWIRE_QUEUES=smoke
-  log "docker-compose --profile polyglot up -d (redis on 127.0.0.1:$rport, web on 127.0.0.1:$wport)"
-  cmd_compose -p "$COMPOSE_PROJECT" --profile polyglot up -d --no-build >"$STATE/compose.log" 2>&1 \
-    || { tail -n 20 "$STATE/compose.log" >&2; log "FAIL: docker-compose up"; return 1; }
-  local rcli=(docker exec "$COMPOSE_PROJECT"_redis_1 redis-cli -p "$rport")
-  for i in $(seq 1 100); do
-    workers=$("${rcli[@]}" scard resque:workers 2>/dev/null || echo 0)
-    [ "$workers" = 3 ] && break
-    sleep 0.2
-  done
-  [ "$workers" = 3 ] || { log "FAIL: compose: $workers of 3 workers registered"; rc=1; }
-  n=6
-  for i in $(seq 1 "$n"); do
-    cmd_compose -p "$COMPOSE_PROJECT" run --rm client enqueue smoke jobwire.Echo '"compose"' "$i" >/dev/null 2>&1 \
-      || { log "FAIL: compose: docker-compose run client enqueue"; rc=1; break; }
-  done
-  for i in $(seq 1 100); do
-    [ "$("${rcli[@]}" llen resque:jobwire:conformance:echo)" -ge "$n" ] && break
-    sleep 0.2
-  done
-  local ran
-  ran=$("${rcli[@]}" lrange resque:jobwire:conformance:echo 0 -1 | python3 -c '
-import collections, json, sys
-c = collections.Counter(json.loads(l)["impl"] for l in sys.stdin if l.strip())
-print(sum(c.values()), " ".join(f"{k}={v}" for k, v in sorted(c.items())))')
-  [ "${ran%% *}" = "$n" ] || { log "FAIL: compose: $ran of $n jobs ran"; rc=1; }
-  for i in $(seq 1 50); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$wport/" || true)
-    [ "$code" = 200 ] && break
-    sleep 0.2
-  done
-  [ "$code" = 200 ] || { log "FAIL: compose: the web UI on 127.0.0.1:$wport answered ${code:-nothing}"; rc=1; }
-  [ "$rc" = 0 ] && log "PASS: docker-compose up: 3 workers, $n jobs from the client service ran ($ran), web UI 200"
-  cmd_compose -p "$COMPOSE_PROJECT" --profile polyglot --profile tools down --remove-orphans >/dev/null 2>&1 || rc=1
-  COMPOSE_PROJECT=
+  compose_env
+  export JOBWIRE_CONTAINERS_RUN_ID=$RUN_ID JOBWIRE_CONTAINERS_STATE=$STATE JOBWIRE_BASES=$BASES
+  export JOBWIRE_IMAGE_PYTHON=$IMG_PY JOBWIRE_IMAGE_NODE=$IMG_NODE JOBWIRE_IMAGE_C=$IMG_C
+  export JOBWIRE_IMAGE_CONFORMANCE=$IMG_CONF JOBWIRE_STANDIN_DEBIAN=$DEBIAN_BASE
+  pkg_build_args
+  export JW_PIP_INDEX_URL=$PIP_IDX JW_PIP_EXTRA_INDEX_URL=$PIP_EXTRA JW_NPM_REGISTRY=$NPM_REG
+  "$PY" -m pytest -q -p no:cacheprovider -o addopts= --tb=short --rootdir docker/tests docker/tests -rA "$@" || rc=$?
+  log "done in $((SECONDS - t0)) s"
+  echo "containers: pytest docker/tests exit $rc"  # the closing line CI reads
   return "$rc"
-}
-
-# The conformance runner (in its own container) drives workers that run in the python, node and c
-# images (the same features as their manifests in conformance/implementations/).
-# The runner identifies a worker by the pid it spawned and signals that pid directly (SIGQUIT,
-# SIGTERM, SIGKILL of the master with no orphan left, ...), which `docker run` cannot give it: the
-# spawned pid would be the docker client, not the worker. So the worker command enters the mount
-# namespace of a running container of the image with nsenter and execs the worker there: the
-# worker's files, libraries and runtime are the image's, the pid is the one the runner spawned.
-conformance_in_containers() {
-  local rc=0 impl holder hpid cmd mode feats
-  mkdir -p "$ROOT/reports"
-  redis_cli flushall >/dev/null
-  for impl in ${JOBWIRE_CONTAINERS_IMPLS:-python node c}; do
-    local img wd argv feats=(--feature kill-running-job --feature fork-per-job --feature job-timeout)
-    mode=fork
-    case $impl in
-      python) img=$IMG_PY wd=/app argv="/app/.venv/bin/jobwire worker --import jobwire.conformance_jobs" ;;
-      node) img=$IMG_NODE wd=/app/examples-node argv="node worker.js --concurrency 1"
-            feats=(--feature kill-running-job --feature job-timeout) ;;  # a job child per worker, not per job
-      c) img=$IMG_C wd=/app/examples-c argv="./jobwire-worker" ;;
-      *) die "JOBWIRE_CONTAINERS_IMPLS: unknown implementation $impl" ;;
-    esac
-    # --pid host: the worker is a host process, so the /proc it sees must be the host's, not the
-    # one of a container pid namespace it is not in.
-    run_ctr "holder-$impl" --pid host --entrypoint sleep "$img" infinity
-    holder=$CTR
-    hpid=$(docker inspect -f '{{.State.Pid}}' "$holder")
-    # --wd without a directory: the holder's working directory ($wd), opened in its namespace
-    cmd="nsenter --target $hpid --mount --wd -- $argv"
-    log "conformance: $impl worker in the $img image (in $wd): --worker-cmd '$cmd'"
-    redis_cli flushall >/dev/null
-    CREATED+=("$RUN_ID-conformance-$impl")
-    if docker run --rm --name "$RUN_ID-conformance-$impl" --label "$LABEL" --network host --pid host --cap-add SYS_ADMIN --cap-add SYS_PTRACE \
-         --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-         -v "$ROOT/reports:/reports" "$IMG_CONF" \
-         --redis-url "$REDIS_URL" --worker-cmd "$cmd" --mode "$mode" "${feats[@]}" --impl-name "$impl" \
-         --no-figures --jobs 2 --json "/reports/containers-$impl.json" --junit "/reports/containers-$impl.xml" \
-         >"$STATE/conformance-$impl.log" 2>&1; then
-      log "PASS: conformance suite against the $impl worker in its image ($(grep -E 'CONFORMANT' "$STATE/conformance-$impl.log" | tail -n 1))"
-    elif retry_failed "$impl" "$cmd" "$mode" "${feats[@]}"; then
-      log "PASS after a retry: the first run's failures (timing, under load?) passed when run again alone; both logs in $STATE"
-    else
-      log "FAIL: conformance suite against the $impl worker in its image; summary (full log: $STATE/conformance-$impl.log):"
-      grep -E '^(worker-cmd:|  (FAIL|ERROR))' "$STATE/conformance-$impl.log" | cut -c1-300 | tail -n 30 >&2
-      log "redis container answers PING with: $(redis_cli ping 2>&1 | head -c 200)"
-      rc=1
-    fi
-    docker rm -f "$holder" >/dev/null
-  done
-  return "$rc"
-}
-
-# The suite's timing tests (wake latency, lease expiry) can fail on a loaded machine: run the
-# failed MUST tests once more, alone, and pass only if they all pass then. Logged as a retry.
-retry_failed() {  # impl cmd mode features...
-  local impl=$1 cmd=$2 mode=$3; shift 3
-  local ids only=()
-  ids=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-def walk(x):
-    if isinstance(x, dict):
-        if x.get("status") in ("fail", "error") and x.get("level") == "MUST" and "id" in x:
-            yield x["id"]
-        for v in x.values():
-            yield from walk(v)
-    elif isinstance(x, list):
-        for v in x:
-            yield from walk(v)
-print(" ".join(sorted(set(walk(d)))))' "$ROOT/reports/containers-$impl.json" 2>/dev/null) || return 1
-  [ -n "$ids" ] || return 1
-  local n=0 id
-  for id in $ids; do only+=(--only "$id"); n=$((n + 1)); done
-  [ "$n" -le 8 ] || return 1
-  log "retrying $n failed test(s) against the $impl worker: $ids"
-  redis_cli flushall >/dev/null
-  CREATED+=("$RUN_ID-conformance-$impl-retry")
-  docker run --rm --name "$RUN_ID-conformance-$impl-retry" --label "$LABEL" --network host --pid host \
-    --cap-add SYS_ADMIN --cap-add SYS_PTRACE --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-    "$IMG_CONF" --redis-url "$REDIS_URL" --worker-cmd "$cmd" --mode "$mode" "$@" --impl-name "$impl" \
-    --no-figures --jobs 1 "${only[@]}" >"$STATE/conformance-$impl-retry.log" 2>&1
 }
 
 cmd_test() {
   # Bounded in time: the whole test runs under timeout(1).
   if [ -z "${JOBWIRE_CONTAINERS_INNER:-}" ]; then
-    JOBWIRE_CONTAINERS_INNER=1 exec timeout --foreground -k 30 "${JOBWIRE_CONTAINERS_TIMEOUT:-2700}" bash "$0" test
+    JOBWIRE_CONTAINERS_INNER=1 exec timeout --foreground -k 30 "${JOBWIRE_CONTAINERS_TIMEOUT:-2700}" bash "$0" test "$@"
   fi
   mkdir -p "$STATE"
-  cmd_test_inner
+  cmd_test_inner "$@"
 }
 
 case "${1:-}" in
@@ -503,7 +315,7 @@ case "${1:-}" in
   build) need_root; cmd_bases; cmd_build ;;
   compose) shift; cmd_compose "$@" ;;
   clean) cmd_clean ;;
-  test) cmd_test ;;
+  test) shift; cmd_test "$@" ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
 exit

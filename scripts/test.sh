@@ -23,6 +23,19 @@ if [ -f examples-c/Makefile ]; then
   make -C examples-c test
 fi
 
+echo "== packaging: build every package, install each outside the checkout, run it there"
+python -m pytest -q -p no:cacheprovider tests/packaging
+
+if [ -f scripts/chaos.py ]; then
+  echo "== chaos (short form: 2,000 jobs a round)"
+  python scripts/chaos.py --ci
+fi
+
+if [ -f scripts/soak.py ]; then
+  echo "== soak (short form: 20,000 jobs, RSS flat after warm-up)"
+  python scripts/soak.py --ci
+fi
+
 if [ -f scripts/conformance.sh ]; then
   echo "== conformance"
   bash scripts/conformance.sh

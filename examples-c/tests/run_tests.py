@@ -764,14 +764,92 @@ def test_bench():
     print("    jobwire-enqueue: %d runs in %.2fs = %.0f/s (one process per job)" % (m, el, m / el))
 
 
+def test_delayed():
+    """protocol.md 14.2/14.3: jobwire-enqueue --in stores resque-scheduler's layout; an idle
+    worker promotes the job at its bucket second, not before, and wakes for it on its own."""
+    w = Worker("d", block_ms=5000)
+    w.wait_registered()
+    cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "--in", "1.5", "d", "jobwire.Echo", "7"]
+    t0 = time.time()
+    jid = subprocess.run(cmd, check=True, capture_output=True, env=child_env()).stdout.decode().strip()
+    ts = R("ZRANGE", "resque:delayed_queue_schedule", 0, -1)
+    assert len(ts) == 1, ts
+    item = R("LINDEX", b"resque:delayed:" + ts[0], 0)
+    doc = json.loads(item)
+    assert list(doc)[:3] == ["class", "args", "queue"] and doc["queue"] == "d" and doc["id"] == jid, doc
+    assert doc["scheduled_for_ms"] > t0 * 1000 and int(ts[0]) * 1000 >= doc["scheduled_for_ms"], (doc, ts)
+    assert R("SMEMBERS", b"resque:timestamps:" + item) == [b"delayed:" + ts[0]]
+    wait_until(lambda: len(echoes()) == 1, 5, "the delayed job")
+    ran = time.time()
+    assert ran * 1000 >= int(ts[0]) * 1000 - 50, "ran before its bucket second"
+    assert ran - int(ts[0]) < 1.0, "promoted %.3fs late although idle (block timeout 5s)" % (ran - int(ts[0]))
+    assert R("EXISTS", "resque:delayed_queue_schedule", b"resque:delayed:" + ts[0], b"resque:timestamps:" + item) == 0
+    past = subprocess.run(cmd[:3] + ["--at", "1000", "d", "jobwire.Echo", "8"], check=True, capture_output=True,
+                          env=child_env()).stdout.decode().strip()
+    wait_until(lambda: len(echoes()) == 2, 5, "a past --at runs at once")
+    assert echoes()[1]["id"] == past
+    w.quit()
+
+
+def test_retries():
+    """protocol.md 14.4: a flaky job is retried under its policy with its history, keeps its id,
+    and lands in failed with every attempt when they run out; --default-retry is checked."""
+    pol = '"retry":{"max_attempts":3,"backoff":"fixed","delay_ms":300,"jitter":0}'
+    push_raw("r", '{"class":"jobwire.Flaky","args":[9],"id":"flaky-1",%s}' % pol,
+             '{"class":"jobwire.Flaky","args":[1],"id":"flaky-2",%s}' % pol,
+             '{"class":"jobwire.Flaky","args":[1],"id":"plain"}')
+    w = Worker("r", "--default-retry", '{"max_attempts":2,"delay_ms":100}')
+    wait_until(lambda: len(failures()) == 1 and len(echoes()) == 7, 10, "every attempt")
+    runs = {}
+    for e in echoes():
+        runs.setdefault(e["id"], []).append(e["attempt"])
+    assert runs == {"flaky-1": [1, 2, 3], "flaky-2": [1, 2], "plain": [1, 2]}, runs
+    rec = failures()[0]
+    assert rec["payload"]["id"] == "flaky-1" and rec["error"] == "flaky attempt 3", rec
+    hist = rec["payload"]["attempts"]
+    assert [(a["attempt"], a["error"], a["delay_ms"], a["worker"]) for a in hist] == \
+        [(1, "flaky attempt 1", 300, w.id), (2, "flaky attempt 2", 300, w.id)], hist
+    assert list(hist[0]) == ["attempt", "failed_at_ms", "exception", "error", "worker", "queue", "delay_ms"]
+    assert R("ZCARD", "resque:jobwire:retry") == 0
+    wait_until(lambda: stat("processed") == 7, 5, "the last settle")
+    assert stat("failed") == 5, (stat("processed"), stat("failed"))  # 3 + 1 + 1 failed attempts
+    w.quit()
+    bad = subprocess.run([os.path.join(OPTS.bin, "jobwire-worker"), "--queues", "r", "--default-retry",
+                          '{"backoff":"linear"}'], capture_output=True, env=child_env())
+    assert bad.returncode == 2 and b"--default-retry" in bad.stderr, bad
+
+
+def test_schedules():
+    """protocol.md 14.5: an every-1000-ms schedule fires once per fire time with two workers;
+    a broken one is reported (error, next fire time +inf) and blocks nothing."""
+    now = int(R("TIME")[0]) * 1000
+    first = (now // 1000 + 1) * 1000
+    for name, definition in (("tick", '{"every_ms":1000,"queue":"s","class":"jobwire.Echo","args":["t"]}'),
+                             ("broken", '{"cron":"not a cron","queue":"s","class":"X"}')):
+        R("HSET", "resque:jobwire:schedule:" + name, "definition", definition)
+        R("ZADD", "resque:jobwire:schedules", first, name)
+    ws = [Worker("s"), Worker("s")]
+    wait_until(lambda: len(echoes()) >= 3, 10, "three fires")
+    for w in ws:
+        w.quit()
+    ids = [e["id"] for e in echoes()]
+    assert len(ids) == len(set(ids)), ids
+    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:schedule:tick"))] * 2))
+    assert int(info["fired"]) == len(ids) and int(info["last_fire_ms"]) % 1000 == 0, info
+    assert R("HGET", "resque:jobwire:schedule:broken", "error"), "a broken schedule gets an error"
+    assert R("ZSCORE", "resque:jobwire:schedules", "broken") == b"inf"
+
+
 FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
         test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
         test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
         test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
-        test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors]
+        test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors,
+        test_delayed, test_retries, test_schedules]
 SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
          test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
-         test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery]
+         test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery,
+         test_delayed, test_retries, test_schedules]
 EXTRA = {"valgrind": test_valgrind, "soak": test_soak, "bench": test_bench}
 
 

@@ -4,6 +4,8 @@ import { keys as keyBuilder, assertQueueName, DEFAULT_NAMESPACE } from './keys.j
 import { scripts } from './scripts.js';
 import { jobPayloadError, InvalidPayloadError } from './validate.js';
 import { connect, stringifyJson, DEFAULT_REDIS_URL } from './util.js';
+import * as delayed from './delayed.js';
+import * as schedule from './schedule.js';
 
 export const MAX_BULK = 1000; // payloads per enqueue.lua call (protocol.md section 11)
 
@@ -68,6 +70,89 @@ export class Client {
       await this.scripts.call(this.redis, 'enqueue', keys, [queue, ...chunk]);
     }
     return built.map((b) => b.id);
+  }
+
+  // ---- protocol 1.1: delayed jobs, retries, schedules (protocol.md section 14) -----------
+
+  /**
+   * Enqueues a job to run at `atMs` (ms since the epoch, or a Date); returns its id. A time not
+   * later than now enqueues it at once (protocol.md 14.2). `options`: id, extra (e.g. {retry}).
+   */
+  async enqueueAt(queue, className, args, at, options = {}) {
+    assertQueueName(queue);
+    const atMs = at instanceof Date ? at.getTime() : Number(at);
+    if (!Number.isSafeInteger(atMs) || atMs < 0) throw new TypeError(`enqueueAt needs a time in ms since the epoch, got ${at}`);
+    const now = Date.now();
+    if (atMs <= now) return this.enqueue(queue, className, args, options);
+    const { id, payload } = buildPayload(className, args ?? [], { id: options.id ?? newJobId(), enqueuedAt: now, extra: options.extra });
+    const item = delayed.delayedItem(payload, queue, atMs);
+    const ts = delayed.bucketOf(atMs);
+    const k = this.k;
+    await this.scripts.call(this.redis, 'delay', [k.delayedSchedule(), k.delayedBucket(ts), k.delayedTimestamps(item), k.wakeSchedule()],
+      [String(ts), item]);
+    return id;
+  }
+
+  /** Enqueues a job to run `ms` milliseconds from now; returns its id. */
+  async enqueueIn(queue, className, args, ms, options = {}) {
+    if (!Number.isFinite(Number(ms)) || Number(ms) < 0) throw new TypeError(`enqueueIn needs a delay in ms >= 0, got ${ms}`);
+    return this.enqueueAt(queue, className, args, Date.now() + Math.ceil(Number(ms)), options);
+  }
+
+  /** Delayed jobs by time: [{ts, item, name, queue}] (name: the id, else sha1:<hex>). */
+  async scheduled() {
+    return delayed.listDelayed(this.redis, this.k);
+  }
+
+  /** Removes the delayed job named `name` (mode "enqueue": runs it now); false when not found. */
+  async removeScheduled(name, mode = 'remove') {
+    for (const entry of await this.scheduled()) {
+      if (entry.name !== name) continue;
+      if (Number(await delayed.unscheduleDelayed(this.redis, this.k, this.scripts, entry, mode)) === 1) return true;
+    }
+    return false;
+  }
+
+  /** Waiting retries by due time: [{dueMs, member, queue, payload, name}]. */
+  async retrying() {
+    return delayed.listRetrying(this.redis, this.k);
+  }
+
+  /** Removes the waiting retry of job `name` (mode "enqueue": runs it now); false when not found. */
+  async removeRetrying(name, mode = 'remove') {
+    for (const entry of await this.retrying()) {
+      if (entry.name !== name) continue;
+      if (Number(await delayed.unscheduleRetry(this.redis, this.k, this.scripts, entry, mode)) === 1) return true;
+    }
+    return false;
+  }
+
+  /** Creates or replaces schedule `name` (schemas/schedule.schema.json); returns its next fire time. */
+  async setSchedule(name, definition) {
+    assertQueueName(name); // schedule names follow the queue-name rules
+    return schedule.setSchedule(this.redis, this.k, name, definition);
+  }
+
+  /** Every schedule with its next fire time and counters. */
+  async schedules() {
+    return schedule.listSchedules(this.redis, this.k);
+  }
+
+  /** Removes schedule `name`; true when it existed. */
+  async removeSchedule(name) {
+    assertQueueName(name);
+    return schedule.removeSchedule(this.redis, this.k, name);
+  }
+
+  /** Enqueues schedule `name`'s job now (a new id, `schedule` = the name); the schedule is unchanged. */
+  async runScheduleNow(name) {
+    assertQueueName(name);
+    const raw = await this.redis.hget(this.k.schedule(name), 'definition');
+    if (raw === null) throw new Error(`no schedule ${JSON.stringify(name)}`);
+    const def = schedule.validateDefinition(schedule.parseDefinition(raw));
+    const extra = { schedule: name };
+    if (def.retry !== undefined) extra.retry = def.retry;
+    return this.enqueue(def.queue, def.class, def.args ?? [], { extra });
   }
 
   /** Counters as protocol.md 8.8 "info": queues and their sizes, processed, failed, workers. */

@@ -31,6 +31,15 @@ export const conformanceHandlers = Object.freeze({
     process.kill(process.pid, 'SIGKILL');
   },
   'jobwire.Noop': function jobwireNoop() {},
+  // protocol.md 14.7: echo with the attempt number, then fail while attempt <= fail_times.
+  'jobwire.Flaky': async function jobwireFlaky(failTimes = 0) {
+    const record = stringifyJson({
+      id: this.id ?? null, args: this.args ?? [], worker: this.worker, queue: this.queue, pid: process.pid, impl: 'node',
+      attempt: this.attempt,
+    });
+    await this.redis.rpush(this.keys.conformanceEcho(), record);
+    if (this.attempt <= Number(failTimes)) throw new Error(`flaky attempt ${this.attempt}`);
+  },
 });
 
 /** Registers the conformance handlers on a Worker or WorkerProcess. */

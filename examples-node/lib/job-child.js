@@ -43,7 +43,7 @@ async function loadModules(modules) {
 function context(job, args) {
   return {
     id: job.jobId, className: job.className, queue: job.queue, token: job.token, args, payload: job.payload,
-    worker: config.workerId, pid: process.pid, keys: k, log,
+    worker: config.workerId, pid: process.pid, keys: k, log, attempt: job.attempt, // attempt: protocol.md 14.4
     get redis() {
       redis ??= connect(config.redisUrl, { onError: (err) => log.debug(`job redis: ${err.message}`) });
       return redis;

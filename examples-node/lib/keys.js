@@ -31,11 +31,11 @@ export function assertQueueName(name) {
   return name;
 }
 
-/** Fills template `name` with params {ns, queue, worker_id, day}. */
+/** Fills template `name` with params {ns, queue, worker_id, day, ts, item, name}. */
 export function buildKey(name, params = {}) {
   const template = TEMPLATES[name];
   if (template === undefined) throw new Error(`unknown key template ${JSON.stringify(name)}`);
-  return template.replace(/\{(ns|queue|worker_id|day)\}/g, (_, p) => {
+  return template.replace(/\{(ns|queue|worker_id|day|ts|item|name)\}/g, (_, p) => {
     const v = params[p];
     if (typeof v !== 'string' || v === '') throw new Error(`key ${name} needs a non-empty ${p}`);
     return v;
@@ -70,5 +70,14 @@ export function keys(ns = DEFAULT_NAMESPACE) {
     wakeNewQueue: () => buildKey('wake_new_queue', p),
     minutes: (day) => buildKey('minutes', { ns, day }),
     conformanceEcho: () => buildKey('conformance_echo', p),
+    // protocol 1.1 (section 14)
+    prefix: `${ns}:`,
+    delayedSchedule: () => buildKey('delayed_schedule', p),
+    delayedBucket: (ts) => buildKey('delayed_bucket', { ns, ts: String(ts) }),
+    delayedTimestamps: (item) => buildKey('delayed_timestamps', { ns, item }),
+    retrySet: () => buildKey('retry_set', p),
+    schedules: () => buildKey('schedules', p),
+    schedule: (name) => buildKey('schedule', { ns, name }),
+    wakeSchedule: () => buildKey('wake_schedule', p),
   });
 }

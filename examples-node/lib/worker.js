@@ -11,17 +11,22 @@ import { scripts } from './scripts.js';
 import { jobPayloadError } from './validate.js';
 import { specVersion, specMajor, packageVersion } from './spec.js';
 import { DEFAULTS } from './options.js';
+import { DEFAULTS_1_1, SCHEDULER_MODES } from './config.js';
 import { compareUtf8 } from './client.js';
 import { ChildRunner } from './job-runner.js';
 import { stderrLogger } from './log.js';
 import { describeError, stackFrames } from './errors.js';
 
 export { stderrLogger, describeError, stackFrames }; // their home was this module; kept for importers
+import { Promoter } from './promotion.js';
+import { policyFromMember, parseDefaultPolicy, retryDelayMs, retries } from './backoff.js';
 import {
   connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep,
 } from './util.js';
 
 export { DEFAULTS }; // spec/options.json, by camelCase name
+
+const LOCAL_WAIT_MS = 150; // protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
 
 const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
 const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
@@ -147,6 +152,15 @@ export class Worker extends EventEmitter {
     this.runner = o.fork ? new ChildRunner({
       modules: o.jobModules, redisUrl: o.redisUrl, namespace: o.namespace, workerId: this.id, log: this.log,
     }) : null;
+    o.defaultRetry ??= DEFAULTS_1_1.defaultRetry;
+    o.scheduler ??= DEFAULTS_1_1.scheduler;
+    this.defaultPolicy = parseDefaultPolicy(o.defaultRetry);
+    if (!SCHEDULER_MODES.includes(o.scheduler)) throw new RangeError(`--scheduler is all, promote or off, not ${JSON.stringify(o.scheduler)}`);
+    this.promoter = o.scheduler === 'off' ? null : new Promoter({
+      keys: this.k, scripts: this.scripts, workerId: this.id, maxPayloadBytes: o.maxPayloadBytes,
+      fireSchedules: o.scheduler === 'all', log: this.log,
+    });
+    this.nextDueAt = null; // Date.now() value of the next delayed/retry/schedule due time, or null
 
     this.cmd = null;
     this.block = null;
@@ -232,6 +246,7 @@ export class Worker extends EventEmitter {
             await this.untilStopped(this.registerSelf());
             break;
           default: // 'empty', 'paused', 'settled' (no queue known yet)
+            if (this.promoter && (await this.untilStopped(this.promote()))) break; // due jobs moved: reserve again
             this.setState(reply.status === 'paused' ? 'Paused' : 'Waiting');
             await this.idleBlock(false);
         }
@@ -388,9 +403,30 @@ export class Worker extends EventEmitter {
         return;
       }
       this.recoverAll(reply.slice(1));
+      // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
+      if (this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
       if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
     }
+  }
+
+  /**
+   * One promotion pass (protocol.md 14.3); true when it moved jobs or fired schedules. Bad data
+   * is reported by the scripts and never stops the worker; a Redis outage is the caller's.
+   * Only the main loop's pass (`remember`) sets the due time its block waits for: a busy
+   * worker's beat pass may finish late and must not overwrite a newer one.
+   */
+  async promote({ remember = true } = {}) {
+    let done;
+    try {
+      done = await this.promoter.run(this.cmd);
+    } catch (err) {
+      if (err?.name !== 'ReplyError') throw err;
+      this.log.error(`${this.id}: promotion failed: ${err.message}`);
+      return false;
+    }
+    if (remember) this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
+    return done.moved > 0 || done.fired > 0;
   }
 
   recoverAll(deadIds) {
@@ -458,6 +494,7 @@ export class Worker extends EventEmitter {
 
   /** work.lua: settles this.pending and reserves from `queues` (none: settle only). */
   async work(queues) {
+    if (this.pending.op === 'retry') await this.settleRetry();
     const k = this.k;
     const id = this.id;
     const p = this.pending;
@@ -495,6 +532,33 @@ export class Worker extends EventEmitter {
     const status = reply[1].toString();
     if (status !== 'job') return { settled, status };
     return { settled, status, token: reply[2].toString(), queue: reply[3].toString(), payload: reply[4] };
+  }
+
+  /**
+   * retry.lua: schedules the failed job's next attempt (protocol.md 14.4), leaving nothing
+   * pending; when Redis refuses it (e.g. a retry key of the wrong type) the job is failed
+   * instead, so it lands in the failed list rather than being lost.
+   */
+  async settleRetry() {
+    const k = this.k;
+    const id = this.id;
+    const p = this.pending;
+    const keys = [k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
+      k.statFailedWorker(id), k.deaths(), k.minutes(utcDay()), k.retrySet(), k.wakeSchedule()];
+    let reply;
+    try {
+      reply = await this.scripts.call(this.cmd, 'retry', keys, [id, p.token, p.delayMs, p.entry, p.queue]);
+    } catch (err) {
+      if (err?.name !== 'ReplyError' || /^(NOSCRIPT|LOADING)/.test(err.message)) {
+        this.resync = true; // the call may have run: see work()
+        throw err;
+      }
+      this.log.error(`${id}: Redis refused the retry of job ${p.token} (${err.message}); failing it instead`);
+      this.pending = { op: 'fail', token: p.token, record: p.record };
+      return;
+    }
+    if (String(reply[0]) === 'stale') this.log.warn(`${id}: job ${p.token} was recovered elsewhere; its retry is dropped`);
+    this.pending = NONE;
   }
 
   noteSettled(p, settled) {
@@ -535,6 +599,19 @@ export class Worker extends EventEmitter {
     if (!controlOnly) {
       for (const q of this.queueList) blockKeys.push(k.wake(q));
       if (this.wildcard) blockKeys.push(k.wakeNewQueue());
+      if (this.promoter) blockKeys.push(k.wakeSchedule());
+    }
+    let timeoutMs = this.options.blockTimeoutMs;
+    if (!controlOnly && this.promoter && this.nextDueAt !== null) {
+      // protocol.md 14.3: wake when the next job falls due; Redis times a blocked client out on
+      // its event-loop tick (up to 100 ms late), so the last moments are waited for here.
+      const dueIn = Math.max(1, this.nextDueAt - Date.now());
+      if (dueIn < LOCAL_WAIT_MS && dueIn <= timeoutMs) {
+        this.nextDueAt = null;
+        await this.sleepUnlessStopped(dueIn);
+        return;
+      }
+      timeoutMs = Math.min(timeoutMs, Math.max(1, dueIn - LOCAL_WAIT_MS));
     }
     if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
     const block = this.block;
@@ -543,7 +620,7 @@ export class Worker extends EventEmitter {
     const interrupted = new Promise((resolve, reject) => { this.interruptBlock = () => reject(new Stopped()); });
     let res;
     try {
-      res = await Promise.race([block.blpop(...blockKeys, (this.options.blockTimeoutMs / 1000).toFixed(3)), interrupted]);
+      res = await Promise.race([block.blpop(...blockKeys, (timeoutMs / 1000).toFixed(3)), interrupted]);
     } catch (err) {
       if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
       throw err;
@@ -619,9 +696,10 @@ export class Worker extends EventEmitter {
     const startedMs = Date.now();
     this.current = { token, queue, className, startedMs };
     this.setState('Processing');
+    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
     const ctx = {
       id: typeof doc.id === 'string' ? doc.id : null,
-      className, queue, token, args, payload: text, worker: this.id, pid: process.pid,
+      className, queue, token, args, payload: text, worker: this.id, pid: process.pid, attempt,
       redis: this.cmd, keys: this.k, log: this.log,
     };
     const controlTimer = setInterval(() => {
@@ -655,7 +733,7 @@ export class Worker extends EventEmitter {
       return;
     }
     if (outcome.timeout) {
-      this.fail(token, raw, queue, {
+      this.retryOrFail(doc, token, raw, queue, {
         exception: 'jobwire.Timeout',
         error: `job ran longer than ${this.options.jobTimeoutMs} ms; an in-process job cannot be killed, its outcome is ignored`,
       });
@@ -666,7 +744,7 @@ export class Worker extends EventEmitter {
       this.stats.processed += 1;
       this.log.debug(`${this.id}: ${className} done in ${Date.now() - startedMs} ms`);
     } else {
-      this.fail(token, raw, queue, describeError(outcome.err));
+      this.retryOrFail(doc, token, raw, queue, describeError(outcome.err));
     }
     if (!this.paused && !this.stopping) this.setState('Waiting');
   }
@@ -681,7 +759,8 @@ export class Worker extends EventEmitter {
     }, CONTROL_POLL_MS);
     let o;
     try {
-      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null },
+      const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
+      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null, attempt },
         { timeoutMs: this.options.jobTimeoutMs });
     } catch (err) {
       if (this.stopping) return; // given back to its queue when the worker leaves
@@ -702,7 +781,7 @@ export class Worker extends EventEmitter {
       this.pending = { op: 'ok', token, record: '' };
       this.stats.processed += 1;
     } else if (o.killedBy === 'timeout') {
-      this.fail(token, raw, queue, { exception: 'jobwire.Timeout', error: `job ran longer than ${this.options.jobTimeoutMs} ms; child ${o.pid} was killed` });
+      this.retryOrFail(doc, token, raw, queue, { exception: 'jobwire.Timeout', error: `job ran longer than ${this.options.jobTimeoutMs} ms; child ${o.pid} was killed` });
     } else if (o.killedBy) {
       this.fail(token, raw, queue, { exception: 'jobwire.Killed', error: `${o.killedBy}; child ${o.pid} was killed` });
     } else if (o.crash) {
@@ -710,9 +789,30 @@ export class Worker extends EventEmitter {
       this.pending = { op: 'crash', token, record: o.crash };
       this.stats.processed += 1;
     } else {
-      this.fail(token, raw, queue, o.error);
+      this.retryOrFail(doc, token, raw, queue, o.error);
     }
     if (!this.paused && !this.stopping) this.setState('Waiting');
+  }
+
+  /** A job error or timeout: another attempt under the job's policy, else fail (protocol.md 14.4). */
+  retryOrFail(doc, token, raw, queue, error) {
+    const policy = policyFromMember(doc.retry) ?? this.defaultPolicy;
+    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0);
+    if (!retries(policy, attempt)) {
+      this.fail(token, raw, queue, error);
+      return;
+    }
+    const jobId = typeof doc.id === 'string' ? doc.id : '';
+    const delayMs = retryDelayMs(policy, jobId, attempt);
+    const entry = JSON.stringify({
+      attempt, failed_at_ms: Date.now(), exception: String(error.exception), error: String(error.error),
+      worker: this.id, queue, delay_ms: delayMs,
+    });
+    const record = failureRecord(raw, error, this.id, queue); // used if Redis refuses the retry
+    this.pending = { op: 'retry', token, record, delayMs, entry, queue };
+    this.stats.processed += 1;
+    this.stats.failed += 1;
+    this.log.info(`${this.id}: job ${jobId || doc.class} attempt ${attempt} failed (${error.exception}); retrying in ${delayMs} ms`);
   }
 
   fail(token, raw, queue, error, payloadIsObject = true) {

@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - only a partial install lacks it; CI mu
     if os.environ.get("CI", "").lower() == "true":
         raise
 JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
+TEST_CLIENT_TIMEOUT_S = 60  # the test client's socket timeout (see the `r` fixture)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +39,10 @@ def redis_server():
 
 @pytest.fixture
 def r(redis_server):
-    client = redis.Redis.from_url(redis_server.url)
+    # redis-py 8 reads with a 5 s socket timeout by default. A test's read can queue behind a
+    # script the worker runs: work.lua takes seconds to fail a 20 MiB payload on a loaded machine
+    # (test_bad_input_never_stops_the_worker), so the test's own client waits longer than that.
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=TEST_CLIENT_TIMEOUT_S)
     client.flushall()
     yield client
     client.close()

@@ -48,8 +48,13 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
 
 
 def test_version_names_package_and_protocol():
+    """The release version is the root VERSION, the protocol's spec/VERSION (one source each)."""
+    from conftest import REPO
+    release = (REPO / "VERSION").read_text().strip()
+    protocol = (REPO / "spec" / "VERSION").read_text().strip()
     out = subprocess.run([JOBWIRE, "version"], capture_output=True, text=True).stdout
-    assert out.startswith(f"jobwire {jobwire.__version__} (protocol {spec.spec_version()})")
+    assert out == f"jobwire {release} (protocol {protocol})\n"
+    assert (jobwire.__version__, spec.spec_version()) == (release, protocol)
 
 
 def test_bad_worker_options_are_usage_errors_with_status_2(redis_server):

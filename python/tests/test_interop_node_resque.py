@@ -99,14 +99,20 @@ def test_jobwire_runs_jobs_node_resque_enqueued(client, r, spawn, redis_server):
 
 def test_node_resque_sees_jobwire_workers_and_their_jobs(client, r, spawn, redis_server):
     spawn("q")
-    client.enqueue("q", "jobwire.Sleep", 3000)
-    wait_for(lambda: r.keys("resque:jobwire:inflight:*"), message="busy")
-    workers = node_eval(redis_server.url, "return await queue.workers();")  # {"host:pid": "queues"}
+    # The job must still run while node-resque reads: a node process takes seconds to start on a
+    # loaded machine, and once the job ends its working-on record is gone and allWorkingOn reports
+    # "started". So one node process reads both, the job outlasts it (the fixture's SIGTERM stops
+    # it at teardown), and the in-flight hash is checked again after the read.
+    job_id = client.enqueue("q", "jobwire.Sleep", 60000)
+    inflight = wait_for(lambda: r.keys("resque:jobwire:inflight:*"), message="busy")
+    seen = node_eval(redis_server.url, "return [await queue.workers(), await queue.allWorkingOn()];")
+    assert r.exists(*inflight), "the job ended before node-resque read it"
+    workers, working = seen  # {"host:pid": "queues"}, {"host:pid": working-on record}
     (worker_id,) = client.worker_ids()
     assert workers == {worker_id.rsplit(":", 1)[0]: "q"}
-    working = node_eval(redis_server.url, "return await queue.allWorkingOn();")
     record = working[worker_id.rsplit(":", 1)[0]]
     assert record["queue"] == "q" and record["payload"]["class"] == "jobwire.Sleep"
+    assert record["payload"]["id"] == job_id
 
 
 def test_node_resque_removes_failure_records_jobwire_wrote(client, r, spawn, redis_server):

@@ -59,7 +59,9 @@ local function utf8_valid(s)
     elseif c >= 0x80 then return false end
     for j = i + 1, i + len - 1 do
       local b = string.byte(s, j)
-      if not b or b < 0x80 or b > 0xBF then return false end
+      local lo, hi = 0x80, 0xBF
+      if j == i + 1 then lo, hi = second_lo[c] or 0x80, second_hi[c] or 0xBF end
+      if not b or b < lo or b > hi then return false end
     end
     i = i + len
   end

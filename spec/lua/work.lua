@@ -77,6 +77,10 @@ local function count(failed)
 end
 
 -- True when s is well-formed UTF-8 (RFC 8259 requires it of JSON). ASCII is checked in C.
+-- RFC 3629 section 4: the second byte's range depends on the first, which rules out overlong
+-- forms (E0 80..9F, F0 80..8F), UTF-16 surrogates (ED A0..BF) and code points above U+10FFFF.
+local second_lo = { [0xE0] = 0xA0, [0xF0] = 0x90 }
+local second_hi = { [0xED] = 0x9F, [0xF4] = 0x8F }
 local function utf8_valid(s)
   if not string.find(s, '[\128-\255]') then return true end
   local i, n = 1, #s
@@ -89,7 +93,9 @@ local function utf8_valid(s)
     elseif c >= 0x80 then return false end
     for j = i + 1, i + len - 1 do
       local b = string.byte(s, j)
-      if not b or b < 0x80 or b > 0xBF then return false end
+      local lo, hi = 0x80, 0xBF
+      if j == i + 1 then lo, hi = second_lo[c] or 0x80, second_hi[c] or 0xBF end
+      if not b or b < lo or b > hi then return false end
     end
     i = i + len
   end

@@ -3,6 +3,8 @@
     jobwire-conformance                         every implementation manifest, plus the matrix
     jobwire-conformance --impl python --impl node --json r.json --junit r.xml
     jobwire-conformance --worker-cmd './my-worker' --mode fork --feature kill-running-job
+    jobwire-conformance --manifest ci/jobwire-conformance.json   your own implementation manifest
+    jobwire-conformance --image my/worker:1.2 --image-cmd 'my-worker --verbose' --mode fork
     jobwire-conformance --matrix                the cross-language matrix only
     jobwire-conformance --check-vectors         the suite's own self-check
     jobwire-conformance --list                  every test id with its level and spec section
@@ -18,7 +20,7 @@ import argparse
 import sys
 import time
 
-from . import report
+from . import __version__, report
 from .core import GROUPS
 from .impl import FEATURES, Implementation, available
 from .redisutil import RedisServer, client
@@ -30,12 +32,21 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--impl", action="append", default=[], metavar="NAME",
                    help="implementation manifest conformance/implementations/NAME.json (repeatable; 'all')")
+    p.add_argument("--manifest", action="append", default=[], metavar="PATH",
+                   help="an implementation manifest file (conformance/README.md); its relative paths are "
+                        "relative to the current folder (repeatable)")
     p.add_argument("--worker-cmd", metavar="CMD",
                    help="test this worker command; the standard flags are appended unless CMD has {placeholders}")
-    p.add_argument("--mode", choices=["fork", "inline"], help="with --worker-cmd: the mode the worker reports")
+    p.add_argument("--image", metavar="IMAGE",
+                   help="test the worker of this container image, started through the Docker engine "
+                        "(host network and pid namespace; needs jobwire-conformance[image])")
+    p.add_argument("--image-cmd", metavar="CMD",
+                   help="with --image: the worker command in the image (replaces its entrypoint); "
+                        "the standard flags are appended unless CMD has {placeholders}")
+    p.add_argument("--mode", choices=["fork", "inline"], help="with --worker-cmd or --image: the mode the worker reports")
     p.add_argument("--feature", action="append", default=[], choices=sorted(FEATURES),
-                   help="with --worker-cmd: an optional feature the worker claims (repeatable)")
-    p.add_argument("--impl-name", help="with --worker-cmd: the impl name it reports (checked when given)")
+                   help="with --worker-cmd or --image: an optional feature the worker claims (repeatable)")
+    p.add_argument("--impl-name", help="with --worker-cmd or --image: the impl name it reports (checked when given)")
     p.add_argument("--matrix", action="store_true", help="run the cross-language matrix")
     p.add_argument("--json", metavar="FILE", help="write the JSON report here")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
@@ -50,7 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-vectors", action="store_true", help="check the test vectors against the spec and exit")
     p.add_argument("--list", action="store_true", help="list the tests and exit")
     p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--version", action="version", version=f"jobwire-conformance {__version__} (protocol {_spec_version()})")
     return p
+
+
+def _spec_version() -> str:
+    """The protocol version of the spec/ the suite tests against (packaged, or the checkout's)."""
+    from .paths import SPEC_DIR
+    try:
+        return (SPEC_DIR / "VERSION").read_text(encoding="utf-8").strip()
+    except OSError:
+        return "unknown: no spec/VERSION"
 
 
 def main(argv=None) -> int:
@@ -76,7 +97,14 @@ def main(argv=None) -> int:
     log = (lambda *_: None) if opts.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     impls: list[Implementation] = []
     names = opts.impl
-    if not names and not opts.worker_cmd and not opts.matrix:
+    if opts.image_cmd and not opts.image:
+        print("jobwire-conformance: --image-cmd needs --image", file=sys.stderr)
+        return 2
+    if not names and not opts.worker_cmd and not opts.image and not opts.matrix and not opts.manifest:
+        if not available():
+            print("jobwire-conformance: nothing to test: give --manifest FILE, --worker-cmd CMD or --image IMAGE "
+                  "(an installed suite has no manifests of its own)", file=sys.stderr)
+            return 2
         names = ["all"]
         opts.matrix = True
     for name in names:
@@ -84,10 +112,23 @@ def main(argv=None) -> int:
             try:
                 impls.append(Implementation.load(n))
             except (FileNotFoundError, ValueError) as exc:
-                print(f"jobwire-conformance: {exc} (known: {', '.join(available())})", file=sys.stderr)
+                known = f" (known: {', '.join(available())})" if available() else ""
+                print(f"jobwire-conformance: {exc}{known}", file=sys.stderr)
                 return 2
+    if opts.matrix and not available():
+        print("jobwire-conformance: --matrix runs this repository's implementations: run it from a jobwire "
+              "checkout (or set JOBWIRE_REPO_ROOT to one)", file=sys.stderr)
+        return 2
+    for path in opts.manifest:
+        try:
+            impls.append(Implementation.load_file(path))
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"jobwire-conformance: {exc}", file=sys.stderr)
+            return 2
     if opts.worker_cmd:
         impls.append(Implementation.from_command(opts.worker_cmd, opts.mode, opts.feature, opts.impl_name))
+    if opts.image:
+        impls.append(Implementation.from_image(opts.image, opts.image_cmd, opts.mode, opts.feature, opts.impl_name))
 
     server = None
     if opts.redis_url:

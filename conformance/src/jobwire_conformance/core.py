@@ -225,7 +225,7 @@ class Context:
         values = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
-        w = WorkerProc(self.impl, values, self.log_dir, env)
+        w = self.impl.spawn(values, self.log_dir, env)
         self.workers.append(w)
         if register:
             self.wait_registered(w, timeout)

@@ -1,4 +1,10 @@
-"""Implementation manifests (conformance/implementations/*.json) and worker processes."""
+"""Implementation manifests (conformance/implementations/*.json, or any file given with
+--manifest) and worker processes.
+
+A manifest's relative paths (`requires`, each `cwd`, a relative argv[0]) are relative to its root:
+the repository root for this repository's manifests, and the folder the suite runs in for
+--manifest and --worker-cmd (an implementer's CI runs it from their own checkout's root).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,11 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from .paths import IMPLEMENTATIONS_DIR, REPO_ROOT, SPEC_DIR
+import jsonschema
+
+from .paths import IMPLEMENTATION_SCHEMA, IMPLEMENTATIONS_DIR, REPO_ROOT, SPEC_DIR
 from .redisutil import descendants_of, pid_alive
 
 FEATURES = {
@@ -61,20 +70,46 @@ class Implementation:
     worker_id_pid_suffix: bool = False
     # test id (or id prefix ending in ".") -> why it cannot apply; declared in the manifest
     not_applicable: dict = field(default_factory=dict)
+    image: str | None = None  # --image: the worker runs in a container of this image (image.py)
+    image_entrypoint: bool = False  # --image-cmd given: worker_argv replaces the image's entrypoint
+    root: Path | None = None  # what relative paths are relative to (module docstring); None: REPO_ROOT
+
+    @property
+    def base(self) -> Path:
+        return self.root or REPO_ROOT or Path.cwd()
 
     @classmethod
     def load(cls, name: str) -> "Implementation":
+        """One of this repository's manifests, by name (conformance/implementations/NAME.json)."""
         path = IMPLEMENTATIONS_DIR / f"{name}.json"
         if not path.exists():
-            raise FileNotFoundError(f"no manifest {path}")
-        data = json.loads(path.read_text())
+            raise FileNotFoundError(f"no manifest {path}" + ("" if REPO_ROOT else
+                                    " (an installed suite has none: give --manifest FILE or --worker-cmd CMD)"))
+        return cls.load_file(path, root=REPO_ROOT)
+
+    @classmethod
+    def load_file(cls, path: str | Path, root: Path | None = None) -> "Implementation":
+        """A manifest file, checked against implementation.schema.json (a bad one is a ValueError)."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no manifest {path}") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"manifest {path} is not JSON: {exc}") from None
+        schema = json.loads(IMPLEMENTATION_SCHEMA.read_text(encoding="utf-8"))
+        problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+        if problem is not None:
+            where = "/".join(str(p) for p in problem.absolute_path) or "the top level"
+            raise ValueError(f"manifest {path}: {problem.message} (at {where}; see implementation.schema.json)")
         worker = data.get("worker") or {}
-        return cls(name=data.get("name", name), worker_argv=worker.get("argv", []), cwd=worker.get("cwd", "."),
+        return cls(name=data.get("name", path.stem), worker_argv=worker.get("argv", []), cwd=worker.get("cwd", "."),
                    env=worker.get("env", {}), mode=data.get("mode"), impl=data.get("impl"),
                    features=data.get("features", []), requires=data.get("requires", []),
                    build=data.get("build"), enqueuer=data.get("enqueuer"),
                    description=data.get("description", ""), matrix_only=data.get("matrix_only", False),
-                   not_applicable=data.get("not_applicable", {}))
+                   not_applicable=data.get("not_applicable", {}),
+                   root=(root or Path.cwd()).resolve())
 
     @classmethod
     def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
@@ -84,11 +119,30 @@ class Implementation:
             for flag, name in STANDARD_FLAGS:
                 argv += [flag, "{%s}" % name]
         return cls(name="worker-cmd", worker_argv=argv, mode=mode, features=features or [], impl=impl,
-                   description=f"--worker-cmd {command}")
+                   description=f"--worker-cmd {command}", root=Path.cwd().resolve())
+
+    @classmethod
+    def from_image(cls, image: str, command: str | None = None, mode: str | None = None,
+                   features: list[str] | None = None, impl: str | None = None) -> "Implementation":
+        """--image IMAGE [--image-cmd CMD]: the image's entrypoint, or CMD, plus the standard flags."""
+        argv = shlex.split(command or "")
+        if not any(_PLACEHOLDER.search(a) for a in argv):
+            for flag, name in STANDARD_FLAGS:
+                argv += [flag, "{%s}" % name]
+        shown = f"--image {image}" + (f" --image-cmd {command}" if command else "")
+        return cls(name="image", worker_argv=argv, mode=mode, features=features or [], impl=impl,
+                   description=shown, image=image, image_entrypoint=bool(command))
+
+    def spawn(self, values: dict, log_dir: str, extra_env: dict | None = None):
+        """Start one worker: a process of worker_argv, or a container of the image."""
+        if self.image:
+            from .image import ImageWorker
+            return ImageWorker(self, values, log_dir, extra_env=extra_env)
+        return WorkerProc(self, values, log_dir, extra_env)
 
     def missing(self) -> list[str]:
         """Files the manifest requires that do not exist (the implementation is then skipped)."""
-        return [p for p in self.requires if not (REPO_ROOT / p).exists()]
+        return [p for p in self.requires if not (self.base / p).exists()]
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -108,7 +162,7 @@ class Implementation:
         if not self.build:
             return None
         argv = self.build["argv"]
-        cwd = REPO_ROOT / self.build.get("cwd", ".")
+        cwd = self.base / self.build.get("cwd", ".")
         try:
             done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -120,7 +174,7 @@ class Implementation:
 
     def enqueue_argv(self, values: dict) -> tuple[list[str], str]:
         e = self.enqueuer
-        return render(e["argv"], values), str(REPO_ROOT / e.get("cwd", "."))
+        return render(e["argv"], values), str(self.base / e.get("cwd", "."))
 
 
 class WorkerProc:
@@ -136,7 +190,7 @@ class WorkerProc:
         fd, self.log_path = tempfile.mkstemp(prefix=f"{impl.name}-", suffix=".log", dir=log_dir)
         self.log = os.fdopen(fd, "wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, cwd=REPO_ROOT / impl.cwd, env=env, stdout=self.log,
+        self.proc = subprocess.Popen(self.argv, cwd=impl.base / impl.cwd, env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.proc.pid
         self.worker_id: str | None = None
@@ -187,4 +241,5 @@ class WorkerProc:
 
 
 def available() -> list[str]:
-    return sorted(p.stem for p in IMPLEMENTATIONS_DIR.glob("*.json"))
+    """This repository's manifests by name (none when the suite is installed from a wheel)."""
+    return sorted(p.stem for p in IMPLEMENTATIONS_DIR.glob("*.json")) if IMPLEMENTATIONS_DIR.is_dir() else []

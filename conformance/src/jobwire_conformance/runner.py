@@ -61,6 +61,12 @@ class Runner:
         if missing:
             rep.status, rep.reason = "skipped", f"not present yet: {', '.join(missing)}"
             return rep
+        if impl.image:
+            from .image import preflight
+            err = preflight(impl.image)
+            if err:
+                rep.status, rep.reason = "error", err
+                return rep
         if self.build:
             err = impl.run_build(self.log)
             if err:

@@ -105,7 +105,11 @@ def start_held(ctx, queues: str) -> tuple[WorkerProc, str]:
     flag = os.path.join(ctx.log_dir, f"release-{ctx.ns}")
     held = dataclasses.replace(ctx.impl, worker_argv=["/bin/sh", "-c", HOLD, flag, *ctx.impl.worker_argv])
     values = dict(TIMINGS, queues=queues, redis_url=ctx.redis_url, namespace=ctx.ns)
-    w = WorkerProc(held, values, ctx.log_dir)
+    if ctx.impl.image:  # --image: the same hold, in the worker's container (image.py)
+        from .image import start_held as start_held_image
+        w = start_held_image(ctx.impl, values, ctx.log_dir, HOLD, flag)
+    else:
+        w = WorkerProc(held, values, ctx.log_dir)
     ctx.workers.append(w)
     return w, flag
 

@@ -8,7 +8,9 @@
     def mail(to, n): ...
 """
 
-__version__ = "1.0.0"
+from .spec import release_version  # noqa: E402
+
+__version__ = release_version()  # the root VERSION (spec.py says where it is read)
 
 from .client import Client, Failure, QueuedJob, WorkerView, connect  # noqa: E402
 from .errors import InvalidJob, JobwireError, NotFound, SpecMismatch  # noqa: E402

@@ -12,6 +12,7 @@
     jobwire gateway --listen 127.0.0.1:7460
 
 Redis comes from --redis-url or $REDIS_URL; the namespace from --namespace (default resque).
+Both options go before or after the subcommand (after it, they win).
 Errors print one line and exit non-zero.
 """
 
@@ -35,13 +36,26 @@ from .queues import parse_queues
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
-def _parser() -> argparse.ArgumentParser:
+def _global_options(defaults: bool) -> argparse.ArgumentParser:
+    """--redis-url and --namespace, accepted before and after every subcommand.
+
+    Only the top-level parser sets a default (None: options.resolve_connection fills in the
+    variable or options.json's default later). A subcommand's copy uses SUPPRESS, so that
+    `jobwire --namespace NS enqueue ...` keeps NS instead of the subparser writing its own default
+    over it (argparse copies every attribute a subparser sets onto the shared namespace).
+    """
     common = argparse.ArgumentParser(add_help=False)
     for name in ("redis_url", "namespace"):  # every command's; defaults and variables from options.json
         o = options.BY_NAME[name]
-        common.add_argument(o["flag"], dest=name, default=None, help=f"{o['help']} (default {o['default']}, ${o['env']})")
+        common.add_argument(o["flag"], dest=name, default=None if defaults else argparse.SUPPRESS,
+                            help=f"{o['help']} (default {o['default']}, ${o['env']})")
+    return common
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _global_options(defaults=False)
     parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
-                                     parents=[common])
+                                     parents=[_global_options(defaults=True)])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", parents=[common], help="run a worker", allow_abbrev=False)

@@ -45,7 +45,10 @@ except ImportError:  # pragma: no cover - setproctitle is a declared dependency
 __all__ = ["Config", "Worker", "current_job", "JobContext"]
 
 log = logging.getLogger("jobwire.worker")
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError)
+# OutOfMemoryError: Redis at maxmemory with noeviction refuses writes until memory is freed; the
+# worker waits like for an outage instead of exiting (issue 13, tests/test_faults.py)
+REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError,
+                redis_lib.exceptions.OutOfMemoryError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
 LOCAL_WAIT_S = 0.15  # protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
 UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)

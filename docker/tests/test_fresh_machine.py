@@ -1,0 +1,102 @@
+"""A fresh machine: the README's setup from nothing, in a container of the bare stand-in Debian 12
+base (debootstrap's minbase plus ca-certificates: no Python, no Node, no Redis, no compiler, no
+make). The committed files (`git archive HEAD`) are copied in; then, as root on the host's network,
+as a new user would: `apt-get install make` (the README's one prerequisite), `make setup`, the
+Python tests and the Node tests. Also `scripts/containers.sh clean` where no docker exists at all.
+
+apt uses the Debian mirror of this machine's apt sources (the base was bootstrapped from it); pip
+and npm get this machine's index and registry settings, read at run time (containers.sh passes
+them). Downloads are kept between runs in $JOBWIRE_CONTAINERS_STATE/fresh-cache (apt's .deb
+archive, pip's and npm's caches), like a local mirror: every package is still installed from
+nothing in the container; only the bytes are not fetched again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import LABELS, ROOT, RUN_ID, remove
+
+BASE = os.environ.get("JOBWIRE_STANDIN_DEBIAN", "jobwire-standin/debian:bookworm")
+STATE = Path(os.environ.get("JOBWIRE_CONTAINERS_STATE", "/var/lib/jobwire-containers"))
+TIMEOUT = int(os.environ.get("JOBWIRE_FRESH_TIMEOUT", "1800"))
+
+# Each step prints a marker line, so that the log says how long each took.
+STEPS = r"""
+set -euo pipefail
+step() { echo "== step $1 $(date +%s)"; }
+cd /jobwire
+step bare
+for tool in python3 node npm redis-server gcc make docker; do
+  if command -v "$tool" >/dev/null; then echo "not a bare machine: $tool is installed"; exit 97; fi
+done
+step containers-clean
+bash scripts/containers.sh clean
+step apt-make
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make >/dev/null
+step make-setup
+make setup
+step python-tests
+.venv/bin/python -m pytest -q -p no:cacheprovider python/tests
+step node-tests
+(cd examples-node && npm test)
+step done
+"""
+
+
+def checkout_tar() -> bytes:
+    """The committed files of the checkout under jobwire/, as a tar (what a clean clone holds)."""
+    done = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "--prefix=jobwire/", "HEAD"],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, f"git archive HEAD failed: {done.stderr.decode()[-500:]}"
+    return done.stdout
+
+
+def package_env() -> dict:
+    """pip's index and npm's registry of this machine (containers.sh read them from its configuration).
+    file:// locations are this machine's disk, not reachable in the container: left out."""
+    env = {"CI": "true", "DEBIAN_FRONTEND": "noninteractive", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    for name, var in (("JW_PIP_INDEX_URL", "PIP_INDEX_URL"), ("JW_PIP_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL"),
+                      ("JW_NPM_REGISTRY", "NPM_CONFIG_REGISTRY")):
+        urls = [u for u in os.environ.get(name, "").split() if u.startswith(("http://", "https://"))]
+        if urls:
+            env[var] = " ".join(urls)
+    return env
+
+
+def caches() -> dict:
+    """Download caches kept between runs (host directories under STATE/fresh-cache)."""
+    mounts = {}
+    for name, path in (("apt", "/var/cache/apt/archives"), ("pip", "/root/.cache/pip"), ("npm", "/root/.npm")):
+        host = STATE / "fresh-cache" / name
+        host.mkdir(parents=True, exist_ok=True)
+        mounts[str(host)] = {"bind": path, "mode": "rw"}
+    return mounts
+
+
+def step_times(log: str) -> dict[str, int]:
+    marks = [line.split()[2:4] for line in log.splitlines() if line.startswith("== step ")]
+    return {name: int(marks[i + 1][1]) - int(t) for i, (name, t) in enumerate(marks[:-1])}
+
+
+def test_fresh_machine_setup_and_tests(engine, images):
+    ctr = engine.containers.create(BASE, ["bash", "-c", STEPS], name=f"{RUN_ID}-fresh-machine", network_mode="host",
+                                   init=True, shm_size="512m", environment=package_env(), volumes=caches(),
+                                   labels=LABELS, working_dir="/")
+    try:
+        assert ctr.put_archive("/", checkout_tar()), "docker cp of the checkout failed"
+        t0 = time.monotonic()
+        ctr.start()
+        code = ctr.wait(timeout=TIMEOUT)["StatusCode"]
+        log = ctr.logs().decode("utf-8", "replace")
+    finally:
+        remove(ctr)
+    (STATE / "fresh-machine.log").write_text(log)
+    times = step_times(log)
+    print(f"fresh machine: {time.monotonic() - t0:.0f} s; steps (s): {times}")
+    assert code == 0, f"exit {code} after steps {times}; log {STATE / 'fresh-machine.log'}, its end:\n{log[-4000:]}"
+    assert "done" in [line.split()[2] for line in log.splitlines() if line.startswith("== step ")]
