@@ -164,13 +164,16 @@ class ImageWorker:
         except docker.errors.APIError:  # removal already in progress
             self.wait(5)
 
-    def output(self, tail: int = 1500) -> str:
+    def log_bytes(self) -> bytes:
+        """Everything the worker wrote so far, read through the engine (as WorkerProc.log_bytes)."""
         import docker.errors
         try:
-            data = self.container.logs(stdout=True, stderr=True)
+            return self.container.logs(stdout=True, stderr=True)
         except docker.errors.APIError:
-            return self._last_output[-tail:]
-        return data[-tail:].decode("utf-8", "replace")
+            return self._last_output.encode("utf-8", "replace")
+
+    def output(self, tail: int = 1500) -> str:
+        return self.log_bytes()[-tail:].decode("utf-8", "replace")
 
     def describe(self) -> str:
         status = "running" if self.alive() else f"exited {self.returncode}"

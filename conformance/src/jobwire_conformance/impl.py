@@ -227,13 +227,16 @@ class WorkerProc:
         self.wait(5)
         self.log.close()
 
-    def output(self, tail: int = 1500) -> str:
+    def log_bytes(self) -> bytes:
+        """Everything the worker wrote so far (stdout and stderr), b"" when its log is unreadable."""
         try:
             with open(self.log_path, "rb") as f:
-                data = f.read()
+                return f.read()
         except OSError:
-            return ""
-        return data[-tail:].decode("utf-8", "replace")
+            return b""
+
+    def output(self, tail: int = 1500) -> str:
+        return self.log_bytes()[-tail:].decode("utf-8", "replace")
 
     def describe(self) -> str:
         status = "running" if self.alive() else f"exited {self.proc.returncode}"

@@ -37,21 +37,12 @@ def _blocked_clients(ctx) -> int:
 
 def _log_since(w, offset: int) -> list[str]:
     """Lines the worker wrote after byte `offset` of its log that sound like trouble."""
-    try:
-        with open(w.log_path, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return []
+    text = w.log_bytes()[offset:].decode("utf-8", "replace")
     return [line for line in text.splitlines() if TROUBLE.search(line)]
 
 
 def _log_size(w) -> int:
-    try:
-        with open(w.log_path, "rb") as f:
-            return len(f.read())
-    except OSError:
-        return 0
+    return len(w.log_bytes())
 
 
 def _reserved_within(ctx, sub, timeout: float) -> float | None:
