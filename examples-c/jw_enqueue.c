@@ -74,19 +74,13 @@ static char *build_payload(const char *klass, int nargs, char **args, const char
     return jw_buf_steal(&b, len);
 }
 
-/* Push payload to queue with enqueue.lua. Returns the queue length or -1. */
-static long long push(jw_redis *r, const char *ns, const char *queue, const char *payload,
-                      size_t len) {
-    jw_args a = {0};
-    char *keys[] = {jw_key(ns, JW_K_QUEUES, NULL), jw_key(ns, JW_K_QUEUE, queue),
-                    jw_key(ns, JW_K_WAKE, queue), jw_key(ns, JW_K_WAKE_NEW_QUEUE, NULL)};
-    for (int i = 0; i < 4; i++) jw_args_take(&a, keys[i], strlen(keys[i]));
-    jw_args_add(&a, queue);
-    jw_args_addn(&a, payload, len);
+/* Run script with a's keys and arguments and return its integer reply, or -1.
+ * A one-shot tool: a down Redis is retried briefly with the usual backoff; an
+ * error reply is printed to stderr and not retried. */
+static long long eval_integer(jw_redis *r, jw_script script, int nkeys, jw_args *a) {
     long long result = -1;
-    /* A one-shot tool: retry a down Redis briefly with the usual backoff. */
     for (int attempt = 0; attempt < 6 && result < 0; attempt++) {
-        redisReply *rep = jw_redis_eval(r, JW_S_ENQUEUE, 4, &a);
+        redisReply *rep = jw_redis_eval(r, script, nkeys, a);
         if (rep && rep->type == REDIS_REPLY_INTEGER) result = rep->integer;
         else if (rep) {
             fprintf(stderr, "jobwire-enqueue: %s\n", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
@@ -96,6 +90,19 @@ static long long push(jw_redis *r, const char *ns, const char *queue, const char
         freeReplyObject(rep);
         if (result < 0) usleep((useconds_t)(jw_redis_wait_hint(r) + 1) * 1000);
     }
+    return result;
+}
+
+/* Push payload to queue with enqueue.lua. Returns the queue length or -1. */
+static long long push(jw_redis *r, const char *ns, const char *queue, const char *payload,
+                      size_t len) {
+    jw_args a = {0};
+    char *keys[] = {jw_key(ns, JW_K_QUEUES, NULL), jw_key(ns, JW_K_QUEUE, queue),
+                    jw_key(ns, JW_K_WAKE, queue), jw_key(ns, JW_K_WAKE_NEW_QUEUE, NULL)};
+    for (int i = 0; i < 4; i++) jw_args_take(&a, keys[i], strlen(keys[i]));
+    jw_args_add(&a, queue);
+    jw_args_addn(&a, payload, len);
+    long long result = eval_integer(r, JW_S_ENQUEUE, 4, &a);
     jw_args_free(&a);
     return result;
 }
@@ -163,18 +170,7 @@ static long long delay(jw_redis *r, const char *ns, const char *queue, const cha
     jw_args_add(&a, ts);
     jw_args_addn(&a, item, len);
     free(item);
-    long long result = -1;
-    for (int attempt = 0; attempt < 6 && result < 0; attempt++) {
-        redisReply *rep = jw_redis_eval(r, JW_S_DELAY, 4, &a);
-        if (rep && rep->type == REDIS_REPLY_INTEGER) result = rep->integer;
-        else if (rep) {
-            fprintf(stderr, "jobwire-enqueue: %s\n", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-            freeReplyObject(rep);
-            break;
-        }
-        freeReplyObject(rep);
-        if (result < 0) usleep((useconds_t)(jw_redis_wait_hint(r) + 1) * 1000);
-    }
+    long long result = eval_integer(r, JW_S_DELAY, 4, &a);
     jw_args_free(&a);
     return result;
 }
