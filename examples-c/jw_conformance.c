@@ -15,9 +15,33 @@
 #include "jw_keys.h"
 #include "jw_util.h"
 
+/* RPUSH value onto key, on a fresh connection each try. A lost connection
+ * (no reply at all) is retried up to twice more, as redis-py (3 retries)
+ * and ioredis (resend after reconnect) do for the Python and Node echo: a
+ * reply cut on the way back must not fail the job on one language only.
+ * An error reply is not retried. Returns 0, or -1 with err filled. */
+static int rpush_retrying(const jw_env *env, const char *key, const char *value, jw_error *err) {
+    for (int attempt = 1; ; attempt++) {
+        redisContext *c = jw_connect(env);
+        if (!c) {
+            if (attempt < 3) continue;
+            return jw_fail(err, "RedisError", "cannot connect to Redis to echo");
+        }
+        redisReply *rep = redisCommand(c, "RPUSH %s %s", key, value);
+        int ok = rep && rep->type == REDIS_REPLY_INTEGER;
+        if (!ok && (rep || attempt >= 3))
+            jw_fail(err, "RedisError", "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
+        int lost = !rep;
+        if (rep) freeReplyObject(rep);
+        redisFree(c);
+        if (ok) return 0;
+        if (!lost || attempt >= 3) return -1;
+    }
+}
+
 /* RPUSH the conformance echo record, with "attempt" as its last member when
- * attempt > 0 (jobwire.Flaky). Side effect: one Redis connection opened and
- * closed. */
+ * attempt > 0 (jobwire.Flaky). Side effect: a Redis connection opened and
+ * closed (more than one if the first is lost). */
 static int echo_record(const jw_job *job, const jw_env *env, jw_error *err, int attempt) {
     json_t *id = json_object_get(job->doc, "id");
     json_t *args = jw_job_args(job);
@@ -32,20 +56,11 @@ static int echo_record(const jw_job *job, const jw_env *env, jw_error *err, int 
     char *text = json_dumps(rec, JW_JSON_FLAGS);
     json_decref(rec);
     if (!text) return jw_fail(err, "EncodeError", "cannot encode the echo record");
-    redisContext *c = jw_connect(env);
-    if (!c) {
-        free(text);
-        return jw_fail(err, "RedisError", "cannot connect to Redis to echo");
-    }
     char *key = jw_key(env->ns, JW_K_CONFORMANCE_ECHO, NULL);
-    redisReply *rep = redisCommand(c, "RPUSH %s %s", key, text);
-    int ok = rep && rep->type == REDIS_REPLY_INTEGER;
-    if (!ok) jw_fail(err, "RedisError", "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
-    if (rep) freeReplyObject(rep);
-    redisFree(c);
+    int rc = rpush_retrying(env, key, text, err);
     free(key);
     free(text);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 /* jobwire.Echo: RPUSH the conformance echo record. */

@@ -244,7 +244,7 @@ def test_connection_cut_mid_reply(impl, server, start_worker):
             wait_for(lambda: job_id in echo_ids(server), 30, f"job {round_} after a cut ({log_tail(worker)})")
         assert proxy.cuts >= 1
         assert worker.poll() is None
-        assert R(server).llen("resque:failed") == 0
+        assert R(server).llen("resque:failed") == 0, R(server).lrange("resque:failed", 0, -1)
     finally:
         proxy.close()
 
