@@ -112,7 +112,7 @@ class GatewayWorker {
       this.title(this.paused ? 'Paused' : `Waiting for ${parseQueues(this.config.queues).join(',')}`);
       log.info(`registered as ${this.workerId} through the gateway`);
     } else if (msg.job) {
-      this.run(msg.job, epoch).catch((err) => log.error(`job: ${err.stack ?? err}`));
+      this.runJob(msg.job, epoch).catch((err) => log.error(`job: ${err.stack ?? err}`));
     } else if (msg.kill) {
       log.warn(`ignoring kill of ${msg.kill.token}: an in-process job cannot be killed`);
     } else if (msg.quit) {
@@ -121,7 +121,7 @@ class GatewayWorker {
   }
 
   /** Validates and runs one job (protocol.md 7.4), then settles it on the stream it came from. */
-  async run({ token, queue, payload }, epoch) {
+  async runJob({ token, queue, payload }, epoch) {
     this.running = { token, epoch };
     const text = Buffer.from(payload).toString('utf8');
     let fail = null;
@@ -188,7 +188,7 @@ class GatewayWorker {
   }
 
   /** Serves streams until told to stop; reconnects with backoff when a stream breaks. */
-  async work() {
+  async run() {
     let attempt = 0;
     for (;;) {
       const status = await this.connect();
@@ -236,4 +236,4 @@ const signals = {
 };
 for (const [sig, fn] of Object.entries(signals)) process.on(sig, fn);
 process.on('uncaughtException', (err) => log.error(`uncaught exception (worker keeps going): ${err?.stack ?? err}`));
-process.exit(Math.max(...await Promise.all(workers.map((w) => w.work()))));
+process.exit(Math.max(...await Promise.all(workers.map((w) => w.run()))));

@@ -1,126 +1,44 @@
 // The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode) or,
 // with option fork, in a child process it can kill (lib/job-runner.js).
 //
-// Worker: one protocol worker (one id, one job at a time, its own blocking connection).
-// WorkerProcess: N workers in this process sharing one handler registry, plus signals and the
-// process title.
+// Worker: one protocol worker (one id, one job at a time, its own blocking connection). This
+// module is its loop (protocol.md 7.9: idle, busy, paused, leaving): settle and reserve, the
+// blocking wait, control commands and beats. Its other parts, one module each:
+//   membership.js      register, beat, leave, recover peers (heartbeat.lua, unregister.lua)
+//   running.js         running a reserved job and deciding its outcome (a mixin of Worker)
+//   worker-process.js  WorkerProcess: N workers in one process, signals, the process title
+//   queues.js, failure-record.js, latch.js
+//
+// Names shared with Python (jobwire/worker.py) and C (jw_worker.c): run() is the worker's whole
+// life (register, loop, leave), callWork() one work.lua call (settle and/or reserve), beat() one
+// heartbeat, leave() unregistering in mode self.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { keys as keyBuilder, assertQueueName, isValidQueueName } from './keys.js';
+import { keys as keyBuilder } from './keys.js';
 import { scripts } from './scripts.js';
-import { jobPayloadError } from './validate.js';
-import { specVersion, specMajor, packageVersion } from './spec.js';
+import { specVersion, packageVersion } from './spec.js';
 import { DEFAULTS } from './options.js';
 import { DEFAULTS_1_1, SCHEDULER_MODES } from './config.js';
-import { compareUtf8 } from './client.js';
 import { ChildRunner } from './job-runner.js';
 import { stderrLogger } from './log.js';
 import { describeError, stackFrames } from './errors.js';
-
-export { stderrLogger, describeError, stackFrames }; // their home was this module; kept for importers
+import { failureRecord } from './failure-record.js';
+import { parseQueues, expandQueues } from './queues.js';
+import { Latch, Stopped, throwStopped } from './latch.js';
+import { Membership } from './membership.js';
+import { jobRunning } from './running.js';
 import { Promoter } from './promotion.js';
-import { policyFromMember, parseDefaultPolicy, retryDelayMs, retries } from './backoff.js';
-import {
-  connect, parseJson, needsLosslessParse, failedAt, runAt, startedAt, utcDay, backoffMs, sleep,
-} from './util.js';
+import { parseDefaultPolicy } from './backoff.js';
+import { connect, failedAt, runAt, utcDay, backoffMs, sleep } from './util.js';
 
+// Their home was this module; kept for importers (index.js, gateway-worker.js, tests).
+export { stderrLogger, describeError, stackFrames, failureRecord, parseQueues, expandQueues };
+export { WorkerProcess } from './worker-process.js';
 export { DEFAULTS }; // spec/options.json, by camelCase name
 
 const LOCAL_WAIT_MS = 150; // protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
-
-const CONTROL_POLL_MS = 1000; // protocol.md 7.5: read the control list at least this often while a job runs
 const LEAVE_TIMEOUT_MS = 10000; // give up unregistering (Redis unreachable) after this long
 const NONE = Object.freeze({ op: 'none', token: '', record: '' });
-
-/**
- * A failure record built around the raw payload bytes (never re-encoded), with the keys in the
- * order of protocol.md 6.2. `payloadIsObject` false embeds the payload as a JSON string.
- */
-export function failureRecord(rawPayload, { exception, error, backtrace = [] }, workerId, queue,
-  { date = new Date(), payloadIsObject = true } = {}) {
-  const raw = Buffer.isBuffer(rawPayload) ? rawPayload : Buffer.from(String(rawPayload), 'utf8');
-  const payload = payloadIsObject ? raw : Buffer.from(JSON.stringify(raw.toString('utf8')), 'utf8');
-  return Buffer.concat([
-    Buffer.from(`{"failed_at":${JSON.stringify(failedAt(date))},"payload":`, 'utf8'),
-    payload,
-    Buffer.from(`,"exception":${JSON.stringify(String(exception))},"error":${JSON.stringify(String(error))}` +
-      `,"backtrace":${JSON.stringify((backtrace ?? []).map(String))},"worker":${JSON.stringify(workerId)}` +
-      `,"queue":${JSON.stringify(queue)}}`, 'utf8'),
-  ]);
-}
-
-/**
- * Parses a --queues value ("a,b", "high,*") or an array into a queue list (protocol.md 7.2):
- * queue names and at most one "*", comma-separated, nothing trimmed, no empty entry, no repeat.
- */
-export function parseQueues(queues) {
-  const list = Array.isArray(queues) ? queues.map(String) : String(queues ?? '').split(',');
-  if (list.length === 0 || (list.length === 1 && list[0] === '')) {
-    throw new TypeError('no queues given (--queues a,b or JOBWIRE_QUEUES)');
-  }
-  const seen = new Set();
-  for (const q of list) {
-    if (q !== '*') assertQueueName(q);
-    if (seen.has(q)) throw new TypeError(`--queues lists ${JSON.stringify(q)} twice`);
-    seen.add(q);
-  }
-  return list;
-}
-
-/**
- * The queues to reserve from: "*" replaced, at its place, by every valid name of `known` that is
- * not listed explicitly, in code point order (protocol.md 7.2).
- */
-export function expandQueues(configured, known) {
-  if (!configured.includes('*')) return [...configured];
-  const rest = known.filter((q) => isValidQueueName(q) && !configured.includes(q)).sort(compareUtf8);
-  return configured.flatMap((q) => (q === '*' ? rest : [q]));
-}
-
-class Stopped extends Error {}
-
-/**
- * A one-shot event that in-flight awaits can race against. Unlike racing a long-pending promise,
- * it keeps no reaction per call once the call has settled (a worker makes millions of calls).
- */
-class Latch {
-  constructor() {
-    this.fired = false;
-    this.listeners = new Set();
-  }
-
-  fire() {
-    if (this.fired) return;
-    this.fired = true;
-    for (const l of this.listeners) l();
-    this.listeners.clear();
-  }
-
-  /** Settles like `promise`, or with `onFire()` (its value or its throw) when fired first. */
-  race(promise, onFire) {
-    return new Promise((resolve, reject) => {
-      const fired = () => {
-        try {
-          resolve(onFire());
-        } catch (err) {
-          reject(err);
-        }
-      };
-      if (this.fired) {
-        promise.catch(() => {});
-        fired();
-        return;
-      }
-      this.listeners.add(fired);
-      promise.then(
-        (v) => { this.listeners.delete(fired); resolve(v); },
-        (e) => { this.listeners.delete(fired); reject(e); },
-      );
-    });
-  }
-}
-
-const throwStopped = () => { throw new Stopped(); };
 
 export class Worker extends EventEmitter {
   /**
@@ -193,6 +111,10 @@ export class Worker extends EventEmitter {
     const onError = (err) => this.log.debug(`${this.id}: redis: ${err.message}`);
     this.cmd = connect(this.options.redisUrl, { onError });
     this.onRedisError = onError;
+    this.membership = new Membership({
+      redis: this.cmd, scripts: this.scripts, keys: this.k, id: this.id,
+      leaseMs: this.options.leaseMs, maxDeaths: this.options.maxDeaths, log: this.log,
+    });
     try {
       // The job child starts while we register; one that cannot load its modules is fatal.
       const child = this.runner?.start();
@@ -220,7 +142,7 @@ export class Worker extends EventEmitter {
       try {
         if (this.paused) {
           // protocol.md 7.3/7.9: a paused worker holds no finished job; settle it first (no queues)
-          if (this.pending.op !== 'none') await this.untilStopped(this.work([]));
+          if (this.pending.op !== 'none') await this.untilStopped(this.callWork([]));
           await this.idleBlock(true);
           continue;
         }
@@ -233,7 +155,7 @@ export class Worker extends EventEmitter {
         }
         if (this.stopping) break;
         // While Redis is unreachable the call waits for it; a stop request must not.
-        const reply = await this.untilStopped(this.work(this.queueList));
+        const reply = await this.untilStopped(this.callWork(this.queueList));
         errors = 0;
         switch (reply.status) {
           case 'job':
@@ -328,11 +250,6 @@ export class Worker extends EventEmitter {
 
   // ---- registration, heartbeat, recovery ----------------------------------------------
 
-  heartbeatKeys() {
-    const k = this.k;
-    return [k.workers(), k.heartbeats(), k.leases(), k.workerStarted(this.id), k.workerInfo(this.id), k.meta()];
-  }
-
   async registerUntilDone() {
     let attempt = 0;
     while (!this.stopping) {
@@ -350,6 +267,7 @@ export class Worker extends EventEmitter {
     }
   }
 
+  /** Registers (again): a new epoch, nothing pending from an older one (protocol.md 7.6). */
   async registerSelf() {
     const now = new Date();
     this.startedMs ??= now.getTime();
@@ -364,21 +282,12 @@ export class Worker extends EventEmitter {
       mode: this.runner ? 'fork' : 'inline',
       state: this.paused ? 'paused' : 'idle',
     };
-    if (this.epoch === 0 && (await this.cmd.exists(this.k.inflight(this.id)))) {
-      // A dead predecessor had this very id (same host and pid, e.g. pid 1 in a container):
-      // recover its job as a death before registering, or a job that kills the whole
-      // process would be handed back to us forever (protocol.md 7.3).
-      const r = await this.unregister(this.id, 'dead');
-      this.log.warn(`${this.id}: recovered the job of a dead worker with this id (${r[1]})`);
-    }
-    const reply = await this.scripts.call(this.cmd, 'heartbeat', this.heartbeatKeys(),
-      [this.id, this.options.leaseMs, 'register', startedAt(now), specMajor(), ...Object.entries(info).flat()]);
+    await this.membership.register(info, now);
     this.epoch += 1;
     this.registered = true;
     this.pending = NONE; // nothing reserved under an older registration may be settled
     this.log.info(`${this.id}: registered (spec ${specVersion()}, lease ${this.options.leaseMs} ms)`);
     if (this.wildcard) await this.refreshQueues();
-    this.recoverAll(reply.slice(1));
   }
 
   scheduleBeat() {
@@ -393,16 +302,14 @@ export class Worker extends EventEmitter {
 
   async beat() {
     try {
-      const reply = await this.scripts.call(this.cmd, 'heartbeat', this.heartbeatKeys(),
-        [this.id, this.options.leaseMs, 'beat', '', specMajor()]);
+      const alive = await this.membership.beat();
       if (this.stopping) return;
-      if (reply[0] === 'unknown') {
+      if (!alive) {
         // We were recovered as dead: our held job is gone, so its outcome must not be settled.
         this.log.warn(`${this.id}: recovered as dead by a peer (lease lapsed); registering again`);
         await this.registerSelf();
         return;
       }
-      this.recoverAll(reply.slice(1));
       // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
       if (this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
@@ -429,46 +336,15 @@ export class Worker extends EventEmitter {
     return done.moved > 0 || done.fired > 0;
   }
 
-  recoverAll(deadIds) {
-    for (const dead of deadIds) {
-      this.recover(dead).catch((err) => this.log.warn(`${this.id}: recovering ${dead}: ${err.message}`));
-    }
-  }
-
-  /** Recovers a peer whose lease lapsed (protocol.md 7.6 / 8.6). */
-  async recover(deadId) {
-    const r = await this.unregister(deadId, 'expired');
-    if (r[0] === 'done') this.log.info(`${this.id}: recovered dead worker ${deadId} (job: ${r[1]})`);
-    return r;
-  }
-
-  /** unregister.lua for `workerId` in `mode`, re-reading the held job's queue on "retry". */
-  async unregister(workerId, mode) {
-    const k = this.k;
-    for (let attempt = 0; ; attempt++) {
-      const q = await this.cmd.hget(k.inflight(workerId), 'queue');
-      const keys = [
-        k.leases(), k.workers(), k.heartbeats(), k.workerRecord(workerId), k.workerStarted(workerId),
-        k.inflight(workerId), k.statProcessedWorker(workerId), k.statFailedWorker(workerId),
-        k.workerInfo(workerId), k.control(workerId), k.deaths(), k.failed(), k.statProcessed(),
-        k.statFailed(), k.minutes(utcDay()),
-        q ? k.queue(q) : k.inflight(workerId), q ? k.wake(q) : k.inflight(workerId),
-      ];
-      const r = await this.scripts.call(this.cmd, 'unregister', keys,
-        [workerId, mode, q ?? '', failedAt(), this.options.maxDeaths, this.id]);
-      if (r[0] !== 'retry' || attempt >= 10) return r;
-    }
-  }
-
   /** Settles a finished job if any, then unregister.lua mode self. Bounded in time. */
   async leave() {
     const work = async () => {
       try {
-        if (this.pending.op !== 'none') await this.work([]);
+        if (this.pending.op !== 'none') await this.callWork([]);
       } catch (err) {
         this.log.warn(`${this.id}: could not settle the last job: ${err.message}`);
       }
-      const r = await this.unregister(this.id, 'self');
+      const r = await this.membership.leave();
       this.registered = false;
       this.log.info(`${this.id}: left (held job: ${r[1]})`);
     };
@@ -493,7 +369,7 @@ export class Worker extends EventEmitter {
   // ---- settle and reserve -------------------------------------------------------------
 
   /** work.lua: settles this.pending and reserves from `queues` (none: settle only). */
-  async work(queues) {
+  async callWork(queues) {
     if (this.pending.op === 'retry') await this.settleRetry();
     const k = this.k;
     const id = this.id;
@@ -550,7 +426,7 @@ export class Worker extends EventEmitter {
       reply = await this.scripts.call(this.cmd, 'retry', keys, [id, p.token, p.delayMs, p.entry, p.queue]);
     } catch (err) {
       if (err?.name !== 'ReplyError' || /^(NOSCRIPT|LOADING)/.test(err.message)) {
-        this.resync = true; // the call may have run: see work()
+        this.resync = true; // the call may have run: see callWork()
         throw err;
       }
       this.log.error(`${id}: Redis refused the retry of job ${p.token} (${err.message}); failing it instead`);
@@ -662,258 +538,6 @@ export class Worker extends EventEmitter {
       this.command(c);
     }
   }
-
-  // ---- running a job ------------------------------------------------------------------
-
-  /** Runs a reserved job and leaves its outcome in this.pending (protocol.md 7.4). */
-  async runJob(token, queue, raw) {
-    const epoch = this.epoch;
-    const text = raw.toString('utf8');
-    let doc;
-    try {
-      doc = JSON.parse(text);
-    } catch (err) {
-      // lua-cjson accepted what JSON.parse does not (e.g. hex numbers, NaN): keep the bytes as a string.
-      this.fail(token, raw, queue, { exception: 'jobwire.InvalidJSON', error: `payload is not valid JSON: ${err.message}` }, false);
-      return;
-    }
-    const invalid = jobPayloadError(doc);
-    if (invalid) {
-      this.fail(token, raw, queue, { exception: 'jobwire.InvalidPayload', error: `payload does not match job.schema.json: ${invalid}` });
-      return;
-    }
-    if (this.runner) {
-      await this.runInChild(token, queue, raw, text, doc, epoch);
-      return;
-    }
-    const className = doc.class;
-    const handler = this.handlers.get(className);
-    if (!handler) {
-      this.fail(token, raw, queue, { exception: 'jobwire.UnknownClass', error: `no handler registered for class ${JSON.stringify(className)}` });
-      return;
-    }
-    const args = needsLosslessParse(text) ? parseJson(text).args ?? [] : doc.args ?? [];
-    const startedMs = Date.now();
-    this.current = { token, queue, className, startedMs };
-    this.setState('Processing');
-    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
-    const ctx = {
-      id: typeof doc.id === 'string' ? doc.id : null,
-      className, queue, token, args, payload: text, worker: this.id, pid: process.pid, attempt,
-      redis: this.cmd, keys: this.k, log: this.log,
-    };
-    const controlTimer = setInterval(() => {
-      this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
-    }, CONTROL_POLL_MS);
-    let timeoutTimer;
-    let job = (async () => {
-      const result = await handler.apply(ctx, args);
-      if (result instanceof Error) throw result;
-      return { ok: true };
-    })().catch((err) => ({ ok: false, err }));
-    if (this.options.jobTimeoutMs > 0) {
-      job = Promise.race([job, new Promise((resolve) => {
-        timeoutTimer = setTimeout(() => resolve({ timeout: true }), this.options.jobTimeoutMs);
-      })]);
-    }
-    let outcome;
-    try {
-      outcome = await this.terminateLatch.race(job, () => ({ abandoned: true }));
-    } finally {
-      clearInterval(controlTimer);
-      clearTimeout(timeoutTimer);
-      this.current = null;
-    }
-    if (outcome.abandoned) {
-      this.log.warn(`${this.id}: leaving while ${className} (${token}) runs; it goes back to ${queue}`);
-      return;
-    }
-    if (epoch !== this.epoch) {
-      this.log.warn(`${this.id}: not settling ${className} (${token}): this worker was recovered as dead meanwhile`);
-      return;
-    }
-    if (outcome.timeout) {
-      this.retryOrFail(doc, token, raw, queue, {
-        exception: 'jobwire.Timeout',
-        error: `job ran longer than ${this.options.jobTimeoutMs} ms; an in-process job cannot be killed, its outcome is ignored`,
-      });
-      return;
-    }
-    if (outcome.ok) {
-      this.pending = { op: 'ok', token, record: '' };
-      this.stats.processed += 1;
-      this.log.debug(`${this.id}: ${className} done in ${Date.now() - startedMs} ms`);
-    } else {
-      this.retryOrFail(doc, token, raw, queue, describeError(outcome.err));
-    }
-    if (!this.paused && !this.stopping) this.setState('Waiting');
-  }
-
-  /** Fork mode: runs the job in this worker's child (lib/job-runner.js), settles what it tells. */
-  async runInChild(token, queue, raw, text, doc, epoch) {
-    const className = doc.class;
-    this.current = { token, queue, className, startedMs: Date.now() };
-    this.setState('Processing');
-    const controlTimer = setInterval(() => {
-      this.pollControl().catch((err) => this.log.debug(`${this.id}: control poll: ${err.message}`));
-    }, CONTROL_POLL_MS);
-    let o;
-    try {
-      const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0); // protocol.md 14.4
-      o = await this.runner.run({ token, queue, className, payload: text, jobId: typeof doc.id === 'string' ? doc.id : null, attempt },
-        { timeoutMs: this.options.jobTimeoutMs });
-    } catch (err) {
-      if (this.stopping) return; // given back to its queue when the worker leaves
-      throw err;
-    } finally {
-      clearInterval(controlTimer);
-      this.current = null;
-    }
-    if (o.killedBy === 'term') {
-      this.log.warn(`${this.id}: killed ${className} (${token}) to leave; it goes back to ${queue}`);
-      return;
-    }
-    if (epoch !== this.epoch) {
-      this.log.warn(`${this.id}: not settling ${className} (${token}): this worker was recovered as dead meanwhile`);
-      return;
-    }
-    if (o.ok) {
-      this.pending = { op: 'ok', token, record: '' };
-      this.stats.processed += 1;
-    } else if (o.killedBy === 'timeout') {
-      this.retryOrFail(doc, token, raw, queue, { exception: 'jobwire.Timeout', error: `job ran longer than ${this.options.jobTimeoutMs} ms; child ${o.pid} was killed` });
-    } else if (o.killedBy) {
-      this.fail(token, raw, queue, { exception: 'jobwire.Killed', error: `${o.killedBy}; child ${o.pid} was killed` });
-    } else if (o.crash) {
-      this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
-      this.pending = { op: 'crash', token, record: o.crash };
-      this.stats.processed += 1;
-    } else if (o.notRetried) {
-      this.fail(token, raw, queue, o.error);
-    } else {
-      this.retryOrFail(doc, token, raw, queue, o.error);
-    }
-    if (!this.paused && !this.stopping) this.setState('Waiting');
-  }
-
-  /** A job error or timeout: another attempt under the job's policy, else fail (protocol.md 14.4). */
-  retryOrFail(doc, token, raw, queue, error) {
-    const policy = policyFromMember(doc.retry) ?? this.defaultPolicy;
-    const attempt = 1 + (Array.isArray(doc.attempts) ? doc.attempts.length : 0);
-    if (!retries(policy, attempt)) {
-      this.fail(token, raw, queue, error);
-      return;
-    }
-    const jobId = typeof doc.id === 'string' ? doc.id : '';
-    const delayMs = retryDelayMs(policy, jobId, attempt);
-    const entry = JSON.stringify({
-      attempt, failed_at_ms: Date.now(), exception: String(error.exception), error: String(error.error),
-      worker: this.id, queue, delay_ms: delayMs,
-    });
-    const record = failureRecord(raw, error, this.id, queue); // used if Redis refuses the retry
-    this.pending = { op: 'retry', token, record, delayMs, entry, queue };
-    this.stats.processed += 1;
-    this.stats.failed += 1;
-    this.log.info(`${this.id}: job ${jobId || doc.class} attempt ${attempt} failed (${error.exception}); retrying in ${delayMs} ms`);
-  }
-
-  fail(token, raw, queue, error, payloadIsObject = true) {
-    this.pending = { op: 'fail', token, record: failureRecord(raw, error, this.id, queue, { payloadIsObject }) };
-    this.stats.processed += 1;
-    this.stats.failed += 1;
-    this.log.debug(`${this.id}: job ${token} failed: ${error.exception}: ${error.error}`);
-  }
 }
 
-/**
- * N protocol workers in this process (ids host:pid+n:queues, or host:pid:queues for N = 1)
- * sharing one handler registry; owns the process title and, with installSignals(), the signals
- * of protocol.md 7.5.
- */
-export class WorkerProcess extends EventEmitter {
-  constructor(options = {}) {
-    super();
-    const o = { ...DEFAULTS, ...options };
-    this.options = o;
-    this.handlers = o.handlers ?? new Map();
-    this.log = o.logger ?? stderrLogger();
-    const n = Math.max(1, Math.floor(Number(o.concurrency) || 1));
-    this.queuesLabel = parseQueues(o.queues).join(',');
-    this.workers = [];
-    for (let i = 1; i <= n; i++) {
-      const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i });
-      w.on('state', () => this.scheduleTitle());
-      this.workers.push(w);
-    }
-    this.setTitle('Starting');
-  }
-
-  register(className, fn) {
-    if (typeof fn !== 'function') throw new TypeError(`handler for ${className} must be a function`);
-    this.handlers.set(className, fn);
-    return this;
-  }
-
-  /** Runs every worker; resolves when all have left. */
-  async run() {
-    this.log.info(`starting ${this.workers.length} worker(s) on ${this.queuesLabel}: ${this.workers.map((w) => w.id).join(' ')}`);
-    const results = await Promise.allSettled(this.workers.map((w) => w.run()));
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-  }
-
-  quit() { this.setTitle('Shutting down'); for (const w of this.workers) w.quit(); }
-  terminate() { this.setTitle('Shutting down'); for (const w of this.workers) w.terminate(); }
-  pause() { for (const w of this.workers) w.pause(); }
-  resume() { for (const w of this.workers) w.resume(); }
-
-  /** Kills every running job (fork mode); false when none could be. */
-  killJobs(reason) {
-    return this.workers.map((w) => w.killCurrent(reason)).some(Boolean);
-  }
-
-  /** SIGQUIT: graceful; SIGTERM/SIGINT: fast; SIGUSR2/SIGCONT: pause/resume; SIGUSR1: kill jobs (fork mode). */
-  installSignals() {
-    const handlers = {
-      SIGQUIT: () => { this.log.info('SIGQUIT: finishing current jobs, then leaving'); this.quit(); },
-      SIGTERM: () => { this.log.info('SIGTERM: leaving now'); this.terminate(); },
-      SIGINT: () => { this.log.info('SIGINT: leaving now'); this.terminate(); },
-      SIGUSR2: () => { this.log.info('SIGUSR2: pausing'); this.pause(); },
-      SIGCONT: () => { this.log.info('SIGCONT: resuming'); this.resume(); },
-      SIGUSR1: () => {
-        if (this.options.fork) this.killJobs('killed by SIGUSR1');
-        else this.log.warn('SIGUSR1: an in-process job cannot be killed; ignored');
-      },
-    };
-    for (const [sig, fn] of Object.entries(handlers)) process.on(sig, fn);
-    this.removeSignals = () => { for (const [sig, fn] of Object.entries(handlers)) process.off(sig, fn); };
-  }
-
-  setTitle(state) {
-    try {
-      process.title = `jobwire-node/resque-1: ${state}`;
-    } catch { /* not settable here */ }
-  }
-
-  // Coalesces title changes (setting the title costs a system call; jobs may take microseconds).
-  scheduleTitle() {
-    if (this.titleTimer) return;
-    this.titleTimer = setTimeout(() => {
-      this.titleTimer = null;
-      this.updateTitle();
-    }, 100);
-    this.titleTimer.unref?.();
-  }
-
-  updateTitle() {
-    const ws = this.workers;
-    if (ws.some((w) => w.stopping)) return this.setTitle('Shutting down');
-    const busy = ws.filter((w) => w.current).sort((a, b) => b.current.startedMs - a.current.startedMs)[0];
-    if (busy) {
-      const c = busy.current;
-      return this.setTitle(`Processing ${c.queue} since ${Math.floor(c.startedMs / 1000)} [${c.className}]`);
-    }
-    if (ws.every((w) => w.paused)) return this.setTitle('Paused');
-    return this.setTitle(`Waiting for ${this.queuesLabel}`);
-  }
-}
+Object.assign(Worker.prototype, jobRunning); // running.js: runJob, runInChild, retryOrFail, fail

@@ -6,6 +6,9 @@ import { startRedis, waitFor, echoes, failures, sleep } from './helpers.js';
 import { Client } from '../lib/client.js';
 import { Worker, WorkerProcess, stderrLogger, describeError } from '../lib/worker.js';
 import { registerConformanceJobs } from '../lib/conformance.js';
+import { Membership } from '../lib/membership.js';
+import { scripts } from '../lib/scripts.js';
+import { keys } from '../lib/keys.js';
 
 const quiet = stderrLogger('silent');
 const FAILED_AT = /^\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2} UTC$/;
@@ -240,8 +243,9 @@ test('a settle after the worker was recovered as dead is dropped, not applied', 
   await waitFor(() => r.hexists(`resque:jobwire:inflight:${w.id}`, 'token'), { what: 'held' });
   // a peer declares it dead (as if its lease had lapsed): the job goes back with one death
   await r.zadd('resque:jobwire:leases', 0, w.id);
-  const peer = new Worker({ queues: 'other', redisUrl: server.url, logger: quiet });
-  peer.cmd = r;
+  const peer = new Membership({
+    redis: r, scripts: scripts(), keys: keys('resque'), id: 'peer:1:other', leaseMs: 30000, maxDeaths: 3, log: quiet,
+  });
   assert.deepEqual(await peer.unregister(w.id, 'expired'), ['done', 'requeued']);
   assert.equal(await r.hget('resque:jobwire:deaths', await r.lindex('resque:queue:q', 0).then((p) => JSON.parse(p).id)), '1');
   // the worker learns it at its next beat, registers again, then runs the job a second time
