@@ -21,17 +21,21 @@
 #include "jw_job.h"
 #include "jw_keys.h"
 #include "jw_redis.h"
+#include "jw_routing.h"
 #include "jw_util.h"
 
 /* Print usage and exit with status code. */
 static void usage(int code) {
     fprintf(code ? stderr : stdout,
             "usage: jobwire-enqueue [--redis-url URL] [--namespace NS] [--at TIME | --in SECONDS]\n"
-            "       QUEUE CLASS [JSON_ARG ...]\n"
+            "       [--wait-replicas N [--wait-timeout-ms MS]] QUEUE CLASS [JSON_ARG ...]\n"
             "       jobwire-enqueue --version | --help\n"
             "TIME is Unix seconds or ISO 8601 (YYYY-MM-DDTHH:MM:SS[.fff], UTC unless it ends\n"
             "in +hh:mm / -hh:mm). SECONDS may have a fraction.\n"
-            "Each JSON_ARG is one JSON value (e.g. 7, '\"text\"', '{\"a\":1}'). Prints the job id.\n");
+            "Each JSON_ARG is one JSON value (e.g. 7, '\"text\"', '{\"a\":1}'). Prints the job id.\n"
+            "--wait-replicas N: durable enqueue, succeed only once N replicas have the job\n"
+            "(WAIT, protocol.md 15.4; default timeout 1000 ms). The queue's namespace follows\n"
+            "the routing table NS:jobwire:routes (protocol.md 15.2).\n");
     exit(code);
 }
 
@@ -175,6 +179,35 @@ static long long delay(jw_redis *r, const char *ns, const char *queue, const cha
     return result;
 }
 
+/* Route the queue to its namespace (protocol.md 15.2), push or delay the job
+ * there and, when durable, WAIT for replicas (15.4). Returns the exit status:
+ * 0 done, 1 Redis unreachable, refused, or not replicated in time. */
+static int enqueue(jw_redis *r, const char *url, const char *home, const char *queue, const char *payload,
+                   size_t len, long long at_ms, int wait_replicas, long long wait_timeout_ms) {
+    char err[512];
+    char *ns = jw_route_lookup(r, home, queue, err, sizeof err);
+    if (!ns) {
+        fprintf(stderr, "jobwire-enqueue: %s\n", err);
+        return 1;
+    }
+    long long n = at_ms > jw_wall_ms() ? delay(r, ns, queue, payload, at_ms) : push(r, ns, queue, payload, len);
+    free(ns);
+    if (n < 0) {
+        fprintf(stderr, "jobwire-enqueue: could not reach Redis at %s\n", url);
+        return 1;
+    }
+    if (wait_replicas > 0) {
+        long long acked = jw_redis_wait(r, wait_replicas, wait_timeout_ms);
+        if (acked < wait_replicas) {
+            fprintf(stderr, "jobwire-enqueue: jobwire.NotReplicated: the job is on the master, but %lld of %d "
+                    "replica(s) acknowledged it within %lld ms (WAIT): a failover may lose it\n",
+                    acked < 0 ? 0 : acked, wait_replicas, wait_timeout_ms);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Parse flags, build and validate the payload, push it, print its id.
  * Exit status: 0 pushed, 1 Redis unreachable or refused, 2 bad input. */
 /* The default of option `name` from spec/options.json (its one source), copied
@@ -200,8 +233,8 @@ static const char *option_default(const char *name, char *buf, size_t size) {
 
 int main(int argc, char **argv) {
     const char *url = getenv("REDIS_URL"), *ns = getenv("JOBWIRE_NAMESPACE");
-    long long at_ms = -1;
-    int i = 1;
+    long long at_ms = -1, wait_timeout_ms = 1000;
+    int i = 1, wait_replicas = 0;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--") == 0) { i++; break; }
         if (strcmp(argv[i], "--help") == 0) usage(0);
@@ -209,6 +242,17 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage(2);
         if (strcmp(argv[i], "--redis-url") == 0) url = argv[++i];
         else if (strcmp(argv[i], "--namespace") == 0) ns = argv[++i];
+        else if (strcmp(argv[i], "--wait-replicas") == 0 || strcmp(argv[i], "--wait-timeout-ms") == 0) {
+            const char *flag = argv[i], *v = argv[++i];
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (end == v || *end || n < 0 || n > 1000000000) {
+                fprintf(stderr, "jobwire-enqueue: %s needs an integer >= 0, got \"%s\"\n", flag, v);
+                return 2;
+            }
+            if (strcmp(flag, "--wait-replicas") == 0) wait_replicas = (int)n;
+            else wait_timeout_ms = n;
+        }
         else if (strcmp(argv[i], "--at") == 0 || strcmp(argv[i], "--in") == 0) {
             if (at_ms >= 0) { fprintf(stderr, "jobwire-enqueue: give --at or --in once\n"); return 2; }
             const char *flag = argv[i], *v = argv[++i];
@@ -260,15 +304,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     free(spec_dir);
-    long long n = at_ms > jw_wall_ms() ? delay(&r, ns, queue, payload, at_ms)
-                                       : push(&r, ns, queue, payload, len);
+    int status = enqueue(&r, url, ns, queue, payload, len, at_ms, wait_replicas, wait_timeout_ms);
     jw_redis_close(&r);
     jw_keys_free();
     free(payload);
-    if (n < 0) {
-        fprintf(stderr, "jobwire-enqueue: could not reach Redis at %s\n", url);
-        return 1;
-    }
-    printf("%s\n", id);
-    return 0;
+    if (status == 0) printf("%s\n", id);
+    return status;
 }

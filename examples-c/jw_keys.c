@@ -42,6 +42,7 @@ static const char *const labels[JW_K__COUNT] = {
     [JW_K_SCHEDULES] = "schedules",
     [JW_K_SCHEDULE] = "schedule",
     [JW_K_WAKE_SCHEDULE] = "wake_schedule",
+    [JW_K_ROUTES] = "routes",
 };
 
 static char *templates[JW_K__COUNT]; /* filled by jw_keys_load */

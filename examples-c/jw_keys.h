@@ -35,6 +35,7 @@ typedef enum jw_key_name {
     JW_K_SCHEDULES,             /* {ns}:jobwire:schedules */
     JW_K_SCHEDULE,              /* {ns}:jobwire:schedule:{name} */
     JW_K_WAKE_SCHEDULE,         /* {ns}:jobwire:wake-schedule */
+    JW_K_ROUTES,                /* {ns}:jobwire:routes (protocol.md 15.2) */
     JW_K__COUNT
 } jw_key_name;
 

@@ -471,6 +471,24 @@ redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
     return rep;
 }
 
+/* Durable enqueue (protocol.md 15.4): WAIT replicas timeout_ms on the
+ * connection that ran the last write (WAIT counts what replicas have of this
+ * connection's writes; a reconnect since then answers 0, which is honest).
+ * Returns the number of replicas that acknowledged, or -1 (broken, refused). */
+long long jw_redis_wait(jw_redis *r, int replicas, long long timeout_ms) {
+    if (!r->ctx) return -1;
+    char nrep[16], tmo[32];
+    snprintf(nrep, sizeof nrep, "%d", replicas);
+    snprintf(tmo, sizeof tmo, "%lld", timeout_ms);
+    const char *argv[] = {"WAIT", nrep, tmo};
+    size_t len[] = {4, strlen(nrep), strlen(tmo)};
+    redisReply *rep = raw_cmd(r, 3, argv, len);
+    long long acked = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep && rep->type == REDIS_REPLY_ERROR) jw_log("WAIT failed: %s", rep->str);
+    if (rep) freeReplyObject(rep);
+    return acked;
+}
+
 /* ============================ Blocking pop ============================== */
 
 /* BLPOP keys for at most timeout_ms, but give up early when intr_fd becomes

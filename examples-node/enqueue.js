@@ -7,14 +7,15 @@ import { parseJson, DEFAULT_REDIS_URL } from './lib/util.js';
 import { packageVersion } from './lib/spec.js';
 
 const USAGE = 'usage: node enqueue.js QUEUE CLASS [JSON_ARG ...] [--redis-url URL] [--namespace NS]\n' +
-  '  [--at TIME (ISO 8601, UTC unless it has an offset, or Unix seconds) | --in SECONDS]\n       node enqueue.js --version | --help';
+  '  [--at TIME (ISO 8601, UTC unless it has an offset, or Unix seconds) | --in SECONDS]\n' +
+  '  [--wait-replicas N [--wait-timeout-ms MS]] (durable: succeed once N replicas have it)\n       node enqueue.js --version | --help';
 let values;
 let positionals;
 try {
   ({ values, positionals } = parseArgs({
     options: {
       'redis-url': { type: 'string' }, namespace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' },
-      at: { type: 'string' }, in: { type: 'string' },
+      at: { type: 'string' }, in: { type: 'string' }, 'wait-replicas': { type: 'string' }, 'wait-timeout-ms': { type: 'string' },
     },
     allowPositionals: true,
   }));
@@ -63,10 +64,20 @@ function usageError(message) {
   process.exit(2);
 }
 
+/** A non-negative integer flag, or its default; exits 2 on bad input. */
+function count(flag, dflt) {
+  const raw = values[flag];
+  if (raw === undefined) return dflt;
+  if (!/^[0-9]+$/.test(raw)) return usageError(`--${flag} needs an integer >= 0, got ${raw}`);
+  return Number(raw);
+}
+
 const at = dueMs();
 const client = new Client({
   redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
   namespace: values.namespace ?? process.env.JOBWIRE_NAMESPACE ?? 'resque',
+  waitReplicas: count('wait-replicas', 0),
+  waitTimeoutMs: count('wait-timeout-ms', 1000),
 });
 try {
   const id = at === null ? await client.enqueue(queue, className, args) : await client.enqueueAt(queue, className, args, at);

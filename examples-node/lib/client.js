@@ -6,6 +6,8 @@ import { jobPayloadError, InvalidPayloadError } from './validate.js';
 import { connect, stringifyJson, DEFAULT_REDIS_URL } from './util.js';
 import * as delayed from './delayed.js';
 import * as schedule from './schedule.js';
+import { Router } from './routing.js';
+import { durableCall, DEFAULT_WAIT_TIMEOUT_MS } from './durable.js';
 
 export const MAX_BULK = 1000; // payloads per enqueue.lua call (protocol.md section 11)
 
@@ -34,13 +36,37 @@ export class Client {
    * @param {string} [options.redisUrl]  default redis://127.0.0.1:6379/0
    * @param {string} [options.namespace] default "resque"
    * @param {import('ioredis').Redis} [options.redis] an existing connection to use (not closed by close())
+   * @param {number} [options.waitReplicas] durable enqueue (protocol.md 15.4): succeed only once
+   *   this many replicas have the job (WAIT), else throw NotReplicatedError; default 0 (off)
+   * @param {number} [options.waitTimeoutMs] how long WAIT waits; default 1000
    */
-  constructor({ redisUrl = DEFAULT_REDIS_URL, namespace = DEFAULT_NAMESPACE, redis } = {}) {
+  constructor({ redisUrl = DEFAULT_REDIS_URL, namespace = DEFAULT_NAMESPACE, redis, waitReplicas = 0,
+    waitTimeoutMs = DEFAULT_WAIT_TIMEOUT_MS } = {}) {
     this.k = keyBuilder(namespace);
     this.namespace = namespace;
     this.scripts = scripts();
     this.ownsRedis = !redis;
     this.redis = redis ?? connect(redisUrl, { waitForever: false });
+    this.waitReplicas = waitReplicas;
+    this.waitTimeoutMs = waitTimeoutMs;
+    this.router = new Router(this.redis, namespace);
+  }
+
+  /** The key builder of the namespace `queue` is routed to (protocol.md 15.2). */
+  async keysFor(queue) {
+    const ns = await this.router.namespaceFor(queue);
+    return ns === this.namespace ? this.k : keyBuilder(ns);
+  }
+
+  /** This home namespace and every group namespace its routing table names. */
+  async namespaces() {
+    return this.router.namespaces();
+  }
+
+  /** Runs an enqueueing script; durable: WAIT for replicas on the same connection. */
+  async write(name, keys, args) {
+    if (!this.waitReplicas) return this.scripts.call(this.redis, name, keys, args);
+    return durableCall(this.redis, this.scripts.get(name), keys, args, this.waitReplicas, this.waitTimeoutMs);
   }
 
   async close() {
@@ -63,11 +89,11 @@ export class Client {
     const now = Date.now();
     const built = jobs.map((j) =>
       buildPayload(j.class, j.args ?? [], { id: j.id ?? newJobId(), enqueuedAt: j.enqueuedAt ?? now, extra: j.extra }));
-    const k = this.k;
+    const k = await this.keysFor(queue);
     const keys = [k.queues(), k.queue(queue), k.wake(queue), k.wakeNewQueue()];
     for (let i = 0; i < built.length; i += MAX_BULK) {
       const chunk = built.slice(i, i + MAX_BULK).map((b) => b.payload);
-      await this.scripts.call(this.redis, 'enqueue', keys, [queue, ...chunk]);
+      await this.write('enqueue', keys, [queue, ...chunk]);
     }
     return built.map((b) => b.id);
   }
@@ -87,8 +113,8 @@ export class Client {
     const { id, payload } = buildPayload(className, args ?? [], { id: options.id ?? newJobId(), enqueuedAt: now, extra: options.extra });
     const item = delayed.delayedItem(payload, queue, atMs);
     const ts = delayed.bucketOf(atMs);
-    const k = this.k;
-    await this.scripts.call(this.redis, 'delay', [k.delayedSchedule(), k.delayedBucket(ts), k.delayedTimestamps(item), k.wakeSchedule()],
+    const k = await this.keysFor(queue); // the queue's namespace holds its delayed jobs (15.2)
+    await this.write('delay', [k.delayedSchedule(), k.delayedBucket(ts), k.delayedTimestamps(item), k.wakeSchedule()],
       [String(ts), item]);
     return id;
   }

@@ -79,5 +79,7 @@ export function keys(ns = DEFAULT_NAMESPACE) {
     schedules: () => buildKey('schedules', p),
     schedule: (name) => buildKey('schedule', { ns, name }),
     wakeSchedule: () => buildKey('wake_schedule', p),
+    // protocol.md 15.2
+    routes: () => buildKey('routes', p),
   });
 }

@@ -330,3 +330,15 @@ def test_worker_without_job_and_missing_fields(tc, client, r):
     assert w["busy"] and w["lease_ms_left"] is None and w["impl"] == "" and w["token"] == ""
     register_worker(client, "x:1:q", job=None)
     assert tc.get("/worker?id=x:1:q").status_code == 200
+
+
+def test_every_namespace_on_the_overview_and_in_metrics(tc, client):
+    """protocol.md 15.2: the home namespace and each group namespace of its routing table."""
+    client.router.set_route("welcome", "mail")
+    client.enqueue("welcome", "jobwire.Echo", 1)
+    client.enqueue("welcome", "jobwire.Echo", 2)
+    html = tc.get("/").get_data(as_text=True)
+    assert "Namespaces" in html and "{resque:mail}" in html
+    m = parse_metrics(tc.get("/metrics").get_data(as_text=True))
+    assert m[("jobwire_namespace_pending_jobs", (("namespace", "{resque:mail}"),))] == 2
+    assert m[("jobwire_namespace_processed_total", (("namespace", "resque"),))] == 18342

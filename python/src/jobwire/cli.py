@@ -30,6 +30,7 @@ import redis as redis_lib
 
 from . import __version__, options, spec
 from .client import Client
+from .durable import DEFAULT_WAIT_TIMEOUT_MS
 from .errors import InvalidJob, JobwireError
 from .queues import parse_queues
 
@@ -106,7 +107,15 @@ def _parser() -> argparse.ArgumentParser:
     for action in ("remove", "run"):
         scsub.add_parser(action, parents=[common]).add_argument("name")
 
-    sub.add_parser("info", parents=[common], help="pending, processed, failed, workers")
+    e.add_argument("--wait-replicas", type=int, default=0, metavar="N",
+                   help="durable enqueue: succeed only once N replicas have the job (WAIT, protocol.md 15.4)")
+    e.add_argument("--wait-timeout-ms", type=int, default=DEFAULT_WAIT_TIMEOUT_MS, metavar="MS",
+                   help=f"with --wait-replicas: how long to wait (default {DEFAULT_WAIT_TIMEOUT_MS})")
+    rt = sub.add_parser("route", parents=[common], help="namespace groups: list, show or set a queue's route")
+    rt.add_argument("queue", nargs="?")
+    rt.add_argument("group", nargs="?", help="the group to route QUEUE to (its namespace {home:group})")
+    rt.add_argument("--home", action="store_true", help="route QUEUE to the home namespace again")
+    sub.add_parser("info", parents=[common], help="pending, processed, failed, workers (every namespace)")
     sub.add_parser("queues", parents=[common], help="queues and their sizes")
     sub.add_parser("workers", parents=[common], help="registered workers")
     sub.add_parser("version", parents=[common], help="package and protocol versions")
@@ -238,6 +247,25 @@ def _worker(opts) -> int:
     return Worker(config).run()
 
 
+def _info(client: Client) -> dict:
+    """The home namespace's figures (as before) and, under "namespaces", every namespace's
+    (protocol.md 15.2), the home's included."""
+    per = {c.keys.ns: c.info() for c in client.namespace_clients()}
+    return {**per[client.keys.ns], "namespaces": per}
+
+
+def _route(client: Client, opts) -> None:
+    """jobwire route [QUEUE [GROUP | --home]]: list the routing table, show or set one route."""
+    if opts.queue is None:
+        for queue, group in sorted(client.router.table().items()):
+            print(f"{queue}\t{group}\t{client.router.namespace_for(queue)}")
+    elif opts.group is None and not opts.home:
+        print(client.router.namespace_for(opts.queue))
+    else:
+        client.router.set_route(opts.queue, None if opts.home else opts.group)
+        print(client.router.namespace_for(opts.queue))
+
+
 def _run(opts) -> int:
     opts.redis_url, opts.namespace = options.resolve_connection(opts)
     if opts.command == "version":
@@ -251,7 +279,8 @@ def _run(opts) -> int:
     if opts.command == "web":
         from .web import serve
         return serve(opts.redis_url, opts.namespace, opts.host, opts.port, insecure_no_auth=opts.insecure_no_auth)
-    client = Client(opts.redis_url, opts.namespace)
+    client = Client(opts.redis_url, opts.namespace, wait_replicas=getattr(opts, "wait_replicas", 0),
+                    wait_timeout_ms=getattr(opts, "wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS))
     if opts.command == "enqueue":
         args = [_json_arg(a) for a in opts.args]
         if opts.at is not None:
@@ -263,7 +292,9 @@ def _run(opts) -> int:
     elif opts.command in ("scheduled", "retrying", "schedule"):
         _scheduling(client, opts)
     elif opts.command == "info":
-        _print_json(client.info())
+        _print_json(_info(client))
+    elif opts.command == "route":
+        _route(client, opts)
     elif opts.command == "queues":
         for name, size in client.queues().items():
             print(f"{name}\t{size}")

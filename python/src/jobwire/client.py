@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
+from . import durable
 from . import payload as jobmod
+from .durable import DEFAULT_WAIT_TIMEOUT_MS
 from .errors import InvalidJob, NotFound
 from .keys import Keys
 from .options import DEFAULTS
 from .registry import Registry, default_registry
+from .routing import Router
 from .scheduling import SchedulingMixin
 from .scripts import Scripts
 
@@ -152,11 +155,39 @@ class Client(SchedulingMixin):
     """Talks to one namespace of one Redis."""
 
     def __init__(self, redis_url: str | None = None, namespace: str = DEFAULTS["namespace"], *,
-                 redis: redis_lib.Redis | None = None, registry: Registry | None = None) -> None:
+                 redis: redis_lib.Redis | None = None, registry: Registry | None = None,
+                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS) -> None:
+        """wait_replicas > 0 makes every enqueue durable (protocol.md 15.4): acknowledged only
+        once that many replicas have it, else NotReplicated after wait_timeout_ms."""
         self.redis = redis if redis is not None else connect(redis_url)
         self.keys = Keys(namespace)
         self.scripts = Scripts(self.redis)
         self.registry = registry or default_registry
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.router = Router(self.redis, namespace)
+        self._groups: dict[str, Client] = {}
+
+    # -- routing (protocol.md 15.2) ------------------------------------------------------------
+
+    def for_queue(self, queue: str) -> "Client":
+        """The client of the namespace `queue` is routed to: this one, or one per group."""
+        ns = self.router.namespace_for(queue)
+        if ns == self.keys.ns:
+            return self
+        if ns not in self._groups:
+            self._groups[ns] = Client(redis=self.redis, namespace=ns, registry=self.registry,
+                                      wait_replicas=self.wait_replicas, wait_timeout_ms=self.wait_timeout_ms)
+        return self._groups[ns]
+
+    def namespaces(self) -> list[str]:
+        """This home namespace and every group namespace its routing table names."""
+        return self.router.namespaces()
+
+    def namespace_clients(self) -> list["Client"]:
+        """One client per namespace of namespaces(), this one first (for tools that show all)."""
+        return [self if ns == self.keys.ns else Client(redis=self.redis, namespace=ns, registry=self.registry)
+                for ns in self.namespaces()]
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -167,7 +198,7 @@ class Client(SchedulingMixin):
         if handler is not None and not handler.before_enqueue(*args):
             return None
         job_id, payload = jobmod.new_job(job_class, args, **extra)
-        self._push(queue, [payload])
+        self.for_queue(queue)._push(queue, [payload])
         if handler is not None:
             handler.after_enqueue(*args)
         return job_id
@@ -180,14 +211,22 @@ class Client(SchedulingMixin):
         jobmod.validate_queue_name(queue)
         built = [jobmod.new_job(job_class, args) for job_class, args in jobs]
         payloads = [payload for _, payload in built]
+        target = self.for_queue(queue)
         for start in range(0, len(payloads), BULK_CHUNK):
-            self._push(queue, payloads[start:start + BULK_CHUNK])
+            target._push(queue, payloads[start:start + BULK_CHUNK])
         return [job_id for job_id, _ in built]
 
     def _push(self, queue: str, payloads: list[bytes]) -> int:
         k = self.keys
-        return self.scripts.call("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
-                                 [queue, *payloads])
+        return self._write("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
+                           [queue, *payloads])
+
+    def _write(self, name: str, keys: list, args: list):
+        """Run an enqueueing script; when durable, WAIT for replicas on the same connection."""
+        if not self.wait_replicas:
+            return self.scripts.call(name, keys, args)
+        return durable.call(self.redis, getattr(self.scripts, name), keys, args,
+                            self.wait_replicas, self.wait_timeout_ms)
 
     # -- queues -------------------------------------------------------------------------------
 

@@ -121,9 +121,10 @@ class SchedulingMixin:
             return None
         job_id, item = jobmod.new_delayed_item(queue, job_class, args, at_ms, **extra)
         ts = -(-at_ms // 1000)  # ceil: a job never runs early (protocol.md 14.2)
-        k = self.keys
-        self.scripts.call("delay", [k.delayed_schedule, k.delayed_bucket(ts), k.delayed_timestamps(item),
-                                    k.wake_schedule], [ts, item])
+        target = self.for_queue(queue)  # the queue's namespace holds its delayed jobs (15.2)
+        k = target.keys
+        target._write("delay", [k.delayed_schedule, k.delayed_bucket(ts), k.delayed_timestamps(item),
+                                k.wake_schedule], [ts, item])
         if handler is not None:
             handler.after_enqueue(*args)
         return job_id

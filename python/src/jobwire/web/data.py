@@ -220,6 +220,11 @@ def minute_series(client: Client, now_ms: int, minutes: int) -> dict:
     }
 
 
+def namespaces(client: Client, home_info: dict) -> list[dict]:
+    """Every namespace of the home (protocol.md 15.2): name and Resque.info's figures each."""
+    return [{"name": c.keys.ns, **(home_info if c is client else c.info())} for c in client.namespace_clients()]
+
+
 def overview(client: Client) -> dict:
     now = redis_now_ms(client)
     info = client.info()
@@ -229,5 +234,6 @@ def overview(client: Client) -> dict:
         "now_ms": now, "info": info, "queues": queues,
         "busy": [w for w in all_workers if w["busy"]], "workers": worker_counts(all_workers),
         "failed_count": info["failed_list"], "series": minute_series(client, now, 60),
+        "namespaces": namespaces(client, info),
     }
 

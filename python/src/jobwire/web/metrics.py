@@ -66,6 +66,13 @@ def render(overview: dict | None, error: str | None = None, scheduling: dict | N
     out.metric("jobwire_workers", "gauge", "Registered workers by state.",
                [({"state": s}, counts[s]) for s in ("busy", "idle", "paused")])
     out.metric("jobwire_pending_jobs", "gauge", "Jobs waiting in all queues.", [({}, info["pending"])])
+    spaces = overview.get("namespaces") or []  # protocol.md 15.2: the home and every group namespace
+    for name, key, kind, help_text in (
+            ("jobwire_namespace_pending_jobs", "pending", "gauge", "Jobs waiting in a namespace's queues."),
+            ("jobwire_namespace_processed_total", "processed", "counter", "Jobs settled in a namespace."),
+            ("jobwire_namespace_failed_total", "failed", "counter", "Jobs settled as failures in a namespace."),
+            ("jobwire_namespace_workers", "workers", "gauge", "Workers registered in a namespace.")):
+        out.metric(name, kind, help_text, [({"namespace": n["name"]}, n[key]) for n in spaces])
     if scheduling is not None:  # protocol 1.1 (web.scheduling.gauges)
         out.metric("jobwire_scheduled_jobs", "gauge", "Delayed jobs waiting for their time.",
                    [({}, scheduling["scheduled"])])

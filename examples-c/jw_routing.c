@@ -1,0 +1,74 @@
+/* jw_routing.c -- see jw_routing.h. spec/routing-vectors.json pins jw_route
+ * (tests/routing_test.c runs them). */
+#define _GNU_SOURCE
+#include "jw_routing.h"
+#include "jw_keys.h"
+#include "jw_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GROUP_MAX 64
+
+/* A group name: 1 to 64 bytes of A-Z a-z 0-9 _ . - (ASCII only). */
+int jw_group_valid(const char *group) {
+    size_t n = strlen(group);
+    if (n == 0 || n > GROUP_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = group[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '.' || c == '-';
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* "{" + home without its braces + ":" + group + "}": its own hash tag. */
+char *jw_group_namespace(const char *home, const char *group) {
+    jw_buf b = {0};
+    jw_buf_adds(&b, "{");
+    for (const char *p = home; *p; p++)
+        if (*p != '{' && *p != '}') jw_buf_add(&b, p, 1);
+    jw_buf_adds(&b, ":");
+    jw_buf_adds(&b, group);
+    jw_buf_adds(&b, "}");
+    size_t len;
+    return jw_buf_steal(&b, &len);
+}
+
+/* The namespace of queue's jobs, given its route `group` (the table's value,
+ * NULL when the queue has none). NULL with err set for an invalid group
+ * (jobwire.BadRoute: the caller pushes nothing). */
+char *jw_route(const char *home, const char *queue, const char *group, char *err, size_t errlen) {
+    if (!group || !*group) return jw_strdup(home);
+    if (!jw_group_valid(group)) {
+        snprintf(err, errlen, "jobwire.BadRoute: the routing table of %s maps queue \"%s\" to \"%s\", which is no "
+                 "group name (1-64 of A-Z a-z 0-9 _ . -): nothing was enqueued", home, queue, group);
+        return NULL;
+    }
+    return jw_group_namespace(home, group);
+}
+
+/* HGET <home>:jobwire:routes <queue> and route it. NULL with err on a bad
+ * route or when Redis cannot be reached. */
+char *jw_route_lookup(jw_redis *r, const char *home, const char *queue, char *err, size_t errlen) {
+    jw_args a = {0};
+    char *key = jw_key(home, JW_K_ROUTES, NULL);
+    jw_args_add(&a, "HGET");
+    jw_args_take(&a, key, strlen(key));
+    jw_args_add(&a, queue);
+    redisReply *rep = NULL;
+    for (int attempt = 0; attempt < 6 && !rep; attempt++) { /* a one-shot tool: brief retries */
+        rep = jw_redis_cmd(r, &a);
+        if (!rep) usleep((useconds_t)(jw_redis_wait_hint(r) + 1) * 1000);
+    }
+    jw_args_free(&a);
+    char *ns = NULL;
+    if (!rep) snprintf(err, errlen, "cannot read the routing table: Redis unreachable");
+    else if (rep->type == REDIS_REPLY_ERROR) snprintf(err, errlen, "reading the routing table: %s", rep->str);
+    else ns = jw_route(home, queue, rep->type == REDIS_REPLY_STRING ? rep->str : NULL, err, errlen);
+    freeReplyObject(rep);
+    return ns;
+}
