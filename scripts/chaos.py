@@ -12,6 +12,11 @@ in Redis when Redis was killed); any other duplicate fails the run.
 Bounded: loopback only, one private redis-server (jobwire.devserver), every process started here
 is stopped here by its pid (each worker is a process-group leader, so orphaned children go too),
 and every phase has a deadline. `--ci` is the short form scripts/test.sh runs.
+
+`--broken pop-without-record` runs the same storm against two copies of the conformance suite's
+broken worker (conformance/tests/broken_workers/base.py: it LPOPs a job with nothing recorded in
+Redis) instead of the real workers, to show that the storm catches a worker that loses jobs: it
+must report lost > 0 and exit 1 (python/tests/test_chaos.py runs it in CI).
 """
 
 from __future__ import annotations
@@ -48,8 +53,15 @@ EVERYSEC_WINDOW_S = 2.0
 MASTER_MIN_AGE_S = 3.0
 
 
-def worker_commands(url: str) -> dict[str, list[str]]:
-    """The four kinds of worker the storm runs, each a command line."""
+BROKEN_WORKER = ROOT / "conformance/tests/broken_workers/base.py"
+BROKEN_DEFECTS = ("pop-without-record",)  # base.py's defects that lose jobs under kills
+
+
+def worker_commands(url: str, broken: str | None = None) -> dict[str, list[str]]:
+    """The four kinds of worker the storm runs, each a command line; or two broken workers."""
+    if broken:
+        cmd = [sys.executable, str(BROKEN_WORKER), "--defect", broken, "--queues", QUEUE, "--redis-url", url, *TIMINGS]
+        return {f"broken-{n}": cmd for n in (1, 2)}
     jobwire = str(ROOT / ".venv/bin/jobwire")
     py = [jobwire, "worker", "--queues", QUEUE, "--redis-url", url, "--import", "jobwire.conformance_jobs"]
     return {
@@ -105,8 +117,10 @@ class Tally:
 class Storm:
     """One round: one Redis with AOF, four workers, an enqueuer, a killer, then a calm drain."""
 
-    def __init__(self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float, rate: float) -> None:
+    def __init__(self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float, rate: float,
+                 broken: str | None = None) -> None:
         self.fsync, self.jobs, self.rng, self.seconds = fsync, jobs, random.Random(seed), seconds
+        self.broken = broken  # a defect of the broken worker to run instead of the real workers
         self.rate = rate  # jobs enqueued per second at most: spreads the jobs over many kills
         self.dir = tempfile.mkdtemp(prefix=f"aof-{fsync}-", dir=workdir)
         self.server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", fsync,
@@ -153,7 +167,7 @@ class Storm:
     # -- workers ---------------------------------------------------------------------------------
 
     def start_workers(self) -> None:
-        for name, cmd in worker_commands(self.server.url).items():
+        for name, cmd in worker_commands(self.server.url, self.broken).items():
             slot = Slot(name, cmd, log=open(os.path.join(self.logdir, f"{self.fsync}-{name}.log"), "ab"))
             slot.start()
             self.slots.append(slot)
@@ -450,6 +464,8 @@ def main() -> int:
     ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--fsync", action="append", choices=("always", "everysec"),
                     help="rounds to run (default both)")
+    ap.add_argument("--broken", choices=BROKEN_DEFECTS,
+                    help="run two broken workers with this defect instead of the real ones: the run must FAIL")
     opts = ap.parse_args()
     # a SIGTERM (timeout, Ctrl-C from make) unwinds through the finally blocks that stop every pid
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -458,7 +474,7 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="jobwire-chaos-")
     results, problems = [], []
     for n, fsync in enumerate(opts.fsync or ("always", "everysec")):
-        result = Storm(fsync, jobs, opts.seed + n, workdir, opts.seconds, rate).run()
+        result = Storm(fsync, jobs, opts.seed + n, workdir, opts.seconds, rate, opts.broken).run()
         results.append(result)
         problems += [f"{fsync}: {why}" for why in failures(result)]
         print(json.dumps(result), flush=True)

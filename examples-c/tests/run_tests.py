@@ -107,18 +107,19 @@ class Redis:
 class RedisServer:
     """A redis-server child on a free port, with a private --dir."""
 
-    def __init__(self):
+    def __init__(self, *extra):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
         self.proc = None
+        self.extra = list(extra)  # after the defaults, so they override them (e.g. AOF)
         self.dir = tempfile.mkdtemp(prefix="redis-", dir=TMP)
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--dbfilename", "dump.rdb"],
+             "--appendonly", "no", "--dir", self.dir, "--dbfilename", "dump.rdb"] + self.extra,
             stdout=open(os.path.join(self.dir, "redis.log"), "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -181,9 +182,9 @@ def push_raw(queue, *payloads, ns="resque"):
           ns + ":jobwire:wake-new-queue", queue, *payloads[i:i + 1000])
 
 
-def enqueue(queue, cls, *args, ns=None):
+def enqueue(queue, cls, *args, ns=None, url=None):
     """Enqueue with the jobwire-enqueue binary; returns the job id."""
-    cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url]
+    cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", url or SERVER.url]
     if ns:
         cmd += ["--namespace", ns]
     cmd += [queue, cls] + [json.dumps(a) for a in args]
@@ -238,10 +239,10 @@ class Worker:
     """A jobwire-worker process; its stderr goes to a log file."""
     all = []
 
-    def __init__(self, queues, *extra, valgrind=False, block_ms=1000, sh_prefix=None):
+    def __init__(self, queues, *extra, valgrind=False, block_ms=1000, sh_prefix=None, url=None):
         self.log = os.path.join(TMP, "worker-%d.log" % (len(Worker.all) + 1))
         cmd = [os.path.join(OPTS.bin, "jobwire-worker"), "--queues", queues, "--redis-url",
-               SERVER.url, "--block-timeout-ms", str(block_ms)] + list(extra)
+               url or SERVER.url, "--block-timeout-ms", str(block_ms)] + list(extra)
         if valgrind:
             self.vgdir = tempfile.mkdtemp(prefix="vg-", dir=TMP)
             cmd = ["valgrind", "--leak-check=full", "--error-exitcode=1",
@@ -840,12 +841,210 @@ def test_schedules():
     assert R("ZSCORE", "resque:jobwire:schedules", "broken") == b"inf"
 
 
+# ---------------------------------------------------------------- Faults (issue #13)
+# Beyond a clean restart: Redis unreachable for 10 s, a job that finishes while Redis is down, a
+# port that accepts and never answers, the connection cut mid-reply, Redis at maxmemory with
+# noeviction. No worker exits, nothing is lost. Each has its own redis-server (AOF always: a
+# restart keeps what was acknowledged) and, for wire faults, the shared proxy tests/fault_proxy.py
+# that the Python and Node fault tests use too.
+
+FAULT_TIMINGS = ("--heartbeat-ms", "200", "--lease-ms", "5000")
+FAULT_PROXY = os.path.abspath(os.path.join(HERE, "..", "..", "tests", "fault_proxy.py"))
+
+
+class FaultRedis:
+    """A private AOF redis-server; `call` opens a connection per command (it may be down)."""
+
+    def __init__(self):
+        self.server = RedisServer("--appendonly", "yes", "--appendfsync", "always")
+        self.server.start()
+
+    def call(self, *args):
+        r = Redis(self.server.port)
+        try:
+            return r(*args)
+        finally:
+            r.close()
+
+    def up(self, *args):
+        """call(), or None while Redis is away."""
+        try:
+            return self.call(*args)
+        except (OSError, ConnectionError):
+            return None
+
+    def ids(self, key):
+        return [(json.loads(x).get("payload") or json.loads(x)).get("id") for x in self.up("LRANGE", key, 0, -1) or []]
+
+    def echo_ids(self):
+        return self.ids("resque:jobwire:conformance:echo")
+
+    def failed(self):
+        return [json.loads(x) for x in self.up("LRANGE", "resque:failed", 0, -1) or []]
+
+
+class FaultProxy:
+    """tests/fault_proxy.py in front of a Redis port; `command` sends one line, returns the answer."""
+
+    def __init__(self, target_port):
+        self.proc = subprocess.Popen([sys.executable, FAULT_PROXY, "--target", str(target_port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline().split()
+        assert first[:1] == ["port"], "fault_proxy.py did not start: %s" % first
+        self.url = "redis://127.0.0.1:%s/0" % first[1]
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def fault_worker(url, fr):
+    w = Worker("q", *FAULT_TIMINGS, block_ms=500, url=url)
+    w.fault_redis = fr
+    return w
+
+
+def fault_registered(w, timeout=20):
+    wait_until(lambda: w.fault_redis.up("SISMEMBER", "resque:workers", w.id) == 1, timeout,
+               "worker %s to register" % w.id)
+
+
+def processes_one(w, timeout=20):
+    """The worker is alive and runs a fresh job end to end."""
+    fr = w.fault_redis
+    jid = enqueue("q", "jobwire.Echo", "probe", url=fr.server.url)
+    wait_until(lambda: jid in fr.echo_ids(), timeout, "the probe job to run")
+    assert w.proc.poll() is None, w.logtext()[-1500:]
+
+
+def with_fault_redis(test):
+    """Give the test a FaultRedis and kill its server afterwards."""
+    def run():
+        fr = FaultRedis()
+        try:
+            test(fr)
+        finally:
+            fr.server.kill()
+    run.__name__ = test.__name__
+    return run
+
+
+@with_fault_redis
+def test_fault_redis_unreachable_10s(fr):
+    w = fault_worker(fr.server.url, fr)
+    fault_registered(w)
+    processes_one(w)
+    fr.server.kill()
+    time.sleep(10)
+    assert w.proc.poll() is None, "the worker exited while Redis was away: " + w.logtext()[-1500:]
+    fr.server.start()
+    processes_one(w)
+
+
+@with_fault_redis
+def test_fault_job_finishes_while_redis_down(fr):
+    w = fault_worker(fr.server.url, fr)
+    fault_registered(w)
+    # jobwire.Fail finishes without touching Redis; a sleep ahead of it makes it end in the outage
+    enqueue("q", "jobwire.Sleep", 800, url=fr.server.url)
+    failing = enqueue("q", "jobwire.Fail", "kept across the outage", url=fr.server.url)
+    wait_until(lambda: fr.up("KEYS", "resque:jobwire:inflight:*"), 10, "the sleep to be reserved")
+    time.sleep(0.2)
+    fr.server.kill()
+    time.sleep(3)
+    fr.server.start()
+
+    def settled():
+        mine = [f for f in fr.failed() if f["payload"].get("id") == failing]
+        clear = fr.up("KEYS", "resque:jobwire:inflight:*") == [] and fr.up("LLEN", "resque:queue:q") == 0
+        return mine if mine and clear else None
+    mine = wait_until(settled, 30, "the held outcome to be settled")
+    assert len(mine) == 1 and mine[0]["error"] == "kept across the outage", mine
+    processes_one(w)
+
+
+@with_fault_redis
+def test_fault_silent_port(fr):
+    proxy = FaultProxy(fr.server.port)
+    try:
+        proxy.command("hang")
+        w = fault_worker(proxy.url, fr)
+        time.sleep(6)
+        assert w.proc.poll() is None, "the worker exited on a silent port: " + w.logtext()[-1500:]
+        proxy.command("forward")
+        proxy.command("drop")
+        fault_registered(w, 40)
+        processes_one(w, 30)
+    finally:
+        proxy.stop()
+
+
+@with_fault_redis
+def test_fault_cut_mid_reply(fr):
+    proxy = FaultProxy(fr.server.port)
+    try:
+        w = fault_worker(proxy.url, fr)
+        fault_registered(w)
+        for round_ in range(3):
+            proxy.command("cut 3")  # the next reply from Redis arrives as 3 bytes and a closed socket
+            jid = enqueue("q", "jobwire.Echo", round_, url=fr.server.url)
+            wait_until(lambda: jid in fr.echo_ids(), 30, "job %d after a cut" % round_)
+        assert int(proxy.command("cuts").split()[1]) >= 1, "no reply was cut"
+        assert w.proc.poll() is None
+        assert fr.failed() == [], fr.failed()
+    finally:
+        proxy.stop()
+
+
+@with_fault_redis
+def test_fault_maxmemory_noeviction(fr):
+    w = fault_worker(fr.server.url, fr)
+    fault_registered(w)
+    url = fr.server.url
+    fr.call("SET", "resque:pause-all-workers", "true")  # hold the jobs in the queue while memory fills
+    held = [enqueue("q", "jobwire.Echo", i, url=url) for i in range(20)]
+    fr.call("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    used = re.search(rb"used_memory:(\d+)", fr.call("INFO", "memory")).group(1)
+    fr.call("CONFIG", "SET", "maxmemory", used)
+    refused = None
+    big = ["x" * 1000] * 50  # one enqueue of 50 KiB: a few hundred reach the limit
+    for _ in range(2000):
+        cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", url, "q", "jobwire.Echo", json.dumps(big)]
+        done = subprocess.run(cmd, capture_output=True, env=child_env())
+        if done.returncode != 0:
+            refused = done
+            break
+    assert refused is not None, "enqueue never met the limit"
+    assert b"maxmemory" in refused.stderr, refused.stderr
+    fr.call("DEL", "resque:pause-all-workers")  # DEL is allowed at maxmemory; reserving now is refused
+    time.sleep(3)
+    assert w.proc.poll() is None, "the worker exited at maxmemory: " + w.logtext()[-1500:]
+    queued = [json.loads(x)["id"] for x in fr.call("LRANGE", "resque:queue:q", 0, -1)]
+    inflight = [json.loads(fr.call("HGET", k, "payload"))["id"] for k in fr.call("KEYS", "resque:jobwire:inflight:*")]
+    failed_ids = [f["payload"].get("id") for f in fr.failed()]
+    # a job whose own write (the echo) met the limit fails with Redis' error: kept, not lost
+    assert set(held) <= set(queued) | set(inflight) | set(fr.echo_ids()) | set(failed_ids), "a held job vanished"
+    fr.call("CONFIG", "SET", "maxmemory", "0")
+    wait_until(lambda: set(held) <= set(fr.echo_ids()) | {f["payload"].get("id") for f in fr.failed()}, 30,
+               "every job held before the limit to run")
+    assert all("maxmemory" in f["error"] for f in fr.failed()), fr.failed()
+    processes_one(w)
+
+
+FAULTS = [test_fault_redis_unreachable_10s, test_fault_job_finishes_while_redis_down, test_fault_silent_port,
+          test_fault_cut_mid_reply, test_fault_maxmemory_noeviction]
+
 FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
         test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
         test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
         test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
         test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors,
-        test_delayed, test_retries, test_schedules]
+        test_delayed, test_retries, test_schedules] + FAULTS
 SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
          test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
          test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery,

@@ -1,14 +1,29 @@
 // The conformance job classes of protocol.md section 10. Handlers run with `this` = the job
 // context (id, queue, worker, args, redis, keys, ...).
 import { isLosslessNumber } from 'lossless-json';
-import { stringifyJson, sleep } from './util.js';
+import { stringifyJson, sleep, REPLY_LOST } from './util.js';
+
+const ECHO_TRIES = 3; // as redis-py (Python) and the C echo: a reply cut on its way back is retried
+
+/** RPUSH the echo record; a lost reply is retried (up to ECHO_TRIES), an error reply is not, so a
+ * cut on the job's own connection fails the job in no language. A retry whose first try had run
+ * leaves the record twice, as redis-py's retry does. */
+async function rpushEcho(ctx, record) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await ctx.redis.rpush(ctx.keys.conformanceEcho(), record);
+    } catch (err) {
+      if (err.code !== REPLY_LOST || attempt >= ECHO_TRIES) throw err;
+    }
+  }
+}
 
 /** RPUSH <ns>:jobwire:conformance:echo {"id","args","worker","queue","pid","impl"}. */
 export async function echo(ctx, impl = 'node') {
   const record = stringifyJson({
     id: ctx.id ?? null, args: ctx.args ?? [], worker: ctx.worker, queue: ctx.queue, pid: process.pid, impl,
   });
-  await ctx.redis.rpush(ctx.keys.conformanceEcho(), record);
+  await rpushEcho(ctx, record);
 }
 
 export const conformanceHandlers = Object.freeze({
@@ -37,7 +52,7 @@ export const conformanceHandlers = Object.freeze({
       id: this.id ?? null, args: this.args ?? [], worker: this.worker, queue: this.queue, pid: process.pid, impl: 'node',
       attempt: this.attempt,
     });
-    await this.redis.rpush(this.keys.conformanceEcho(), record);
+    await rpushEcho(this, record);
     if (this.attempt <= Number(failTimes)) throw new Error(`flaky attempt ${this.attempt}`);
   },
 });

@@ -125,6 +125,9 @@ export function backoffMs(attempt) {
  * sent but not answered when the connection dropped fail instead of being sent again
  * (autoResendUnfulfilledCommands: false), so a script never runs twice behind our back.
  */
+/** The code of the error for a command whose reply the connection lost (see connect()). */
+export const REPLY_LOST = 'JOBWIRE_REPLY_LOST';
+
 export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true } = {}) {
   if (isClusterUrl(url)) {
     const cluster = clusterConnect(url, { retryStrategy: backoffMs, maxRetriesPerRequest: waitForever ? null : 3 });
@@ -148,7 +151,9 @@ export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true }
     if (!unanswered) return;
     redis.prevCommandQueue = null;
     while (unanswered.length > 0) {
-      unanswered.shift().command.reject(new Error('connection to Redis lost before the reply'));
+      const err = new Error('connection to Redis lost before the reply');
+      err.code = REPLY_LOST; // the command may or may not have run
+      unanswered.shift().command.reject(err);
     }
   });
   return redis;

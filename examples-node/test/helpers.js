@@ -40,13 +40,14 @@ export async function waitFor(fn, { timeout = 30000, interval = 25, what = 'cond
   }
 }
 
-/** Starts redis-server on a free port; returns {port, url, redis (an ioredis client), stop(), restart()}. */
-export async function startRedis() {
+/** Starts redis-server on a free port; returns {port, url, redis (an ioredis client), stop(), restart()}.
+ * `args` go after the defaults and so override them (e.g. AOF for a restart that keeps data). */
+export async function startRedis({ args = [] } = {}) {
   const port = await freePort();
   const server = { port, url: `redis://127.0.0.1:${port}/0`, proc: null };
   server.start = async () => {
-    server.proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' });
+    server.proc = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      ...args], { stdio: 'ignore' });
     const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     probe.on('error', () => {});
     try {
@@ -120,4 +121,33 @@ export async function echoes(redis, ns = 'resque') {
 /** Parsed failure records. */
 export async function failures(redis, ns = 'resque') {
   return (await redis.lrange(`${ns}:failed`, 0, -1)).map((s) => JSON.parse(s));
+}
+
+/** The shared wire-fault proxy (tests/fault_proxy.py) in front of 127.0.0.1:targetPort; returns
+ * {port, url, command(line) -> its answer, stop()}. One proxy for every language's fault tests. */
+export async function startFaultProxy(targetPort) {
+  const script = path.join(ROOT, '..', 'tests', 'fault_proxy.py');
+  const proc = spawn(process.env.PYTHON || 'python3', [script, '--target', String(targetPort)],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  const waiting = [];
+  let buf = '';
+  proc.stdout.on('data', (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) {
+      const line = buf.slice(0, i);
+      if (waiting.length) waiting.shift()(line); else lines.push(line);
+    }
+  });
+  const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => waiting.push(r)));
+  const exited = new Promise((r) => proc.once('exit', r));
+  const first = await nextLine();
+  const port = Number(/^port (\d+)$/.exec(first)?.[1]);
+  if (!port) throw new Error(`fault_proxy.py did not start: ${first}`);
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    command: (line) => { proc.stdin.write(`${line}\n`); return nextLine(); },
+    stop: async () => { proc.stdin.end(); await exited; },
+  };
 }

@@ -5,14 +5,19 @@ an in-flight hash or a dead worker's keys. Duplicates are allowed (at-least-once
 """
 
 import collections
+import json
 import os
 import random
+import re
+import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import echoes, wait_for
+from conftest import REPO, echoes, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -63,3 +68,23 @@ def test_random_sigkills_lose_no_job(client, r, spawn):
     duplicates = sum(n - 1 for n in completed.values())
     print(f"\nchaos: {JOBS} jobs, kills {dict(kills)}, duplicates {duplicates}")
     assert kills["master"] >= 5 and kills["child"] >= 5
+
+
+def test_chaos_fails_a_worker_that_loses_jobs(tmp_path):
+    """`make chaos` can fail: the same storm against two copies of the suite's broken worker that
+    LPOPs a job with nothing recorded (conformance/tests/broken_workers/base.py) must report lost
+    jobs under `appendfsync always` and exit 1. The real workers' exit 0 under the same storm is
+    scripts/test.sh's `chaos.py --ci` run."""
+    figures = tmp_path / "chaos.json"
+    done = subprocess.run([sys.executable, str(REPO / "scripts/chaos.py"), "--broken", "pop-without-record",
+                           "--fsync", "always", "--jobs", "3000", "--rate", "300", "--seconds", "30",
+                           "--json", str(figures)], capture_output=True, text=True, timeout=150)
+    logs = re.search(r"^worker logs: (.+)$", done.stdout, re.M)
+    if logs:
+        shutil.rmtree(logs.group(1), ignore_errors=True)
+    result = json.loads(figures.read_text())[0]
+    print(f"\nchaos --broken: {result['jobs']} jobs, {result['kills']} kills, {result['redis_restarts']} Redis "
+          f"restarts, {result['lost']} lost")
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    assert result["lost"] > 0 and result["kills"] > 0, result
+    assert "jobs lost with appendfsync always" in done.stdout and "chaos: FAIL" in done.stdout, done.stdout[-2000:]

@@ -1,20 +1,20 @@
-"""Faults beyond a clean restart, against every worker (Python, Node, C): Redis unreachable for 10 s,
-a port that accepts and never answers, Redis at maxmemory with noeviction, the connection cut
-mid-reply, and a job that finishes while Redis is down. No worker exits and nothing is lost.
+"""Faults beyond a clean restart, against the Python worker: Redis unreachable for 10 s, a port that
+accepts and never answers, Redis at maxmemory with noeviction, the connection cut mid-reply, and a
+job that finishes while Redis is down. No worker exits and nothing is lost.
 
 Each test runs its own redis-server (AOF always, so a restart keeps what was acknowledged) and,
-where the fault is on the wire, a small TCP proxy on loopback between the worker and Redis.
+where the fault is on the wire, the shared loopback proxy tests/fault_proxy.py between the worker
+and Redis. The same faults are tests of the Node worker (examples-node/test/faults.test.js) and
+of the C worker (examples-c/tests/run_tests.py, `fault_*`), through the same proxy.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -22,90 +22,23 @@ import pytest
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer, free_port
+from jobwire.devserver import RedisServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from fault_proxy import Proxy  # noqa: E402  (tests/fault_proxy.py: one proxy for every language's tests)
 
 pytestmark = pytest.mark.timeout(120)
 
 REPO = Path(__file__).resolve().parents[2]
 JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
 TIMINGS = ("--heartbeat-ms", "200", "--lease-ms", "5000", "--block-timeout-ms", "500")
-IMPLS = ("python", "node", "c")
+IMPLS = ("python",)  # Node and C run these faults in their own test suites (see above)
 
 
 def worker_cmd(impl: str, url: str) -> list[str]:
-    """The command line of one implementation's worker on queue q."""
-    if impl == "python":
-        return [JOBWIRE, "worker", "--queues", "q", "--redis-url", url, "--import", "jobwire.conformance_jobs", *TIMINGS]
-    if impl == "node":
-        return ["node", str(REPO / "examples-node/worker.js"), "--queues", "q", "--redis-url", url, *TIMINGS]
-    return [str(REPO / "examples-c/jobwire-worker"), "--queues", "q", "--redis-url", url, *TIMINGS]
-
-
-class Proxy:
-    """A loopback TCP proxy to Redis: `forward`, `hang` (accept, never answer) or cut a reply."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.mode = "forward"
-        self.cut_after: int | None = None  # bytes of the next server reply to pass before cutting
-        self.cuts = 0
-        self.conns: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(client)
-            if self.mode == "hang":
-                continue  # held open, never read, never answered
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.conns.append(upstream)
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, from_server: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if from_server and self.cut_after is not None and len(data) > self.cut_after:
-                    dst.sendall(data[:self.cut_after])
-                    self.cut_after, self.cuts = None, self.cuts + 1
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def drop_all(self) -> None:
-        """Close every connection through the proxy (the worker must reconnect)."""
-        with self.lock:
-            conns, self.conns = self.conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.drop_all()
+    """The command line of the Python worker on queue q (`impl` names it in the test ids)."""
+    assert impl == "python", impl
+    return [JOBWIRE, "worker", "--queues", "q", "--redis-url", url, "--import", "jobwire.conformance_jobs", *TIMINGS]
 
 
 @pytest.fixture

@@ -81,7 +81,8 @@ def gateways(redis_server, r):
     yield start
     for g in started:
         g.kill(signal.SIGTERM)
-        os.unlink(g.log.name)
+        if not os.environ.get("JOBWIRE_KEEP_GATEWAY_LOG"):
+            os.unlink(g.log.name)
 
 
 @pytest.fixture
@@ -383,8 +384,11 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
 
     t0 = time.monotonic()
     tasks = [asyncio.create_task(worker(n)) for n in range(STREAMS)]
-    registered_all = await asyncio.to_thread(
-        wait_for, lambda: r.scard("resque:workers") == STREAMS, 90, 0.2, f"{STREAMS} workers registered")
+    try:
+        registered_all = await asyncio.to_thread(
+            wait_for, lambda: r.scard("resque:workers") == STREAMS, 90, 0.2, f"{STREAMS} workers registered")
+    except AssertionError:
+        raise AssertionError(f"{r.scard('resque:workers')} of {STREAMS} workers registered in 90 s") from None
     t_registered = time.monotonic() - t0
     await asyncio.to_thread(wait_for, lambda: int(r.get("resque:stat:processed") or 0) == jobs, 90, 0.2,
                             "every job processed")
@@ -410,3 +414,83 @@ def test_one_gateway_holds_a_thousand_worker_streams(gateways, client, r):
         rss = next(line for line in f if line.startswith("VmHWM")).split()[1]
     print(f"\n{STREAMS} streams registered in {result['t_registered']:.1f} s; gateway peak RSS {int(rss) // 1024} MiB",
           file=sys.stderr)
+
+
+STARVED = 100  # streams on the starved gateway: enough for beat replies to list many lapsed siblings
+STARVED_LEASE_MS, STARVED_BEAT_MS, STARVED_STOP_S = 1500, 300, 2.5  # the stop outlasts the lease
+
+
+async def _starved_streams(g: "GatewayProcess", r, jobs: int) -> dict:
+    """STARVED streams each holding a job while the gateway is stopped (SIGSTOP) for longer than
+    their lease, then resumed: the extreme of a gateway starved of CPU. Their beats pile up in
+    the sockets meanwhile, as they do behind a starved event loop."""
+    channel = grpc.aio.insecure_channel(g.address)
+    resumed, done = asyncio.Event(), asyncio.Event()
+    held, ran, stale = 0, 0, 0
+
+    async def worker(n: int):
+        nonlocal held, ran
+        call = worker_pb2_grpc.WorkerServiceStub(channel).Work()
+        lock = asyncio.Lock()
+
+        async def send(**msg):
+            async with lock:
+                await call.write(worker_pb2.WorkRequest(**msg))
+        await send(hello=worker_pb2.Hello(host="starved", pid=str(200000 + n), queues=["load"], impl="pytest",
+                                          lease_ms=STARVED_LEASE_MS, heartbeat_ms=STARVED_BEAT_MS))
+        assert (await call.read()).HasField("welcome")
+
+        async def beat_then_leave():
+            while not done.is_set():
+                try:
+                    await asyncio.wait_for(done.wait(), STARVED_BEAT_MS / 1000)
+                except asyncio.TimeoutError:
+                    await send(beat=worker_pb2.Beat())
+            await send(leave=worker_pb2.Leave())
+            async with lock:
+                await call.done_writing()
+        side = asyncio.create_task(beat_then_leave())
+        first = True
+        while (msg := await call.read()) is not grpc.aio.EOF:
+            if msg.HasField("job") and not done.is_set():
+                if first:  # hold the first job across the stop, as a long job would
+                    first, held = False, held + 1
+                    await resumed.wait()
+                    await asyncio.sleep(0.5)
+                ran += 1
+                await send(settle=worker_pb2.Settle(token=msg.job.token, ok=worker_pb2.Ok()))
+        await side
+        return await call.code()
+
+    tasks = [asyncio.create_task(worker(n)) for n in range(STARVED)]
+    await asyncio.to_thread(wait_for, lambda: held == STARVED, 60, 0.1, f"{STARVED} streams each holding a job")
+    g.proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(STARVED_STOP_S)
+    finally:
+        g.proc.send_signal(signal.SIGCONT)
+    resumed.set()
+    await asyncio.to_thread(wait_for, lambda: int(r.get("resque:stat:processed") or 0) >= jobs, 60, 0.2,
+                            "every job processed")
+    await asyncio.sleep(1.0)  # a late duplicate or a stale outcome would show by now
+    done.set()
+    codes = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    await channel.close()
+    return {"codes": codes, "ran": ran, "stale": stale}
+
+
+def test_a_starved_gateway_recovers_none_of_its_own_live_streams(gateways, client, r):
+    """#16: a gateway that could not run for longer than its streams' lease (CPU starvation)
+    finds every lease lapsed. Its workers are alive and beat all along: it must renew them, not
+    recover them as dead (which counted a death for each held job, turned their outcomes stale
+    and made every re-register recover more siblings)."""
+    g = gateways()
+    jobs = 2 * STARVED
+    client.enqueue_many("load", [("jobwire.Noop", []) for _ in range(jobs)])
+    result = asyncio.run(_starved_streams(g, r, jobs))
+    log = g.output(200000)
+    assert r.hlen("resque:jobwire:deaths") == 0, f"deaths counted for live streams: {log[-2000:]}"
+    assert r.llen("resque:failed") == 0 and "stale" not in log and "recovered dead worker" not in log, log[-2000:]
+    assert int(r.get("resque:stat:processed")) == jobs == result["ran"]
+    assert set(result["codes"]) == {grpc.StatusCode.OK}
+    wait_for(lambda: r.scard("resque:workers") == 0, 30, message="every stream left")

@@ -24,6 +24,7 @@ from ..keys import Keys
 from ..v1 import admin_pb2_grpc, producer_pb2_grpc, worker_pb2_grpc
 from .auth import TokenInterceptor, is_loopback, server_credentials
 from .errors import GatewayError, abort
+from .liveness import AwakeClock, BeatBatcher, Recoveries
 from .services import AdminService, ProducerService
 from .session import Session, WorkerConfig
 
@@ -75,11 +76,11 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
                 raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, "jobwire.NamespaceDenied",
                                    f"this gateway serves namespace {self.gw.options.namespace!r}, not {namespace!r}")
             session = Session(self.gw, config, context, Keys(namespace))
-            self.gw.sessions.add(session)
+            self.gw.add_session(session)
             try:
                 await session.run()
             finally:
-                self.gw.sessions.discard(session)
+                self.gw.discard_session(session)
             error = self.gw.errors.pop(session, None)
             if error is None and session.stopping:
                 error = GatewayError(grpc.StatusCode.UNAVAILABLE, "jobwire.GatewayStopping",
@@ -104,6 +105,11 @@ class Gateway:
         self.gateway_id = f"{socket.gethostname()}:{os.getpid()}"
         self.conformance = options.conformance
         self.sessions: set[Session] = set()
+        self._by_id: dict[tuple[str, str], Session] = {}  # (namespace, worker id) -> its newest stream
+        self.clock = AwakeClock()
+        self.beats = BeatBatcher(self.redis_url, REDIS_TIMEOUT_S)
+        self.recoveries = Recoveries(self)
+        self._tasks: list[asyncio.Task] = []
         self.errors: dict[Session, GatewayError] = {}
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
@@ -113,6 +119,24 @@ class Gateway:
         whose read timeout outlasts the longest BLPOP so that only a hanging Redis trips it."""
         return aioredis.ConnectionPool.from_url(self.redis_url, max_connections=1, socket_connect_timeout=5,
                                                 socket_timeout=block_timeout_ms / 1000 + REDIS_TIMEOUT_S)
+
+    def add_session(self, session: Session) -> None:
+        self.sessions.add(session)
+        self._by_id[(session.keys.ns, session.id)] = session
+
+    def discard_session(self, session: Session) -> None:
+        self.sessions.discard(session)
+        key = (session.keys.ns, session.id)
+        if self._by_id.get(key) is session:
+            del self._by_id[key]
+
+    def live_session(self, key: tuple[str, str]) -> Session | None:
+        """The stream this gateway holds for (namespace, worker id) if its worker beat within its
+        lease by the awake clock (liveness.py): then the gateway renews it, never recovers it."""
+        session = self._by_id.get(key)
+        if session is not None and session.alive_within_lease():
+            return session
+        return None
 
     def note_error(self, session: Session, error: GatewayError) -> None:
         self.errors[session] = error
@@ -143,6 +167,7 @@ class Gateway:
         else:
             self.port = self.server.add_insecure_port(address)
         await self.server.start()
+        self._tasks = [asyncio.create_task(t.run()) for t in (self.clock, self.beats, self.recoveries)]
         return self.port
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -153,6 +178,10 @@ class Gateway:
                 break
             await asyncio.sleep(0.05)
         await self.server.stop(1.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.beats.aclose()
         await self.redis.aclose()
 
 
@@ -162,8 +191,9 @@ class _AsyncScripts:
     def __init__(self, redis) -> None:
         self._scripts = {name: redis.register_script(spec.lua_source(name)) for name in spec.manifest()["scripts"]}
 
-    async def call(self, name: str, keys: list, args: list):
-        return await self._scripts[name](keys=keys, args=args)
+    async def call(self, name: str, keys: list, args: list, client=None):
+        """The script's reply; with a pipeline as `client`, the call is queued on it instead."""
+        return await self._scripts[name](keys=keys, args=args, client=client)
 
 
 async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:

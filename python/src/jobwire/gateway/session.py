@@ -2,12 +2,14 @@
 
 The remote process decides nothing about Redis. This class registers it under the id
 `<host>:<pid>:<queues>` it announced, reserves and settles with work.lua, blocks on its wake
-markers and control list, extends its lease each time the worker beats on the stream, recovers
-lapsed peers that its beats report, and leaves with unregister.lua. A broken stream is a dead
+markers and control list, extends its lease each time the worker beats on the stream (the
+gateway's BeatBatcher sends all streams' beats together), hands lapsed peers that its replies
+report to the gateway's Recoveries, and leaves with unregister.lua. A broken stream is a dead
 worker: its job is recovered at once with unregister.lua mode `dead`.
 
-Three coroutines share a Session: `run` (the worker loop), `_read` (the worker's messages) and,
-now and then, a beat. They meet in plain attributes and one asyncio.Event (`_nudge`).
+Two coroutines share a Session: `run` (the worker loop) and `_read` (the worker's messages);
+the gateway's beat batch calls `beat_reply`. They meet in plain attributes and one
+asyncio.Event (`_nudge`).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class Session:
         self._state_shown = "idle"
         self._nudge = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._beating = False
+        self._last_alive = gateway.clock.now()  # awake-clock time of the worker's last hello or beat
         self._next_control = 0.0  # when the control list is next read while a job runs
         self._expanded = [q for q in config.queues if q != WILDCARD]
         self._wildcard = WILDCARD in config.queues
@@ -213,8 +215,8 @@ class Session:
     async def _handle(self, msg: pb.WorkRequest) -> None:
         kind = msg.WhichOneof("msg")
         if kind == "beat":  # no nudge: cutting an idle BLPOP short costs a reconnect
-            if not self._beating:  # one beat at a time; a slow Redis must not queue them up
-                asyncio.create_task(self._beat_task())
+            self._last_alive = self.gw.clock.now()
+            self.gw.beats.want(self)  # batched with every other stream's; repeated beats merge
             return
         if kind == "conformance_echo":
             await self._echo(msg.conformance_echo.record_json)
@@ -297,12 +299,19 @@ class Session:
         if self._wildcard:
             self._expanded = expand_queues(self.cfg.queues, await self.gw.redis.smembers(self.keys.queues))
 
-    async def _heartbeat(self, mode: str, info: list | None = None):
+    async def heartbeat_call(self, mode: str, info: list | None = None, client=None):
+        """heartbeat.lua for this worker; queued on `client` when it is a pipeline (a beat batch)."""
         k = self.keys
         keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
         args = [self.id, self.cfg.lease_ms, mode, jobmod.started_now() if mode == "register" else "",
                 spec.spec_major(), *(info or [])]
-        return await self.gw.scripts.call("heartbeat", keys, args)
+        return await self.gw.scripts.call("heartbeat", keys, args, client=client)
+
+    def alive_within_lease(self) -> bool:
+        """The stream is open and its worker beat within one lease of awake time (liveness.py)."""
+        if self.broken or self.leaving or self.stopping:
+            return False
+        return self.gw.clock.now() - self._last_alive < self.cfg.lease_ms / 1000
 
     async def _register(self) -> None:
         """heartbeat.lua register; first recover a dead predecessor with this id (protocol.md 7.3)."""
@@ -317,31 +326,27 @@ class Session:
                 "started_ms", str(int(time.time() * 1000)), "mode", c.mode, "state", self._state_shown,
                 "gateway", self.gw.gateway_id, "gateway_version", __version__, "features", ",".join(c.features)]
         try:
-            reply = await self._heartbeat("register", info)
+            reply = await self.heartbeat_call("register", info)
         except rexc.ResponseError as exc:
             if "JOBWIRE_SPEC_MISMATCH" in str(exc):
                 raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, "JOBWIRE_SPEC_MISMATCH", str(exc)) from None
             raise
-        for dead in reply[1:]:  # register lists lapsed peers too (protocol.md 7.6)
-            await self._recover(dead.decode("utf-8", "replace"))
+        self._last_alive = self.gw.clock.now()
+        self.gw.recoveries.offer(self, reply[1:])  # register lists lapsed peers too (protocol.md 7.6)
 
-    async def _beat_task(self) -> None:
-        self._beating = True
-        try:
-            reply = await self._heartbeat("beat")
-            if reply[0] == b"unknown":
-                log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
-                self.need_register = True
-                self._nudge.set()
-                return
-            for dead in reply[1:]:
-                await self._recover(dead.decode("utf-8", "replace"))
-        except REDIS_ERRORS as exc:
-            log.warning("worker %s: beat failed, Redis unavailable (%s)", self.id, exc)
-        except Exception:  # noqa: BLE001 - a beat must never end the session
-            log.exception("worker %s: beat failed", self.id)
-        finally:
-            self._beating = False
+    def beat_reply(self, reply) -> None:
+        """The answer to this worker's beat in a batch: re-register if recovered, else offer lapsed peers."""
+        if isinstance(reply, REDIS_ERRORS):
+            log.warning("worker %s: beat failed, Redis unavailable (%s)", self.id, reply)
+            return
+        if isinstance(reply, Exception):
+            raise reply
+        if reply[0] == b"unknown":
+            log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
+            self.need_register = True
+            self._nudge.set()
+            return
+        self.gw.recoveries.offer(self, reply[1:])
 
     async def _unregister(self, worker_id: str, mode: str):
         k = self.keys
@@ -361,7 +366,8 @@ class Session:
                 return reply
         return reply
 
-    async def _recover(self, dead_id: str) -> None:
+    async def recover(self, dead_id: str) -> None:
+        """Recover a lapsed peer as this worker (unregister.lua mode `expired`); called by Recoveries."""
         result, job = await self._unregister(dead_id, "expired")
         if result == b"done":
             log.warning("worker %s: recovered dead worker %s (job %s)", self.id, dead_id, job.decode())
