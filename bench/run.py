@@ -59,6 +59,18 @@ class System:
         return JOBWIRE_ECHO if self.family == "jobwire" else PEER_ECHO
 
 
+def baseline_systems(base: Path) -> list[System]:
+    """jobwire's workers as another checkout builds them (say main, before a change), so that a
+    change is measured before and after in one run: the same rows, named "... @base"."""
+    out = []
+    for s in systems():
+        if s.family == "jobwire":
+            cmd = [c.replace(str(REPO), str(base)) for c in s.cmd]
+            env = {"PYTHONPATH": str(base / "python/src"), "JOBWIRE_SPEC_DIR": str(base / "spec")}
+            out.append(System(f"{s.name} @base", "jobwire", cmd, s.jobs, env))
+    return out
+
+
 def systems() -> list[System]:
     jw = [str(BIN / "jobwire"), "worker", "--queues", "bench", "--import", "jobwire.conformance_jobs"]
     # Node's jobs in the worker process (--no-fork), as BullMQ's and node-resque's are.
@@ -122,6 +134,8 @@ def install_peers() -> None:
 
 def spawn(system: System, url: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": url, "JOBWIRE_SPEC_DIR": str(REPO / "spec"), **system.env}
+    if "PYTHONPATH" in system.env and "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = f"{system.env['PYTHONPATH']}:{os.environ['PYTHONPATH']}"
     return subprocess.Popen(system.cmd, env=env, cwd=PEERS, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
 
@@ -365,7 +379,12 @@ def ratio_rows(summary: dict) -> list[dict]:
         ratio = figure(summary, num) / max(figure(summary, den), 1e-9)
         rows.append({"what": what, "ratio": ratio, "target": "<= 1", "met": ratio <= 1.0})
     for name, w in summary["workers"].items():
-        if name.startswith("jobwire"):
+        if name.endswith(" @base") and name[:-6] in summary["workers"]:
+            rows.append({"what": f"{name[:-6]}: this checkout vs @base (jobs/s)", "ratio":
+                         summary["workers"][name[:-6]]["jobs_per_s"]["median"] / w["jobs_per_s"]["median"],
+                         "target": "> 1", "met": None})
+    for name, w in summary["workers"].items():
+        if name.startswith("jobwire") and not name.endswith(" @base"):
             rows.append({"what": f"{name} p99 enqueue-to-start (ms)", "ratio": w["p99_ms"]["median"],
                          "target": "< 3", "met": w["p99_ms"]["median"] < 3})
             rows.append({"what": f"{name} idle cmds/s", "ratio": w["idle_cmds_per_s"]["median"],
@@ -395,7 +414,7 @@ def markdown(summary: dict, meta: dict) -> str:
         lines.append(f"| {name} | {spread(f, ',.0f')} |")
     lines += ["", "| target (issue #14) | ratio | target | met |", "| --- | ---: | --- | --- |"]
     for row in summary["ratios"]:
-        lines.append(f"| {row['what']} | {row['ratio']:.2f} | {row['target']} | {'yes' if row['met'] else 'NO'} |")
+        lines.append(f"| {row['what']} | {row['ratio']:.2f} | {row['target']} | {'-' if row['met'] is None else 'yes' if row['met'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -411,12 +430,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few thousand jobs, 1 round (CI)")
     parser.add_argument("--rounds", type=int, help="rounds (default 3, --quick 1)")
     parser.add_argument("--only", help="comma-separated worker names to run (default: all)")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also run jobwire's workers from this checkout (built), as rows '... @base'")
     parser.add_argument("--out", type=Path, help="output folder (default bench/latest, --quick bench/out-quick)")
     opts = parser.parse_args()
     rounds = opts.rounds or (1 if opts.quick else 3)
     scale, samples, window = (0.1, 20, 2.0) if opts.quick else (1.0, 100, 8.0)
     out_dir = opts.out or BENCH / ("out-quick" if opts.quick else "latest")
     chosen = systems()
+    if opts.baseline:
+        chosen = [*chosen[:5], *baseline_systems(opts.baseline.resolve()), *chosen[5:]]
     if opts.only:
         chosen = [s for s in chosen if s.name in opts.only.split(",")]
     began = time.monotonic()
