@@ -3,7 +3,7 @@
     .venv/bin/python bench/gateway.py [--quick]      (also run by `make bench`)
 
 Every row runs the same no-op jobs with one Node worker process at concurrency 1 or 8, measured by
-bench/run.py's own functions (jobs/s from the first reserve to the last `stat:processed`;
+bench/redis_rows.py's functions (jobs/s from the first reserve to the last `stat:processed`;
 enqueue-to-reserve and enqueue-to-done latency of an idle worker). The gateway row adds one
 `jobwire gateway` process on loopback between the worker and Redis. Prints a table and writes
 bench/gateway-results.json. Ratios of one run, not promises.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as base  # noqa: E402  (bench/run.py: the Redis-native rows' functions)
+import redis_rows as base  # noqa: E402  (the Redis-native rows' functions)
 
 from jobwire.devserver import RedisServer, free_port  # noqa: E402
 

@@ -36,6 +36,11 @@ if [ -f scripts/soak.py ]; then
   python scripts/soak.py --ci
 fi
 
+if [ -f bench/run.py ]; then
+  echo "== bench (quick: a few thousand jobs, 1 round; every peer installed and run, figures not asserted)"
+  python bench/run.py --quick
+fi
+
 if [ -f scripts/conformance.sh ]; then
   echo "== conformance"
   bash scripts/conformance.sh
