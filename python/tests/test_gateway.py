@@ -81,7 +81,7 @@ def gateways(redis_server, r):
     yield start
     for g in started:
         g.kill(signal.SIGTERM)
-        if not os.environ.get("JOBWIRE_KEEP_GATEWAY_LOG"):
+        if not os.environ.get("JOBWIRE_KEEP_GATEWAY_LOG"):  # set it to read the logs of a failed run
             os.unlink(g.log.name)
 
 

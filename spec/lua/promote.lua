@@ -37,35 +37,50 @@ local now = redis.call('TIME')
 local now_s = tonumber(now[1])
 local now_ms = now_s * 1000 + math.floor(tonumber(now[2]) / 1000)
 
--- Strings are escaped as protocol.md 6.2 says, exactly as work.lua does.
+-- Strings are escaped as protocol.md 6.2 says, exactly as work.lua does (its comment says how).
 local function jstr(s)
-  return (string.gsub(cjson.encode(s), '\\(.)(%x?%x?%x?%x?)', function(c, hex)
-    if c == '/' then return '/' .. hex end
-    if c == 'u' and hex == '007f' then return '\127' end
-    return '\\' .. c .. hex
-  end))
+  local out = cjson.encode(s)
+  if string.find(s, '\127', 1, true) then
+    return (string.gsub(out, '\\(.)(%x?%x?%x?%x?)', function(c, hex)
+      if c == '/' then return '/' .. hex end
+      if c == 'u' and hex == '007f' then return '\127' end
+      return '\\' .. c .. hex
+    end))
+  end
+  if string.find(s, '/', 1, true) then
+    out = string.gsub(out, '\\/', '/')
+  end
+  return out
 end
 
--- True when s is well-formed UTF-8 (as work.lua).
+-- True when s is well-formed UTF-8, and the hex of s: as work.lua (its comments say how).
 local function utf8_valid(s)
   if not string.find(s, '[\128-\255]') then return true end
-  local i, n = 1, #s
-  while i <= n do
-    local c = string.byte(s, i)
-    local len = 1
-    if c >= 0xC2 and c <= 0xDF then len = 2
-    elseif c >= 0xE0 and c <= 0xEF then len = 3
-    elseif c >= 0xF0 and c <= 0xF4 then len = 4
-    elseif c >= 0x80 then return false end
-    for j = i + 1, i + len - 1 do
-      local b = string.byte(s, j)
-      local lo, hi = 0x80, 0xBF
-      if j == i + 1 then lo, hi = second_lo[c] or 0x80, second_hi[c] or 0xBF end
-      if not b or b < lo or b > hi then return false end
-    end
-    i = i + len
+  s = string.gsub(s, '[\194-\223][\128-\191]', 'A')
+  if string.find(s, '[\225-\236\238\239]') then
+    s = string.gsub(s, '[\225-\236\238\239][\128-\191][\128-\191]', 'A')
   end
-  return true
+  if string.find(s, '[\224\237\240-\244]') then
+    for _, row in ipairs({ '\224[\160-\191][\128-\191]', '\237[\128-\159][\128-\191]',
+        '\240[\144-\191][\128-\191][\128-\191]', '[\241-\243][\128-\191][\128-\191][\128-\191]',
+        '\244[\128-\143][\128-\191][\128-\191]' }) do
+      s = string.gsub(s, row, 'A')
+    end
+  end
+  return not string.find(s, '[\128-\255]')
+end
+
+local function hex(s)
+  local parts, n = {}, #s
+  local whole = n - n % 64
+  local fmt = string.rep('%02x', 64)
+  for i = 1, whole, 64 do
+    parts[#parts + 1] = string.format(fmt, string.byte(s, i, i + 63))
+  end
+  if whole < n then
+    parts[#parts + 1] = string.format(string.rep('%02x', n - whole), string.byte(s, whole + 1, n))
+  end
+  return table.concat(parts)
 end
 
 -- key-layout.md's queue-name rule: 1-255 bytes, no ':', '*', ',', whitespace or control characters.
@@ -98,7 +113,7 @@ local function item_failure_record(raw, message, queue)
   local payload_json, extra = raw, ''
   if not utf8_valid(raw) then
     payload_json = '"payload is not valid UTF-8; its bytes are in payload_hex"'
-    extra = ',"payload_hex":"' .. string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end) .. '"'
+    extra = ',"payload_hex":"' .. hex(raw) .. '"'
   elseif not string.find(raw, '^%s*{') or not pcall(cjson.decode, raw) then
     payload_json = jstr(raw)
   end

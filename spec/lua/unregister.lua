@@ -34,13 +34,20 @@
 
 -- Strings are escaped as protocol.md 6.2 says (JSON.stringify's way): node-resque removes
 -- failure records by re-encoding them. cjson also writes "/" as "\/" and DEL as "\u007f";
--- both are written raw instead (1.0.1: DEL). Escapes are read left to right, so "\\" is never split.
+-- both are written raw instead (1.0.1: DEL): as work.lua does (its comment says how).
 local function jstr(s)
-  return (string.gsub(cjson.encode(s), '\\(.)(%x?%x?%x?%x?)', function(c, hex)
-    if c == '/' then return '/' .. hex end
-    if c == 'u' and hex == '007f' then return '\127' end
-    return '\\' .. c .. hex
-  end))
+  local out = cjson.encode(s)
+  if string.find(s, '\127', 1, true) then
+    return (string.gsub(out, '\\(.)(%x?%x?%x?%x?)', function(c, hex)
+      if c == '/' then return '/' .. hex end
+      if c == 'u' and hex == '007f' then return '\127' end
+      return '\\' .. c .. hex
+    end))
+  end
+  if string.find(s, '/', 1, true) then
+    out = string.gsub(out, '\\/', '/')
+  end
+  return out
 end
 
 local id, mode = ARGV[1], ARGV[2]

@@ -70,6 +70,7 @@ class BeatBatcher:
         self._event.set()
 
     async def run(self) -> None:
+        await self._connect()
         while True:
             await self._event.wait()
             await asyncio.sleep(BEAT_COALESCE_S)
@@ -77,6 +78,14 @@ class BeatBatcher:
             batch, self._wanted = list(self._wanted), {}
             for start in range(0, len(batch), BEAT_CHUNK):
                 await self._send(batch[start:start + BEAT_CHUNK])
+
+    async def _connect(self) -> None:
+        """Open the beat connection at start: an idle worker's first beat opens no connection
+        (protocol.md 7.5's quiet idle worker; the suite's worker.idle.quiet counts them)."""
+        try:
+            await self.redis.ping()
+        except REDIS_ERRORS as exc:
+            log.warning("beat connection: Redis unavailable (%s); the first beat connects", exc)
 
     async def _send(self, sessions: list) -> None:
         """One pipeline of heartbeat.lua beats; each session handles its own reply or error."""
