@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     else:
         server = RedisServer().start()
         url = server.url
-        log(f"redis-server pid {server.proc.pid} on {url}")
+        log(f"redis-server pid {server.proc.pid if server.proc else '?'} on {url}")
     t0 = time.monotonic()
     run = Runner(url, jobs=opts.jobs, only=opts.only or None, skip=opts.skip or None,
                  figures=not opts.no_figures, build=not opts.no_build, log=log, ids=opts.ids or None)

@@ -19,6 +19,16 @@ from .paths import SPEC_DIR
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply as bytes: the suite's clients never decode, but redis-py types replies bytes | str."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text (names, ids): bytes that are not UTF-8 are replaced."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
 def free_port() -> int:
     """A free loopback TCP port, never Redis's default 6379."""
     while True:
@@ -41,7 +51,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"],
@@ -53,7 +63,7 @@ class RedisServer:
                 return self
             except redis_lib.ConnectionError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}")
+                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout} s")
 

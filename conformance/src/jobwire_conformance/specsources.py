@@ -77,9 +77,9 @@ def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
     numbers = text.split("## 11. Numbers", 1)[-1].split("\n## ", 1)[0]
     for label, name in _NUMBERS.items():
         m = re.search(r"^\| " + re.escape(label) + r" \| (\d+)", numbers, re.M)
-        want = next((o["default"] for o in options if o["name"] == name), None)
-        if not m or int(m.group(1)) != want:
-            out.append(f"protocol.md 11: {label!r} is {m.group(1) if m else 'missing'}, options.json {name} {want}")
+        number = next((o["default"] for o in options if o["name"] == name), None)
+        if not m or int(m.group(1)) != number:
+            out.append(f"protocol.md 11: {label!r} is {m.group(1) if m else 'missing'}, options.json {name} {number}")
     return out
 
 
@@ -137,7 +137,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
     if manifest.get("spec_version") != version:
         out.append(f"lua/manifest.json: spec_version {manifest.get('spec_version')!r}, spec/VERSION {version!r}")
     listed = set()
-    for name, entry in manifest["scripts"].items():
+    for entry in manifest["scripts"].values():
         listed.add(entry["file"])
         where = f"lua/{entry['file']}"
         path = spec_dir / "lua" / entry["file"]
@@ -154,7 +154,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
         variadic = [k for k in entry["keys"] if k.endswith("...")]
         if [i for i, _ in h["keys"]] != list(range(1, len(fixed) + 1)):
             out.append(f"{where}: header KEYS {[i for i, _ in h['keys']]}, manifest.json has {len(fixed)} fixed keys")
-        for (i, described), key in zip(h["keys"], fixed):
+        for (i, described), key in zip(h["keys"], fixed, strict=False):  # a count mismatch is reported above
             t = _template_for(key, templates)
             if t is None and key not in ("settle_queue", "settle_wake"):
                 out.append(f"{where}: manifest key {key!r} is no template of keys.json")
@@ -162,7 +162,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
                 out.append(f"{where}: KEYS[{i}] is {described.split()[0]!r}, manifest.json says {key} ({t})")
         if len(h["keys_variadic"]) != len(variadic):
             out.append(f"{where}: header has {len(h['keys_variadic'])} KEYS ranges, manifest.json {variadic}")
-        for described, key in zip(h["keys_variadic"], variadic):
+        for described, key in zip(h["keys_variadic"], variadic, strict=False):  # likewise
             t = _template_for(key, templates)
             if t is None or not _key_matches(t, described):
                 out.append(f"{where}: KEYS range {described.split()[0]!r}, manifest.json says {key}")

@@ -162,7 +162,7 @@ def _time_arg(text: str):
 def _utc(ms) -> str:
     if ms is None or ms in ("", float("inf")):
         return "never"
-    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -176,9 +176,10 @@ def _scheduling(client: Client, opts) -> None:
             raise JobwireError(f"scheduled job {opts.job_id} was promoted or removed meanwhile")
     elif opts.command == "retrying":
         if opts.action == "list":
-            for job in client.retrying(opts.start, opts.count):
-                last = job.attempts[-1] if job.attempts else {}
-                print(f"{job.key}\t{_utc(job.due_ms)}\t{job.queue}\t{job.job_class}\tattempt {len(job.attempts) + 1}"
+            for retrying in client.retrying(opts.start, opts.count):
+                last = retrying.attempts[-1] if retrying.attempts else {}
+                print(f"{retrying.key}\t{_utc(retrying.due_ms)}\t{retrying.queue}\t{retrying.job_class}"
+                      f"\tattempt {len(retrying.attempts) + 1}"
                       f"\t{last.get('exception', '')}: {last.get('error', '')}")
         elif not (client.remove_retrying if opts.action == "remove" else client.retry_now)(opts.job_id):
             raise JobwireError(f"retrying job {opts.job_id} was promoted or removed meanwhile")

@@ -33,7 +33,7 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self.extra_args = tuple(extra_args)
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -63,7 +63,7 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -92,7 +92,7 @@ class RedisClusterServer:
                     except OSError:
                         pass
 
-    def start(self) -> "RedisClusterServer":
+    def start(self) -> RedisClusterServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         for port in self.ports:
             self.procs.append(subprocess.Popen(
@@ -100,12 +100,12 @@ class RedisClusterServer:
                  "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.dir.name],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
-            self._wait(lambda: redis.Redis(port=port).ping())
+            self._wait(lambda port=port: redis.Redis(port=port).ping())
         subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", "0", "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         for port in self.ports:
-            self._wait(lambda: b"cluster_state:ok" in redis.Redis(port=port).execute_command("CLUSTER", "INFO"))
+            self._wait(lambda port=port: b"cluster_state:ok" in redis.Redis(port=port).execute_command("CLUSTER", "INFO"))
         return self
 
     def _wait(self, probe, seconds: float = 20.0) -> None:
@@ -128,7 +128,7 @@ class RedisClusterServer:
         self.procs = []
         self.dir.cleanup()
 
-    def __enter__(self) -> "RedisClusterServer":
+    def __enter__(self) -> RedisClusterServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
