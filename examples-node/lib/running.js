@@ -137,6 +137,8 @@ export const jobRunning = {
       this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
       this.pending = { op: 'crash', token, record: o.crash };
       this.stats.processed += 1;
+    } else if (o.notRetried) {
+      this.fail(token, raw, queue, o.error);
     } else {
       this.retryOrFail(doc, token, raw, queue, o.error);
     }
