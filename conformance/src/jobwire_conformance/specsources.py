@@ -27,9 +27,11 @@ def problems(spec_dir: Path = SPEC_DIR, implementations_dir: Path = IMPLEMENTATI
     """Every disagreement found, as readable lines; [] when the spec is consistent."""
     out: list[str] = []
     templates = json.loads((spec_dir / "keys.json").read_text())["templates"]
-    options = json.loads((spec_dir / "options.json").read_text())["options"]
+    options_doc = json.loads((spec_dir / "options.json").read_text())
+    options = options_doc["options"]
     out += _key_layout_problems(spec_dir, templates)
     out += _options_table_problems(spec_dir, options)
+    out += _table_problems(spec_dir, "14.1 Features and options", options_doc.get("options_1_1", []))
     out += _manifest_problems(spec_dir, templates)
     out += _helper_problems(spec_dir)
     out += _implementation_flag_problems(implementations_dir, options)
@@ -55,25 +57,34 @@ def _key_layout_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]
     return out
 
 
-def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
-    """protocol.md 7.2's table has one row per option, with its flag, variable and default."""
+def _table_problems(spec_dir: Path, heading: str, options: list[dict]) -> list[str]:
+    """The options table of protocol.md section `heading` (7.2's, 14.1's) has one row per option
+    of its options.json list, with its flag, variable and default, and no other row."""
     text = (spec_dir / "protocol.md").read_text()
-    section = text.split("### 7.2 Configuration", 1)[-1].split("\n### ", 1)[0]
+    where = "protocol.md " + heading.split(" ", 1)[0]
+    section = text.split(f"### {heading}", 1)[-1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| `(--[a-z-]+)[^`]*` \| `([A-Z_]+)` \| ([^|]+) \|", section, re.M)
     by_flag = {flag: (env, default.strip()) for flag, env, default in rows}
     out = []
     for o in options:
         row = by_flag.pop(o["flag"], None)
         if row is None:
-            out.append(f"protocol.md 7.2: no row for {o['flag']} (spec/options.json)")
+            out.append(f"{where}: no row for {o['flag']} (spec/options.json)")
             continue
         env, default = row
         if env != o["env"]:
-            out.append(f"protocol.md 7.2: {o['flag']} names {env}, options.json {o['env']}")
+            out.append(f"{where}: {o['flag']} names {env}, options.json {o['env']}")
         want = "(required)" if o.get("required") else str(o["default"])
         if not re.match(r"`?" + re.escape(want) + r"`?( |$)", default):
-            out.append(f"protocol.md 7.2: {o['flag']} default {default!r}, options.json {want!r}")
-    out += [f"protocol.md 7.2: {flag} is not in spec/options.json" for flag in by_flag]
+            out.append(f"{where}: {o['flag']} default {default!r}, options.json {want!r}")
+    out += [f"{where}: {flag} is not in spec/options.json" for flag in by_flag]
+    return out
+
+
+def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
+    """protocol.md 7.2's table matches options.json's options; section 11 restates some defaults."""
+    text = (spec_dir / "protocol.md").read_text()
+    out = _table_problems(spec_dir, "7.2 Configuration", options)
     numbers = text.split("## 11. Numbers", 1)[-1].split("\n## ", 1)[0]
     for label, name in _NUMBERS.items():
         m = re.search(r"^\| " + re.escape(label) + r" \| (\d+)", numbers, re.M)

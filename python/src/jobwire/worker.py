@@ -39,7 +39,7 @@ from .forked import ForkedRunning
 from .inline import InlineRunning
 from .keys import Keys
 from .membership import Membership
-from .options import DEFAULTS
+from .options import BY_NAME, DEFAULTS
 from .promotion import Promoter
 from .queues import WILDCARD, expand_queues, parse_queues
 from .registry import Registry, default_registry
@@ -77,8 +77,8 @@ class Config:
     max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
-    default_retry: object = False  # protocol.md 14.4: policy of jobs without one (JSON text or value)
-    scheduler: str = "all"  # protocol.md 14.1: all (promote and fire), promote, off
+    default_retry: object = DEFAULTS["default_retry"]  # protocol.md 14.4: policy of jobs without one (JSON text or value)
+    scheduler: str = DEFAULTS["scheduler"]  # protocol.md 14.1: all (promote and fire), promote, off
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
@@ -90,8 +90,9 @@ class Config:
             self.default_policy = backoff.parse_default(self.default_retry)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        if self.scheduler not in ("all", "promote", "off"):
-            raise ValueError(f"--scheduler is all, promote or off, not {self.scheduler!r}")
+        modes = BY_NAME["scheduler"]["values"]
+        if self.scheduler not in modes:
+            raise ValueError(f"--scheduler is {', '.join(modes[:-1])} or {modes[-1]}, not {self.scheduler!r}")
 
 
 class _Wakeup(BaseException):
