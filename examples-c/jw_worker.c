@@ -10,7 +10,11 @@
  * list at least every 1000 ms and enforce --job-timeout-ms.
  *
  * Redis going away is never fatal: every Redis call may fail, the outcome
- * of a finished job is kept in W.out until a work.lua call settles it. */
+ * of a finished job is kept in W.out until a work.lua call settles it.
+ *
+ * Names shared with Python (jobwire/worker.py) and Node (lib/worker.js):
+ * worker_run() is the worker's whole life (run), call_work() one work.lua
+ * call (settle and/or reserve), work_once() one turn of the loop. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
