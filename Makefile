@@ -3,7 +3,7 @@
 
 PY := .venv/bin/python
 
-.PHONY: help setup demo test test-python test-node test-c test-conformance test-web test-containers test-packaging bench chaos soak
+.PHONY: help setup demo lint test test-python test-node test-c test-conformance test-web test-containers test-packaging bench chaos soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -13,6 +13,9 @@ setup: ## install system packages, the venv, node modules; build the C worker
 
 demo: setup ## Python enqueues; Python, Node and C workers process; results shown
 	$(PY) scripts/demo.py
+
+lint: setup ## ruff (lint, format check), mypy, ESLint, C -pedantic -Werror (WERROR=0: report only), shellcheck
+	WERROR=$(WERROR) bash scripts/lint.sh
 
 test: setup ## every test: Python, Node, C, the conformance matrix, the containers
 	bash scripts/test.sh

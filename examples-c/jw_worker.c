@@ -10,7 +10,11 @@
  * list at least every 1000 ms and enforce --job-timeout-ms.
  *
  * Redis going away is never fatal: every Redis call may fail, the outcome
- * of a finished job is kept in W.out until a work.lua call settles it. */
+ * of a finished job is kept in W.out until a work.lua call settles it.
+ *
+ * Names shared with Python (jobwire/worker.py) and Node (lib/worker.js):
+ * worker_run() is the worker's whole life (run), call_work() one work.lua
+ * call (settle and/or reserve), work_once() one turn of the loop. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -938,12 +942,9 @@ static int worker_run(void) {
 /* spec/options.json, the one source of flags, variables and defaults. */
 static json_t *options_doc;
 
-/* protocol.md 14.1's options. They are not in spec/options.json, whose table is
- * protocol.md 7.2's. */
-static const struct { const char *flag, *env, *dflt, *help; } OPTIONS_1_1[] = {
-    {"--default-retry", "JOBWIRE_DEFAULT_RETRY", "false", "retry policy (JSON) of jobs that carry none"},
-    {"--scheduler", "JOBWIRE_SCHEDULER", "all", "all (promote, fire schedules), promote or off"},
-};
+/* Its two lists: protocol.md 7.2's options, and 14.1's that a 1.1 worker takes too. */
+static const char *const OPTION_LISTS[] = {"options", "options_1_1"};
+#define N_OPTION_LISTS (sizeof OPTION_LISTS / sizeof OPTION_LISTS[0])
 
 static const char *flag_value(int argc, char **argv, const char *flag, const char *env);
 
@@ -952,37 +953,41 @@ static void usage(int code) {
     FILE *f = code ? stderr : stdout;
     fprintf(f, "usage: jobwire-worker --queues a,b [options]\n"
                "       jobwire-worker --version | --help\n");
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(options_doc, "options"), i, o) {
-        json_t *d = json_object_get(o, "default");
-        char dflt[64] = "required";
-        if (json_is_string(d)) snprintf(dflt, sizeof dflt, "default %s", json_string_value(d));
-        else if (json_is_integer(d)) snprintf(dflt, sizeof dflt, "default %lld", (long long)json_integer_value(d));
-        fprintf(f, "  %-22s %s; %s (%s)\n", json_string_value(json_object_get(o, "flag")),
-                json_string_value(json_object_get(o, "help")), dflt, json_string_value(json_object_get(o, "env")));
+    for (size_t l = 0; l < N_OPTION_LISTS; l++) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(options_doc, OPTION_LISTS[l]), i, o) {
+            json_t *d = json_object_get(o, "default");
+            char dflt[64] = "required";
+            if (json_is_string(d)) snprintf(dflt, sizeof dflt, "default %s", json_string_value(d));
+            else if (json_is_integer(d)) snprintf(dflt, sizeof dflt, "default %lld", (long long)json_integer_value(d));
+            fprintf(f, "  %-22s %s; %s (%s)\n", json_string_value(json_object_get(o, "flag")),
+                    json_string_value(json_object_get(o, "help")), dflt, json_string_value(json_object_get(o, "env")));
+        }
     }
-    for (size_t k = 0; k < sizeof OPTIONS_1_1 / sizeof OPTIONS_1_1[0]; k++)
-        fprintf(f, "  %-22s %s; default %s (%s)\n", OPTIONS_1_1[k].flag, OPTIONS_1_1[k].help,
-                OPTIONS_1_1[k].dflt, OPTIONS_1_1[k].env);
     exit(code);
 }
 
-
-/* Option k of OPTIONS_1_1: flag, else variable, else default; malloc'd. */
-static char *option_1_1(int argc, char **argv, size_t k) {
-    const char *v = flag_value(argc, argv, OPTIONS_1_1[k].flag, OPTIONS_1_1[k].env);
-    return jw_strdup(v ? v : OPTIONS_1_1[k].dflt);
-}
-
-/* The options.json entry named name (exits when missing: a spec/worker mismatch). */
+/* The options.json entry named name, in either list (exits when missing: a
+ * spec/worker mismatch). */
 static json_t *option_spec(const char *name) {
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(options_doc, "options"), i, o)
-        if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) return o;
+    for (size_t l = 0; l < N_OPTION_LISTS; l++) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(json_object_get(options_doc, OPTION_LISTS[l]), i, o)
+            if (strcmp(json_string_value(json_object_get(o, "name")), name) == 0) return o;
+    }
     fprintf(stderr, "jobwire-worker: spec/options.json has no option \"%s\"\n", name);
     exit(2);
+}
+
+/* 1 when value is one of the "values" of the enum option o. */
+static int option_allows(json_t *o, const char *value) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(o, "values"), i, v)
+        if (strcmp(json_string_value(v), value) == 0) return 1;
+    return 0;
 }
 
 /* The value of option `name` from its flag (also --flag=value), else its
@@ -1054,18 +1059,15 @@ static void check_flags(int argc, char **argv) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
         if (strcmp(argv[i], "--version") == 0) print_version();
         int ok = 0;
-        size_t k;
-        json_t *o;
-        json_array_foreach(json_object_get(options_doc, "options"), k, o) {
-            const char *flag = json_string_value(json_object_get(o, "flag"));
-            size_t kl = strlen(flag);
-            if (strcmp(argv[i], flag) == 0) { ok = 1; i++; break; }
-            if (strncmp(argv[i], flag, kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
-        }
-        for (size_t k = 0; !ok && k < sizeof OPTIONS_1_1 / sizeof OPTIONS_1_1[0]; k++) {
-            size_t kl = strlen(OPTIONS_1_1[k].flag);
-            if (strcmp(argv[i], OPTIONS_1_1[k].flag) == 0) { ok = 1; i++; }
-            else if (strncmp(argv[i], OPTIONS_1_1[k].flag, kl) == 0 && argv[i][kl] == '=') ok = 1;
+        for (size_t l = 0; !ok && l < N_OPTION_LISTS; l++) {
+            size_t k;
+            json_t *o;
+            json_array_foreach(json_object_get(options_doc, OPTION_LISTS[l]), k, o) {
+                const char *flag = json_string_value(json_object_get(o, "flag"));
+                size_t kl = strlen(flag);
+                if (strcmp(argv[i], flag) == 0) { ok = 1; i++; break; }
+                if (strncmp(argv[i], flag, kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
+            }
         }
         if (!ok) { fprintf(stderr, "jobwire-worker: unknown argument %s\n", argv[i]); usage(2); }
     }
@@ -1096,7 +1098,7 @@ static void read_spec_version(const char *spec_dir) {
 
 /* --default-retry and --scheduler (protocol.md 14.1). */
 static void configure_1_1(int argc, char **argv) {
-    char *policy = option_1_1(argc, argv, 0);
+    char *policy = option(argc, argv, "default_retry");
     json_error_t jerr;
     char err[128];
     json_t *v = json_loads(policy, JSON_DECODE_ANY, &jerr);
@@ -1107,8 +1109,8 @@ static void configure_1_1(int argc, char **argv) {
     }
     json_decref(v);
     free(policy);
-    char *mode = option_1_1(argc, argv, 1);
-    if (strcmp(mode, "all") != 0 && strcmp(mode, "promote") != 0 && strcmp(mode, "off") != 0) {
+    char *mode = option(argc, argv, "scheduler");
+    if (!option_allows(option_spec("scheduler"), mode)) {
         fprintf(stderr, "jobwire-worker: --scheduler is all, promote or off, not \"%s\"\n", mode);
         exit(2);
     }

@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # socat + openssl: the TLS tests (a throwaway CA; socat is the TLS terminator in front of the C worker,
-# whose Debian hiredis 0.14 has no TLS); libssl-dev: the C worker's retry jitter hash (libcrypto).
-apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl libssl-dev)
+# whose Debian hiredis 0.14 has no TLS); libssl-dev: the C worker's retry jitter hash (libcrypto);
+# and make lint checks the shell scripts with the shellcheck package.
+apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl libssl-dev
+              shellcheck)
 # Python (with venv) and Node (with npm) from Debian only where none is usable yet: a machine may
 # have its own builds (e.g. pyenv's Python, Node 20 from another repository), left as they are.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3 python3-venv)

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 
+echo "== lint (ruff, mypy, ESLint, C -pedantic -Werror, shellcheck)"
+bash scripts/lint.sh
+
 if [ -d spec/proto ]; then
   echo "== proto lint"
   bash scripts/lint-proto.sh

@@ -55,6 +55,6 @@ def test_reference_worker_passes_the_same_tests(tmp_path):
             args += ["--only", prefix]
     code, results, output = run_suite(tmp_path, "python", args)
     assert code == 0, output
-    for only, must_fail, must_pass in CASES.values():
+    for _only, must_fail, must_pass in CASES.values():
         for test_id in must_fail + must_pass:
             assert results[test_id]["status"] == "pass", (test_id, results[test_id], output)

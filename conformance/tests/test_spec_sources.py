@@ -47,6 +47,20 @@ def test_a_wrong_default_in_protocol_md_is_caught(spec_copy):
     assert any("--lease-ms default" in p for p in _problems(spec_copy))
 
 
+def test_a_wrong_1_1_default_in_protocol_md_is_caught(spec_copy):
+    md = spec_copy[0] / "protocol.md"
+    md.write_text(md.read_text().replace("| `JOBWIRE_SCHEDULER` | `all`", "| `JOBWIRE_SCHEDULER` | `promote`"))
+    assert any("protocol.md 14.1: --scheduler default" in p for p in _problems(spec_copy))
+
+
+def test_a_1_1_option_missing_from_options_json_is_caught(spec_copy):
+    options = spec_copy[0] / "options.json"
+    doc = json.loads(options.read_text())
+    doc["options_1_1"] = [o for o in doc["options_1_1"] if o["name"] != "default_retry"]
+    options.write_text(json.dumps(doc))
+    assert any("protocol.md 14.1: --default-retry is not in spec/options.json" in p for p in _problems(spec_copy))
+
+
 def test_a_lua_header_missing_a_key_is_caught(spec_copy):
     lua = spec_copy[0] / "lua" / "failed_retry.lua"
     lua.write_text(lua.read_text().replace("-- KEYS[5]  <ns>:jobwire:wake-new-queue\n", ""))

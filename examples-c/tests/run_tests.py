@@ -275,7 +275,7 @@ class Worker:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError("worker %d did not exit within %ss" % (self.pid, timeout))
+            raise AssertionError("worker %d did not exit within %ss" % (self.pid, timeout)) from None
 
     def stop(self):
         if self.proc.poll() is None:
@@ -288,8 +288,8 @@ class Worker:
 
     def sanitizer_reports(self):
         text = self.logtext()
-        return [l for l in text.splitlines()
-                if "AddressSanitizer" in l or "runtime error:" in l or "LeakSanitizer" in l]
+        return [line for line in text.splitlines()
+                if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line]
 
     def quit(self):
         self.signal(signal.SIGQUIT)
@@ -333,7 +333,7 @@ def test_enqueue_and_process():
     ids = [enqueue("high", "jobwire.Echo", *args) for _ in range(3)]
     w = Worker("high,low")
     wait_until(lambda: len(echoes()) == 3, 10, "3 echoes")
-    for rec, jid in zip(echoes(), ids):
+    for rec, jid in zip(echoes(), ids, strict=True):
         assert list(rec) == ["id", "args", "worker", "queue", "pid", "impl"], rec
         assert rec["id"] == jid and rec["args"] == args, rec
         assert rec["worker"] == w.id and rec["queue"] == "high" and rec["impl"] == "c", rec
@@ -341,7 +341,7 @@ def test_enqueue_and_process():
     wait_until(lambda: stat("processed") == 3, 5, "the last settle")  # settle follows the echo
     assert stat("failed") == 0
     assert int(R("GET", "resque:stat:processed:" + w.id)) == 3
-    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:worker:" + w.id))] * 2))
+    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:worker:" + w.id))] * 2, strict=True))
     assert info["impl"] == "c" and info["mode"] == "fork" and info["state"] == "idle", info
     assert info["pid"] == str(w.pid) and info["queues"] == "high,low" and info["host"] == HOST, info
     assert info["spec"] == open(os.path.join(SPEC, "VERSION")).read().strip(), info
@@ -508,12 +508,12 @@ def test_signal_term_int():
         enqueue("q", "jobwire.Sleep", 5000)
         w = Worker("q")
         inflight_token(w)
-        kids = wait_until(lambda: children_of(w.pid), 5, "the child")
+        kids = wait_until(lambda w=w: children_of(w.pid), 5, "the child")
         t = time.time()
         w.signal(sig)
         assert w.wait(10) == 0
         assert time.time() - t < 2, "TERM/INT must not wait for the job"
-        wait_until(lambda: not alive(kids[0]), 2, "the child to die")
+        wait_until(lambda kids=kids: not alive(kids[0]), 2, "the child to die")
         assert R("LLEN", "resque:queue:q") == 1, "the job goes back to its queue"
         assert R("HLEN", "resque:jobwire:deaths") == 0, "no death counted"
         assert echoes() == [] and not w.registered()
@@ -754,7 +754,7 @@ def test_bench():
     print("    drain %d jobwire.Noop: %.2fs = %.0f jobs/s (fork per job)" % (n, el, n / el))
     time.sleep(2)
     with open("/proc/%d/status" % w.pid) as f:
-        rss = [l for l in f if l.startswith("VmRSS")][0].split()[1]
+        rss = [line for line in f if line.startswith("VmRSS")][0].split()[1]
     print("    idle master RSS: %s kB" % rss)
     w.quit()
     m = 300
@@ -835,7 +835,7 @@ def test_schedules():
         w.quit()
     ids = [e["id"] for e in echoes()]
     assert len(ids) == len(set(ids)), ids
-    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:schedule:tick"))] * 2))
+    info = dict(zip(*[iter(x.decode() for x in R("HGETALL", "resque:jobwire:schedule:tick"))] * 2, strict=True))
     assert int(info["fired"]) == len(ids) and int(info["last_fire_ms"]) % 1000 == 0, info
     assert R("HGET", "resque:jobwire:schedule:broken", "error"), "a broken schedule gets an error"
     assert R("ZSCORE", "resque:jobwire:schedules", "broken") == b"inf"
@@ -1084,7 +1084,7 @@ def main():
             t0 = time.time()
             try:
                 t()
-                bad = [l for w in Worker.all for l in w.sanitizer_reports()]
+                bad = [report for w in Worker.all for report in w.sanitizer_reports()]
                 assert not bad, "sanitizer reports: %s" % bad[:5]
                 print("PASS %-28s %5.1fs" % (t.__name__, time.time() - t0), flush=True)
             except Exception:

@@ -48,7 +48,7 @@ export function parseDefaultPolicy(text) {
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new TypeError(`--default-retry is not JSON: ${err.message}`);
+      throw new TypeError(`--default-retry is not JSON: ${err.message}`, { cause: err });
     }
   }
   if (!isPolicy(value)) {

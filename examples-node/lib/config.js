@@ -1,21 +1,14 @@
-// Worker configuration of protocol.md 7.2: flag first, then environment variable (when set and
-// not empty), then default. Flags, variables, defaults and bounds come from spec/options.json.
+// Worker configuration of protocol.md 7.2 and 14.1: flag first, then environment variable (when
+// set and not empty), then default. Flags, variables, defaults and bounds come from
+// spec/options.json (lib/options.js).
 import { parseArgs } from 'node:util';
-import { OPTIONS, DEFAULTS, usage } from './options.js';
+import { OPTIONS, OPTIONS_1_1, DEFAULTS, DEFAULTS_1_1, SCHEDULER_MODES, usage } from './options.js';
 import { parseDefaultPolicy } from './backoff.js';
 
-// protocol.md 14.1's options of a worker that claims delayed / retries / schedules. They are not
-// in spec/options.json (its table is protocol.md 7.2's); [flag, env, key, default, help].
-export const OPTIONS_1_1 = Object.freeze([
-  ['--default-retry', 'JOBWIRE_DEFAULT_RETRY', 'defaultRetry', 'false', 'retry policy (JSON) of jobs that carry none'],
-  ['--scheduler', 'JOBWIRE_SCHEDULER', 'scheduler', 'all', 'all (promote, fire schedules), promote or off'],
-]);
-export const SCHEDULER_MODES = Object.freeze(['all', 'promote', 'off']);
-export const DEFAULTS_1_1 = Object.freeze(Object.fromEntries(OPTIONS_1_1.map(([, , key, dflt]) => [key, dflt])));
+export { OPTIONS_1_1, DEFAULTS_1_1, SCHEDULER_MODES }; // their home was this module; kept for importers
 
 // --no-fork is this worker's own flag (not a protocol option): jobs run in its process.
 export const USAGE = [usage('node worker.js'),
-  ...OPTIONS_1_1.map(([flag, env, , dflt, help]) => `  ${`${flag} VALUE`.padEnd(25)}${help}; default ${dflt} (${env})`),
   "  --no-fork                run jobs in the worker's process (faster; a hung job cannot be killed)"].join('\n');
 
 export class ConfigError extends Error {}
@@ -33,7 +26,7 @@ function integer(o, raw, source) {
 export function workerConfig(argv = process.argv.slice(2), env = process.env) {
   const flags = { help: { type: 'boolean', short: 'h' }, 'no-fork': { type: 'boolean' } };
   for (const o of OPTIONS) flags[o.flag.slice(2)] = { type: 'string' };
-  for (const [flag] of OPTIONS_1_1) flags[flag.slice(2)] = { type: 'string' };
+  for (const o of OPTIONS_1_1) flags[o.flag.slice(2)] = { type: 'string' };
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: flags, strict: true, allowPositionals: false }));
@@ -49,9 +42,9 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     if (raw === undefined) continue;
     config[o.key] = o.type === 'integer' ? integer(o, raw, source) : raw;
   }
-  for (const [flag, envName, key, dflt] of OPTIONS_1_1) {
-    const raw = values[flag.slice(2)] ?? (env[envName] !== undefined && env[envName] !== '' ? env[envName] : undefined);
-    config[key] = raw ?? dflt;
+  for (const o of OPTIONS_1_1) {
+    const raw = values[o.flag.slice(2)] ?? (env[o.env] !== undefined && env[o.env] !== '' ? env[o.env] : undefined);
+    config[o.key] = raw ?? o.default;
   }
   try {
     parseDefaultPolicy(config.defaultRetry);
@@ -59,7 +52,7 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(err.message);
   }
   if (!SCHEDULER_MODES.includes(config.scheduler)) {
-    throw new ConfigError(`--scheduler (JOBWIRE_SCHEDULER) is all, promote or off, not ${JSON.stringify(config.scheduler)}`);
+    throw new ConfigError(`--scheduler (JOBWIRE_SCHEDULER) is ${SCHEDULER_MODES.join(', ')}, not ${JSON.stringify(config.scheduler)}`);
   }
   if (!config.queues) throw new ConfigError('--queues (or JOBWIRE_QUEUES) is required');
   if (!(config.leaseMs > 2 * config.heartbeatMs)) {

@@ -59,7 +59,7 @@ export class Promoter {
       try {
         definition = validateDefinition(parseDefinition(raw));
       } catch (err) {
-        throw new Error(err instanceof SyntaxError ? `definition is not JSON: ${err.message}` : err.message);
+        throw new Error(err instanceof SyntaxError ? `definition is not JSON: ${err.message}` : err.message, { cause: err });
       }
       decision = decide(definition, nextMs, nowMs);
       if (decision.nextMs === null) throw new Error(`${JSON.stringify(definition.cron)} never fires again`);

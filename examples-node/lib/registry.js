@@ -90,7 +90,7 @@ export async function importJobs(specifier, { registry = defaultRegistry, cwd = 
   try {
     mod = await import(resolveSpecifier(specifier, cwd));
   } catch (err) {
-    throw new Error(`cannot import ${specifier}: ${err.message}`);
+    throw new Error(`cannot import ${specifier}: ${err.message}`, { cause: err });
   }
   if (typeof mod.register === 'function') await mod.register(registry);
   return registry.names().filter((n) => !before.has(n));

@@ -50,7 +50,7 @@ export class Scripts {
         return await evalsrc.call(redis, s.source, keys.length, ...keys, ...args);
       }
       const loaded = await redis.script('LOAD', s.source);
-      if (loaded !== s.sha) throw new Error(`SCRIPT LOAD of ${s.file} returned ${loaded}, expected ${s.sha}`);
+      if (loaded !== s.sha) throw new Error(`SCRIPT LOAD of ${s.file} returned ${loaded}, expected ${s.sha}`, { cause: err });
       return await evalsha.call(redis, s.sha, keys.length, ...keys, ...args);
     }
   }

@@ -17,8 +17,7 @@ import os from 'node:os';
 import { keys as keyBuilder } from './keys.js';
 import { scripts } from './scripts.js';
 import { specVersion, packageVersion } from './spec.js';
-import { DEFAULTS } from './options.js';
-import { DEFAULTS_1_1, SCHEDULER_MODES } from './config.js';
+import { DEFAULTS, DEFAULTS_1_1, SCHEDULER_MODES } from './options.js';
 import { ChildRunner } from './job-runner.js';
 import { stderrLogger } from './log.js';
 import { describeError, stackFrames } from './errors.js';
@@ -73,7 +72,7 @@ export class Worker extends EventEmitter {
     o.defaultRetry ??= DEFAULTS_1_1.defaultRetry;
     o.scheduler ??= DEFAULTS_1_1.scheduler;
     this.defaultPolicy = parseDefaultPolicy(o.defaultRetry);
-    if (!SCHEDULER_MODES.includes(o.scheduler)) throw new RangeError(`--scheduler is all, promote or off, not ${JSON.stringify(o.scheduler)}`);
+    if (!SCHEDULER_MODES.includes(o.scheduler)) throw new RangeError(`--scheduler is ${SCHEDULER_MODES.join(', ')}, not ${JSON.stringify(o.scheduler)}`);
     this.promoter = o.scheduler === 'off' ? null : new Promoter({
       keys: this.k, scripts: this.scripts, workerId: this.id, maxPayloadBytes: o.maxPayloadBytes,
       fireSchedules: o.scheduler === 'all', log: this.log,

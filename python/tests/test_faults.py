@@ -174,7 +174,7 @@ def test_connection_cut_mid_reply(impl, server, start_worker):
         for round_ in range(3):
             proxy.cut_after = 3  # the next reply from Redis arrives as 3 bytes and a closed socket
             job_id = jobwire.Client(server.url).enqueue("q", "jobwire.Echo", round_)
-            wait_for(lambda: job_id in echo_ids(server), 30, f"job {round_} after a cut ({log_tail(worker)})")
+            wait_for(lambda job_id=job_id: job_id in echo_ids(server), 30, f"job {round_} after a cut ({log_tail(worker)})")
         assert proxy.cuts >= 1
         assert worker.poll() is None
         assert R(server).llen("resque:failed") == 0, R(server).lrange("resque:failed", 0, -1)

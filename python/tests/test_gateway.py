@@ -230,7 +230,7 @@ def test_redis_native_and_gateway_workers_share_one_queue(gateways, node_workers
     hosted = [node_workers(g, "shared") for _ in range(2)]
     native = spawn("shared", "--no-fork")
     for p in hosted:
-        wait_for(lambda: registered(r, p.pid), 15, message="gateway worker registered")
+        wait_for(lambda p=p: registered(r, p.pid), 15, message="gateway worker registered")
     info = r.hgetall(f"resque:jobwire:worker:{registered(r, hosted[0].pid)[0]}")
     assert info[b"impl"] == b"node-gateway" and info[b"gateway"].endswith(f":{g.proc.pid}".encode())
     ids = client.enqueue_many("shared", [("jobwire.Sleep", [5, i]) for i in range(150)])
@@ -305,7 +305,7 @@ def test_sigkilled_gateway_loses_no_job_and_its_workers_reconnect(gateways, node
     g = gateways("--conformance")
     hosted = [node_workers(g, "k") for _ in range(3)]
     for p in hosted:
-        wait_for(lambda: registered(r, p.pid), 15, message="gateway worker registered")
+        wait_for(lambda p=p: registered(r, p.pid), 15, message="gateway worker registered")
     ids = client.enqueue_many("k", [("jobwire.Sleep", [1500]) for _ in range(3)])
     wait_for(lambda: r.llen("resque:queue:k") == 0 and len(r.keys("resque:jobwire:inflight:*")) == 3, 10,
              message="each gateway worker holds a job")
@@ -319,7 +319,7 @@ def test_sigkilled_gateway_loses_no_job_and_its_workers_reconnect(gateways, node
     g.start()  # same port: the workers' backoff (at most 5 s) brings them back
     for p in hosted:
         assert p.poll() is None
-        wait_for(lambda: registered(r, p.pid), 20, 0.1, "worker registered again through the new gateway")
+        wait_for(lambda p=p: registered(r, p.pid), 20, 0.1, "worker registered again through the new gateway")
     again = client.enqueue_many("k", [("jobwire.Echo", [i]) for i in range(30)])
     wait_for(lambda: set(again) <= {e["id"] for e in echoes(r)}, 20, message="jobs run after the reconnect")
 
@@ -327,7 +327,7 @@ def test_sigkilled_gateway_loses_no_job_and_its_workers_reconnect(gateways, node
 def test_a_stopping_gateway_gives_jobs_back_and_its_workers_return(gateways, node_workers, client, r):
     g = gateways("--conformance")
     p = node_workers(g, "st")
-    wait_for(lambda: registered(r, p.pid), 15, message="gateway worker registered")
+    wait_for(lambda p=p: registered(r, p.pid), 15, message="gateway worker registered")
     job = client.enqueue("st", "jobwire.Sleep", 3000)
     wait_for(lambda: r.llen("resque:queue:st") == 0, 10, message="job reserved")
     g.kill(signal.SIGTERM)  # each worker leaves as with `leave`: the job goes back, no death
@@ -335,7 +335,7 @@ def test_a_stopping_gateway_gives_jobs_back_and_its_workers_return(gateways, nod
     assert json.loads(r.lindex("resque:queue:st", 0))["id"] == job
     assert not r.hlen("resque:jobwire:deaths") and not registered(r, p.pid)
     g.start()
-    wait_for(lambda: registered(r, p.pid), 20, 0.1, "worker back through the restarted gateway")
+    wait_for(lambda p=p: registered(r, p.pid), 20, 0.1, "worker back through the restarted gateway")
     wait_for(lambda: job in {e["id"] for e in echoes(r)}, 20, message="the given-back job ran")
     assert p.poll() is None
 
@@ -368,7 +368,7 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
             while not done.is_set():
                 try:
                     await asyncio.wait_for(done.wait(), 5)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await send(beat=worker_pb2.Beat())
             await send(leave=worker_pb2.Leave())
             async with lock:
@@ -395,7 +395,7 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
     done.set()
     try:
         codes = await asyncio.wait_for(asyncio.gather(*tasks), 90)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise AssertionError(f"{STREAMS - len(left)} streams did not end after leave; "
                              f"{r.scard('resque:workers')} still registered") from None
     for c in channels:

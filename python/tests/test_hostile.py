@@ -90,7 +90,7 @@ class Rig:
             try:
                 record = strict_json(records[-1])
             except ValueError as exc:
-                raise AssertionError(f"{impl}: failure record is not strict JSON ({exc}) for {raw[:200]!r}")
+                raise AssertionError(f"{impl}: failure record is not strict JSON ({exc}) for {raw[:200]!r}") from exc
             assert isinstance(record.get("error"), str) and record["error"].strip(), record
             assert isinstance(record.get("exception"), str) and record["exception"], record
 

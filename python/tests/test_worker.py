@@ -162,7 +162,7 @@ def test_sigkilled_master_job_is_recovered_once_and_child_dies_too(client, r, sp
     children = [int(p) for p in os.popen(f"pgrep -P {worker.pid}").read().split()]
     worker.kill()
     for child in children:
-        wait_for(lambda: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
+        wait_for(lambda child=child: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
                  timeout=3, message="orphan child killed")
     spawn("q")
     wait_for(lambda: echoes(r), timeout=15, message="recovered job completes")

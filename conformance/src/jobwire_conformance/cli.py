@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     if opts.image:
         impls.append(Implementation.from_image(opts.image, opts.image_cmd, opts.mode, opts.feature, opts.impl_name))
 
-    server = None
+    server: RedisServer | ClusterServer | None = None
     if opts.cluster and opts.redis_url:
         print("jobwire-conformance: give --cluster (a cluster started here) or --redis-url URL?cluster=1, not both",
               file=sys.stderr)
@@ -155,9 +155,9 @@ def main(argv=None) -> int:
         url = server.url
         log(f"Redis Cluster (3 masters, 3 replicas) on ports {', '.join(map(str, server.ports))}: {url}")
     else:
-        server = RedisServer().start()
-        url = server.url
-        log(f"redis-server pid {server.proc.pid} on {url}")
+        single = RedisServer().start()
+        server, url = single, single.url
+        log(f"redis-server pid {single.proc.pid if single.proc else '?'} on {url}")
     t0 = time.monotonic()
     run = Runner(url, jobs=opts.jobs, only=opts.only or None, skip=opts.skip or None,
                  figures=not opts.no_figures, build=not opts.no_build, log=log, ids=opts.ids or None)

@@ -8,11 +8,13 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 from . import rawjson
 from .impl import Implementation, WorkerProc
-from .redisutil import Keys, RedisServer, client, enqueue as lua_enqueue, is_cluster_url
+from .redisutil import Keys, RedisServer, as_bytes, client, enqueue as lua_enqueue, is_cluster_url, text
 
 MUST, SHOULD, MAY = "MUST", "SHOULD", "MAY"  # RFC 2119 levels; only MUST changes the exit status
 
@@ -38,9 +40,15 @@ class Test:
 class Group:
     name: str
     tests: list[Test]
-    fn: object
+    fn: Callable[[Context], None] | None  # None: a group of tests run by another (the matrix)
     needs_private_redis: bool = False
     weight: float = 1.0
+
+    def run(self, ctx: Context) -> None:
+        """Run the group's tests in `ctx` (the matrix's scratch group has no function of its own)."""
+        if self.fn is None:
+            raise RuntimeError(f"test group {self.name} has nothing to run")
+        self.fn(ctx)
 
 
 GROUPS: list[Group] = []
@@ -94,7 +102,7 @@ class Context:
         self.r = client(redis_url)
         self.workers: list[WorkerProc] = []
         self.results: dict[str, Result] = {}
-        self.figures: dict[str, float] = {}
+        self.figures: dict[str, float | str] = {}  # numbers; a figure run that failed says why
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.wanted: set[str] = {t.id for t in group.tests}
@@ -144,7 +152,7 @@ class Context:
     def payload(self, job_class: str, args=None, extra: dict | None = None, job_id: str | None = None) -> tuple[str, bytes]:
         """A compact payload (class first, args second) and its id."""
         job_id = job_id or uuid.uuid4().hex
-        doc = {"class": job_class}
+        doc: dict[str, Any] = {"class": job_class}
         if args is not None:
             doc["args"] = args
         doc["id"] = job_id
@@ -182,7 +190,7 @@ class Context:
         return [e for e in self.echoes() if isinstance(e, dict) and e.get("id") == job_id]
 
     def failures(self) -> list[bytes]:
-        return self.r.lrange(self.k.failed(), 0, -1)
+        return [as_bytes(x) for x in self.r.lrange(self.k.failed(), 0, -1)]
 
     def failure_for(self, job_id: str) -> list[tuple[bytes, dict]]:
         out = []
@@ -224,7 +232,7 @@ class Context:
 
     def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, env: dict | None = None,
                      **overrides) -> WorkerProc:
-        values = dict(TIMINGS)
+        values: dict[str, Any] = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
         w = self.impl.spawn(values, self.log_dir, env)
@@ -254,7 +262,7 @@ class Context:
 
     def held(self, w: WorkerProc) -> dict:
         """The worker's in-flight hash (empty when it holds nothing)."""
-        return {k.decode(): v for k, v in self.r.hgetall(self.k.inflight(w.worker_id)).items()}
+        return {text(k): v for k, v in self.r.hgetall(self.k.inflight(w.worker_id)).items()}
 
     def wait_holding(self, w: WorkerProc, job_id: str, timeout: float = 5.0) -> dict:
         def holding():
@@ -306,7 +314,7 @@ def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only
         ctx = Context(impl, url, log_dir, g, private)
         ctx.wanted = {t.id for t in runnable}
         try:
-            g.fn(ctx)
+            g.run(ctx)
         except Failed as exc:
             for t in runnable:
                 if t.id not in ctx.results:

@@ -64,7 +64,7 @@ def preflight(image: str) -> str | None:
 class _EngineProcess:
     """The part of subprocess.Popen the suites use (`w.proc.send_signal`), through the engine."""
 
-    def __init__(self, worker: "ImageWorker") -> None:
+    def __init__(self, worker: ImageWorker) -> None:
         self._worker = worker
 
     def send_signal(self, sig: int) -> None:

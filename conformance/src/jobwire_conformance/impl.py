@@ -79,7 +79,7 @@ class Implementation:
         return self.root or REPO_ROOT or Path.cwd()
 
     @classmethod
-    def load(cls, name: str) -> "Implementation":
+    def load(cls, name: str) -> Implementation:
         """One of this repository's manifests, by name (conformance/implementations/NAME.json)."""
         path = IMPLEMENTATIONS_DIR / f"{name}.json"
         if not path.exists():
@@ -88,7 +88,7 @@ class Implementation:
         return cls.load_file(path, root=REPO_ROOT)
 
     @classmethod
-    def load_file(cls, path: str | Path, root: Path | None = None) -> "Implementation":
+    def load_file(cls, path: str | Path, root: Path | None = None) -> Implementation:
         """A manifest file, checked against implementation.schema.json (a bad one is a ValueError)."""
         path = Path(path)
         try:
@@ -113,7 +113,7 @@ class Implementation:
 
     @classmethod
     def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
-                     impl: str | None = None) -> "Implementation":
+                     impl: str | None = None) -> Implementation:
         argv = shlex.split(command)
         if not any(_PLACEHOLDER.search(a) for a in argv):
             for flag, name in STANDARD_FLAGS:
@@ -123,7 +123,7 @@ class Implementation:
 
     @classmethod
     def from_image(cls, image: str, command: str | None = None, mode: str | None = None,
-                   features: list[str] | None = None, impl: str | None = None) -> "Implementation":
+                   features: list[str] | None = None, impl: str | None = None) -> Implementation:
         """--image IMAGE [--image-cmd CMD]: the image's entrypoint, or CMD, plus the standard flags."""
         argv = shlex.split(command or "")
         if not any(_PLACEHOLDER.search(a) for a in argv):
@@ -174,6 +174,8 @@ class Implementation:
 
     def enqueue_argv(self, values: dict) -> tuple[list[str], str]:
         e = self.enqueuer
+        if e is None:
+            raise RuntimeError(f"{self.name} declares no enqueuer")
         return render(e["argv"], values), str(self.base / e.get("cwd", "."))
 
 

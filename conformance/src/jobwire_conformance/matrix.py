@@ -123,10 +123,10 @@ def run_column(ctx: Context, worker: Implementation, enqueuers: dict[str, Implem
 def render_table(cells: dict[tuple[str, str], str], enqueuers, workers) -> str:
     width = max(len(e) for e in enqueuers) + 2
     cols = [max(len(w), 4) + 2 for w in workers]
-    lines = ["enqueuer \\ worker".ljust(max(width, 18)) + "".join(w.ljust(c) for w, c in zip(workers, cols))]
+    lines = ["enqueuer \\ worker".ljust(max(width, 18)) + "".join(w.ljust(c) for w, c in zip(workers, cols, strict=True))]
     for e in enqueuers:
         row = e.ljust(max(width, 18))
-        for w, c in zip(workers, cols):
+        for w, c in zip(workers, cols, strict=True):
             row += cells.get((e, w), "-").ljust(c)
         lines.append(row)
     return "\n".join(lines)

@@ -31,10 +31,12 @@ def _env_path(name: str) -> Path | None:
 
 def _repo_root() -> Path | None:
     """The jobwire checkout the suite runs from, or None for an installed package."""
-    if _env_path("JOBWIRE_REPO_ROOT"):
-        return _env_path("JOBWIRE_REPO_ROOT")
-    if _env_path("JOBWIRE_CONFORMANCE_DIR"):
-        return _env_path("JOBWIRE_CONFORMANCE_DIR").parent
+    root = _env_path("JOBWIRE_REPO_ROOT")
+    if root:
+        return root
+    conformance_dir = _env_path("JOBWIRE_CONFORMANCE_DIR")
+    if conformance_dir:
+        return conformance_dir.parent
     if not PACKAGED_DATA.is_dir() and (_CHECKOUT / "spec" / "VERSION").is_file():
         return _CHECKOUT
     return None

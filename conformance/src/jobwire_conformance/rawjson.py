@@ -11,6 +11,9 @@ _decoder = json.JSONDecoder()
 _WS = " \t\n\r"
 
 
+# The string scanner json's decoder uses (CPython's C one where built); typeshed does not list it.
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+
 def _skip(text: str, i: int) -> int:
     while i < len(text) and text[i] in _WS:
         i += 1
@@ -40,7 +43,7 @@ def _members(text: str) -> list[tuple[str, str]]:
         while True:
             if text[i] != '"':
                 raise ValueError(f"expected a key at offset {i}")
-            key, i = json.decoder.scanstring(text, i + 1)
+            key, i = _scanstring(text, i + 1)
             i = _skip(text, i)
             if text[i] != ":":
                 raise ValueError(f"expected ':' at offset {i}")
@@ -91,7 +94,7 @@ def same_value(expected, got, path: str = "$", signed_zero: bool = False) -> str
             return f"{path}: expected an array, got {got!r}"[:300]
         if len(got) != len(expected):
             return f"{path}: expected {len(expected)} elements, got {len(got)}"
-        for n, (e, g) in enumerate(zip(expected, got)):
+        for n, (e, g) in enumerate(zip(expected, got, strict=True)):
             why = same_value(e, g, f"{path}[{n}]", signed_zero)
             if why:
                 return why

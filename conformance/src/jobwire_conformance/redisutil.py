@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from typing import cast
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -19,6 +20,16 @@ from redis.cluster import RedisCluster
 from .paths import SPEC_DIR
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply as bytes: the suite's clients never decode, but redis-py types replies bytes | str."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text (names, ids): bytes that are not UTF-8 are replaced."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def free_port() -> int:
@@ -43,7 +54,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"],
@@ -55,7 +66,7 @@ class RedisServer:
                 return self
             except redis_lib.ConnectionError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}")
+                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout} s")
 
@@ -89,10 +100,15 @@ def is_cluster_url(url: str) -> bool:
 def client(url: str) -> redis_lib.Redis:
     """A connection to the suite's Redis; a RedisCluster (same commands) for a cluster URL."""
     if is_cluster_url(url):
-        parts = urllib.parse.urlsplit(url)
-        plain = parts._replace(query="")
-        return RedisCluster.from_url(urllib.parse.urlunsplit(plain), socket_connect_timeout=5)
+        # A RedisCluster answers every command the suite sends like a Redis does: typed as one.
+        return cast(redis_lib.Redis, cluster_client(url))
     return redis_lib.Redis.from_url(url, socket_connect_timeout=5)
+
+
+def cluster_client(url: str) -> RedisCluster:
+    """A RedisCluster for a cluster URL (`?cluster=1`): any node's address will do."""
+    plain = urllib.parse.urlsplit(url)._replace(query="")
+    return RedisCluster.from_url(urllib.parse.urlunsplit(plain), socket_connect_timeout=5)
 
 
 def slot_master(r, key: str) -> redis_lib.Redis:
@@ -141,7 +157,7 @@ class ClusterServer:
              "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", str(self.node_timeout_ms)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def start(self, timeout: float = 60.0) -> "ClusterServer":
+    def start(self, timeout: float = 60.0) -> ClusterServer:
         for port in self.ports:
             self.start_node(port)
         try:
@@ -173,7 +189,7 @@ class ClusterServer:
 
     def master_port(self, key: str) -> int:
         """The port of the master that owns `key`'s slot now."""
-        r = client(self.url)
+        r = cluster_client(self.url)
         try:
             return int(r.get_node_from_key(key).port)
         finally:

@@ -6,6 +6,7 @@ import json
 import os
 import time
 import xml.etree.ElementTree as ET
+from typing import Any
 from pathlib import Path
 
 from . import __version__
@@ -38,7 +39,7 @@ def ci_problems(reports, mrep) -> list[str]:
 
 def to_json(reports, mrep, duration_s: float) -> dict:
     spec_version = (SPEC_DIR / "VERSION").read_text().strip()
-    out = {
+    out: dict[str, Any] = {
         "suite": "jobwire-conformance", "suite_version": __version__, "spec_version": spec_version,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "duration_s": round(duration_s, 1),
         "implementations": {},

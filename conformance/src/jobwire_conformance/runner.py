@@ -123,7 +123,7 @@ class Runner:
     def _figures(self, impl, g) -> dict:
         ctx = Context(impl, self.redis_url, self.log_dir, g)
         try:
-            g.fn(ctx)
+            g.run(ctx)
         except Exception as exc:  # noqa: BLE001 - figures never fail a run
             ctx.figures["error"] = f"{type(exc).__name__}: {exc}"[:300]
         finally:
@@ -143,8 +143,8 @@ class Runner:
         enqueuers = {n: (manifests[n] if manifests[n] and manifests[n].enqueuer else None) for n in matrix.ENQUEUERS}
         mrep = MatrixReport(list(matrix.ENQUEUERS), list(matrix.WORKERS))
         scratch = Group("matrix", matrix.enqueuer_tests(matrix.ENQUEUERS), None)
-        ctx = Context(manifests.get("python") or next(iter(m for m in manifests.values() if m), None),
-                      self.redis_url, self.log_dir, scratch) if any(manifests.values()) else None
+        first = manifests.get("python") or next((m for m in manifests.values() if m), None)
+        ctx = Context(first, self.redis_url, self.log_dir, scratch) if first else None
         for name in matrix.ENQUEUERS:
             test = next(t for t in scratch.tests if t.id == f"enqueue.{name}.payload")
             enq = enqueuers[name]

@@ -27,9 +27,11 @@ def problems(spec_dir: Path = SPEC_DIR, implementations_dir: Path = IMPLEMENTATI
     """Every disagreement found, as readable lines; [] when the spec is consistent."""
     out: list[str] = []
     templates = json.loads((spec_dir / "keys.json").read_text())["templates"]
-    options = json.loads((spec_dir / "options.json").read_text())["options"]
+    options_doc = json.loads((spec_dir / "options.json").read_text())
+    options = options_doc["options"]
     out += _key_layout_problems(spec_dir, templates)
     out += _options_table_problems(spec_dir, options)
+    out += _table_problems(spec_dir, "14.1 Features and options", options_doc.get("options_1_1", []))
     out += _manifest_problems(spec_dir, templates)
     out += _helper_problems(spec_dir)
     out += _implementation_flag_problems(implementations_dir, options)
@@ -55,31 +57,40 @@ def _key_layout_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]
     return out
 
 
-def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
-    """protocol.md 7.2's table has one row per option, with its flag, variable and default."""
+def _table_problems(spec_dir: Path, heading: str, options: list[dict]) -> list[str]:
+    """The options table of protocol.md section `heading` (7.2's, 14.1's) has one row per option
+    of its options.json list, with its flag, variable and default, and no other row."""
     text = (spec_dir / "protocol.md").read_text()
-    section = text.split("### 7.2 Configuration", 1)[-1].split("\n### ", 1)[0]
+    where = "protocol.md " + heading.split(" ", 1)[0]
+    section = text.split(f"### {heading}", 1)[-1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| `(--[a-z-]+)[^`]*` \| `([A-Z_]+)` \| ([^|]+) \|", section, re.M)
     by_flag = {flag: (env, default.strip()) for flag, env, default in rows}
     out = []
     for o in options:
         row = by_flag.pop(o["flag"], None)
         if row is None:
-            out.append(f"protocol.md 7.2: no row for {o['flag']} (spec/options.json)")
+            out.append(f"{where}: no row for {o['flag']} (spec/options.json)")
             continue
         env, default = row
         if env != o["env"]:
-            out.append(f"protocol.md 7.2: {o['flag']} names {env}, options.json {o['env']}")
+            out.append(f"{where}: {o['flag']} names {env}, options.json {o['env']}")
         want = "(required)" if o.get("required") else str(o["default"])
         if not re.match(r"`?" + re.escape(want) + r"`?( |$)", default):
-            out.append(f"protocol.md 7.2: {o['flag']} default {default!r}, options.json {want!r}")
-    out += [f"protocol.md 7.2: {flag} is not in spec/options.json" for flag in by_flag]
+            out.append(f"{where}: {o['flag']} default {default!r}, options.json {want!r}")
+    out += [f"{where}: {flag} is not in spec/options.json" for flag in by_flag]
+    return out
+
+
+def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
+    """protocol.md 7.2's table matches options.json's options; section 11 restates some defaults."""
+    text = (spec_dir / "protocol.md").read_text()
+    out = _table_problems(spec_dir, "7.2 Configuration", options)
     numbers = text.split("## 11. Numbers", 1)[-1].split("\n## ", 1)[0]
     for label, name in _NUMBERS.items():
         m = re.search(r"^\| " + re.escape(label) + r" \| (\d+)", numbers, re.M)
-        want = next((o["default"] for o in options if o["name"] == name), None)
-        if not m or int(m.group(1)) != want:
-            out.append(f"protocol.md 11: {label!r} is {m.group(1) if m else 'missing'}, options.json {name} {want}")
+        number = next((o["default"] for o in options if o["name"] == name), None)
+        if not m or int(m.group(1)) != number:
+            out.append(f"protocol.md 11: {label!r} is {m.group(1) if m else 'missing'}, options.json {name} {number}")
     return out
 
 
@@ -137,7 +148,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
     if manifest.get("spec_version") != version:
         out.append(f"lua/manifest.json: spec_version {manifest.get('spec_version')!r}, spec/VERSION {version!r}")
     listed = set()
-    for name, entry in manifest["scripts"].items():
+    for entry in manifest["scripts"].values():
         listed.add(entry["file"])
         where = f"lua/{entry['file']}"
         path = spec_dir / "lua" / entry["file"]
@@ -154,7 +165,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
         variadic = [k for k in entry["keys"] if k.endswith("...")]
         if [i for i, _ in h["keys"]] != list(range(1, len(fixed) + 1)):
             out.append(f"{where}: header KEYS {[i for i, _ in h['keys']]}, manifest.json has {len(fixed)} fixed keys")
-        for (i, described), key in zip(h["keys"], fixed):
+        for (i, described), key in zip(h["keys"], fixed, strict=False):  # a count mismatch is reported above
             t = _template_for(key, templates)
             if t is None and key not in ("settle_queue", "settle_wake"):
                 out.append(f"{where}: manifest key {key!r} is no template of keys.json")
@@ -162,7 +173,7 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
                 out.append(f"{where}: KEYS[{i}] is {described.split()[0]!r}, manifest.json says {key} ({t})")
         if len(h["keys_variadic"]) != len(variadic):
             out.append(f"{where}: header has {len(h['keys_variadic'])} KEYS ranges, manifest.json {variadic}")
-        for described, key in zip(h["keys_variadic"], variadic):
+        for described, key in zip(h["keys_variadic"], variadic, strict=False):  # likewise
             t = _template_for(key, templates)
             if t is None or not _key_matches(t, described):
                 out.append(f"{where}: KEYS range {described.split()[0]!r}, manifest.json says {key}")

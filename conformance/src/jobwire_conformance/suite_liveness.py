@@ -5,14 +5,19 @@ break protocol.md 7.3, 7.6 or 8.3."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import socket
 import time
+from typing import TYPE_CHECKING
 
 from .core import MUST, TIMINGS, Failed, Test, group
 from .impl import WorkerProc
 from .redisutil import Scripts, redis_time_ms, utc
 from .suite_recovery import _fake_dead_worker
+
+if TYPE_CHECKING:  # image.py needs the optional docker SDK
+    from .image import ImageWorker
 
 P73 = "protocol.md#73-life-of-a-worker"
 P76 = "protocol.md#76-heartbeat-and-recovery"
@@ -55,7 +60,7 @@ def idle_beats(ctx):
               renewals >= 4 and len(beats) >= 2 and lease is not None and lease > now,
               f"{renewals} lease renewals and {len(beats)} distinct heartbeat values in {OBSERVE_S} s with "
               f"--heartbeat-ms {IDLE['heartbeat_ms']} (expected >= 4 and >= 2); last lease {lease}, Redis time {now}")
-    gaps = [round((b - a) * 1000) for a, b in zip(stamps, stamps[1:])]
+    gaps = [round((b - a) * 1000) for a, b in itertools.pairwise(stamps)]
     # one long gap is allowed (a loaded machine may stall any process once); a worker that blocks
     # for its whole block timeout has a single gap the length of the observation and no renewal
     long_gaps = [g for g in gaps if g > IDLE_GAP_MS]
@@ -98,13 +103,14 @@ def beat_unknown(ctx):
 HOLD = 'while [ ! -e "$0" ]; do sleep 0.01; done; exec "$@"'  # wait for the flag file, then become the worker
 
 
-def start_held(ctx, queues: str) -> tuple[WorkerProc, str]:
+def start_held(ctx, queues: str) -> tuple[WorkerProc | ImageWorker, str]:
     """Start the worker command under a shell that waits for a flag file and then execs it: the pid
     (hence the worker id <host>:<pid>:<queues>) is known before the worker runs. Returns the process
     and the flag file; creating the file releases the worker."""
     flag = os.path.join(ctx.log_dir, f"release-{ctx.ns}")
     held = dataclasses.replace(ctx.impl, worker_argv=["/bin/sh", "-c", HOLD, flag, *ctx.impl.worker_argv])
     values = dict(TIMINGS, queues=queues, redis_url=ctx.redis_url, namespace=ctx.ns)
+    w: WorkerProc | ImageWorker
     if ctx.impl.image:  # --image: the same hold, in the worker's container (image.py)
         from .image import start_held as start_held_image
         w = start_held_image(ctx.impl, values, ctx.log_dir, HOLD, flag)

@@ -255,7 +255,7 @@ def _text_of(nbytes: int) -> str:
             "a 3 MiB payload over a 2 MiB limit fails as jobwire.PayloadTooLarge with its bytes kept"),
        weight=2)
 def large_payloads(ctx):
-    w = ctx.start_worker("big", max_payload_bytes=2 * 1024 * 1024)
+    ctx.start_worker("big", max_payload_bytes=2 * 1024 * 1024)
     big_arg = _text_of(3 * 1024 * 1024)
     job_id, raw = ctx.payload("jobwire.Echo", [big_arg, 1], job_id="bigtoolarge")
     ctx.push_raw("big", raw)

@@ -254,8 +254,8 @@ def check_deaths(cases) -> list[str]:
                                             k.queue(q), k.wake(q)],
                              [wid, ev, q, utc("%Y/%m/%d %H:%M:%S UTC"), case["max_deaths"], "recoverer:2:q"])
                 outcome = res[1].decode()
-            after = r.hget(k.deaths(), job_key)
-            after = int(after) if after is not None else None
+            deaths = r.hget(k.deaths(), job_key) if job_key is not None else None
+            after = int(deaths) if deaths is not None else None
             if outcome != case["outcome"] or after != case["deaths_after"]:
                 problems.append(f"{rel}: {case['id']}: spec/lua gives outcome {outcome!r}, deaths {after}; "
                                 f"the vector says {case['outcome']!r}, {case['deaths_after']}")

@@ -11,8 +11,9 @@ import calendar
 import datetime as dt
 import math
 import re
+from typing import Any
 
-DEFAULTS = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
+DEFAULTS: dict[str, Any] = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
             "max_delay_ms": 3600000, "jitter": 0.5}
 
 
@@ -79,7 +80,7 @@ def cron_next(expr: str, after_ms: int):
     mins, hours, doms, months, dows = spec
     dows = {0 if d == 7 else d for d in dows}
     either = not f[2].startswith("*") and not f[4].startswith("*")
-    start = dt.datetime.fromtimestamp(after_ms // 60000 * 60, dt.timezone.utc)
+    start = dt.datetime.fromtimestamp(after_ms // 60000 * 60, dt.UTC)
     day = start.date()
     for _ in range(366 * 5 + 2):
         in_m, in_w = day.day in doms, (day.weekday() + 1) % 7 in dows
@@ -102,7 +103,7 @@ def next_ms(definition: dict, after_ms: int):
 
 def fire(definition: dict, next_fire: int, now: int):
     grace = definition.get("misfire_grace_ms", 60000)
-    due = []
+    due: list[int] = []
     f = next_fire
     while f is not None and f <= now and len(due) < 1000:
         due.append(f)

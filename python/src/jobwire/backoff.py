@@ -97,5 +97,5 @@ def retry_delay_ms(policy: Policy, job_id: str, attempt: int) -> int:
                 break
     raw = min(raw, float(policy.max_delay_ms))
     base = math.floor(raw)
-    h = fnv1a32(f"{job_id}:{attempt}".encode("utf-8"))
+    h = fnv1a32(f"{job_id}:{attempt}".encode())
     return int(base - math.floor(float(base) * float(policy.jitter) * float(h) / 4294967296.0))

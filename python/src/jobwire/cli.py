@@ -64,12 +64,6 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import MODULE to register its job handlers (repeatable)")
     w.add_argument("--no-fork", action="store_true", help="run jobs in the worker process instead of a child per job")
-    # protocol 1.1 options (protocol.md 14.1), beside the 1.0 ones that spec/options.json lists
-    w.add_argument("--default-retry", default=None, metavar="POLICY",
-                   help="retry policy (JSON) of jobs that carry none (default false: never retry; $JOBWIRE_DEFAULT_RETRY)")
-    w.add_argument("--scheduler", default=None, choices=["all", "promote", "off"],
-                   help="promote delayed jobs and retries and fire schedules (all), promote only, or neither "
-                        "(default all, $JOBWIRE_SCHEDULER)")
     w.add_argument("--verbose", "-v", action="store_true")
 
     e = sub.add_parser("enqueue", parents=[common], help="enqueue a job; prints its id")
@@ -171,7 +165,7 @@ def _time_arg(text: str):
 def _utc(ms) -> str:
     if ms is None or ms in ("", float("inf")):
         return "never"
-    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(float(ms) / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -185,9 +179,10 @@ def _scheduling(client: Client, opts) -> None:
             raise JobwireError(f"scheduled job {opts.job_id} was promoted or removed meanwhile")
     elif opts.command == "retrying":
         if opts.action == "list":
-            for job in client.retrying(opts.start, opts.count):
-                last = job.attempts[-1] if job.attempts else {}
-                print(f"{job.key}\t{_utc(job.due_ms)}\t{job.queue}\t{job.job_class}\tattempt {len(job.attempts) + 1}"
+            for retrying in client.retrying(opts.start, opts.count):
+                last = retrying.attempts[-1] if retrying.attempts else {}
+                print(f"{retrying.key}\t{_utc(retrying.due_ms)}\t{retrying.queue}\t{retrying.job_class}"
+                      f"\tattempt {len(retrying.attempts) + 1}"
                       f"\t{last.get('exception', '')}: {last.get('error', '')}")
         elif not (client.remove_retrying if opts.action == "remove" else client.retry_now)(opts.job_id):
             raise JobwireError(f"retrying job {opts.job_id} was promoted or removed meanwhile")
@@ -238,8 +233,7 @@ def _worker(opts) -> int:
                         block_timeout_ms=values["block_timeout_ms"], max_deaths=values["max_deaths"],
                         job_timeout_ms=values["job_timeout_ms"], max_payload_bytes=values["max_payload_bytes"],
                         fork=not opts.no_fork,
-                        default_retry=opts.default_retry or os.environ.get("JOBWIRE_DEFAULT_RETRY") or "false",
-                        scheduler=opts.scheduler or os.environ.get("JOBWIRE_SCHEDULER") or "all")
+                        default_retry=values["default_retry"], scheduler=values["scheduler"])
     except (ValueError, InvalidJob) as exc:
         raise options.UsageError(str(exc)) from None
     if values["concurrency"] > 1:

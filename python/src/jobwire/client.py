@@ -12,6 +12,7 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
@@ -23,6 +24,7 @@ from .errors import InvalidJob, NotFound
 from .keys import Keys
 from .options import DEFAULTS
 from .registry import Registry, default_registry
+from .replies import bytes_list
 from .routing import Router
 from .scheduling import SchedulingMixin
 from .scripts import Scripts
@@ -46,7 +48,8 @@ def connect(url: str | None = None, **options) -> redis_lib.Redis:
     query = urllib.parse.parse_qsl(parts.query)
     if ("cluster", "1") in query or ("cluster", "true") in query:
         plain = parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
-        return RedisCluster.from_url(urllib.parse.urlunsplit(plain), **options)
+        # A RedisCluster answers every command jobwire sends like a Redis does: typed as one.
+        return cast(redis_lib.Redis, RedisCluster.from_url(urllib.parse.urlunsplit(plain), **options))
     return redis_lib.Redis.from_url(url, **options)
 
 
@@ -61,6 +64,17 @@ def _loads(raw: bytes):
         return None
 
 
+_WS = re.compile(r"[ \t\n\r]*")
+# The string scanner json's decoder uses (CPython's C one where built); typeshed does not list it.
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def _skip_ws(text: str, i: int) -> int:
+    """The index of the first non-whitespace character (RFC 8259 whitespace) at or after i."""
+    match = _WS.match(text, i)
+    return match.end() if match else i
+
+
 def _raw_member(raw: bytes, name: str) -> bytes | None:
     """The bytes of one member of a top-level JSON object, exactly as stored, or None.
 
@@ -69,22 +83,21 @@ def _raw_member(raw: bytes, name: str) -> bytes | None:
     """
     decoder = json.JSONDecoder()
     text = raw.decode("utf-8", "surrogateescape")
-    ws = re.compile(r"[ \t\n\r]*")
     try:
-        i = ws.match(text, 0).end()
+        i = _skip_ws(text, 0)
         if text[i] != "{":
             return None
-        i = ws.match(text, i + 1).end()
+        i = _skip_ws(text, i + 1)
         while text[i] != "}":
-            key, i = json.decoder.scanstring(text, i + 1)
-            i = ws.match(text, i).end() + 1  # past ':'
-            i = ws.match(text, i).end()
+            key, i = _scanstring(text, i + 1)
+            i = _skip_ws(text, i) + 1  # past ':'
+            i = _skip_ws(text, i)
             _, end = decoder.raw_decode(text, i)
             if key == name:
                 return text[i:end].encode("utf-8", "surrogateescape")
-            i = ws.match(text, end).end()
+            i = _skip_ws(text, end)
             if text[i] == ",":
-                i = ws.match(text, i + 1).end()
+                i = _skip_ws(text, i + 1)
     except (ValueError, IndexError):
         return None
     return None
@@ -239,20 +252,20 @@ class Client(SchedulingMixin):
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.llen(self.keys.queue(name))
-        return dict(zip(names, pipe.execute()))
+        return dict(zip(names, pipe.execute(), strict=True))
 
     def queue_size(self, queue: str) -> int:
         return self.redis.llen(self.keys.queue(queue))
 
     def peek(self, queue: str, start: int = 0, count: int = 20) -> list[QueuedJob]:
-        raws = self.redis.lrange(self.keys.queue(queue), start, start + count - 1)
+        raws = bytes_list(self.redis.lrange(self.keys.queue(queue), start, start + count - 1))
         return [QueuedJob(queue, raw, doc, _record_key(raw, doc)) for raw, doc in ((r, _loads(r)) for r in raws)]
 
     def _find(self, list_key: str, wanted: str):
         """The first element of a list whose key (id or sha1) is `wanted`, read in pages."""
         start = 0
         while True:
-            page = self.redis.lrange(list_key, start, start + PAGE - 1)
+            page = bytes_list(self.redis.lrange(list_key, start, start + PAGE - 1))
             for raw in page:
                 document = _loads(raw)
                 if _record_key(raw, document) == wanted:
@@ -279,7 +292,7 @@ class Client(SchedulingMixin):
 
     def failed(self, start: int = 0, count: int = 50) -> list[Failure]:
         out = []
-        for raw in self.redis.lrange(self.keys.failed, start, start + count - 1):
+        for raw in bytes_list(self.redis.lrange(self.keys.failed, start, start + count - 1)):
             record = _loads(raw)
             if not isinstance(record, dict):
                 record = {}
@@ -309,14 +322,15 @@ class Client(SchedulingMixin):
         payload, queue = failure.record.get("payload"), failure.record.get("queue")
         if not isinstance(payload, dict) or jobmod.schema_error(payload):
             raise InvalidJob(f"failure {failure.key} holds no runnable job (payload is not a valid job)")
-        jobmod.validate_queue_name(queue)
+        queue = jobmod.validate_queue_name(queue)
         k = self.keys
         return self.scripts.call(
             "failed_retry", [k.failed, k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
             [failure.raw, queue, _raw_member(failure.raw, "payload") or jobmod.dumps(payload)]) == 1
 
     def remove_failed(self, key: str) -> bool:
-        return self.redis.lrem(self.keys.failed, 1, self.get_failed(key).raw) == 1
+        # redis-py types LREM's element as str; the bytes of the record go as they are
+        return self.redis.lrem(self.keys.failed, 1, self.get_failed(key).raw) == 1  # type: ignore[arg-type]
 
     def matching_failed(self, queue=None, job_class=None, exception=None) -> list[Failure]:
         return [f for f in self.all_failed()
@@ -335,8 +349,10 @@ class Client(SchedulingMixin):
         return moved
 
     def remove_all(self, queue=None, job_class=None, exception=None) -> int:
-        return sum(self.redis.lrem(self.keys.failed, 1, f.raw)
-                   for f in self.matching_failed(queue, job_class, exception))
+        removed = 0
+        for f in self.matching_failed(queue, job_class, exception):
+            removed += self.redis.lrem(self.keys.failed, 1, f.raw)  # type: ignore[arg-type]  # as in remove_failed
+        return removed
 
     def clear_failed(self) -> None:
         self.redis.delete(self.keys.failed)

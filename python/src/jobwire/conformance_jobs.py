@@ -8,15 +8,23 @@ import signal
 import time
 
 from .registry import default_registry
-from .worker import current_job
+from .running import JobContext, current_job
 
 
 class ConformanceFailure(Exception):
     """The error jobwire.Fail raises, carrying exactly the message it was given."""
 
 
-def _echo(*args) -> None:
+def _running() -> JobContext:
+    """The running job's context; these classes run only inside a worker."""
     context = current_job()
+    if context is None:
+        raise RuntimeError("a conformance job class ran outside a worker")
+    return context
+
+
+def _echo(*args) -> None:
+    context = _running()
     record = {"id": context.job.id, "args": list(args), "worker": context.worker_id,
               "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl}
     context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
@@ -24,7 +32,7 @@ def _echo(*args) -> None:
 
 def _flaky(fail_times=0, *_):
     """protocol.md 14.7: echo with the attempt number, then fail while attempt <= fail_times."""
-    context = current_job()
+    context = _running()
     attempt = 1 + len(context.job.document.get("attempts") or [])
     record = {"id": context.job.id, "args": [fail_times, *_], "worker": context.worker_id,
               "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl, "attempt": attempt}

@@ -65,11 +65,11 @@ class Cron:
     weekday_star: bool
 
     @classmethod
-    def parse(cls, expression: str) -> "Cron":
-        parts = [p for p in re.split(r"[ \t]+", expression) if p]  # spaces or tabs only (14.5)
+    def parse(cls, expression: str) -> Cron:
+        parts = [p for p in re.split(r"[ 	]+", expression) if p]  # spaces or tabs only (14.5)
         if len(parts) != 5:
             raise CronError(f"a cron expression has five fields, not {len(parts)}: {expression!r}")
-        sets = [_field(p, low, high, name) for p, (name, low, high) in zip(parts, FIELDS)]
+        sets = [_field(p, low, high, name) for p, (name, low, high) in zip(parts, FIELDS, strict=True)]
         weekdays = frozenset(0 if d == 7 else d for d in sets[4])
         return cls(sets[0], sets[1], sets[2], sets[3], weekdays, parts[2].startswith("*"), parts[4].startswith("*"))
 
@@ -83,7 +83,7 @@ class Cron:
     def next_after(self, after_ms: int) -> int | None:
         """The first minute boundary strictly after `after_ms` that matches, in ms; None if none
         within SEARCH_YEARS."""
-        t = dt.datetime.fromtimestamp((after_ms // 60000 + 1) * 60, dt.timezone.utc)
+        t = dt.datetime.fromtimestamp((after_ms // 60000 + 1) * 60, dt.UTC)
         limit = t.year + SEARCH_YEARS
         while t.year <= limit:
             if t.month not in self.months:

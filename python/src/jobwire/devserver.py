@@ -33,7 +33,7 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
         self.extra_args = tuple(extra_args)
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -63,7 +63,7 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -96,7 +96,7 @@ class RedisClusterServer:
                     except OSError:
                         pass
 
-    def start(self) -> "RedisClusterServer":
+    def start(self) -> RedisClusterServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         for port in self.ports:
             self.procs.append(subprocess.Popen(
@@ -105,12 +105,12 @@ class RedisClusterServer:
                  "--cluster-node-timeout", str(self.node_timeout_ms)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
-            self._wait(lambda: redis.Redis(port=port).ping())
+            self._wait(lambda port=port: redis.Redis(port=port).ping())
         subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         for port in self.ports:
-            self._wait(lambda: self._node_ready(port))
+            self._wait(lambda port=port: self._node_ready(port))
         return self
 
     @staticmethod
@@ -134,7 +134,7 @@ class RedisClusterServer:
             client.close()
 
     def live_ports(self) -> list[int]:
-        return [port for port, proc in zip(self.ports, self.procs) if proc.poll() is None]
+        return [port for port, proc in zip(self.ports, self.procs, strict=True) if proc.poll() is None]
 
     def kill(self, port: int) -> None:
         """SIGKILL one node by its pid, as a crash would (no chance to replicate what it holds)."""
@@ -163,7 +163,7 @@ class RedisClusterServer:
         self.procs = []
         self.dir.cleanup()
 
-    def __enter__(self) -> "RedisClusterServer":
+    def __enter__(self) -> RedisClusterServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -16,14 +16,23 @@ import select
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
+
+if TYPE_CHECKING:  # for the declarations in the class body
+    from collections.abc import Callable
+
+    from .registry import Registry
+    from .running import Settle
+    from .worker import Config
 
 __all__ = ["ForkedRunning"]
 
 log = logging.getLogger("jobwire.worker")
 CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
 PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None
 try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
 except (OSError, AttributeError):  # pragma: no cover - not Linux
@@ -39,6 +48,29 @@ def _signal_name(number: int) -> str:
 
 class ForkedRunning:
     """Worker._run_forked and its helpers; see the module comment for what it needs of the worker."""
+
+    if TYPE_CHECKING:  # what it uses of Worker (worker.py), declared for the type checker
+        config: Config
+        registry: Registry
+        id: str
+        pid: int
+        _child: int | None
+        _exiting: list[int]
+        _stop: str | None
+        _kill_reason: str | None
+        _next_beat: float
+        _wake_r: int
+        _beat: Callable[[], None]
+        _drain_wakeups: Callable[[], None]
+        _poll_control: Callable[..., None]
+        _show_pause: Callable[..., None]
+        _quietly: Callable[[Callable[[], object]], None]
+        _title: Callable[[str], None]
+        _perform: Callable[[jobmod.Job, Any], dict]
+        _outcome: Callable[[jobmod.Job, dict], Settle | None]
+        _failure: Callable[..., Settle]
+        _retry_or_fail: Callable[..., Settle]
+
 
     def _reap_exiting(self, block: bool = False) -> None:
         """Collect children that already reported their result."""
@@ -104,7 +136,8 @@ class ForkedRunning:
 
     def _wait_child(self, pid: int, read_fd: int):
         """Read the child's result while beating, watching control and enforcing the timeout."""
-        chunks, killed_by = [], None
+        chunks: list[bytes] = []
+        killed_by: str | None = None
         started = time.monotonic()
         next_control = started + CONTROL_CHECK_S
         deadline = started + self.config.job_timeout_ms / 1000 if self.config.job_timeout_ms else None

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
 from .client import connect
@@ -21,6 +22,14 @@ from .membership import Membership
 from .running import REDIS_ERRORS, Interrupt
 from .scripts import Scripts
 
+if TYPE_CHECKING:  # for the declarations in the class body
+    from collections.abc import Callable
+
+    from .keys import Keys
+    from .promotion import Promoter
+    from .running import Settle
+    from .worker import Config
+
 __all__ = ["InlineRunning"]
 
 log = logging.getLogger("jobwire.worker")
@@ -28,6 +37,26 @@ log = logging.getLogger("jobwire.worker")
 
 class InlineRunning:
     """Worker._run_inline and the watcher thread; see the module comment for what it needs."""
+
+    if TYPE_CHECKING:  # what it uses of Worker (worker.py), declared for the type checker
+        config: Config
+        keys: Keys
+        id: str
+        _stop: str | None
+        _kill_reason: str | None
+        _inline_job: bool
+        _next_beat: float
+        _watch_done: threading.Event
+        _promoter: Promoter | None
+        _poll_control: Callable[..., None]
+        _show_pause: Callable[..., None]
+        _register: Callable[[], None]
+        _promote: Callable[..., bool]
+        _perform: Callable[[jobmod.Job, Any], dict]
+        _outcome: Callable[[jobmod.Job, dict], Settle | None]
+        _failure: Callable[..., Settle]
+        _retry_or_fail: Callable[..., Settle]
+
 
     def _run_inline(self, job: jobmod.Job, handler):
         """Run in this process; the settle tuple, or None to give the job back on leaving."""
@@ -65,8 +94,9 @@ class InlineRunning:
             try:
                 self._poll_control(redis)
                 self._show_pause(redis)
-                if self._kill_reason and self._inline_job:
-                    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+                main = threading.main_thread().ident
+                if self._kill_reason and self._inline_job and main is not None:
+                    signal.pthread_kill(main, signal.SIGUSR1)
                 if time.monotonic() >= max(next_beat, self._next_beat):
                     next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
                     self._watch_beat(membership, redis, scripts)

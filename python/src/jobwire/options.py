@@ -1,4 +1,4 @@
-"""The worker options of protocol.md 7.2, read from spec/options.json (their one source).
+"""The worker options of protocol.md 7.2 and 14.1, read from spec/options.json (their one source).
 
 Each option is taken from its flag, else from its environment variable when that is set and not
 empty, else from its default. Bad values are usage errors (exit status 2, options.json
@@ -13,12 +13,15 @@ import re
 
 from . import spec
 
-__all__ = ["OPTIONS", "DEFAULTS", "UsageError", "add_worker_arguments", "resolve", "resolve_connection",
-           "check_constraints"]
+__all__ = ["OPTIONS", "OPTIONS_1_1", "DEFAULTS", "UsageError", "add_worker_arguments", "resolve",
+           "resolve_connection", "check_constraints"]
 
 OPTIONS: list[dict] = spec.worker_options()["options"]
-BY_NAME: dict[str, dict] = {o["name"]: o for o in OPTIONS}
-DEFAULTS: dict = {o["name"]: o["default"] for o in OPTIONS}
+# protocol.md 14.1: what a worker claiming delayed/retries/schedules takes besides 7.2's options
+OPTIONS_1_1: list[dict] = spec.worker_options()["options_1_1"]
+BY_NAME: dict[str, dict] = {o["name"]: o for o in OPTIONS + OPTIONS_1_1}
+DEFAULTS: dict = {o["name"]: o["default"] for o in OPTIONS + OPTIONS_1_1}
+_METAVAR = {"integer": "N", "json": "POLICY", "enum": "MODE"}
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -28,21 +31,22 @@ class UsageError(Exception):
 
 def add_worker_arguments(parser: argparse.ArgumentParser, skip=()) -> None:
     """Declare every option's flag; values stay raw strings until resolve() reads them."""
-    for o in OPTIONS:
+    for o in OPTIONS + OPTIONS_1_1:
         if o["name"] in skip:
             continue
         flags = [o["flag"]]
         if o["name"] == "concurrency":
             flags.insert(0, "--processes")  # Python's historical name for the same option
-        parser.add_argument(*flags, dest=o["name"], default=None, metavar="N" if o["type"] == "integer" else "VALUE",
+        parser.add_argument(*flags, dest=o["name"], default=None, metavar=_METAVAR.get(o["type"], "VALUE"),
                             help=f"{o['help']} ({'required' if o.get('required') else 'default ' + str(o['default'])}"
                                  f", ${o['env']})")
 
 
 def resolve(opts: argparse.Namespace, env=os.environ) -> dict:
-    """Flag, else non-empty variable, else default; integers checked against their minimum."""
+    """Flag, else non-empty variable, else default; integers checked against their minimum, an enum
+    against its values (a JSON option stays text: its reader checks it)."""
     values = {}
-    for o in OPTIONS:
+    for o in OPTIONS + OPTIONS_1_1:
         raw = getattr(opts, o["name"], None)
         source = o["flag"]
         if raw is None and env.get(o["env"]):
@@ -54,6 +58,8 @@ def resolve(opts: argparse.Namespace, env=os.environ) -> dict:
             if not _DIGITS.fullmatch(raw) or int(raw) < o.get("minimum", 0):
                 raise UsageError(f"{source} must be an integer >= {o.get('minimum', 0)} of ASCII digits, not {raw!r}")
             values[o["name"]] = int(raw)
+        elif o["type"] == "enum" and raw not in o["values"]:
+            raise UsageError(f"{source} is {', '.join(o['values'][:-1])} or {o['values'][-1]}, not {raw!r}")
         else:
             values[o["name"]] = raw
     if not values["queues"]:

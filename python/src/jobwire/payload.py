@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 from dataclasses import dataclass, field
 
 import jsonschema
@@ -38,7 +39,7 @@ def dumps(value) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def validate_queue_name(queue: str) -> str:
+def validate_queue_name(queue: object) -> str:
     """The queue-name rules live in jobwire.queues; kept here for existing callers."""
     return queues.validate_queue_name(queue)
 
@@ -130,10 +131,10 @@ class Job:
     queue: str
     payload: bytes
     token: str = ""
-    document: dict = field(default=None, repr=False)
+    document: Any = field(default=None, repr=False)  # the decoded payload: any JSON value until validated
 
     @classmethod
-    def decode(cls, queue: str, payload: bytes, token: str = "") -> "Job":
+    def decode(cls, queue: str, payload: bytes, token: str = "") -> Job:
         """Decode and validate; raises InvalidJob with the reason when the payload is not a job."""
         try:
             document = json.loads(payload, parse_constant=_reject_constant)

@@ -45,9 +45,9 @@ class Supervisor:
                 break
             except InterruptedError:
                 continue
-            slot = self.children.pop(pid, None)
-            if slot is None:
+            if pid not in self.children:
                 continue
+            slot = self.children.pop(pid)
             if os.WIFSIGNALED(status) or os.waitstatus_to_exitcode(status) != 0:
                 self._recover(pid)
             if not self.stopping:

@@ -64,7 +64,8 @@ def decide(definition: dict, next_ms: int, now_ms: int) -> FireDecision:
     """protocol.md 14.5: of the fire times in [next_ms, now_ms], the latest is enqueued when it
     is at most misfire_grace_ms late; every other one is missed."""
     grace = definition.get("misfire_grace_ms", DEFAULT_GRACE_MS)
-    due, f = [], next_ms
+    due: list[int] = []
+    f: int | None = next_ms
     while f is not None and f <= now_ms and len(due) < MAX_FIRES_PER_CHECK:
         due.append(f)
         f = next_fire_ms(definition, f)
@@ -78,7 +79,7 @@ def decide(definition: dict, next_ms: int, now_ms: int) -> FireDecision:
 
 def fire_job_id(name: str, fire_ms: int) -> str:
     """The id of the job a fire enqueues: the same for the same fire in every language."""
-    return hashlib.sha256(f"jobwire-schedule\0{name}\0{fire_ms}".encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(f"jobwire-schedule\0{name}\0{fire_ms}".encode()).hexdigest()[:32]
 
 
 def definition_bytes(definition: dict) -> bytes:

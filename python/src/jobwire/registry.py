@@ -23,7 +23,7 @@ and after_fork receive the Job.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Registry", "Handler", "DontPerform", "default_registry", "job"]
 

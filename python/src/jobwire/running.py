@@ -11,6 +11,7 @@ import logging
 import os
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 import redis as redis_lib
 
@@ -19,11 +20,15 @@ from .client import connect
 from .keys import Keys
 from .registry import DontPerform
 
-__all__ = ["JobContext", "current_job", "perform", "Interrupt", "REDIS_ERRORS"]
+__all__ = ["JobContext", "current_job", "perform", "Interrupt", "REDIS_ERRORS", "Settle"]
 
 log = logging.getLogger("jobwire.worker")
 # OutOfMemoryError: Redis at maxmemory with noeviction refuses writes until memory is freed; the
 # worker waits like for an outage instead of exiting (issue 13, tests/test_faults.py)
+# A job's outcome as the next work.lua (or retry.lua) call settles it: (op, token, arg, queue), op
+# one of ok, fail, crash, retry; arg the failure record, the crash reason, or for retry the tuple
+# (delay_ms, attempt entry, failure record to use if Redis refuses the retry).
+Settle = tuple[str, str, Any, str]
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError,
                 redis_lib.exceptions.OutOfMemoryError)
 

@@ -13,11 +13,22 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import payload as jobmod
 from .errors import InvalidJob, NotFound
 from .recurring import definition_bytes, validate_definition
+from .replies import bytes_map, scored, text
 from .cron import next_fire_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import redis as redis_lib
+
+    from .keys import Keys
+    from .registry import Registry
+    from .scripts import Scripts
 
 __all__ = ["SchedulingMixin", "ScheduledJob", "RetryingJob", "Schedule", "to_ms"]
 
@@ -42,7 +53,7 @@ def to_ms(when) -> int:
     """A time as ms since the epoch: a datetime (naive means UTC), or Unix seconds (int/float)."""
     if isinstance(when, dt.datetime):
         if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
+            when = when.replace(tzinfo=dt.UTC)
         return int(when.timestamp() * 1000)
     if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
         return int(when * 1000)
@@ -107,6 +118,13 @@ class Schedule:
 class SchedulingMixin:
     """Methods of jobwire.Client for delayed jobs, retries and schedules (needs .redis, .keys,
     .scripts, .registry and ._push of Client)."""
+
+    if TYPE_CHECKING:  # what it uses of Client (client.py), declared for the type checker
+        redis: redis_lib.Redis
+        keys: Keys
+        scripts: Scripts
+        registry: Registry
+        enqueue: Callable[..., str | None]
 
     # -- jobs at a time -----------------------------------------------------------------------
 
@@ -206,7 +224,7 @@ class SchedulingMixin:
     def all_retrying(self):
         start = 0
         while True:
-            page = self.redis.zrange(self.keys.retry_set, start, start + PAGE - 1, withscores=True)
+            page = scored(self.redis.zrange(self.keys.retry_set, start, start + PAGE - 1, withscores=True))
             for member, score in page:
                 queue, _, raw = member.partition(b" ")
                 doc = _loads(raw)
@@ -216,7 +234,7 @@ class SchedulingMixin:
             start += PAGE
 
     def retrying(self, start: int = 0, count: int = 50) -> list[RetryingJob]:
-        page = self.redis.zrange(self.keys.retry_set, start, start + count - 1, withscores=True)
+        page = scored(self.redis.zrange(self.keys.retry_set, start, start + count - 1, withscores=True))
         out = []
         for member, score in page:
             queue, _, raw = member.partition(b" ")
@@ -278,16 +296,17 @@ class SchedulingMixin:
     def schedules(self) -> list[Schedule]:
         """Every schedule by next fire time."""
         k = self.keys
-        entries = self.redis.zrange(k.schedules, 0, -1, withscores=True)
+        entries = scored(self.redis.zrange(k.schedules, 0, -1, withscores=True))
         pipe = self.redis.pipeline(transaction=False)
         for name, _ in entries:
-            pipe.hgetall(k.schedule(name.decode("utf-8", "replace")))
+            pipe.hgetall(k.schedule(text(name)))
         out = []
-        for (name, score), fields in zip(entries, pipe.execute()):
+        for (name, score), reply in zip(entries, pipe.execute(), strict=True):
+            fields = bytes_map(reply)
             state = {a.decode(): b.decode("utf-8", "replace") for a, b in fields.items()}
             raw = fields.get(b"definition", b"")
             doc = _loads(raw) if raw else None
-            out.append(Schedule(name.decode("utf-8", "replace"), score, raw, doc if isinstance(doc, dict) else None,
+            out.append(Schedule(text(name), score, raw, doc if isinstance(doc, dict) else None,
                                 {a: b for a, b in state.items() if a != "definition"}))
         return out
 

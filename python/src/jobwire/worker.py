@@ -39,11 +39,12 @@ from .forked import ForkedRunning
 from .inline import InlineRunning
 from .keys import Keys
 from .membership import Membership
-from .options import DEFAULTS
+from .options import BY_NAME, DEFAULTS
 from .promotion import Promoter
 from .queues import WILDCARD, expand_queues, parse_queues
 from .registry import Registry, default_registry
-from .running import REDIS_ERRORS, Interrupt, JobContext, current_job, perform
+from .replies import bytes_list, text
+from .running import REDIS_ERRORS, Interrupt, JobContext, Settle, current_job, perform
 from .scripts import Scripts
 
 try:
@@ -76,8 +77,8 @@ class Config:
     max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
-    default_retry: object = False  # protocol.md 14.4: policy of jobs without one (JSON text or value)
-    scheduler: str = "all"  # protocol.md 14.1: all (promote and fire), promote, off
+    default_retry: object = DEFAULTS["default_retry"]  # protocol.md 14.4: policy of jobs without one (JSON text or value)
+    scheduler: str = DEFAULTS["scheduler"]  # protocol.md 14.1: all (promote and fire), promote, off
 
     def __post_init__(self) -> None:
         if not self.queues or any(not q for q in self.queues):
@@ -89,8 +90,9 @@ class Config:
             self.default_policy = backoff.parse_default(self.default_retry)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        if self.scheduler not in ("all", "promote", "off"):
-            raise ValueError(f"--scheduler is all, promote or off, not {self.scheduler!r}")
+        modes = BY_NAME["scheduler"]["values"]
+        if self.scheduler not in modes:
+            raise ValueError(f"--scheduler is {', '.join(modes[:-1])} or {modes[-1]}, not {self.scheduler!r}")
 
 
 class _Wakeup(BaseException):
@@ -125,7 +127,7 @@ class Worker(ForkedRunning, InlineRunning):
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{','.join(config.queues)}"
-        self._pending = None  # (op, token, arg, queue): the outcome to settle on the next call
+        self._pending: Settle | None = None  # the outcome to settle on the next call
         self._held: jobmod.Job | None = None  # the job reserved and not yet settled
         self._stop: str | None = None  # None, "quit" or "term"
         self._paused = False
@@ -209,15 +211,15 @@ class Worker(ForkedRunning, InlineRunning):
     def _expand(self) -> None:
         """Resolve `*` against <ns>:queues (protocol.md 7.2); names that break the rules are skipped."""
         if self._wildcard:
-            self._expanded = expand_queues(self.config.queues, self.redis.smembers(self.keys.queues))
+            self._expanded = expand_queues(self.config.queues, bytes_list(self.redis.smembers(self.keys.queues)))
 
     def _call_work(self, reserve: bool):
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
         k = self.keys
-        op, token, arg, settle_queue = self._pending or ("none", "", "", None)
+        op, token, arg, settle_queue = self._pending or ("none", "", "", "")
         if op == "retry":
             fallback = self._settle_retry(token, arg, settle_queue)
-            op, token, arg, settle_queue = fallback or ("none", "", "", None)
+            op, token, arg, settle_queue = fallback or ("none", "", "", "")
             if not reserve and not fallback:
                 return [b"retrying", b"settled"]
         if reserve:
@@ -243,7 +245,7 @@ class Worker(ForkedRunning, InlineRunning):
             self._held = None
         return reply
 
-    def _settle_retry(self, token: str, arg, queue: str):
+    def _settle_retry(self, token: str, arg, queue: str) -> Settle | None:
         """retry.lua: schedule the failed job's next attempt (protocol.md 14.4). Returns None, or
         the plain fail settle to use instead when Redis refused the retry (e.g. a retry key of
         the wrong type): the job then lands in the failed list rather than being lost."""
@@ -269,6 +271,8 @@ class Worker(ForkedRunning, InlineRunning):
         """One promotion pass (protocol.md 14.3); True when it moved jobs onto queues. Only the
         main loop's pass (`remember`) sets the next due time its block waits for: a pass from the
         beat of a busy worker may finish late and must not overwrite a newer one."""
+        if self._promoter is None:  # --scheduler off
+            return False
         try:
             done = self._promoter.run(redis or self.redis, scripts or self.scripts)
         except REDIS_ERRORS:
@@ -323,8 +327,8 @@ class Worker(ForkedRunning, InlineRunning):
             self._backoff(exc)
         finally:
             self._blocking = False
-        if reply and reply[0].decode() == k.control(self.id):
-            self._command(reply[1].decode("utf-8", "replace"))
+        if reply and text(reply[0]) == k.control(self.id):
+            self._command(text(reply[1]))
 
     def _poll_control(self, redis=None) -> None:
         """Read every pending operator command without blocking."""
@@ -392,7 +396,7 @@ class Worker(ForkedRunning, InlineRunning):
         attempt = 1 + len(document.get("attempts") or [])
         if policy.never or attempt >= policy.max_attempts:
             return self._failure(job, exception, error, backtrace)
-        job_id = document.get("id") if isinstance(document.get("id"), str) else ""
+        job_id = document["id"] if isinstance(document.get("id"), str) else ""
         delay = backoff.retry_delay_ms(policy, job_id, attempt)
         entry = jobmod.dumps({"attempt": attempt, "failed_at_ms": int(time.time() * 1000), "exception": str(exception),
                               "error": str(error), "worker": self.id, "queue": job.queue, "delay_ms": delay})

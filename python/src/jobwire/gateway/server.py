@@ -61,7 +61,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, gateway: "Gateway") -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
 
     async def Work(self, request_iterator, context):
@@ -177,7 +177,8 @@ class Gateway:
             if not self.sessions:
                 break
             await asyncio.sleep(0.05)
-        await self.server.stop(1.0)
+        if self.server is not None:
+            await self.server.stop(1.0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -29,6 +29,8 @@ from .. import payload as jobmod
 from ..errors import InvalidJob
 from ..keys import Keys
 from ..queues import WILDCARD, expand_queues, parse_queues
+from ..replies import text
+from ..running import Settle
 from ..v1 import worker_pb2 as pb
 from .errors import GatewayError
 
@@ -92,7 +94,7 @@ class Session:
         self.id = config.worker_id
         self.block = aioredis.Redis(connection_pool=gateway.new_block_pool(config.block_timeout_ms))  # BLPOP only
         self.held: tuple[str, str, bytes] | None = None  # (token, queue, payload) handed out
-        self.pending = None  # (op, token, arg, queue): an outcome to settle on the next work.lua call
+        self.pending: Settle | None = None  # an outcome to settle on the next work.lua call
         self.paused = False
         self.leave_after = False  # settle, then leave without reserving (SIGQUIT, control quit)
         self.leaving = False  # the worker sent leave, or leave_after was settled
@@ -390,7 +392,7 @@ class Session:
         self._nudge.clear()
         if self.leaving or self.broken or self.stopping or self.need_register:
             return
-        pop = asyncio.create_task(self.block.blpop(keys, timeout=self.cfg.block_timeout_ms / 1000))
+        pop = asyncio.ensure_future(self.block.blpop(keys, timeout=self.cfg.block_timeout_ms / 1000))
         nudged = asyncio.create_task(self._nudge.wait())
         try:
             await asyncio.wait({pop, nudged}, return_when=asyncio.FIRST_COMPLETED)
@@ -408,8 +410,8 @@ class Session:
             log.warning("worker %s: Redis unavailable (%s)", self.id, exc)
             await self._sleep(0.5)
             return
-        if reply and reply[0].decode() == k.control(self.id):
-            await self._command(reply[1].decode("utf-8", "replace"))
+        if reply and text(reply[0]) == k.control(self.id):
+            await self._command(text(reply[1]))
 
     async def _poll_control(self) -> None:
         while True:
@@ -442,7 +444,7 @@ class Session:
             return
         try:
             await asyncio.wait_for(self._nudge.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _sleep(self, seconds: float) -> None:
@@ -452,7 +454,7 @@ class Session:
             return
         try:
             await asyncio.wait_for(self._nudge.wait(), seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _with_redis(self, fn):

@@ -66,7 +66,7 @@ def serve(redis_url: str | None, namespace: str, host: str = "127.0.0.1", port: 
     Refuses to listen beyond loopback without authentication (check_exposure).
     """
     try:
-        from waitress import create_server
+        from waitress.server import create_server
     except ImportError as exc:
         raise JobwireError(f"the web UI needs waitress (pip install 'jobwire[web]'): {exc}") from None
 

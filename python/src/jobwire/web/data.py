@@ -8,7 +8,7 @@ templates' job (Jinja autoescape) and the browser's (textContent, encodeURICompo
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from ..client import Client, Failure, QueuedJob, WorkerView
 
@@ -69,7 +69,7 @@ def _parse_time(text: str) -> int | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
 
 
@@ -84,7 +84,7 @@ def _int(value) -> int | None:
 
 def queue_summaries(client: Client, now_ms: int) -> list[dict]:
     """Every queue with its size and the age of its head job (from enqueued_at, when set)."""
-    out = []
+    out: list[dict] = []
     for name, size in client.queues().items():
         oldest = None
         if size:
@@ -95,7 +95,7 @@ def queue_summaries(client: Client, now_ms: int) -> list[dict]:
             "name": name, "size": size, "oldest_enqueued_at": oldest,
             "oldest_age_ms": None if oldest is None else max(0, now_ms - oldest),
         })
-    biggest = max([q["size"] for q in out] + [1])
+    biggest = max([int(q["size"]) for q in out] + [1])
     for q in out:
         q["max"] = biggest  # scale of the size bars
     return out
@@ -207,8 +207,8 @@ def minute_series(client: Client, now_ms: int, minutes: int) -> dict:
     first = last - minutes + 1
     # Counters live in the writer's UTC day, which may differ from Redis's near midnight:
     # read every day the range touches and one either side.
-    day0 = datetime.fromtimestamp(first * 60, timezone.utc).date() - timedelta(days=1)
-    day1 = datetime.fromtimestamp(last * 60, timezone.utc).date() + timedelta(days=1)
+    day0 = datetime.fromtimestamp(first * 60, UTC).date() - timedelta(days=1)
+    day1 = datetime.fromtimestamp(last * 60, UTC).date() + timedelta(days=1)
     days = [(day0 + timedelta(days=d)).isoformat() for d in range((day1 - day0).days + 1)]
     counters = client.minute_counters(days)
     processed = [counters.get(m, {}).get("processed", 0) for m in range(first, last + 1)]

@@ -51,9 +51,10 @@ def schedule_rows(client: Client, now_ms: int) -> list[dict]:
     for s in client.schedules():
         d = s.definition or {}
         when = d.get("cron") or (f"every {data.duration(d['every_ms'])}" if isinstance(d.get("every_ms"), int) else "")
-        finite = s.next_ms is not None and not math.isinf(s.next_ms)
+        next_ms = s.next_ms if s.next_ms is not None and not math.isinf(s.next_ms) else None
         rows.append({"name": s.name, "when": when, "queue": str(d.get("queue", "")), "class": str(d.get("class", "")),
-                     "next_ms": int(s.next_ms) if finite else None, "in_ms": int(s.next_ms) - now_ms if finite else None,
+                     "next_ms": None if next_ms is None else int(next_ms),
+                     "in_ms": None if next_ms is None else int(next_ms) - now_ms,
                      "fired": s.state.get("fired", "0"), "missed": s.state.get("missed", "0"),
                      "last_fire_ms": s.state.get("last_fire_ms", ""), "error": s.state.get("error", ""),
                      "broken": s.broken, "definition_pretty": data.pretty(s.definition, s.raw),

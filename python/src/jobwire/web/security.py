@@ -40,7 +40,7 @@ class Auth:
     password: str | None = None
 
     @classmethod
-    def from_env(cls, environ=None) -> "Auth | None":
+    def from_env(cls, environ=None) -> Auth | None:
         env = os.environ if environ is None else environ
         token = env.get("JOBWIRE_WEB_TOKEN") or None
         user, password = env.get("JOBWIRE_WEB_USER") or None, env.get("JOBWIRE_WEB_PASSWORD") or None
@@ -87,12 +87,12 @@ def install(app: Flask, auth: Auth | None) -> None:
                 user, password = "", ""
             if _same(user, auth.user) & _same(password, auth.password):
                 return True
-        return bool(auth.token) and _same(session.get("login"), _login_mark(auth.token))
+        return auth.token is not None and _same(session.get("login"), _login_mark(auth.token))
 
     def _login_mark(token: str) -> str:
         # The session cookie is signed; it stores a digest of the token, never the token.
-        return hmac.new(app.secret_key if isinstance(app.secret_key, bytes) else app.secret_key.encode(),
-                        token.encode("utf-8"), "sha256").hexdigest()
+        key = app.secret_key  # create_app always sets one
+        return hmac.new(key if isinstance(key, bytes) else str(key).encode(), token.encode("utf-8"), "sha256").hexdigest()
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.path == "/metrics"
