@@ -23,10 +23,13 @@ ENQUEUERS = {
 
 
 @pytest.fixture(scope="module")
-def pair():
-    """A master and one replica of it, both throwaway."""
-    with RedisServer() as master:
-        with RedisServer(("--replicaof", "127.0.0.1", str(master.port))) as replica:
+def pair(tmp_path_factory):
+    """A master and one replica of it, both throwaway (the replica writes the RDB of its first
+    sync into --dir: a temporary one, not the checkout)."""
+    where = str(tmp_path_factory.mktemp("durable"))
+    with RedisServer(("--dir", where)) as master:
+        with RedisServer(("--replicaof", "127.0.0.1", str(master.port), "--dir", where,
+                          "--dbfilename", "replica.rdb")) as replica:
             m, r = redis.Redis(port=master.port), redis.Redis(port=replica.port)
             deadline = time.monotonic() + 20
             while r.info("replication").get("master_link_status") != "up":
