@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
+import re
 
 DEFAULTS = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
             "max_delay_ms": 3600000, "jitter": 0.5}
@@ -69,7 +70,7 @@ def _values(field: str, low: int, high: int):
 def cron_next(expr: str, after_ms: int):
     """First matching minute strictly after after_ms, by walking days then minutes; None if
     the expression is not valid or never fires within five years."""
-    f = expr.split()
+    f = [x for x in re.split(r"[ \t]+", expr) if x]  # spaces or tabs only (protocol.md 14.5)
     if len(f) != 5:
         return None
     spec = [_values(f[0], 0, 59), _values(f[1], 0, 23), _values(f[2], 1, 31), _values(f[3], 1, 12), _values(f[4], 0, 7)]
