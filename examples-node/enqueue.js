@@ -73,12 +73,18 @@ function count(flag, dflt) {
 }
 
 const at = dueMs();
-const client = new Client({
-  redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
-  namespace: values.namespace ?? process.env.JOBWIRE_NAMESPACE ?? 'resque',
-  waitReplicas: count('wait-replicas', 0),
-  waitTimeoutMs: count('wait-timeout-ms', 1000),
-});
+let client;
+try {
+  client = new Client({
+    redisUrl: values['redis-url'] ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+    namespace: values.namespace ?? process.env.JOBWIRE_NAMESPACE ?? 'resque',
+    waitReplicas: count('wait-replicas', 0),
+    waitTimeoutMs: count('wait-timeout-ms', 1000),
+  });
+} catch (err) { // a URL the connection refuses (a cluster URL naming a database but 0)
+  process.stderr.write(`enqueue: ${err.message}\n`);
+  process.exit(2);
+}
 try {
   const id = at === null ? await client.enqueue(queue, className, args) : await client.enqueueAt(queue, className, args, at);
   process.stdout.write(`${id}\n`);

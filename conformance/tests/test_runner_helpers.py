@@ -141,3 +141,17 @@ def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
         assert out.read_text().strip() == str(w.pid)
     finally:
         w.kill_all()
+
+
+@pytest.mark.parametrize("url,cluster", [
+    ("redis://127.0.0.1:7000/0?cluster=1", True), ("redis://h:1/0?x=2&cluster=true", True),
+    ("redis://127.0.0.1:7000/0", False), ("redis://h:1/0?cluster=0", False), ("redis://h:1/0?clusters=1", False)])
+def test_cluster_urls_are_recognised(url, cluster):
+    from jobwire_conformance.redisutil import is_cluster_url
+    assert is_cluster_url(url) is cluster
+
+
+def test_cluster_and_redis_url_together_are_refused(capsys):
+    from jobwire_conformance.cli import main
+    assert main(["--cluster", "--redis-url", "redis://127.0.0.1:1/0", "--worker-cmd", "true", "--mode", "fork"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -37,8 +37,13 @@ export function parseClusterUrl(url) {
  */
 export function clusterConnect(url, { retryStrategy, maxRetriesPerRequest }) {
   const { host, port, username, password } = parseClusterUrl(url);
+  // A client that does not wait forever (maxRetriesPerRequest set: the CLI, an application's
+  // Client) gives up reaching the cluster after that many attempts, as a single Redis's commands
+  // fail after that many reconnects; its commands then fail with the reason instead of hanging.
+  const clusterRetryStrategy = maxRetriesPerRequest == null ? retryStrategy
+    : (times) => (times > maxRetriesPerRequest ? null : retryStrategy(times));
   return new Redis.Cluster([{ host, port }], {
-    clusterRetryStrategy: retryStrategy,
+    clusterRetryStrategy,
     retryDelayOnFailover: 0,
     retryDelayOnClusterDown: 200,
     retryDelayOnTryAgain: 100,

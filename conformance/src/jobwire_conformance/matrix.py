@@ -10,11 +10,13 @@ import time
 
 from . import schemas
 from .core import MUST, Context, Result, Test
+from .redisutil import Keys
 from .impl import Implementation
 from .rawjson import same_value
 
 P13 = "protocol.md#13-resque-compatibility"
 P5 = "protocol.md#5-the-job-payload"
+P152 = "protocol.md#152-namespace-groups-past-one-slot"
 ENQUEUERS = ["python", "node", "c", "node-resque"]
 WORKERS = ["python", "python-inline", "node", "c", "node-resque"]
 ARGS = ["matrix", 42, {"k": [1.5, True, None]}, "ü😀", -7]
@@ -38,7 +40,34 @@ def _enqueue(ctx: Context, enq: Implementation, queue: str, marker: str) -> tupl
 def enqueuer_tests(names) -> list[Test]:
     return [Test(f"enqueue.{n}.payload", P5, MUST,
                  f"the {n} enqueuer pushes a schema-valid payload (jobwire: class first, args second, 32-hex id, enqueued_at)")
+            for n in names] + [
+            Test(f"enqueue.{n}.routed", P152, MUST,
+                 f"the {n} enqueuer puts a job for a queue routed to group g into namespace {{<ns>:g}}, not <ns>")
             for n in names]
+
+
+def group_namespace(ns: str, group: str) -> str:
+    """protocol.md 15.2: the home's name without braces, one new hash tag."""
+    return "{" + ns.replace("{", "").replace("}", "") + ":" + group + "}"
+
+
+def check_routed(ctx: Context, name: str, enq: Implementation) -> Result:
+    """A route in <ns>:jobwire:routes sends the enqueuer's job to the group's namespace."""
+    test_id = f"enqueue.{name}.routed"
+    if name == "node-resque":
+        return Result(test_id, "na", "node-resque is a Resque client: it reads no routing table "
+                                     "(protocol.md 15.2 binds jobwire producers)")
+    queue = f"rt{name}"
+    group = Keys(group_namespace(ctx.ns, "grp"))
+    ctx.r.hset(ctx.k.routes(), queue, "grp")
+    ok, out = _enqueue(ctx, enq, queue, f"routed-{name}")
+    if not ok:
+        return Result(test_id, "fail", out)
+    home, routed = ctx.r.llen(ctx.k.queue(queue)), ctx.r.llen(group.queue(queue))
+    if home or routed != 1 or not ctx.r.sismember(group.queues(), queue):
+        return Result(test_id, "fail", f"after one enqueue to {queue!r} routed to group grp: {home} job(s) in "
+                                       f"{ctx.k.queue(queue)}, {routed} in {group.queue(queue)} (expected 0 and 1)")
+    return Result(test_id, "pass")
 
 
 def check_enqueuer(ctx: Context, name: str, enq: Implementation) -> Result:

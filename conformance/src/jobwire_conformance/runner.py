@@ -146,17 +146,18 @@ class Runner:
         first = manifests.get("python") or next((m for m in manifests.values() if m), None)
         ctx = Context(first, self.redis_url, self.log_dir, scratch) if first else None
         for name in matrix.ENQUEUERS:
-            test = next(t for t in scratch.tests if t.id == f"enqueue.{name}.payload")
-            enq = enqueuers[name]
-            if enq is None or ctx is None:
-                r = Result(test.id, "skip", f"enqueuer {name} not available")
-            else:
-                try:
-                    r = matrix.check_enqueuer(ctx, name, enq)
-                except Exception as exc:  # noqa: BLE001
-                    r = Result(test.id, "error", f"{type(exc).__name__}: {exc}")
-            r.test = test
-            mrep.results.append(r)
+            for kind, check in (("payload", matrix.check_enqueuer), ("routed", matrix.check_routed)):
+                test = next(t for t in scratch.tests if t.id == f"enqueue.{name}.{kind}")
+                enq = enqueuers[name]
+                if enq is None or ctx is None:
+                    r = Result(test.id, "skip", f"enqueuer {name} not available")
+                else:
+                    try:
+                        r = check(ctx, name, enq)
+                    except Exception as exc:  # noqa: BLE001
+                        r = Result(test.id, "error", f"{type(exc).__name__}: {exc}")
+                r.test = test
+                mrep.results.append(r)
         if ctx:
             ctx.cleanup()
 

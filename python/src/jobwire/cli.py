@@ -323,7 +323,7 @@ def main(argv=None) -> int:
     except JobwireError as exc:
         print(f"jobwire: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except redis_lib.RedisError as exc:
+    except (redis_lib.RedisError, redis_lib.exceptions.RedisClusterException) as exc:  # the latter: no node reached
         print(f"jobwire: Redis error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import cast
@@ -36,20 +38,33 @@ BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
 PAGE = 100
 
 
-def connect(url: str | None = None, **options) -> redis_lib.Redis:
+def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options) -> redis_lib.Redis:
     """A redis-py client for `url` (default $REDIS_URL), raw bytes in and out.
 
     `?cluster=1` in the URL means Redis Cluster: any node's address will do. Every key of a
     namespace must then share one slot, so give the namespace a hash tag (`{resque}`).
+    RedisCluster reads the slot map when it is made, so it fails at once when no node answers;
+    `wait_for_cluster` (workers: protocol.md 7.7) retries that with the protocol's backoff instead.
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     options.setdefault("socket_connect_timeout", 5)
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
     if ("cluster", "1") in query or ("cluster", "true") in query:
-        plain = parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
-        # A RedisCluster answers every command jobwire sends like a Redis does: typed as one.
-        return cast(redis_lib.Redis, RedisCluster.from_url(urllib.parse.urlunsplit(plain), **options))
+        plain = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(
+            [q for q in query if q[0] != "cluster"])))
+        delay = 0.1
+        while True:
+            try:
+                # A RedisCluster answers every command jobwire sends like a Redis does: typed as one.
+                return cast(redis_lib.Redis, RedisCluster.from_url(plain, **options))
+            except redis_lib.exceptions.RedisClusterException as exc:
+                if not wait_for_cluster:
+                    raise
+                logging.getLogger("jobwire.client").warning("Redis Cluster unreachable (%s); retrying in %.1f s",
+                                                            exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
     return redis_lib.Redis.from_url(url, **options)
 
 

@@ -117,11 +117,11 @@ class Worker(ForkedRunning, InlineRunning):
         self.config = config
         self.registry = registry or default_registry
         self.keys = Keys(config.namespace)
-        self.redis = connect(config.redis_url)
+        self.redis = connect(config.redis_url, wait_for_cluster=True)
         # BLPOP gets its own connection, whose read timeout outlasts the longest block (8.3): with
         # redis-py's default 5 s it gave up on a 5 s BLPOP that Redis answered a little late,
         # dropped the connection and slept, deaf for half a second every block timeout.
-        self.block_redis = connect(config.redis_url,
+        self.block_redis = connect(config.redis_url, wait_for_cluster=True,
                                    socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S)
         self.scripts = Scripts(self.redis)
         self.host = socket.gethostname()
