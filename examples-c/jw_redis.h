@@ -51,6 +51,8 @@ long long jw_redis_wait_hint(jw_redis *r);
 redisReply *jw_redis_cmd(jw_redis *r, jw_args *a);
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a);
 redisReply *jw_redis_auth(redisContext *c, const jw_redis *r);
+struct jw_env;
+void jw_connect_ahead(const struct jw_env *env);
 int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out);
 
 #endif
