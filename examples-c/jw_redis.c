@@ -21,6 +21,9 @@
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 1000
 
+static int accepted_reply(void *reply);
+static void add_node(jw_redis *r, const char *host, int port);
+
 /* ============================ Argument vectors ========================== */
 
 /* Append a string the vector takes ownership of. */
@@ -64,6 +67,18 @@ void jw_args_free(jw_args *a) {
  * Redis ACL user, protocol.md 8.9). Returns 0, or -1 with a message in err. */
 static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
     const char *p = url;
+    const char *query = strchr(url, '?');
+    if (query) {
+        r->cluster = strstr(query, "cluster=1") != NULL || strstr(query, "cluster=true") != NULL;
+        char *bare = jw_strndup(url, (size_t)(query - url));
+        int rc = parse_url(r, bare, err, errlen);
+        free(bare);
+        if (rc == 0 && r->cluster && r->db != 0) {
+            snprintf(err, errlen, "Redis Cluster has only database 0: %s", url);
+            return -1;
+        }
+        return rc;
+    }
     if (strncmp(p, "rediss://", 9) == 0) {
         snprintf(err, errlen, "this worker speaks no TLS (Debian's hiredis has none): run a TLS terminator "
                  "on this host (examples-c/README.md, \"Redis over TLS\") and give its redis://127.0.0.1 address");
@@ -149,6 +164,7 @@ int jw_redis_init(jw_redis *r, const char *url, const char *spec_dir, char *err,
     r->backoff_ms = BACKOFF_MIN_MS;
     r->timeout_ms = 30000;
     if (parse_url(r, url, err, errlen) < 0) return -1;
+    if (r->cluster) add_node(r, r->host, r->port);
     return load_scripts(r, spec_dir, err, errlen);
 }
 
@@ -160,10 +176,13 @@ void jw_redis_close(jw_redis *r) {
     free(r->password);
     free(r->username);
     for (int i = 0; i < JW_S__COUNT; i++) free(r->body[i]);
+    for (int i = 0; i < r->n_nodes; i++) free(r->nodes[i]);
+    free(r->nodes);
     memset(r, 0, sizeof *r);
 }
 
 /* ============================ Connection ================================ */
+
 
 /* Forget the connection. failed = 1 schedules the next attempt after the
  * current backoff and doubles it; 0 (we dropped it on purpose) allows an
@@ -186,12 +205,152 @@ void jw_redis_drop(jw_redis *r, int failed) {
     }
 }
 
+/* ============================ Redis Cluster ============================= *
+ * Debian 12's hiredis (0.14) has no cluster support, and a worker needs very
+ * little of it: every key of a namespace carries the namespace's hash tag, so
+ * all of one worker's keys live in one slot on one master. We talk to one
+ * node; an error reply names the right one:
+ *   MOVED <slot> <host:port>  the slot lives there now: switch to it, resend;
+ *   ASK <slot> <host:port>    the slot is migrating: send ASKING + the command
+ *                             there once, stay where we are;
+ *   CLUSTERDOWN / TRYAGAIN    the command did not run (a master is being
+ *                             replaced, a slot is moving): like a dropped
+ *                             connection, the caller retries after backoff.
+ * A node that cannot be reached (a dead master) makes the next connect try
+ * the next node we know of; any live node answers MOVED to the new master. */
+
+#define MAX_REDIRECTS 8
+
+/* Remember a node's address (no duplicates). */
+static void add_node(jw_redis *r, const char *host, int port) {
+    char addr[300];
+    snprintf(addr, sizeof addr, "%s:%d", host, port);
+    for (int i = 0; i < r->n_nodes; i++)
+        if (strcmp(r->nodes[i], addr) == 0) return;
+    r->nodes = jw_realloc(r->nodes, sizeof(char *) * (size_t)(r->n_nodes + 1));
+    r->nodes[r->n_nodes++] = jw_strdup(addr);
+}
+
+/* Point r at "host:port" (from a redirect or the node list); -1 if malformed. */
+static int set_address(jw_redis *r, const char *addr, size_t n) {
+    const char *colon = NULL;
+    for (size_t i = 0; i < n; i++) if (addr[i] == ':') colon = addr + i; /* the last one */
+    if (!colon || colon == addr) return -1;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535) return -1;
+    free(r->host);
+    r->host = jw_strndup(addr, (size_t)(colon - addr));
+    r->port = (int)port;
+    add_node(r, r->host, r->port);
+    return 0;
+}
+
+/* After a failed connect: the next known node gets the next attempt. */
+static void try_next_node(jw_redis *r) {
+    if (!r->cluster || r->n_nodes < 2) return;
+    r->next_node = (r->next_node + 1) % r->n_nodes;
+    const char *addr = r->nodes[r->next_node];
+    set_address(r, addr, strlen(addr));
+}
+
+/* Learn every node's address from CLUSTER SLOTS on a fresh connection, so
+ * that the death of the node we talk to leaves others to ask. Best effort. */
+static void learn_nodes(jw_redis *r) {
+    redisReply *rep = redisCommand(r->ctx, "CLUSTER SLOTS");
+    if (!rep) return; /* the caller's next command sees the broken connection */
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        redisReply *range = rep->element[i];
+        for (size_t j = 2; range->type == REDIS_REPLY_ARRAY && j < range->elements; j++) {
+            redisReply *node = range->element[j];
+            if (node->type == REDIS_REPLY_ARRAY && node->elements >= 2 && node->element[0]->type == REDIS_REPLY_STRING &&
+                node->element[1]->type == REDIS_REPLY_INTEGER && node->element[0]->len > 0)
+                add_node(r, node->element[0]->str, (int)node->element[1]->integer);
+        }
+    }
+    freeReplyObject(rep);
+}
+
+/* Is rep an error reply starting with word (followed by a space or the end)? */
+static int is_error(const redisReply *rep, const char *word) {
+    size_t n = strlen(word);
+    return rep && rep->type == REDIS_REPLY_ERROR && rep->len >= n && strncmp(rep->str, word, n) == 0 &&
+           (rep->len == n || rep->str[n] == ' ');
+}
+
+/* The "host:port" of a MOVED/ASK reply ("MOVED 1234 127.0.0.1:7001"). */
+static const char *redirect_target(const redisReply *rep, size_t *n) {
+    const char *sp = memchr(rep->str, ' ', rep->len);
+    const char *sp2 = sp ? memchr(sp + 1, ' ', rep->len - (size_t)(sp + 1 - rep->str)) : NULL;
+    if (!sp2) return NULL;
+    *n = rep->len - (size_t)(sp2 + 1 - rep->str);
+    return sp2 + 1;
+}
+
+/* ASK: run the command once on the named node, after ASKING, on a short-lived
+ * connection (the slot still officially belongs to our node). */
+static redisReply *ask_once(jw_redis *r, const char *addr, size_t n, int argc, const char **argv, const size_t *len) {
+    char host[256];
+    const char *colon = NULL;
+    for (size_t i = 0; i < n; i++) if (addr[i] == ':') colon = addr + i;
+    if (!colon || (size_t)(colon - addr) >= sizeof host) return NULL;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+    redisReply *rep = NULL;
+    if (c && !c->err && (!r->password || accepted_reply(jw_redis_auth(c, r)))) {
+        redisReply *asking = redisCommand(c, "ASKING");
+        if (asking) rep = redisCommandArgv(c, argc, argv, len);
+        if (asking) freeReplyObject(asking);
+    }
+    if (c) redisFree(c);
+    return rep;
+}
+
+/* A cluster error reply to one command: follow it. Returns the reply to give
+ * the caller (rep itself when it is no redirect), NULL after dropping the
+ * connection (CLUSTERDOWN/TRYAGAIN, an unreachable node), or CMD_RESEND when
+ * r now points at the slot's master and the command must be sent again. */
+static redisReply resend_marker; /* its address only: "send again" */
+#define CMD_RESEND (&resend_marker)
+static redisReply *follow(jw_redis *r, redisReply *rep, int argc, const char **argv, const size_t *len) {
+    size_t n = 0;
+    const char *addr;
+    if (is_error(rep, "MOVED") && (addr = redirect_target(rep, &n)) && set_address(r, addr, n) == 0) {
+        freeReplyObject(rep);
+        jw_redis_drop(r, 0); /* reconnect at once, to the new address */
+        return CMD_RESEND;
+    }
+    if (is_error(rep, "ASK") && (addr = redirect_target(rep, &n))) {
+        redisReply *answer = ask_once(r, addr, n, argc, argv, len);
+        freeReplyObject(rep);
+        if (!answer) jw_redis_drop(r, 1);
+        return answer;
+    }
+    if (is_error(rep, "CLUSTERDOWN") || is_error(rep, "TRYAGAIN")) {
+        jw_log("Redis Cluster: %s; retrying", rep->str);
+        freeReplyObject(rep);
+        jw_redis_drop(r, 1);
+        return NULL;
+    }
+    return rep;
+}
+
 /* Run one command on the raw context; NULL and a dropped connection on I/O
- * error. */
+ * error. On a cluster, MOVED and ASK are followed here, so callers never see
+ * them. */
 static redisReply *raw_cmd(jw_redis *r, int argc, const char **argv, const size_t *len) {
-    redisReply *reply = redisCommandArgv(r->ctx, argc, argv, len);
-    if (!reply) jw_redis_drop(r, 1);
-    return reply;
+    for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
+        redisReply *reply = redisCommandArgv(r->ctx, argc, argv, len);
+        if (!reply) { jw_redis_drop(r, 1); return NULL; }
+        if (!r->cluster || reply->type != REDIS_REPLY_ERROR) return reply;
+        reply = follow(r, reply, argc, argv, len);
+        if (reply != CMD_RESEND) return reply;
+        if (!jw_redis_ready(r)) return NULL;
+    }
+    jw_log("Redis Cluster: more than %d redirects; retrying later", MAX_REDIRECTS);
+    jw_redis_drop(r, 1);
+    return NULL;
 }
 
 /* AUTH [user] password on connection c (the worker's, or a child's); the
@@ -238,12 +397,14 @@ int jw_redis_ready(jw_redis *r) {
     if (!r->ctx || r->ctx->err) {
         if (r->ctx) { redisFree(r->ctx); r->ctx = NULL; }
         jw_redis_drop(r, 1);
+        try_next_node(r);
         return 0;
     }
     struct timeval ctv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
     redisSetTimeout(r->ctx, ctv);
     redisEnableKeepAlive(r->ctx);
     if (handshake(r) < 0) return 0;
+    if (r->cluster) learn_nodes(r);
     if (r->backoff_ms > BACKOFF_MIN_MS) jw_log("connected to Redis at %s:%d", r->host, r->port);
     r->backoff_ms = BACKOFF_MIN_MS;
     r->was_connected = 1;
@@ -340,6 +501,18 @@ int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd
     for (;;) {
         void *reply = NULL;
         if (redisGetReplyFromReader(r->ctx, &reply) != REDIS_OK) { jw_redis_drop(r, 1); return -1; }
+        if (reply && r->cluster && ((redisReply *)reply)->type == REDIS_REPLY_ERROR) {
+            /* MOVED: switch node, the caller blocks again there at once; ASK (a migrating
+             * slot), CLUSTERDOWN, TRYAGAIN: retry after backoff. Nothing was popped. */
+            size_t n = 0;
+            const char *addr;
+            redisReply *rep = reply;
+            int moved = is_error(rep, "MOVED") && (addr = redirect_target(rep, &n)) && set_address(r, addr, n) == 0;
+            if (!moved) jw_log("Redis Cluster: %s; retrying", rep->str);
+            freeReplyObject(rep);
+            jw_redis_drop(r, !moved);
+            return -1;
+        }
         if (reply) { *out = reply; return 1; }
         long long left = deadline - jw_mono_ms();
         if (left <= 0) { jw_redis_drop(r, 1); return -1; }
@@ -355,7 +528,7 @@ int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd
 }
 
 /* Did Redis accept a setup command (AUTH, SELECT)? Frees the reply. */
-static int accepted(void *reply) {
+static int accepted_reply(void *reply) {
     redisReply *rep = reply;
     int ok = rep && rep->type != REDIS_REPLY_ERROR;
     if (rep) freeReplyObject(rep);
@@ -368,8 +541,8 @@ static redisContext *connect_new(const jw_env *env) {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
-        (r->password && !accepted(jw_redis_auth(c, r))) ||
-        (r->db && !accepted(redisCommand(c, "SELECT %d", r->db)))) {
+        (r->password && !accepted_reply(jw_redis_auth(c, r))) ||
+        (r->db && !accepted_reply(redisCommand(c, "SELECT %d", r->db)))) {
         if (c) redisFree(c);
         return NULL;
     }

@@ -28,6 +28,13 @@ typedef struct jw_redis {
     char *body[JW_S__COUNT];    /* script sources read from spec/lua */
     size_t body_len[JW_S__COUNT];
     char sha[JW_S__COUNT][41];  /* SHA1 from SCRIPT LOAD, "" until loaded */
+    /* Redis Cluster (?cluster=1 in the URL, protocol.md 15): host:port above is the node we
+     * talk to; MOVED replies move it to the slot's master, and when it cannot be reached the
+     * next known node is tried (a promoted replica answers MOVED after a failover). */
+    int cluster;
+    char **nodes;               /* "host:port" of every node seen (URL seed, CLUSTER SLOTS) */
+    int n_nodes;
+    int next_node;              /* the node tried after a failed connect */
 } jw_redis;
 
 /* An argument vector under construction; owns its strings. */

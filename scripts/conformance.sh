@@ -2,7 +2,7 @@
 # The conformance suite (conformance/README.md) against every implementation of this repository,
 # plus the cross-language matrix; then the suite's own tests (vector self-check, broken workers,
 # the mutation sample). Reports: reports/conformance.json and reports/conformance.xml (JUnit).
-# Each run starts its own redis-server on a free loopback port. Exit status non-zero when any MUST
+# Each run starts its own redis-server on a free loopback port (the cluster run: six of them). Exit status non-zero when any MUST
 # test fails; with CI=true also when an implementation or a test was skipped (the runner and the
 # pytest hooks enforce it: nothing is skipped silently, nothing is retried until it passes).
 set -euo pipefail
@@ -27,6 +27,20 @@ status=0
 echo "== conformance: ${impls[*]} + matrix"
 jobwire-conformance "${impls[@]}" --matrix --jobs "${CONFORMANCE_JOBS:-4}" \
   --json reports/conformance.json --junit reports/conformance.xml || status=$?
+
+# The same suite on a Redis Cluster (3 masters, 3 replicas, six redis-server processes on
+# loopback ports): Python, Node and C and the matrix, in one run (~3 min on 2 cores; the groups
+# that need a private single redis-server are reported not applicable).
+cluster_impls=(--impl python)
+if [ "${CI:-}" = true ]; then
+  cluster_impls+=(--impl node --impl c)
+else
+  [ -d examples-node/node_modules ] && cluster_impls+=(--impl node)
+  [ -x examples-c/jobwire-worker ] && cluster_impls+=(--impl c)
+fi
+echo "== conformance on a Redis Cluster: ${cluster_impls[*]} + matrix"
+jobwire-conformance --cluster "${cluster_impls[@]}" --matrix --no-figures --jobs "${CONFORMANCE_JOBS:-4}" \
+  --json reports/conformance-cluster.json --junit reports/conformance-cluster.xml || status=$?
 
 echo "== conformance self-check, broken workers and the mutation sample"
 jobwire-conformance --check-vectors || status=1

@@ -25,4 +25,6 @@ try {
   await queue.enqueue(queueName, className, args);
 } finally {
   await queue.end();
+  // node-resque leaves a connection it was given open (a Cluster one, interop/common.js)
+  connection.redis?.disconnect();
 }

@@ -55,7 +55,8 @@ function context(job, args) {
 async function run(job) {
   const handler = handlers.get(job.className);
   if (!handler) {
-    return { ok: false, error: { exception: 'jobwire.UnknownClass', error: `no handler registered for class ${JSON.stringify(job.className)}`, backtrace: [] } };
+    // notRetried: a protocol failure (protocol.md 14.4 "Which failures"), settled as in 1.0
+    return { ok: false, notRetried: true, error: { exception: 'jobwire.UnknownClass', error: `no handler registered for class ${JSON.stringify(job.className)}`, backtrace: [] } };
   }
   try {
     const args = (needsLosslessParse(job.payload) ? parseJson(job.payload) : JSON.parse(job.payload)).args ?? [];

@@ -98,7 +98,7 @@ export class ChildRunner {
   settle(child, msg) {
     const b = this.busy;
     if (!b || b.seq !== msg.seq || b.child !== child) return;
-    this.finish({ ok: msg.ok, error: msg.error, pid: child.pid });
+    this.finish({ ok: msg.ok, error: msg.error, notRetried: msg.notRetried === true, pid: child.pid });
   }
 
   finish(outcome) {

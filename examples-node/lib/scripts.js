@@ -43,6 +43,12 @@ export class Scripts {
       return await evalsha.call(redis, s.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw err;
+      // On a cluster SCRIPT LOAD would go to any node; EVAL runs (and caches) the script on the
+      // node that owns the keys' slot.
+      if (redis.isCluster) {
+        const evalsrc = buffers ? redis.evalBuffer : redis.eval;
+        return await evalsrc.call(redis, s.source, keys.length, ...keys, ...args);
+      }
       const loaded = await redis.script('LOAD', s.source);
       if (loaded !== s.sha) throw new Error(`SCRIPT LOAD of ${s.file} returned ${loaded}, expected ${s.sha}`);
       return await evalsha.call(redis, s.sha, keys.length, ...keys, ...args);

@@ -1,6 +1,7 @@
 // Small shared helpers: lossless JSON, Resque time formats, Redis connections.
 import { parse as losslessParse, isInteger, isLosslessNumber } from 'lossless-json';
 import Redis from 'ioredis';
+import { isClusterUrl, clusterConnect } from './cluster.js';
 import { DEFAULTS } from './options.js';
 
 // ---- JSON -------------------------------------------------------------------------------
@@ -125,6 +126,11 @@ export function backoffMs(attempt) {
  * (autoResendUnfulfilledCommands: false), so a script never runs twice behind our back.
  */
 export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true } = {}) {
+  if (isClusterUrl(url)) {
+    const cluster = clusterConnect(url, { retryStrategy: backoffMs, maxRetriesPerRequest: waitForever ? null : 3 });
+    cluster.on('error', onError ?? (() => {}));
+    return cluster;
+  }
   const redis = new Redis(url, {
     retryStrategy: (times) => backoffMs(times),
     // A worker waits for Redis however long it takes; a client (CLI, application) gives up

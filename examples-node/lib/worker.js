@@ -788,6 +788,8 @@ export class Worker extends EventEmitter {
       this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
       this.pending = { op: 'crash', token, record: o.crash };
       this.stats.processed += 1;
+    } else if (o.notRetried) {
+      this.fail(token, raw, queue, o.error);
     } else {
       this.retryOrFail(doc, token, raw, queue, o.error);
     }

@@ -75,7 +75,7 @@ def test_info_and_workers(client, r, redis_server):
     w = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
     w._register()
     client.enqueue("q", "A")
-    w._work_call(reserve=True)
+    w._call_work(reserve=True)
     info = client.info()
     assert info == {"pending": 0, "processed": 0, "failed": 0, "failed_list": 0, "queues": 1,
                     "workers": 1, "working": 1}
@@ -106,7 +106,7 @@ def test_a_restarted_worker_with_the_same_id_recovers_its_predecessors_job(clien
     job_id = client.enqueue("q", "A")
     first = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
     first._register()
-    first._work_call(reserve=True)  # then the process dies; a new one gets the same pid
+    first._call_work(reserve=True)  # then the process dies; a new one gets the same pid
     again = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
     again._register()
     assert r.hget("resque:jobwire:deaths", job_id) == b"1"

@@ -1,5 +1,6 @@
 """Redis Cluster: with a hash-tagged namespace every script's keys share one slot, so the same
-scripts, client and worker run on a three-master cluster unchanged (rationale.md)."""
+scripts, clients and workers (Python, Node, C) run on a three-master cluster unchanged
+(protocol.md 15, rationale.md)."""
 
 import json
 import signal
@@ -8,7 +9,7 @@ import subprocess
 import pytest
 
 import jobwire
-from conftest import JOBWIRE, wait_for
+from conftest import JOBWIRE, REPO, wait_for
 from jobwire.client import connect
 from jobwire.devserver import RedisClusterServer
 
@@ -30,9 +31,17 @@ def rc(cluster):
     client.close()
 
 
-def start_worker(cluster, *extra):
-    return subprocess.Popen([JOBWIRE, "worker", "--queues", "high,low", "--redis-url", cluster.url,
-                             "--namespace", NS, "--import", "jobwire.conformance_jobs", "--heartbeat-ms", "200",
+# The worker of each language; each runs the conformance job classes (jobwire.Echo, Fail, Sleep).
+WORKERS = {
+    "python": [JOBWIRE, "worker", "--import", "jobwire.conformance_jobs"],
+    "node": ["node", str(REPO / "examples-node" / "worker.js")],
+    "c": [str(REPO / "examples-c" / "jobwire-worker")],
+}
+
+
+def start_worker(cluster, impl="python", *extra, queues="high,low"):
+    return subprocess.Popen([*WORKERS[impl], "--queues", queues, "--redis-url", cluster.url,
+                             "--namespace", NS, "--heartbeat-ms", "200",
                              "--lease-ms", "1000", "--block-timeout-ms", "500", *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -41,23 +50,26 @@ def echoes(rc):
     return [json.loads(x) for x in rc.lrange(f"{NS}:jobwire:conformance:echo", 0, -1)]
 
 
-def test_jobs_failures_and_recovery_on_a_cluster(cluster, rc):
+@pytest.mark.parametrize("impl", WORKERS)
+def test_jobs_failures_and_recovery_on_a_cluster(cluster, rc, impl):
+    # the URL names the first node; NS's slot lives on another, so C must follow MOVED
+    assert cluster.master_port(NS) != cluster.ports[0]
     client = jobwire.Client(redis=rc, namespace=NS)
     low = client.enqueue("low", "jobwire.Echo", "low")
     high = [client.enqueue("high", "jobwire.Echo", i) for i in range(5)]
     client.enqueue("high", "jobwire.Fail", "on a cluster")
-    worker = start_worker(cluster)
+    worker = start_worker(cluster, impl)
     try:
         wait_for(lambda: len(echoes(rc)) == 6 and client.failed_count() == 1, timeout=20, message="jobs done")
         assert [e["id"] for e in echoes(rc)] == [*high, low]  # strict priority, on a cluster too
         assert client.failed()[0].get("error") == "on a cluster"
         (view,) = client.workers()
-        assert view.info["impl"] == "python" and view.lease_ms_left > 0
+        assert view.info["impl"] == impl and view.lease_ms_left > 0
         sleeper = client.enqueue("high", "jobwire.Sleep", 1500)
         wait_for(lambda: client.workers()[0].working_on, message="busy")
         worker.kill()
         worker.wait(10)
-        worker = start_worker(cluster)  # recovers the dead worker's job once its lease lapses
+        worker = start_worker(cluster, impl)  # recovers the dead worker's job once its lease lapses
         wait_for(lambda: sleeper in [e["id"] for e in echoes(rc)], timeout=20, message="recovered job done")
         # the echo comes before the settle; once settled, the death count is gone
         wait_for(lambda: rc.hget(f"{NS}:jobwire:deaths", sleeper) is None, message="settled")

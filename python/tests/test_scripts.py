@@ -22,7 +22,7 @@ def make_worker(url, queues=("high", "low"), **options) -> Worker:
 
 def reserve(worker, op="none", token="", arg="", queue=None):
     worker._pending = None if op == "none" else (op, token, arg, queue)
-    return worker._work_call(reserve=True)
+    return worker._call_work(reserve=True)
 
 
 def test_enqueue_pushes_sets_queue_and_wake_marker(client, r):
@@ -61,7 +61,7 @@ def test_settle_with_a_wrong_token_is_stale_and_changes_nothing(client, r, redis
     w = make_worker(redis_server.url)
     assert reserve(w)[1] == b"job"
     w._pending = ("ok", "not-the-token", "", "high")
-    assert w._work_call(reserve=False)[0] == b"stale"
+    assert w._call_work(reserve=False)[0] == b"stale"
     assert r.exists(f"resque:jobwire:inflight:{w.id}")
     assert r.get("resque:stat:processed") is None
 
@@ -90,11 +90,11 @@ def test_crash_requeues_at_head_then_poisons_at_max_deaths(client, r, redis_serv
         reply = reserve(w)
         assert json.loads(reply[4])["id"] == job_id
         w._pending = ("crash", reply[2].decode(), "child 1 killed by signal 9 (SIGKILL)", "high")
-        assert w._work_call(reserve=False)[0] == b"requeued"
+        assert w._call_work(reserve=False)[0] == b"requeued"
         assert r.hget("resque:jobwire:deaths", job_id) == str(death).encode()
     reply = reserve(w)
     w._pending = ("crash", reply[2].decode(), "child 1 killed by signal 9 (SIGKILL)", "high")
-    assert w._work_call(reserve=False)[0] == b"poisoned"
+    assert w._call_work(reserve=False)[0] == b"poisoned"
     record = json.loads(r.lindex("resque:failed", -1))
     assert record["exception"] == "jobwire.PoisonJob"
     assert "3 times" in record["error"] and "SIGKILL" in record["error"]
@@ -137,8 +137,8 @@ def test_expired_peer_is_listed_and_its_job_recovered(client, r, redis_server):
     assert r.hget("resque:jobwire:deaths", job_id) == b"1"
     # the dead worker wakes up: its settle is stale and its beat says unknown, so it re-registers
     dead._pending = ("ok", reply[2].decode(), "", "high")
-    assert dead._work_call(reserve=False)[0] == b"stale"
-    assert dead._heartbeat_call(dead.scripts, "beat")[0] == b"unknown"
+    assert dead._call_work(reserve=False)[0] == b"stale"
+    assert dead.membership.heartbeat("beat")[0] == b"unknown"
 
 
 def test_reserve_refuses_a_worker_whose_lease_lapsed(client, r, redis_server):
@@ -153,7 +153,7 @@ def test_unregister_self_requeues_without_counting_a_death(client, r, redis_serv
     job_id = client.enqueue("high", "H")
     w = make_worker(redis_server.url)
     reserve(w)
-    assert w._unregister(w.id, "self") == [b"done", b"requeued"]
+    assert w.membership.unregister(w.id, "self") == [b"done", b"requeued"]
     assert not r.hexists("resque:jobwire:deaths", job_id)
     assert r.llen("resque:queue:high") == 1
     assert not r.zscore("resque:jobwire:leases", w.id)
@@ -163,7 +163,7 @@ def test_unregister_self_requeues_without_counting_a_death(client, r, redis_serv
 def test_unregister_expired_leaves_a_live_worker_alone(r, redis_server):
     w = make_worker(redis_server.url)
     other = make_worker(redis_server.url, queues=("low",))
-    assert other._unregister(w.id, "expired") == [b"alive", b"none"]
+    assert other.membership.unregister(w.id, "expired") == [b"alive", b"none"]
     assert r.sismember("resque:workers", w.id)
 
 

@@ -23,7 +23,7 @@ import time
 from . import __version__, report
 from .core import GROUPS
 from .impl import FEATURES, Implementation, available
-from .redisutil import RedisServer, client
+from .redisutil import ClusterServer, RedisServer, client, is_cluster_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", action="store_true", help="run the cross-language matrix")
     p.add_argument("--json", metavar="FILE", help="write the JSON report here")
     p.add_argument("--junit", metavar="FILE", help="write a JUnit XML report here")
-    p.add_argument("--redis-url", metavar="URL", help="use this EMPTY Redis database instead of starting redis-server")
+    p.add_argument("--redis-url", metavar="URL", help="use this EMPTY Redis database instead of starting redis-server "
+                   "(?cluster=1: an empty Redis Cluster)")
+    p.add_argument("--cluster", action="store_true",
+                   help="run on a Redis Cluster: 3 masters and 3 replicas started here on loopback ports "
+                        "(namespaces get a hash tag; groups that need a private redis-server are not applicable)")
     p.add_argument("--only", action="append", default=[], metavar="ID_PREFIX", help="run only tests whose id starts so")
     p.add_argument("--skip", action="append", default=[], metavar="ID_PREFIX", help="skip tests whose id starts so")
     p.add_argument("--id", action="append", default=[], metavar="ID", dest="ids",
@@ -131,6 +135,10 @@ def main(argv=None) -> int:
         impls.append(Implementation.from_image(opts.image, opts.image_cmd, opts.mode, opts.feature, opts.impl_name))
 
     server = None
+    if opts.cluster and opts.redis_url:
+        print("jobwire-conformance: give --cluster (a cluster started here) or --redis-url URL?cluster=1, not both",
+              file=sys.stderr)
+        return 2
     if opts.redis_url:
         try:
             size = client(opts.redis_url).dbsize()
@@ -142,6 +150,10 @@ def main(argv=None) -> int:
                   "give an empty database (the suite writes and deletes keys freely)", file=sys.stderr)
             return 2
         url = opts.redis_url
+    elif opts.cluster:
+        server = ClusterServer().start()
+        url = server.url
+        log(f"Redis Cluster (3 masters, 3 replicas) on ports {', '.join(map(str, server.ports))}: {url}")
     else:
         server = RedisServer().start()
         url = server.url
@@ -178,7 +190,7 @@ def main(argv=None) -> int:
 def _clean(url: str) -> None:
     """Delete the keys of the suite's namespaces from a database that was empty when it started."""
     r = client(url)
-    for key in r.scan_iter(match="jwc*", count=1000):
+    for key in r.scan_iter(match="*jwc*" if is_cluster_url(url) else "jwc*", count=1000):
         r.delete(key)
 
 

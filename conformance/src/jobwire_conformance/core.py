@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import rawjson
 from .impl import Implementation, WorkerProc
-from .redisutil import Keys, RedisServer, client, enqueue as lua_enqueue
+from .redisutil import Keys, RedisServer, client, enqueue as lua_enqueue, is_cluster_url
 
 MUST, SHOULD, MAY = "MUST", "SHOULD", "MAY"  # RFC 2119 levels; only MUST changes the exit status
 
@@ -87,7 +87,9 @@ class Context:
         self.private = private
         self.log_dir = log_dir
         self.group = group
-        self.ns = f"jwc{secrets.token_hex(4)}"
+        # On a cluster the namespace is a hash tag: every key of the group lives in one slot
+        self.cluster = is_cluster_url(redis_url)
+        self.ns = f"{{jwc{secrets.token_hex(4)}}}" if self.cluster else f"jwc{secrets.token_hex(4)}"
         self.k = Keys(self.ns)
         self.r = client(redis_url)
         self.workers: list[WorkerProc] = []
@@ -285,6 +287,9 @@ def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only
     runnable = []
     for t in tests:
         reason = impl.not_applicable_reason(t)
+        if not reason and g.needs_private_redis and is_cluster_url(redis_url):
+            reason = ("needs a private single redis-server (it counts that server's connections or restarts "
+                      "it): not run on a cluster")
         if reason:
             results.append(Result(t.id, "na", reason, 0, t))
         else:

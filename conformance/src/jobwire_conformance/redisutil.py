@@ -11,8 +11,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import redis as redis_lib
+from redis.cluster import RedisCluster
 
 from .paths import SPEC_DIR
 
@@ -78,8 +80,136 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def is_cluster_url(url: str) -> bool:
+    """`?cluster=1` (or `=true`) in a Redis URL means Redis Cluster, as in every jobwire client."""
+    query = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
+    return ("cluster", "1") in query or ("cluster", "true") in query
+
+
 def client(url: str) -> redis_lib.Redis:
+    """A connection to the suite's Redis; a RedisCluster (same commands) for a cluster URL."""
+    if is_cluster_url(url):
+        parts = urllib.parse.urlsplit(url)
+        plain = parts._replace(query="")
+        return RedisCluster.from_url(urllib.parse.urlunsplit(plain), socket_connect_timeout=5)
     return redis_lib.Redis.from_url(url, socket_connect_timeout=5)
+
+
+def slot_master(r, key: str) -> redis_lib.Redis:
+    """A plain connection to the master that owns `key`'s slot (r itself when not a cluster):
+    keyspace notifications, INFO and CLIENT LIST are per node."""
+    if not isinstance(r, RedisCluster):
+        return r
+    node = r.get_node_from_key(key)
+    return redis_lib.Redis(host=node.host, port=node.port, socket_connect_timeout=5)
+
+
+class ClusterServer:
+    """A Redis Cluster of `masters` masters with `replicas` replicas each, one redis-server per
+    node on 127.0.0.1 (free ports whose bus port, +10000, is free too), joined by
+    `redis-cli --cluster create`; stopped by pid. A short cluster-node-timeout makes a replica
+    take over within a few seconds of its master's death."""
+
+    def __init__(self, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000) -> None:
+        self.ports = [self._node_port() for _ in range(masters * (1 + replicas))]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.dir = tempfile.mkdtemp(prefix="jobwire-conformance-cluster-")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0?cluster=1"
+
+    @staticmethod
+    def _node_port() -> int:
+        while True:
+            port = free_port()
+            if port + 10000 > 65535:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port + 10000))
+                    return port
+                except OSError:
+                    pass
+
+    def start_node(self, port: int) -> None:
+        self.procs[port] = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning", "--cluster-enabled", "yes",
+             "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", str(self.node_timeout_ms)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self, timeout: float = 60.0) -> "ClusterServer":
+        for port in self.ports:
+            self.start_node(port)
+        try:
+            for port in self.ports:
+                self._wait(lambda p=port: redis_lib.Redis(port=p, socket_connect_timeout=0.2).ping(), timeout)
+            subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
+                            *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", str(self.replicas),
+                            "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=timeout)
+            self.wait_ok(timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every live node says cluster_state:ok and each replica has synced its master."""
+        def ok(port: int) -> bool:
+            node = redis_lib.Redis(port=port, socket_connect_timeout=0.2)
+            if b"cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
+                return False
+            info = node.info("replication")
+            return info["role"] == "master" or info.get("master_link_status") == "up"
+        for port in self.live_ports():
+            self._wait(lambda p=port: ok(p), timeout)
+
+    def live_ports(self) -> list[int]:
+        return [p for p, proc in self.procs.items() if proc.poll() is None]
+
+    def master_port(self, key: str) -> int:
+        """The port of the master that owns `key`'s slot now."""
+        r = client(self.url)
+        try:
+            return int(r.get_node_from_key(key).port)
+        finally:
+            r.close()
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node by pid, as a crash would."""
+        proc = self.procs.get(port)
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+    @staticmethod
+    def _wait(probe, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if probe():
+                    return
+            except redis_lib.RedisError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the Redis Cluster did not come up within {timeout} s")
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs = {}
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Scripts:

@@ -7,7 +7,7 @@ import statistics
 import time
 
 from .core import MUST, Test, group
-from .redisutil import scripts_for
+from .redisutil import scripts_for, slot_master
 
 P9 = "protocol.md#9-delivery-guarantees"
 P72 = "protocol.md#72-configuration"
@@ -141,7 +141,8 @@ def wake_passed_on(ctx):
         low_id, low = ctx.payload("jobwire.Echo", [f"low {attempt}"])
         # One transaction: A's job pushed as a plain Resque client does (no marker), B's with
         # enqueue.lua (marker). The blocked worker wakes on B's marker and must reserve A's job.
-        pipe = ctx.r.pipeline(transaction=True)
+        # (on a cluster, MULTI on the slot's master: redis-py pipelines no EVALSHA on a cluster)
+        pipe = slot_master(ctx.r, ctx.k.queues()).pipeline(transaction=True)
         pipe.sadd(ctx.k.queues(), "wpa")
         pipe.rpush(ctx.k.queue("wpa"), high)
         pipe.evalsha(scripts.sha["enqueue"], 4, ctx.k.queues(), ctx.k.queue("wpb"), ctx.k.wake("wpb"),

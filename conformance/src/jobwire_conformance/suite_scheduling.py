@@ -341,7 +341,7 @@ def retry_formula(ctx):
        Test("retry.policy.default", P144, MUST,
             "a job without a retry member gets the worker's --default-retry (JOBWIRE_DEFAULT_RETRY)", feature=R),
        Test("retry.policy.not-for-protocol-failures", P144, MUST,
-            "an unknown class is failed at once, not retried, under a default policy", feature=R))
+            "an unknown class is failed at once, not retried (no attempts member), under a default policy", feature=R))
 def retry_policies(ctx):
     default = '{"max_attempts":3,"backoff":"fixed","delay_ms":100,"jitter":0}'
     never = ctx.enqueue("rp", "jobwire.Flaky", [5], retry=False)
@@ -361,7 +361,8 @@ def retry_policies(ctx):
               f"runs of a job without a policy: {[e.get('attempt') for e in ctx.echo_for(plain)]}")
     _, rec = ctx.wait_failure(unknown, 1)
     ctx.check("retry.policy.not-for-protocol-failures",
-              rec is not None and rec.get("exception") == "jobwire.UnknownClass" and not retry_members(ctx),
+              rec is not None and rec.get("exception") == "jobwire.UnknownClass" and not retry_members(ctx)
+              and "attempts" not in (rec.get("payload") or {}),
               f"record {rec}; retry set {retry_members(ctx)}")
 
 

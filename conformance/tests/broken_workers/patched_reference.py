@@ -15,10 +15,11 @@ import os
 import signal
 import sys
 
-from jobwire import cli, options, payload as jobmod, queues as qmod, worker as wmod
+from jobwire import cli, forked, membership, options, payload as jobmod, queues as qmod, running, worker as wmod
 from jobwire.registry import default_registry
 
 W = wmod.Worker
+M = membership.Membership
 DEFECTS = {}
 
 
@@ -151,7 +152,7 @@ def exit_on_redis_error():
 @defect
 def no_pdeathsig():
     """The forked child does not die with its master."""
-    wmod._prctl = None
+    forked._prctl = None
 
 
 @defect
@@ -208,11 +209,11 @@ def wildcard_sorts_all():
 def ignores_peers_at_register():
     """The lapsed peers heartbeat.lua lists at register are left for the first beat."""
     def make(f):
-        def heartbeat_call(self, scripts, mode, info=None):
-            reply = f(self, scripts, mode, info)
+        def heartbeat(self, mode, info=None):
+            reply = f(self, mode, info)
             return reply[:1] if mode == "register" and reply else reply
-        return heartbeat_call
-    wrap(W, "_heartbeat_call", make)
+        return heartbeat
+    wrap(M, "heartbeat", make)
 
 
 @defect
@@ -388,7 +389,7 @@ def id_reversed_queues():
     def make(f):
         def init(self, config, registry=None):
             f(self, config, registry)
-            self.id = f"{self.host}:{self.pid}:{','.join(reversed(config.queues))}"
+            self.id = self.membership.id = f"{self.host}:{self.pid}:{','.join(reversed(config.queues))}"
         return init
     wrap(W, "__init__", make)
 
@@ -397,22 +398,22 @@ def id_reversed_queues():
 def no_predecessor_recovery():
     """Registers without recovering the in-flight job a dead predecessor left under its own id."""
     def make(f):
-        def register(self):
-            self._registered_once = True
-            return f(self)
+        def register(self, info):
+            self.registered_once = True
+            return f(self, info)
         return register
-    wrap(W, "_register", make)
+    wrap(M, "register", make)
 
 
 @defect
 def ignores_unknown_beat():
     """A beat answered 'unknown' is taken for 'ok' (work.lua's 'expired' makes it register later)."""
     def make(f):
-        def heartbeat_call(self, scripts, mode, info=None):
-            reply = f(self, scripts, mode, info)
+        def heartbeat(self, mode, info=None):
+            reply = f(self, mode, info)
             return [b"ok"] if mode == "beat" and reply and reply[0] == b"unknown" else reply
-        return heartbeat_call
-    wrap(W, "_heartbeat_call", make)
+        return heartbeat
+    wrap(M, "heartbeat", make)
 
 
 @defect
@@ -508,13 +509,16 @@ def check_all() -> int:
     a patch of a function the worker renamed must fail here, not crash the worker mid-test, where
     its tests would fail for the wrong reason."""
     broken = []  # what the defects replace must exist before they run (a defect may set it)
-    for attr in ("_expand", "_block", "_command", "_on_signal", "_register", "_heartbeat_call", "_failure",
-                 "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch",
-                 "_promote", "_settle_retry", "_retry_or_fail"):
-        if not callable(getattr(W, attr, None)):
-            broken.append(f"jobwire.worker.Worker.{attr} is gone")
-    for mod, attrs in ((wmod, ("_prctl", "setproctitle", "REDIS_ERRORS", "current_job", "expand_queues",
+    for cls, attrs in ((W, ("_expand", "_block", "_command", "_on_signal", "_register", "_failure",
+                            "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch",
+                            "_promote", "_settle_retry", "_retry_or_fail")),
+                       (M, ("heartbeat", "register"))):
+        for attr in attrs:
+            if not callable(getattr(cls, attr, None)):
+                broken.append(f"{cls.__module__}.{cls.__name__}.{attr} is gone")
+    for mod, attrs in ((wmod, ("setproctitle", "REDIS_ERRORS", "current_job", "expand_queues",
                                 "parse_queues", "Config")),
+                       (forked, ("_prctl",)), (running, ("current_job",)),
                        (jobmod, ("failure_record", "schema_error", "dumps", "failed_at_now", "InvalidJob")),
                        (qmod, ("is_valid_queue_name",)), (cli, ("parse_queues",)),
                        (options, ("check_constraints",))):

@@ -235,7 +235,7 @@ def _worker(opts) -> int:
         raise options.UsageError(str(exc)) from None
     if values["concurrency"] > 1:
         return Supervisor(config, values["concurrency"]).run()
-    return Worker(config).work()
+    return Worker(config).run()
 
 
 def _run(opts) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 __all__ = ["Cron", "CronError", "next_fire_ms", "SEARCH_YEARS"]
@@ -65,7 +66,7 @@ class Cron:
 
     @classmethod
     def parse(cls, expression: str) -> "Cron":
-        parts = expression.split()
+        parts = [p for p in re.split(r"[ \t]+", expression) if p]  # spaces or tabs only (14.5)
         if len(parts) != 5:
             raise CronError(f"a cron expression has five fields, not {len(parts)}: {expression!r}")
         sets = [_field(p, low, high, name) for p, (name, low, high) in zip(parts, FIELDS)]

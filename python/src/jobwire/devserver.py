@@ -71,10 +71,14 @@ class RedisServer:
 
 
 class RedisClusterServer:
-    """Three throwaway masters joined into a Redis Cluster; `url` names one with `?cluster=1`."""
+    """Three throwaway masters joined into a Redis Cluster; `url` names one with `?cluster=1`.
+    With replicas=1 each master has a replica that takes over within a few node timeouts of
+    its master's death (kill())."""
 
-    def __init__(self, nodes: int = 3) -> None:
-        self.ports = [self._node_port() for _ in range(nodes)]
+    def __init__(self, nodes: int = 3, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
+        self.ports = [self._node_port() for _ in range(nodes * (1 + replicas))]
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         self.url = f"redis://127.0.0.1:{self.ports[0]}/0?cluster=1"
         self.procs: list[subprocess.Popen] = []
         self.dir = tempfile.TemporaryDirectory(prefix="jobwire-cluster-")
@@ -97,16 +101,47 @@ class RedisClusterServer:
         for port in self.ports:
             self.procs.append(subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.dir.name],
+                 "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf", "--dir", self.dir.name,
+                 "--cluster-node-timeout", str(self.node_timeout_ms)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
             self._wait(lambda: redis.Redis(port=port).ping())
         subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
-                        *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", "0", "--cluster-yes"],
+                        *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", str(self.replicas), "--cluster-yes"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         for port in self.ports:
-            self._wait(lambda: b"cluster_state:ok" in redis.Redis(port=port).execute_command("CLUSTER", "INFO"))
+            self._wait(lambda: self._node_ready(port))
         return self
+
+    @staticmethod
+    def _node_ready(port: int) -> bool:
+        """The node sees a healthy cluster and, if a replica, has synced with its master."""
+        node = redis.Redis(port=port)
+        try:
+            if b"cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
+                return False
+            info = node.info("replication")
+            return info["role"] == "master" or info.get("master_link_status") == "up"
+        finally:
+            node.close()
+
+    def master_port(self, key: str) -> int:
+        """The port of the master that owns `key`'s slot now."""
+        client = redis.RedisCluster(host="127.0.0.1", port=self.live_ports()[0])
+        try:
+            return int(client.get_node_from_key(key).port)
+        finally:
+            client.close()
+
+    def live_ports(self) -> list[int]:
+        return [port for port, proc in zip(self.ports, self.procs) if proc.poll() is None]
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node by its pid, as a crash would (no chance to replicate what it holds)."""
+        proc = self.procs[self.ports.index(port)]
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
     def _wait(self, probe, seconds: float = 20.0) -> None:
         deadline = time.monotonic() + seconds

@@ -13,6 +13,9 @@ import signal
 import socket
 import time
 
+from .client import connect
+from .keys import Keys
+from .membership import Membership
 from .worker import Config, Worker
 
 __all__ = ["Supervisor"]
@@ -61,7 +64,7 @@ class Supervisor:
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
-                code = Worker(self.config, self.registry).work()
+                code = Worker(self.config, self.registry).run()
             except BaseException as exc:
                 log.error("worker process failed: %s", exc)
             finally:
@@ -71,13 +74,18 @@ class Supervisor:
     def _recover(self, pid: int) -> None:
         """Give back the job of a worker process that died, without waiting for its lease."""
         dead_id = f"{socket.gethostname()}:{pid}:{','.join(self.config.queues)}"
+        redis = None
         try:
-            helper = Worker(self.config, self.registry)
-            helper.id = f"{socket.gethostname()}:{os.getpid()}:supervisor"
-            result = helper._unregister(dead_id, "dead")
+            redis = connect(self.config.redis_url)
+            membership = Membership(redis, Keys(self.config.namespace), f"{socket.gethostname()}:{os.getpid()}:supervisor",
+                                    self.config.lease_ms, self.config.max_deaths)
+            result = membership.recover(dead_id, "dead")
             log.warning("recovered worker %s: %s", dead_id, [r.decode() for r in result])
         except Exception as exc:  # lease expiry will recover it instead
             log.warning("could not recover %s now (%s); its lease will lapse", dead_id, exc)
+        finally:
+            if redis is not None:
+                redis.close()
 
     def _forward(self, signum, frame) -> None:
         if signum in (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT):

@@ -4,23 +4,29 @@ protocol.md section 7 is the contract this module implements. The process is sin
 while it waits or forks; only an inline job gets a helper thread, which keeps the lease alive and
 watches the control list while the job runs.
 
+The worker's parts, one module each: this one is the loop (7.9: idle, busy, paused, leaving),
+the blocking wait, control commands and signals; membership.py registers, beats, leaves and
+recovers peers (shared with the prefork supervisor); running.py performs a handler and holds
+current_job(); forked.py and inline.py run a job in a child or in this process.
+
+Names shared with Node (lib/worker.js) and C (jw_worker.c): `run` is the worker's whole life
+(register, loop, leave; `work()` stays as its Resque name), `call_work` one work.lua call (settle
+and/or reserve), `beat` one heartbeat, `leave` unregistering in mode self.
+
 Signals (protocol.md 7.5): QUIT finish the job then leave; TERM/INT kill the job, give it back to
 its queue, leave; USR1 kill the job and fail it; USR2 pause; CONT resume.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import logging
 import os
-import select
 import signal
 import socket
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 
 import redis as redis_lib
@@ -28,12 +34,16 @@ import redis as redis_lib
 from . import __version__, backoff, spec
 from . import payload as jobmod
 from .client import connect
-from .errors import InvalidJob, SpecMismatch
+from .errors import InvalidJob
+from .forked import ForkedRunning
+from .inline import InlineRunning
 from .keys import Keys
-from .promotion import Promoter
+from .membership import Membership
 from .options import DEFAULTS
+from .promotion import Promoter
 from .queues import WILDCARD, expand_queues, parse_queues
-from .registry import DontPerform, Registry, default_registry
+from .registry import Registry, default_registry
+from .running import REDIS_ERRORS, Interrupt, JobContext, current_job, perform
 from .scripts import Scripts
 
 try:
@@ -45,19 +55,7 @@ except ImportError:  # pragma: no cover - setproctitle is a declared dependency
 __all__ = ["Config", "Worker", "current_job", "JobContext"]
 
 log = logging.getLogger("jobwire.worker")
-# OutOfMemoryError: Redis at maxmemory with noeviction refuses writes until memory is freed; the
-# worker waits like for an outage instead of exiting (issue 13, tests/test_faults.py)
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError,
-                redis_lib.exceptions.OutOfMemoryError)
-CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
 LOCAL_WAIT_S = 0.15  # protocol.md 14.3: a due time this close is waited for locally, not by BLPOP
-UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
-PR_SET_PDEATHSIG = 1
-try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _prctl = None
-
 
 # protocol.md 8.3 and 11: the read timeout of the blocking call exceeds its block timeout by this.
 BLOCK_READ_MARGIN_S = 5.0
@@ -95,50 +93,8 @@ class Config:
             raise ValueError(f"--scheduler is all, promote or off, not {self.scheduler!r}")
 
 
-@dataclass
-class JobContext:
-    """What a running job can learn about itself: jobwire.current_job()."""
-
-    job: jobmod.Job
-    worker_id: str
-    namespace: str
-    redis_url: str | None
-    impl: str
-
-    @property
-    def keys(self) -> Keys:
-        return Keys(self.namespace)
-
-    @property
-    def redis(self) -> redis_lib.Redis:
-        """A client for jobs, one per process: a forked child must not share its master's
-        sockets, and an inline worker should not connect anew for every job."""
-        key = (os.getpid(), self.redis_url)
-        client = _job_clients.get(key)
-        if client is None:
-            _job_clients.clear()  # entries inherited from the master belong to its process
-            client = _job_clients[key] = connect(self.redis_url)
-        return client
-
-
-_current: JobContext | None = None
-_job_clients: dict = {}
-
-
-def current_job() -> JobContext | None:
-    return _current
-
-
 class _Wakeup(BaseException):
     """Raised by a signal handler to end a blocking wait early."""
-
-
-class _Interrupt(BaseException):
-    """Raised inside an inline job to end it: reason is 'term', 'kill:<who>' or 'timeout'."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _drop_connections(client) -> None:
@@ -149,25 +105,11 @@ def _drop_connections(client) -> None:
         client.connection_pool.disconnect()
 
 
-def _exception_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+class Worker(ForkedRunning, InlineRunning):
+    """One protocol worker. `Worker(Config(["high", "low"])).run()` runs until stopped.
 
-
-def _backtrace(exc: BaseException) -> list[str]:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return [f"{f.filename}:{f.lineno}:in `{f.name}'" for f in reversed(frames)]
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-class Worker:
-    """One protocol worker. `Worker(Config(["high", "low"])).work()` runs until stopped."""
+    Running a job lives in the mixins forked.ForkedRunning and inline.InlineRunning (one per
+    --fork/--no-fork); membership (register, beat, leave, recover) in membership.Membership."""
 
     def __init__(self, config: Config, registry: Registry | None = None) -> None:
         self.config = config
@@ -197,14 +139,14 @@ class Worker:
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
-        self._registered_once = False
+        self.membership = Membership(self.redis, self.keys, self.id, config.lease_ms, config.max_deaths, self.scripts)
         self._promoter = None if config.scheduler == "off" else Promoter(
             self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
         self._next_due_at: float | None = None  # monotonic time of the next delayed/retry/schedule due
 
     # -- public ------------------------------------------------------------------------------
 
-    def work(self) -> int:
+    def run(self) -> int:
         """Register, process jobs until told to stop, leave. Returns the exit status."""
         self._install_signals()
         self._title("Starting")
@@ -222,6 +164,8 @@ class Worker:
             self._leave()
             self._reap_exiting(block=True)
         return 0
+
+    work = run  # Resque's name for the same (Resque::Worker#work), kept for 1.0 callers
 
     def stop(self, how: str = "quit") -> None:
         self._stop = how
@@ -241,7 +185,7 @@ class Worker:
                 self._block(control_only=True)
                 continue
             self._show_state("idle")
-            reply = self._with_redis(lambda: self._work_call(reserve=True))
+            reply = self._with_redis(lambda: self._call_work(reserve=True))
             if reply is None:
                 continue
             status = reply[1]
@@ -267,7 +211,7 @@ class Worker:
         if self._wildcard:
             self._expanded = expand_queues(self.config.queues, self.redis.smembers(self.keys.queues))
 
-    def _work_call(self, reserve: bool):
+    def _call_work(self, reserve: bool):
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
         k = self.keys
         op, token, arg, settle_queue = self._pending or ("none", "", "", None)
@@ -343,7 +287,7 @@ class Worker:
 
     def _settle_pending(self) -> None:
         if self._pending:
-            self._with_redis(lambda: self._work_call(reserve=False))
+            self._with_redis(lambda: self._call_work(reserve=False))
 
     # -- blocking ----------------------------------------------------------------------------
 
@@ -432,25 +376,8 @@ class Worker:
         return JobContext(job, self.id, self.config.namespace, self.config.redis_url, self.config.impl)
 
     def _perform(self, job: jobmod.Job, handler) -> dict:
-        """Run the handler with its hooks; the outcome as a small dict."""
-        global _current
-        _current = self._context(job)
-        try:
-            handler.perform(job.args)
-            return {"ok": True}
-        except DontPerform:
-            return {"ok": True}
-        except _Interrupt:
-            raise
-        except BaseException as exc:  # a job may raise anything, SystemExit included
-            try:
-                handler.on_failure(exc, job.args)
-            except Exception as hook_exc:
-                log.error("on_failure hook of %s raised %r", job.job_class, hook_exc)
-            return {"ok": False, "exception": _exception_name(exc), "error": str(exc),
-                    "backtrace": _backtrace(exc)}
-        finally:
-            _current = None
+        """Run the handler with its hooks (running.perform); the outcome as a small dict."""
+        return perform(job, handler, self._context(job))
 
     def _outcome(self, job: jobmod.Job, result: dict):
         if result.get("ok"):
@@ -474,187 +401,6 @@ class Worker:
         record = self._failure(job, exception, error, backtrace)[2]  # used if Redis refuses the retry
         return ("retry", job.token, (delay, entry, record), job.queue)
 
-    def _reap_exiting(self, block: bool = False) -> None:
-        """Collect children that already reported their result."""
-        for pid in list(self._exiting):
-            try:
-                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self._exiting.remove(pid)
-
-    def _run_forked(self, job: jobmod.Job, handler):
-        self._reap_exiting()
-        self.registry.run_hooks("before_fork", job)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            self._child_main(job, handler, write_fd)
-        os.close(write_fd)
-        self._child = pid
-        self._title(f"Forked {pid} at {int(time.time())}")
-        try:
-            data, killed_by = self._wait_child(pid, read_fd)
-        finally:
-            os.close(read_fd)
-        self._child = None
-        result = None
-        if data:
-            try:
-                result = json.loads(data)
-            except ValueError:
-                result = None
-        if result is not None:
-            # The job finished and reported: that outcome stands, whatever signal came after.
-            if killed_by is None:
-                # The child is only exiting now. Reap it later, so that tearing down its memory
-                # overlaps with settling this job and reserving the next.
-                self._exiting.append(pid)
-            else:
-                os.waitpid(pid, 0)
-            return self._outcome(job, result)
-        _, status = os.waitpid(pid, 0)
-        if killed_by == "term":
-            return None  # given back to its queue when the worker leaves (unregister mode self)
-        if killed_by == "timeout":
-            return self._retry_or_fail(job, "jobwire.Timeout",
-                                       f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
-        if killed_by:
-            return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            reason = f"child {pid} killed by signal {sig} ({_signal_name(sig)})"
-        else:
-            reason = f"child {pid} exited with status {os.waitstatus_to_exitcode(status)} without a result"
-        log.warning("worker %s: %s while running %s", self.id, reason, job.job_class)
-        return ("crash", job.token, reason, job.queue)
-
-    def _wait_child(self, pid: int, read_fd: int):
-        """Read the child's result while beating, watching control and enforcing the timeout."""
-        chunks, killed_by = [], None
-        started = time.monotonic()
-        next_control = started + CONTROL_CHECK_S
-        deadline = started + self.config.job_timeout_ms / 1000 if self.config.job_timeout_ms else None
-        while True:
-            now = time.monotonic()
-            wait = min(next_control, self._next_beat) - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            readable, _, _ = select.select([read_fd, self._wake_r], [], [], max(0.0, wait))
-            if self._wake_r in readable:
-                self._drain_wakeups()
-                self._quietly(self._show_pause)  # SIGUSR2/SIGCONT: state changes at once (7.5)
-            if read_fd in readable:
-                chunk = os.read(read_fd, 65536)
-                if not chunk:
-                    if killed_by is None:  # a signal handler may have killed the child already
-                        killed_by = "term" if self._stop == "term" else self._kill_reason
-                    return b"".join(chunks), killed_by
-                chunks.append(chunk)
-            now = time.monotonic()
-            if now >= next_control:
-                next_control = now + CONTROL_CHECK_S
-                self._quietly(self._poll_control)
-                self._quietly(self._show_pause)
-            if now >= self._next_beat:
-                self._quietly(self._beat)
-            if killed_by is None:
-                if self._stop == "term":
-                    killed_by = "term"
-                elif self._kill_reason:
-                    killed_by = self._kill_reason
-                elif deadline is not None and now >= deadline:
-                    killed_by = "timeout"
-                if killed_by:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-
-    def _child_main(self, job: jobmod.Job, handler, write_fd: int) -> None:
-        """The forked child: die with the master, run the job, report, _exit. Never returns."""
-        status = 0
-        try:
-            if _prctl is not None:
-                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != self.pid:
-                os._exit(1)
-            gc.disable()  # a short-lived child: collecting would only copy the master's pages
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
-                signal.signal(sig, signal.SIG_DFL)
-            for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-                signal.signal(sig, signal.SIG_IGN)
-            self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
-            self.registry.run_hooks("after_fork", job)
-            result = self._perform(job, handler)
-            data = jobmod.dumps(result)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_fd, view):]
-            os.close(write_fd)  # the master reads EOF now, not after this process's teardown
-        except BaseException:  # the child must reach os._exit whatever happens
-            status = 3
-        finally:
-            try:
-                import sys
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(status)
-
-    def _run_inline(self, job: jobmod.Job, handler):
-        """Run in this process; the watcher thread beats and reads control meanwhile."""
-        if self.config.job_timeout_ms:
-            signal.setitimer(signal.ITIMER_REAL, self.config.job_timeout_ms / 1000)
-        self._inline_job = True
-        try:
-            if self._stop == "term":
-                return None
-            return self._outcome(job, self._perform(job, handler))
-        except _Interrupt as interrupt:
-            if interrupt.reason == "term":
-                return None
-            if interrupt.reason == "timeout":
-                return self._retry_or_fail(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
-            return self._failure(job, "jobwire.Killed", interrupt.reason)
-        finally:
-            self._inline_job = False
-            if self.config.job_timeout_ms:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-
-    def _inline_watch(self) -> None:
-        """Thread of an inline worker: while a job runs, beat and read the control list.
-
-        The main thread is busy in the job then; between jobs it beats itself. A kill command
-        interrupts the job with SIGUSR1, which raises inside it.
-        """
-        redis = connect(self.config.redis_url)
-        scripts = Scripts(redis)
-        next_beat = 0.0
-        while not self._watch_done.wait(CONTROL_CHECK_S):
-            if not self._inline_job:
-                continue
-            try:
-                self._poll_control(redis)
-                self._show_pause(redis)
-                if self._kill_reason and self._inline_job:
-                    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
-                if time.monotonic() >= max(next_beat, self._next_beat):
-                    next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
-                    if self._heartbeat_call(scripts, "beat")[0] == b"unknown":
-                        # recovered as dead while the job runs: register again at once (protocol.md
-                        # 7.6); the job's outcome will settle as stale
-                        log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
-                        self._register()
-                    if self._promoter:  # protocol.md 14.3: promote every beat while busy
-                        self._promote(redis, scripts, remember=False)
-            except REDIS_ERRORS:
-                pass
-        redis.close()
-
     def _request_kill(self, reason: str) -> None:
         self._kill_reason = reason
         if self._child:
@@ -665,79 +411,36 @@ class Worker:
 
     # -- registration, heartbeat, recovery ------------------------------------------------
 
-    def _heartbeat_call(self, scripts: Scripts, mode: str, info: list | None = None):
-        k = self.keys
-        keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
-        args = [self.id, self.config.lease_ms, mode, jobmod.started_now() if mode == "register" else "",
-                spec.spec_major(), *(info or [])]
-        return scripts.call("heartbeat", keys, args)
-
     def _register(self) -> None:
-        if not self._registered_once and self.redis.exists(self.keys.inflight(self.id)):
-            # A dead predecessor had this very id (same host and pid, e.g. pid 1 in a container):
-            # recover its job as a death first, or a job that kills the whole process would be
-            # handed back to us forever (protocol.md 7.3).
-            result = self._unregister(self.id, "dead")
-            log.warning("worker %s: recovered the job of a dead worker with this id (%s)", self.id, result[1].decode())
-        self._registered_once = True
+        """Register (again), recovering a predecessor with this id and lapsed peers (7.3, 7.6)."""
         info = ["impl", self.config.impl, "impl_version", __version__, "spec", spec.spec_version(),
                 "host", self.host, "pid", str(self.pid), "queues", ",".join(self.config.queues),
                 "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
                 "state", self._state_shown]
-        try:
-            reply = self._heartbeat_call(self.scripts, "register", info)
-        except redis_lib.ResponseError as exc:
-            if "JOBWIRE_SPEC_MISMATCH" in str(exc):
-                raise SpecMismatch(str(exc)) from None
-            raise
+        self.membership.register(info)
         self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
-        for dead in reply[1:]:  # register lists lapsed peers too (protocol.md 7.6)
-            self._recover(dead.decode("utf-8", "replace"))
 
     def _beat_if_due(self) -> None:
         if time.monotonic() >= self._next_beat:
             self._with_redis(self._beat)
 
     def _beat(self) -> None:
+        """Renew the lease; register again if a peer recovered us; promote while busy (14.3)."""
         self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
-        reply = self._heartbeat_call(self.scripts, "beat")
-        if reply[0] == b"unknown":
+        if not self.membership.beat():
             log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
             self._pending = None
             self._register()
             return
-        for dead in reply[1:]:
-            self._recover(dead.decode("utf-8", "replace"))
         if self._promoter and self._child:  # protocol.md 14.3: promote every beat while busy
             self._promote(remember=False)
 
-    def _unregister(self, worker_id: str, mode: str) -> list:
-        k = self.keys
-        for _ in range(UNREGISTER_RETRIES):
-            queue = self.redis.hget(k.inflight(worker_id), "queue")
-            queue = queue.decode("utf-8", "replace") if queue else ""
-            keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
-                    k.inflight(worker_id), k.stat_processed_worker(worker_id), k.stat_failed_worker(worker_id),
-                    k.worker_info(worker_id), k.control(worker_id), k.deaths, k.failed, k.stat_processed,
-                    k.stat_failed, k.minutes(jobmod.utc_day()),
-                    k.queue(queue) if queue else k.inflight(worker_id),
-                    k.wake(queue) if queue else k.inflight(worker_id)]
-            args = [worker_id, mode, queue, jobmod.failed_at_now(), self.config.max_deaths, self.id]
-            reply = self.scripts.call("unregister", keys, args)
-            if reply[0] != b"retry":
-                return reply
-        return reply
-
-    def _recover(self, dead_id: str) -> None:
-        result, job = self._unregister(dead_id, "expired")
-        if result == b"done":
-            log.warning("worker %s: recovered dead worker %s (job %s)", self.id, dead_id, job.decode())
-
     def _leave(self) -> None:
+        """Settle what is pending, unregister (mode self), close the connections."""
         if self._pending:
-            self._quietly(lambda: self._work_call(reserve=False))
-        self._quietly(lambda: self._unregister(self.id, "self"))
+            self._quietly(lambda: self._call_work(reserve=False))
+        self._quietly(self.membership.leave)
         for client in (self.redis, self.block_redis):
             try:
                 client.close()
@@ -825,10 +528,10 @@ class Worker:
                 except ProcessLookupError:
                     pass
             if self._inline_job:
-                raise _Interrupt("term")
+                raise Interrupt("term")
         elif signum == signal.SIGUSR1:
             if self._inline_job:
-                raise _Interrupt(self._kill_reason or "killed by SIGUSR1")
+                raise Interrupt(self._kill_reason or "killed by SIGUSR1")
             if self._held is not None:  # before the fork too: _wait_child acts on the reason
                 self._request_kill("killed by SIGUSR1")
         elif signum == signal.SIGUSR2:
@@ -837,7 +540,7 @@ class Worker:
             self._paused = False
         elif signum == signal.SIGALRM:
             if self._inline_job:
-                raise _Interrupt("timeout")
+                raise Interrupt("timeout")
         if self._blocking and signum != signal.SIGALRM:
             raise _Wakeup()
 

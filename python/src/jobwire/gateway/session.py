@@ -143,7 +143,7 @@ class Session:
                 await self._block(control_only=True)
                 continue
             await self._show_state("idle")
-            reply = await self._with_redis(lambda: self._work_call(reserve=not self.leave_after))
+            reply = await self._with_redis(lambda: self._call_work(reserve=not self.leave_after))
             if reply is None:
                 continue
             status = reply[1]
@@ -167,7 +167,7 @@ class Session:
         while time.monotonic() < deadline:
             try:
                 if self.pending:
-                    await self._work_call(reserve=False)
+                    await self._call_work(reserve=False)
                 result = await self._unregister(self.id, mode)
                 if mode == "dead" and result[1] != b"none":
                     log.warning("worker %s: stream broke; its job %s was recovered as a death", self.id,
@@ -183,7 +183,7 @@ class Session:
 
     async def _settle_only(self) -> None:
         if self.pending:
-            await self._with_redis(lambda: self._work_call(reserve=False))
+            await self._with_redis(lambda: self._call_work(reserve=False))
 
     # -- the worker's messages ------------------------------------------------------------
 
@@ -265,7 +265,7 @@ class Session:
 
     # -- Redis calls (protocol.md 8) ------------------------------------------------------
 
-    async def _work_call(self, reserve: bool):
+    async def _call_work(self, reserve: bool):
         """work.lua: settle the pending outcome, then reserve if asked (protocol.md 8.2)."""
         k, wid = self.keys, self.id
         op, token, arg, settle_queue = self.pending or ("none", "", "", None)

@@ -16,19 +16,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from ..client import Client
 from ..errors import InvalidJob, NotFound
 from . import data
+from .params import short as _short
+from .params import start as _start
 
 PAGE = 20
-
-
-def _start() -> int:
-    try:
-        return max(0, int(request.args.get("start", "0")))
-    except ValueError:
-        return 0
-
-
-def _short(value: str, limit: int = 100) -> str:
-    return value if len(value) <= limit else value[:limit - 1] + "…"
 
 
 def _args_preview(document) -> str:

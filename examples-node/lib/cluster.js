@@ -1,0 +1,52 @@
+// Redis Cluster (protocol.md 15): a REDIS_URL with ?cluster=1 names any node of a cluster. Every
+// key of one namespace carries the namespace's hash tag, so a script's keys share one slot and
+// ioredis' Cluster sends each call to the master that owns it, following MOVED and ASK.
+import Redis from 'ioredis';
+
+/** Is this URL a Redis Cluster seed (`?cluster=1` or `?cluster=true`, as Python's client)? */
+export function isClusterUrl(url) {
+  const q = url.indexOf('?');
+  if (q < 0) return false;
+  const v = new URLSearchParams(url.slice(q + 1)).get('cluster');
+  return v === '1' || v === 'true';
+}
+
+/** The seed node and credentials of a cluster URL; a cluster has one database, 0. */
+export function parseClusterUrl(url) {
+  const u = new URL(url);
+  if (u.protocol !== 'redis:') throw new Error(`a cluster REDIS_URL starts with redis://, got ${url}`);
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && db !== '0') throw new Error(`Redis Cluster has only database 0, not ${db} (${url})`);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: Number(u.port || 6379),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+  };
+}
+
+/**
+ * An ioredis Cluster with the same promises as util.js' connect():
+ * - commands wait for the cluster while it is unreachable (maxRetriesPerRequest null for
+ *   workers), reconnecting with the protocol's backoff (clusterRetryStrategy);
+ * - a command whose connection closed before the reply is rejected, never sent again
+ *   (retryDelayOnFailover 0): after a failover a script must not run twice behind our back;
+ *   the caller treats the outcome as unknown, as on a single Redis;
+ * - CLUSTERDOWN and TRYAGAIN (the command did not run: the slot's master is being replaced or
+ *   a slot is migrating) are retried after a short wait, and the slot map is refreshed.
+ */
+export function clusterConnect(url, { retryStrategy, maxRetriesPerRequest }) {
+  const { host, port, username, password } = parseClusterUrl(url);
+  return new Redis.Cluster([{ host, port }], {
+    clusterRetryStrategy: retryStrategy,
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 100,
+    maxRedirections: 64, // a failover takes a few seconds of CLUSTERDOWN retries (200 ms each)
+    slotsRefreshTimeout: 2000,
+    slotsRefreshInterval: 1000, // a promoted replica is found within a second
+    enableReadyCheck: true,
+    redisOptions: { username, password, maxRetriesPerRequest, autoResendUnfulfilledCommands: false,
+      connectTimeout: 2000 },
+  });
+}

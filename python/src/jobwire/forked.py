@@ -1,0 +1,181 @@
+"""Fork-per-job running (protocol.md 7.4): the master forks a child per job and waits for its result.
+
+A mixin of Worker: it uses the worker's config, registry, state flags (_stop, _kill_reason,
+_child, _next_beat, _wake_r) and duties while busy (_beat, _poll_control, _show_pause,
+_quietly), and returns the settle tuple the loop hands to work.lua.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+
+from . import payload as jobmod
+
+__all__ = ["ForkedRunning"]
+
+log = logging.getLogger("jobwire.worker")
+CONTROL_CHECK_S = 1.0  # protocol.md 11: control list read at least this often while a job runs
+PR_SET_PDEATHSIG = 1
+try:  # Linux: lets a forked child die with its master (protocol.md 7.4)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _prctl = None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class ForkedRunning:
+    """Worker._run_forked and its helpers; see the module comment for what it needs of the worker."""
+
+    def _reap_exiting(self, block: bool = False) -> None:
+        """Collect children that already reported their result."""
+        for pid in list(self._exiting):
+            try:
+                done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self._exiting.remove(pid)
+
+    def _run_forked(self, job: jobmod.Job, handler):
+        """Fork, wait for the child's report, settle: the tuple for work.lua, or None (give back)."""
+        self._reap_exiting()
+        self.registry.run_hooks("before_fork", job)
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            self._child_main(job, handler, write_fd)
+        os.close(write_fd)
+        self._child = pid
+        self._title(f"Forked {pid} at {int(time.time())}")
+        try:
+            data, killed_by = self._wait_child(pid, read_fd)
+        finally:
+            os.close(read_fd)
+        self._child = None
+        result = None
+        if data:
+            try:
+                result = json.loads(data)
+            except ValueError:
+                result = None
+        if result is not None:
+            # The job finished and reported: that outcome stands, whatever signal came after.
+            if killed_by is None:
+                # The child is only exiting now. Reap it later, so that tearing down its memory
+                # overlaps with settling this job and reserving the next.
+                self._exiting.append(pid)
+            else:
+                os.waitpid(pid, 0)
+            return self._outcome(job, result)
+        _, status = os.waitpid(pid, 0)
+        return self._child_ended(job, pid, status, killed_by)
+
+    def _child_ended(self, job: jobmod.Job, pid: int, status: int, killed_by: str | None):
+        """The settle tuple for a child that ended without a result."""
+        if killed_by == "term":
+            return None  # given back to its queue when the worker leaves (unregister mode self)
+        if killed_by == "timeout":
+            return self._retry_or_fail(job, "jobwire.Timeout",
+                                       f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
+        if killed_by:
+            return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            reason = f"child {pid} killed by signal {sig} ({_signal_name(sig)})"
+        else:
+            reason = f"child {pid} exited with status {os.waitstatus_to_exitcode(status)} without a result"
+        log.warning("worker %s: %s while running %s", self.id, reason, job.job_class)
+        return ("crash", job.token, reason, job.queue)
+
+    def _wait_child(self, pid: int, read_fd: int):
+        """Read the child's result while beating, watching control and enforcing the timeout."""
+        chunks, killed_by = [], None
+        started = time.monotonic()
+        next_control = started + CONTROL_CHECK_S
+        deadline = started + self.config.job_timeout_ms / 1000 if self.config.job_timeout_ms else None
+        while True:
+            now = time.monotonic()
+            wait = min(next_control, self._next_beat) - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            readable, _, _ = select.select([read_fd, self._wake_r], [], [], max(0.0, wait))
+            if self._wake_r in readable:
+                self._drain_wakeups()
+                self._quietly(self._show_pause)  # SIGUSR2/SIGCONT: state changes at once (7.5)
+            if read_fd in readable:
+                chunk = os.read(read_fd, 65536)
+                if not chunk:
+                    if killed_by is None:  # a signal handler may have killed the child already
+                        killed_by = "term" if self._stop == "term" else self._kill_reason
+                    return b"".join(chunks), killed_by
+                chunks.append(chunk)
+            now = time.monotonic()
+            if now >= next_control:
+                next_control = now + CONTROL_CHECK_S
+                self._quietly(self._poll_control)
+                self._quietly(self._show_pause)
+            if now >= self._next_beat:
+                self._quietly(self._beat)
+            if killed_by is None:
+                killed_by = self._kill_due(deadline, now)
+                if killed_by:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    def _kill_due(self, deadline: float | None, now: float) -> str | None:
+        """Why the running child must die now (term, a kill's reason, timeout), or None."""
+        if self._stop == "term":
+            return "term"
+        if self._kill_reason:
+            return self._kill_reason
+        if deadline is not None and now >= deadline:
+            return "timeout"
+        return None
+
+    def _child_main(self, job: jobmod.Job, handler, write_fd: int) -> None:
+        """The forked child: die with the master, run the job, report, _exit. Never returns."""
+        status = 0
+        try:
+            if _prctl is not None:
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != self.pid:
+                os._exit(1)
+            gc.disable()  # a short-lived child: collecting would only copy the master's pages
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
+                signal.signal(sig, signal.SIG_DFL)
+            for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_IGN)
+            self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
+            self.registry.run_hooks("after_fork", job)
+            result = self._perform(job, handler)
+            data = jobmod.dumps(result)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(write_fd, view):]
+            os.close(write_fd)  # the master reads EOF now, not after this process's teardown
+        except BaseException:  # the child must reach os._exit whatever happens
+            status = 3
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
