@@ -128,7 +128,8 @@ static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *e
 }
 
 /* Fork a child to run h on job. close_fds are the master's descriptors
- * the child must not hold (the signal self-pipe). title sets the process
+ * the child must not hold (the signal self-pipe, the master's Redis
+ * socket: see child_close_fds in jw_worker.c). title sets the process
  * title. Returns 0 with run filled, or -1 (errno set) when fork or pipe
  * failed. */
 int jw_child_start(jw_run *run, const jw_job *job, const jw_env *env, jw_handler h,

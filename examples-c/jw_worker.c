@@ -776,25 +776,41 @@ static void child_outcome(const jw_job *job) {
     jw_error_free(&err);
 }
 
+/* The master's descriptors a child closes at once: the signal self-pipe
+ * and the master's Redis socket. A child holding a copy of that socket
+ * keeps the connection open in Redis after the master drops it (a signal
+ * cutting a BLPOP short, jw_redis_blpop), and the BLPOP still blocked
+ * there pops what is pushed next (a "pause" on the control list, a wake
+ * marker) into a socket nobody reads. A standby child lives across such a
+ * drop, so without this it loses commands. */
+enum { CHILD_CLOSE_FDS = 3 };
+static void child_close_fds(int fds[CHILD_CLOSE_FDS]) {
+    fds[0] = W.sigpipe[0];
+    fds[1] = W.sigpipe[1];
+    fds[2] = W.r.ctx ? W.r.ctx->fd : -1;
+}
+
 /* Fork the next job's child ahead, unless one is waiting already, so that
  * no fork() lies between a reserve and the job's start (protocol.md 7.4).
  * A failed fork is no error: the job then forks its child itself. */
 static void standby_ensure(void) {
     if (W.standby.pid) return;
     jw_env env = {W.ns, W.id, &W.r};
-    int close_fds[] = {W.sigpipe[0], W.sigpipe[1]};
-    jw_standby_start(&W.standby, &env, close_fds, 2, title_set);
+    int close_fds[CHILD_CLOSE_FDS];
+    child_close_fds(close_fds);
+    jw_standby_start(&W.standby, &env, close_fds, CHILD_CLOSE_FDS, title_set);
 }
 
 /* Start job's child: hand it to the standby, or fork one when there is
  * none (or it died). 0, or -1 with errno when fork failed three times. */
 static int start_child(jw_job *job, jw_env *env, jw_handler h) {
     if (W.standby.pid && jw_standby_hand(&W.standby, &W.run, job) == 0) return 0;
-    int close_fds[] = {W.sigpipe[0], W.sigpipe[1]};
+    int close_fds[CHILD_CLOSE_FDS];
+    child_close_fds(close_fds);
     int rc = -1;
     for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
         if (attempt) nap(200); /* fork fails on transient resource limits (EAGAIN, ENOMEM) */
-        rc = jw_child_start(&W.run, job, env, h, close_fds, 2, title_set);
+        rc = jw_child_start(&W.run, job, env, h, close_fds, CHILD_CLOSE_FDS, title_set);
     }
     return rc;
 }
