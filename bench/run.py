@@ -65,7 +65,7 @@ def baseline_systems(base: Path) -> list[System]:
     out = []
     for s in systems():
         if s.family == "jobwire":
-            cmd = [c.replace(str(REPO), str(base)) for c in s.cmd]
+            cmd = [c if c.startswith(str(BIN)) else c.replace(str(REPO), str(base)) for c in s.cmd]
             env = {"PYTHONPATH": str(base / "python/src"), "JOBWIRE_SPEC_DIR": str(base / "spec")}
             out.append(System(f"{s.name} @base", "jobwire", cmd, s.jobs, env))
     return out

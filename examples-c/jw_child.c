@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,11 +89,9 @@ static void encode_result(jw_buf *out, int rc, const jw_error *err) {
     jw_buf_free(&body);
 }
 
-/* Body of the forked child: never returns. Dies with the master
- * (PR_SET_PDEATHSIG), takes default signal dispositions, runs the
- * handler, reports, _exit()s without running the master's atexit code. */
-static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *env, jw_handler h,
-                       const int *close_fds, int nclose, void (*title)(const char *)) {
+/* First steps of every child: die with the master (PR_SET_PDEATHSIG),
+ * default signal dispositions and mask, drop the master's descriptors. */
+static void child_prepare(pid_t master, const int *close_fds, int nclose) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != master) _exit(111); /* the master died before prctl took effect */
     const int sigs[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGCONT, SIGPIPE, SIGCHLD};
@@ -101,6 +100,11 @@ static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *e
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int i = 0; i < nclose; i++) if (close_fds[i] >= 0) close(close_fds[i]);
+}
+
+/* Run the handler, report on wfd, _exit() without the master's atexit code. */
+static void child_run(int wfd, const jw_job *job, const jw_env *env, jw_handler h,
+                      void (*title)(const char *)) {
     if (title) {
         char t[512];
         snprintf(t, sizeof t, "Processing %s since %lld [%s]", job->queue, (long long)time(NULL), job->klass);
@@ -116,8 +120,16 @@ static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *e
     _exit(wrc == 0 ? 0 : 3);
 }
 
+/* Body of the forked child: never returns. */
+static void child_main(pid_t master, int wfd, const jw_job *job, const jw_env *env, jw_handler h,
+                       const int *close_fds, int nclose, void (*title)(const char *)) {
+    child_prepare(master, close_fds, nclose);
+    child_run(wfd, job, env, h, title);
+}
+
 /* Fork a child to run h on job. close_fds are the master's descriptors
- * the child must not hold (the signal self-pipe). title sets the process
+ * the child must not hold (the signal self-pipe, the master's Redis
+ * socket: see child_close_fds in jw_worker.c). title sets the process
  * title. Returns 0 with run filled, or -1 (errno set) when fork or pipe
  * failed. */
 int jw_child_start(jw_run *run, const jw_job *job, const jw_env *env, jw_handler h,
@@ -142,6 +154,128 @@ int jw_child_start(jw_run *run, const jw_job *job, const jw_env *env, jw_handler
     run->pid = pid;
     run->fd = p[0];
     return 0;
+}
+
+/* ============================ The standby child ========================= *
+ * fork() off the critical path (protocol.md 7.4): the master forks the
+ * child of its next job while the current one runs. The standby does a
+ * child's first steps at once (death signal, signals, descriptors, title,
+ * its own Redis connection, see jw_connect), then blocks reading its job
+ * from a pipe: 3 lengths (uint32, host order: token, queue, payload) and
+ * their bytes. It runs that one job like any child and exits; EOF instead
+ * of a job (the master left or dropped it) exits at once. */
+
+/* read() exactly len bytes; -1 on EOF or error. */
+static int read_all(int fd, char *buf, size_t len) {
+    while (len) {
+        ssize_t n = read(fd, buf, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Read one NUL-terminated field of n bytes (malloc'd), or _exit on EOF. */
+static char *read_field(int fd, uint32_t n) {
+    char *p = jw_malloc((size_t)n + 1);
+    if (read_all(fd, p, n) < 0) _exit(0);
+    p[n] = '\0';
+    return p;
+}
+
+/* Body of the standby child: never returns. */
+static void standby_main(pid_t master, int jobfd, int wfd, const jw_env *env, const int *close_fds,
+                         int nclose, void (*title)(const char *)) {
+    child_prepare(master, close_fds, nclose);
+    if (title) {
+        char t[128];
+        snprintf(t, sizeof t, "Ready since %lld", (long long)time(NULL));
+        title(t);
+    }
+    jw_connect_ahead(env);
+    uint32_t len[3];
+    if (read_all(jobfd, (char *)len, sizeof len) < 0) _exit(0);
+    char *token = read_field(jobfd, len[0]), *queue = read_field(jobfd, len[1]);
+    char *payload = read_field(jobfd, len[2]);
+    close(jobfd);
+    char err[512];
+    int not_json;
+    jw_job job = {token, queue, payload, len[2], NULL, NULL};
+    job.doc = jw_job_parse(payload, len[2], &not_json, err, sizeof err);
+    job.klass = job.doc ? json_string_value(json_object_get(job.doc, "class")) : NULL;
+    jw_handler h = job.klass ? jw_handler_find(job.klass) : NULL;
+    if (!h) _exit(112); /* the master checked both before handing it over: cannot happen */
+    child_run(wfd, &job, env, h, title);
+}
+
+/* Fork a standby child (see above). Returns 0 with sb filled, or -1. */
+int jw_standby_start(jw_standby *sb, const jw_env *env, const int *close_fds, int nclose,
+                     void (*title)(const char *)) {
+    int jp[2], rp[2];
+    memset(sb, 0, sizeof *sb);
+    sb->job_fd = sb->result_fd = -1;
+    if (pipe2(jp, O_CLOEXEC) < 0) return -1;
+    if (pipe2(rp, O_CLOEXEC) < 0) {
+        close(jp[0]);
+        close(jp[1]);
+        return -1;
+    }
+    pid_t master = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        for (int i = 0; i < 2; i++) { close(jp[i]); close(rp[i]); }
+        return -1;
+    }
+    if (pid == 0) {
+        close(jp[1]);
+        close(rp[0]);
+        standby_main(master, jp[0], rp[1], env, close_fds, nclose, title);
+    }
+    close(jp[0]);
+    close(rp[1]);
+    sb->pid = pid;
+    sb->job_fd = jp[1];
+    sb->result_fd = rp[0];
+    return 0;
+}
+
+/* Hand job to the standby: it becomes run (the job's child). Returns 0, or
+ * -1 when the standby is gone (then it is reaped and sb is empty; the
+ * caller forks a child the ordinary way). */
+int jw_standby_hand(jw_standby *sb, jw_run *run, const jw_job *job) {
+    uint32_t len[3] = {(uint32_t)strlen(job->token), (uint32_t)strlen(job->queue), (uint32_t)job->payload_len};
+    jw_buf msg = {0};
+    jw_buf_add(&msg, (const char *)len, sizeof len);
+    jw_buf_add(&msg, job->token, len[0]);
+    jw_buf_add(&msg, job->queue, len[1]);
+    jw_buf_add(&msg, job->payload, len[2]);
+    int rc = job->payload_len > UINT32_MAX ? -1 : write_all(sb->job_fd, msg.p, msg.len);
+    jw_buf_free(&msg);
+    if (rc < 0) { /* EPIPE: it died (SIGPIPE is ignored in the master) */
+        jw_standby_stop(sb);
+        return -1;
+    }
+    memset(run, 0, sizeof *run);
+    run->pid = sb->pid;
+    run->fd = sb->result_fd;
+    close(sb->job_fd);
+    memset(sb, 0, sizeof *sb);
+    sb->job_fd = sb->result_fd = -1;
+    return 0;
+}
+
+/* End and reap an unused standby (the worker leaves, or it died). */
+void jw_standby_stop(jw_standby *sb) {
+    if (!sb->pid) return;
+    kill(sb->pid, SIGKILL);
+    while (waitpid(sb->pid, NULL, 0) < 0 && errno == EINTR) {}
+    close(sb->job_fd);
+    close(sb->result_fd);
+    memset(sb, 0, sizeof *sb);
+    sb->job_fd = sb->result_fd = -1;
 }
 
 /* Read what the child has written so far. Returns 1 once the pipe is at

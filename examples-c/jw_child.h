@@ -22,6 +22,13 @@ typedef struct jw_run {
     int status;             /* its wait status once reaped */
 } jw_run;
 
+/* A child forked ahead of its job (jw_child.c, "The standby child"). */
+typedef struct jw_standby {
+    pid_t pid;              /* the standby, 0 when none */
+    int job_fd;             /* write end of its job pipe */
+    int result_fd;          /* read end of its result pipe (becomes the run's fd) */
+} jw_standby;
+
 /* Decoded result of a child. */
 typedef enum { JW_RESULT_NONE, JW_RESULT_OK, JW_RESULT_ERROR } jw_result_kind;
 
@@ -32,5 +39,9 @@ int jw_child_reap(jw_run *run, int block);
 jw_result_kind jw_child_result(const jw_run *run, jw_error *err);
 void jw_child_reason(const jw_run *run, char *out, size_t outlen);
 void jw_run_free(jw_run *run);
+int jw_standby_start(jw_standby *sb, const jw_env *env, const int *close_fds, int nclose,
+                     void (*title)(const char *));
+int jw_standby_hand(jw_standby *sb, jw_run *run, const jw_job *job);
+void jw_standby_stop(jw_standby *sb);
 
 #endif

@@ -98,6 +98,7 @@ static struct {
 
     /* The job being run, while a child runs. */
     jw_run run;
+    jw_standby standby;         /* the next job's child, forked ahead (jw_child.c) */
     const char *run_token;
     kill_cause killed;
     int job_lost;               /* our lease was lost meanwhile: do not settle */
@@ -779,8 +780,48 @@ static void child_outcome(const jw_job *job) {
     jw_error_free(&err);
 }
 
-/* Run one reserved job: validate it, find its handler, fork a child and
- * wait for it. Leaves the outcome in W.out. */
+/* The master's descriptors a child closes at once: the signal self-pipe
+ * and the master's Redis socket. A child holding a copy of that socket
+ * keeps the connection open in Redis after the master drops it (a signal
+ * cutting a BLPOP short, jw_redis_blpop), and the BLPOP still blocked
+ * there pops what is pushed next (a "pause" on the control list, a wake
+ * marker) into a socket nobody reads. A standby child lives across such a
+ * drop, so without this it loses commands. */
+enum { CHILD_CLOSE_FDS = 3 };
+static void child_close_fds(int fds[CHILD_CLOSE_FDS]) {
+    fds[0] = W.sigpipe[0];
+    fds[1] = W.sigpipe[1];
+    fds[2] = W.r.ctx ? W.r.ctx->fd : -1;
+}
+
+/* Fork the next job's child ahead, unless one is waiting already, so that
+ * no fork() lies between a reserve and the job's start (protocol.md 7.4).
+ * A failed fork is no error: the job then forks its child itself. */
+static void standby_ensure(void) {
+    if (W.standby.pid) return;
+    jw_env env = {W.ns, W.id, &W.r};
+    int close_fds[CHILD_CLOSE_FDS];
+    child_close_fds(close_fds);
+    jw_standby_start(&W.standby, &env, close_fds, CHILD_CLOSE_FDS, title_set);
+}
+
+/* Start job's child: hand it to the standby, or fork one when there is
+ * none (or it died). 0, or -1 with errno when fork failed three times. */
+static int start_child(jw_job *job, jw_env *env, jw_handler h) {
+    if (W.standby.pid && jw_standby_hand(&W.standby, &W.run, job) == 0) return 0;
+    int close_fds[CHILD_CLOSE_FDS];
+    child_close_fds(close_fds);
+    int rc = -1;
+    for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
+        if (attempt) nap(200); /* fork fails on transient resource limits (EAGAIN, ENOMEM) */
+        rc = jw_child_start(&W.run, job, env, h, close_fds, CHILD_CLOSE_FDS, title_set);
+    }
+    return rc;
+}
+
+/* Run one reserved job: validate it, find its handler, start its child
+ * and wait for it (forking the next job's standby meanwhile). Leaves the
+ * outcome in W.out. */
 static void run_job(const char *token, const char *queue, const char *payload, size_t len) {
     char err[512];
     jw_job job = {token, queue, payload, len, NULL, NULL};
@@ -803,22 +844,18 @@ static void run_job(const char *token, const char *queue, const char *payload, s
         return;
     }
     jw_env env = {W.ns, W.id, &W.r};
-    int close_fds[] = {W.sigpipe[0], W.sigpipe[1]};
     W.killed = KILL_NONE;
     W.job_lost = 0;
     W.next_promote_ms = jw_mono_ms() + W.heartbeat_ms;
     W.run_token = token;
-    int rc = -1;
-    for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
-        if (attempt) nap(200); /* fork fails on transient resource limits (EAGAIN, ENOMEM) */
-        rc = jw_child_start(&W.run, &job, &env, h, close_fds, 2, title_set);
-    }
+    int rc = start_child(&job, &env, h);
     if (rc < 0) {
         /* No settle op gives a job back without counting a death; crash is the closest. */
         snprintf(err, sizeof err, "fork failed: %s", strerror(errno));
         outcome_set("crash", jw_strdup(err), strlen(err), token, queue);
     } else {
         title_setf("Forked %d at %lld", (int)W.run.pid, (long long)time(NULL));
+        standby_ensure();
         supervise();
         child_outcome(&job);
     }
@@ -931,8 +968,10 @@ static int worker_run(void) {
             idle_wait(1);
             continue;
         }
+        standby_ensure();
         work_once();
     }
+    jw_standby_stop(&W.standby);
     leave();
     return 0;
 }

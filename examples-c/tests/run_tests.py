@@ -556,6 +556,24 @@ def test_signal_pause_resume():
     w.quit()
 
 
+def test_signal_keeps_control():
+    """A signal cuts the idle BLPOP short and the master remakes its connection. No
+    child may keep the old one open (a standby child is forked while idle): its
+    BLPOP would still block in Redis and pop the next control command unseen."""
+    w = Worker("q", block_ms=5000)
+    w.wait_registered()
+    time.sleep(0.5)  # idle: blocked in BLPOP, with a standby child forked
+    assert children_of(w.pid), "expected a standby child"
+    w.signal(signal.SIGCONT)  # not paused: only interrupts the BLPOP
+    time.sleep(0.3)
+    blocked = [l for l in R("CLIENT", "LIST").decode().splitlines() if "flags=b" in l]
+    assert len(blocked) == 1, "stale blocked connections: %s" % blocked
+    R("RPUSH", "resque:jobwire:control:" + w.id, "pause")
+    wait_until(lambda: R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"paused", 3,
+               "the pause command after a signal")
+    w.quit()
+
+
 def test_control_commands():
     w = Worker("q")
     w.wait_registered()
@@ -1042,13 +1060,13 @@ FAULTS = [test_fault_redis_unreachable_10s, test_fault_job_finishes_while_redis_
 FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
         test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
         test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
-        test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
+        test_signal_keeps_control, test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
         test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors,
         test_delayed, test_retries, test_schedules] + FAULTS
 SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
          test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
-         test_control_commands, test_job_timeout, test_poison_job, test_crash_recovery,
-         test_delayed, test_retries, test_schedules]
+         test_signal_keeps_control, test_control_commands, test_job_timeout, test_poison_job,
+         test_crash_recovery, test_delayed, test_retries, test_schedules]
 EXTRA = {"valgrind": test_valgrind, "soak": test_soak, "bench": test_bench}
 
 

@@ -38,6 +38,24 @@ BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
 PAGE = 100
 
 
+_driver_info = None
+
+
+def _driver_options() -> dict:
+    """redis-py >= 7 makes a DriverInfo for each new client, and each reads the package's metadata
+    (importlib.metadata.version, 4-6 ms here) for CLIENT SETINFO. One made per process, before any
+    fork, says the same to Redis at no cost per client (a forked job child's included). Older
+    redis-py reads the version once, at import: nothing to do there."""
+    global _driver_info
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:
+        return {}
+    if _driver_info is None:
+        _driver_info = DriverInfo()
+    return {"driver_info": _driver_info}
+
+
 def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options) -> redis_lib.Redis:
     """A redis-py client for `url` (default $REDIS_URL), raw bytes in and out.
 
@@ -48,6 +66,8 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
     options.setdefault("socket_connect_timeout", 5)
+    if "lib_name" not in options and "lib_version" not in options:
+        options.update(_driver_options())
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
     if ("cluster", "1") in query or ("cluster", "true") in query:

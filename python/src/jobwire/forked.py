@@ -14,11 +14,13 @@ import logging
 import os
 import select
 import signal
+import struct
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
+from .running import connect_ahead
 
 if TYPE_CHECKING:  # for the declarations in the class body
     from collections.abc import Callable
@@ -83,16 +85,20 @@ class ForkedRunning:
                 self._exiting.remove(pid)
 
     def _run_forked(self, job: jobmod.Job, handler):
-        """Fork, wait for the child's report, settle: the tuple for work.lua, or None (give back)."""
+        """Start the job's child (the standby, or a fork), fork the next job's standby while it
+        runs, wait for the child's report, settle: the tuple for work.lua, or None (give back)."""
         self._reap_exiting()
         self.registry.run_hooks("before_fork", job)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            self._child_main(job, handler, write_fd)
-        os.close(write_fd)
+        pid, read_fd = self._hand_to_standby(job)
+        if pid is None:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                self._child_main(job, handler, write_fd)
+            os.close(write_fd)
         self._child = pid
+        self._standby_ensure()
         self._title(f"Forked {pid} at {int(time.time())}")
         try:
             data, killed_by = self._wait_child(pid, read_fd)
@@ -182,20 +188,120 @@ class ForkedRunning:
             return "timeout"
         return None
 
+    # -- the standby child (protocol.md 7.4): fork() and the child's set-up off the critical path --
+
+    def _standby_ensure(self) -> None:
+        """Fork the next job's child ahead, unless one waits already or a before_fork hook must see
+        the job before the fork (Resque's hook order). A failed fork is no error here: the job
+        then forks its child itself."""
+        if self._standby is not None or self.registry.has_hooks("before_fork"):
+            return
+        job_r, job_w = os.pipe()
+        result_r, result_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            log.warning("worker %s: could not fork a standby child: %s", self.id, exc)
+            for fd in (job_r, job_w, result_r, result_w):
+                os.close(fd)
+            return
+        if pid == 0:
+            os.close(job_w)
+            os.close(result_r)
+            self._standby_main(job_r, result_w)
+        os.close(job_r)
+        os.close(result_w)
+        self._standby = (pid, job_w, result_r)
+
+    def _hand_to_standby(self, job: jobmod.Job) -> tuple[int | None, int]:
+        """Send job to the standby (token, queue, payload, each length-prefixed): its pid and
+        result pipe, or (None, -1) when there is none or it died (then it is reaped)."""
+        if self._standby is None:
+            return None, -1
+        pid, job_w, result_r = self._standby
+        self._standby = None
+        token, queue = job.token.encode(), job.queue.encode()
+        message = struct.pack("=III", len(token), len(queue), len(job.payload)) + token + queue + job.payload
+        try:
+            view = memoryview(message)
+            while view:
+                view = view[os.write(job_w, view):]
+        except OSError:  # BrokenPipeError: it died
+            os.close(job_w)
+            self._stop_standby_process(pid, result_r)
+            return None, -1
+        os.close(job_w)
+        return pid, result_r
+
+    def _stop_standby(self) -> None:
+        """End and reap an unused standby (the worker leaves)."""
+        if self._standby is not None:
+            pid, job_w, result_r = self._standby
+            self._standby = None
+            os.close(job_w)
+            self._stop_standby_process(pid, result_r)
+
+    @staticmethod
+    def _stop_standby_process(pid: int, result_r: int) -> None:
+        os.close(result_r)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def _standby_main(self, job_r: int, write_fd: int) -> None:
+        """The standby child: a child's set-up and its job client first, then one job from the
+        pipe, run like any child's. EOF instead of a job exits at once. Never returns."""
+        try:
+            self._child_prepare()
+            self._title(f"Ready since {int(time.time())}")
+            connect_ahead(self.config.redis_url)
+            lengths = _read_exact(job_r, 12)
+            if lengths is None:
+                os._exit(0)
+            token_len, queue_len, payload_len = struct.unpack("=III", lengths)
+            data = _read_exact(job_r, token_len + queue_len + payload_len)
+            if data is None:
+                os._exit(0)
+            os.close(job_r)
+            token, queue = data[:token_len].decode(), data[token_len:token_len + queue_len].decode()
+            job = jobmod.Job.decode(queue, data[token_len + queue_len:], token)
+            handler = self.registry.get(job.job_class)
+        except BaseException:  # the child must reach os._exit whatever happens
+            os._exit(3)
+        self._child_run(job, handler, write_fd)
+
+    # -- the child --------------------------------------------------------------------------
+
+    def _child_prepare(self) -> None:
+        """A child's first steps: die with the master, default signals, no collector."""
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self.pid:
+            os._exit(1)
+        gc.disable()  # a short-lived child: collecting would only copy the master's pages
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
+            signal.signal(sig, signal.SIG_DFL)
+        for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_IGN)
+
     def _child_main(self, job: jobmod.Job, handler, write_fd: int) -> None:
         """The forked child: die with the master, run the job, report, _exit. Never returns."""
+        try:
+            self._child_prepare()
+        except BaseException:
+            os._exit(3)
+        self._child_run(job, handler, write_fd)
+
+    def _child_run(self, job: jobmod.Job, handler, write_fd: int) -> None:
+        """Run the job in this child, report on write_fd, _exit. Never returns."""
         status = 0
         try:
-            if _prctl is not None:
-                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            if os.getppid() != self.pid:
-                os._exit(1)
-            gc.disable()  # a short-lived child: collecting would only copy the master's pages
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCONT):
-                signal.signal(sig, signal.SIG_DFL)
-            for sig in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-                signal.signal(sig, signal.SIG_IGN)
             self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
             self.registry.run_hooks("after_fork", job)
             result = self._perform(job, handler)
@@ -212,3 +318,15 @@ class ForkedRunning:
                 sys.stderr.flush()
             finally:
                 os._exit(status)
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    """n bytes from fd, or None at EOF before them."""
+    chunks = []
+    while n:
+        chunk = os.read(fd, n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)

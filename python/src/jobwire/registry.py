@@ -114,6 +114,9 @@ class Registry:
         self._hooks[hook].append(fn)
         return fn
 
+    def has_hooks(self, hook: str) -> bool:
+        return bool(self._hooks[hook])
+
     def run_hooks(self, hook: str, *args) -> None:
         for fn in self._hooks[hook]:
             fn(*args)

@@ -141,6 +141,7 @@ class Worker(ForkedRunning, InlineRunning):
         self._wake_r, self._wake_w = -1, -1
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
+        self._standby: tuple[int, int, int] | None = None  # the next job's child: (pid, job pipe, result pipe)
         self.membership = Membership(self.redis, self.keys, self.id, config.lease_ms, config.max_deaths, self.scripts)
         self._promoter = None if config.scheduler == "off" else Promoter(
             self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
@@ -163,6 +164,7 @@ class Worker(ForkedRunning, InlineRunning):
         finally:
             self._watch_done.set()
             self._title("Shutting down")
+            self._stop_standby()
             self._leave()
             self._reap_exiting(block=True)
         return 0
