@@ -70,12 +70,19 @@ def drain(cluster, plan: list[tuple[str, int]], kind: str, workers_per_ns: int) 
     """Fill each namespace of `plan` with its jobs, start the workers, time until all are done."""
     rc = jobwire.client.connect(cluster.url)
     total = sum(n for _, n in plan)
-    procs = [subprocess.Popen([*WORKERS[kind]("bench"), "--redis-url", cluster.url, "--namespace", ns],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for ns, _ in plan for _ in range(workers_per_ns)]
+    procs = [
+        subprocess.Popen(
+            [*WORKERS[kind]("bench"), "--redis-url", cluster.url, "--namespace", ns],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for ns, _ in plan
+        for _ in range(workers_per_ns)
+    ]
 
     def done() -> int:
         return sum(int(rc.get(f"{ns}:stat:processed") or 0) for ns, _ in plan)
+
     try:
         # every worker registered and idle before the first job: start-up is not measured
         while sum(rc.scard(f"{ns}:workers") for ns, _ in plan) < len(procs):
@@ -88,7 +95,7 @@ def drain(cluster, plan: list[tuple[str, int]], kind: str, workers_per_ns: int) 
         start = time.perf_counter()  # the clock runs from the first push to the last settle
         for client, jobs in batches:
             for i in range(0, len(jobs), 1000):
-                client.enqueue_many("bench", jobs[i:i + 1000])
+                client.enqueue_many("bench", jobs[i : i + 1000])
         while done() < total and time.perf_counter() - start < 600:
             time.sleep(0.01)
         elapsed = time.perf_counter() - start
@@ -100,9 +107,14 @@ def drain(cluster, plan: list[tuple[str, int]], kind: str, workers_per_ns: int) 
     for ns, _ in plan:
         rc.delete(*[k for k in rc.scan_iter(match=f"{ns}:*")] or [f"{ns}:none"])
     rc.close()
-    return {"namespaces": [ns for ns, _ in plan], "workers": len(procs), "jobs": finished,
-            "seconds": round(elapsed, 2), "jobs_per_s": round(finished / elapsed),
-            "master_cpu_s": {str(p): round(after[p] - before[p], 2) for p in ports}}
+    return {
+        "namespaces": [ns for ns, _ in plan],
+        "workers": len(procs),
+        "jobs": finished,
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(finished / elapsed),
+        "master_cpu_s": {str(p): round(after[p] - before[p], 2) for p in ports},
+    }
 
 
 def enqueue_cost(cluster, n: int) -> dict:
@@ -118,8 +130,11 @@ def enqueue_cost(cluster, n: int) -> dict:
             client.enqueue("e", "jobwire.Noop")
             lat.append((time.perf_counter() - t) * 1000)
         elapsed = time.perf_counter() - start
-        out[label] = {"jobs_per_s": round(n / elapsed), "p50_ms": round(statistics.median(lat), 3),
-                      "p99_ms": round(sorted(lat)[int(n * 0.99) - 1], 3)}
+        out[label] = {
+            "jobs_per_s": round(n / elapsed),
+            "p50_ms": round(statistics.median(lat), 3),
+            "p99_ms": round(sorted(lat)[int(n * 0.99) - 1], 3),
+        }
         client.redis.close()
     return out
 
@@ -138,18 +153,24 @@ def main() -> int:
         three = drain(cluster, [(ns, opts.jobs // len(spread)) for ns in spread], opts.worker, 1)
         wait = enqueue_cost(cluster, opts.enqueues)
     result = {"worker": opts.worker, "one_slot": one, "three_slots": three, "enqueue": wait}
-    print(f"worker kind: {opts.worker}; masters (port: slots): "
-          + ", ".join(f"{p}: {a}-{b}" for p, (a, b) in sorted(slots.items())))
+    print(
+        f"worker kind: {opts.worker}; masters (port: slots): "
+        + ", ".join(f"{p}: {a}-{b}" for p, (a, b) in sorted(slots.items()))
+    )
     for label, r in (("one namespace, one master", one), ("three namespaces, three masters", three)):
-        print(f"{label:34} {r['workers']} workers {r['jobs']:6} jobs {r['seconds']:7.2f} s "
-              f"{r['jobs_per_s']:6} jobs/s  master CPU s {r['master_cpu_s']}")
+        print(
+            f"{label:34} {r['workers']} workers {r['jobs']:6} jobs {r['seconds']:7.2f} s "
+            f"{r['jobs_per_s']:6} jobs/s  master CPU s {r['master_cpu_s']}"
+        )
     print(f"three/one: {three['jobs_per_s'] / one['jobs_per_s']:.2f}x")
     # Where the ceiling is: Redis CPU per job on the one busy master, and what it implies
     per_job_us = max(one["master_cpu_s"].values()) / one["jobs"] * 1e6
     result["redis_cpu_us_per_job"] = round(per_job_us, 1)
-    print(f"Redis CPU per job on the one master: {per_job_us:.0f} us, so one master saturates near "
-          f"{1e6 / per_job_us:,.0f} jobs/s and three near {3e6 / per_job_us:,.0f} (derived, not measured: "
-          "below that the workers are the ceiling)")
+    print(
+        f"Redis CPU per job on the one master: {per_job_us:.0f} us, so one master saturates near "
+        f"{1e6 / per_job_us:,.0f} jobs/s and three near {3e6 / per_job_us:,.0f} (derived, not measured: "
+        "below that the workers are the ceiling)"
+    )
     for label, r in wait.items():
         print(f"enqueue one by one, {label:26} {r['jobs_per_s']:6}/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms")
     if opts.json:

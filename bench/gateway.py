@@ -31,8 +31,11 @@ ROWS = ("node c1", "node gateway c1", "node c8", "node gateway c8")
 
 def start_gateway(url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([str(base.BIN / "jobwire"), "gateway", "--listen", f"127.0.0.1:{port}", "--redis-url", url,
-                             "--conformance"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(base.BIN / "jobwire"), "gateway", "--listen", f"127.0.0.1:{port}", "--redis-url", url, "--conformance"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -56,7 +59,16 @@ def main() -> int:
     gateway, address = start_gateway(server.url)
     thin = str(REPO / "examples-node/gateway-worker.js")
     base.WORKERS["node gateway c1"] = lambda q: ["node", thin, "--gateway", address, "--queues", q]
-    base.WORKERS["node gateway c8"] = lambda q: ["node", thin, "--gateway", address, "--queues", q, "--concurrency", "8"]
+    base.WORKERS["node gateway c8"] = lambda q: [
+        "node",
+        thin,
+        "--gateway",
+        address,
+        "--queues",
+        q,
+        "--concurrency",
+        "8",
+    ]
     results = {}
     try:
         for name in ROWS:
@@ -68,11 +80,15 @@ def main() -> int:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(15)
         server.stop()
-    print(f"\n{'worker (no-op jobs)':<20}{'jobs/s':>10}{'cmds/job':>10}{'reserve p50/p99 ms':>22}{'done p50/p99 ms':>20}")
+    print(
+        f"\n{'worker (no-op jobs)':<20}{'jobs/s':>10}{'cmds/job':>10}{'reserve p50/p99 ms':>22}{'done p50/p99 ms':>20}"
+    )
     for name in ROWS:
         r = results[name]
-        print(f"{name:<20}{r['jobs_per_s']:>10,.0f}{r['redis_commands_per_job']:>10.1f}"
-              f"{r['reserve_p50_ms']:>11.2f} /{r['reserve_p99_ms']:>7.2f}{r['done_p50_ms']:>11.2f} /{r['done_p99_ms']:>7.2f}")
+        print(
+            f"{name:<20}{r['jobs_per_s']:>10,.0f}{r['redis_commands_per_job']:>10.1f}"
+            f"{r['reserve_p50_ms']:>11.2f} /{r['reserve_p99_ms']:>7.2f}{r['done_p50_ms']:>11.2f} /{r['done_p99_ms']:>7.2f}"
+        )
     print(f"gateway RSS after the runs: {results['gateway_rss_mib']:.1f} MiB")
     (REPO / "bench" / "gateway-results.json").write_text(json.dumps(results, indent=2))
     return 0

@@ -35,7 +35,9 @@ def cases(mib: int) -> dict[str, bytes]:
         "utf-8 text, under the limit (reserved)": utf8_job(LIMIT - 1024),
         "ascii, over the limit (failed)": ascii_job(n),
         "utf-8 text, over the limit (failed)": utf8_job(n),
-        "not utf-8, under the limit (failed, hex)": b'{"class":"Big","args":["' + b"\xff\xfe" * ((LIMIT - 1024) // 2) + b'"]}',
+        "not utf-8, under the limit (failed, hex)": b'{"class":"Big","args":["'
+        + b"\xff\xfe" * ((LIMIT - 1024) // 2)
+        + b'"]}',
         "quotes, not json (failed)": b'{"class":"Big","args":["' + b'\\"' * ((LIMIT - 1024) // 2),
     }
 
@@ -44,9 +46,23 @@ def time_case(r: redis.Redis, sha: str, raw: bytes) -> tuple[float, list]:
     r.flushall()
     r.zadd("resque:jobwire:leases", {"w:1:q": 2**50})
     r.rpush("resque:queue:q", raw)
-    keys = ["resque:worker:w:1:q", "resque:jobwire:inflight:w:1:q", "s1", "s2", "s3", "s4", "resque:failed",
-            "resque:jobwire:deaths", "m", "resque:jobwire:leases", "resque:pause-all-workers", "x", "y",
-            "resque:queue:q", "resque:jobwire:wake:q"]
+    keys = [
+        "resque:worker:w:1:q",
+        "resque:jobwire:inflight:w:1:q",
+        "s1",
+        "s2",
+        "s3",
+        "s4",
+        "resque:failed",
+        "resque:jobwire:deaths",
+        "m",
+        "resque:jobwire:leases",
+        "resque:pause-all-workers",
+        "x",
+        "y",
+        "resque:queue:q",
+        "resque:jobwire:wake:q",
+    ]
     args = ["w:1:q", "none", "", "", "2026/01/01 00:00:00 UTC", "2026-01-01T00:00:00Z", 3, LIMIT, "q"]
     t0 = time.perf_counter()
     reply = r.evalsha(sha, len(keys), *keys, *args)
@@ -74,7 +90,7 @@ def main() -> int:
         same = True
         for label, raw in cases(o.mib).items():
             row, replies = [], []
-            for name, sha in shas.items():
+            for sha in shas.values():
                 times = []
                 for _ in range(o.repeat):
                     ms, reply = time_case(r, sha, raw)

@@ -43,8 +43,12 @@ def bench_processing(url: str, name: str, n: int) -> dict:
     client = jobwire.Client(url)
     client.enqueue_many("bench", [("jobwire.Noop", []) for _ in range(n)])
     commands_before = int(r.info("stats")["total_commands_processed"])
-    proc = subprocess.Popen(WORKERS[name]("bench"), env={**os.environ, "REDIS_URL": url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        WORKERS[name]("bench"),
+        env={**os.environ, "REDIS_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while r.llen("resque:queue:bench") == n:  # the clock starts at the first reserve
             time.sleep(0.001)
@@ -64,8 +68,9 @@ def bench_latency(url: str, name: str, samples: int) -> dict:
     r = redis.Redis.from_url(url)
     r.flushall()
     client = jobwire.Client(url)
-    proc = subprocess.Popen(WORKERS[name]("lat"), env={**os.environ, "REDIS_URL": url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        WORKERS[name]("lat"), env={**os.environ, "REDIS_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     to_reserve, to_done = [], []
     try:
         while not r.scard("resque:workers"):
@@ -97,5 +102,11 @@ def bench_latency(url: str, name: str, samples: int) -> dict:
 
     def pct(values, p):
         return statistics.quantiles(values, n=100)[p - 1] if len(values) > 2 else float("nan")
-    return {"reserve_p50_ms": pct(to_reserve, 50), "reserve_p99_ms": pct(to_reserve, 99),
-            "done_p50_ms": pct(to_done, 50), "done_p99_ms": pct(to_done, 99), "samples": len(to_done)}
+
+    return {
+        "reserve_p50_ms": pct(to_reserve, 50),
+        "reserve_p99_ms": pct(to_reserve, 99),
+        "done_p50_ms": pct(to_done, 50),
+        "done_p99_ms": pct(to_done, 99),
+        "samples": len(to_done),
+    }

@@ -48,10 +48,11 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 @dataclass
 class System:
     """One worker kind: how to start it, fill its queue and probe it."""
+
     name: str
-    family: str          # jobwire, rq, celery, dramatiq, node-resque, bullmq
+    family: str  # jobwire, rq, celery, dramatiq, node-resque, bullmq
     cmd: list[str]
-    jobs: int            # jobs of a full processing run
+    jobs: int  # jobs of a full processing run
     env: dict = field(default_factory=dict)
 
     @property
@@ -77,8 +78,19 @@ def systems() -> list[System]:
     node = ["node", str(REPO / "examples-node/worker.js"), "--queues", "bench", "--no-fork"]
     peer_env = {"PYTHONPATH": str(PEERS)}
     b = str(BVENV / "bin")
-    celery = [f"{b}/celery", "-A", "pyjobs:celery_app", "worker", "-Q", "bench", "--without-gossip",
-              "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+    celery = [
+        f"{b}/celery",
+        "-A",
+        "pyjobs:celery_app",
+        "worker",
+        "-Q",
+        "bench",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "-l",
+        "WARNING",
+    ]
     nodepeer = ["node", str(PEERS / "node_peers.mjs"), "worker"]
     return [
         System("jobwire python fork", "jobwire", jw, 3000),
@@ -87,12 +99,22 @@ def systems() -> list[System]:
         System("jobwire node c50", "jobwire", [*node, "--concurrency", "50"], 20000),
         System("jobwire c fork", "jobwire", [str(REPO / "examples-c/jobwire-worker"), "--queues", "bench"], 6000),
         System("rq fork (Worker)", "rq", [f"{b}/rq", "worker", "--quiet", "bench"], 200, env=peer_env),
-        System("rq SimpleWorker", "rq", [f"{b}/rq", "worker", "--quiet", "-w", "rq.worker.SimpleWorker", "bench"],
-               2000, env=peer_env),
+        System(
+            "rq SimpleWorker",
+            "rq",
+            [f"{b}/rq", "worker", "--quiet", "-w", "rq.worker.SimpleWorker", "bench"],
+            2000,
+            env=peer_env,
+        ),
         System("celery prefork -c1", "celery", [*celery, "-P", "prefork", "-c", "1"], 4000, env=peer_env),
         System("celery solo", "celery", [*celery, "-P", "solo"], 4000, env=peer_env),
-        System("dramatiq 1 proc x 8 threads", "dramatiq", [f"{b}/dramatiq", "pyjobs", "-p", "1", "-t", "8", "-Q", "bench"],
-               6000, env=peer_env),
+        System(
+            "dramatiq 1 proc x 8 threads",
+            "dramatiq",
+            [f"{b}/dramatiq", "pyjobs", "-p", "1", "-t", "8", "-Q", "bench"],
+            6000,
+            env=peer_env,
+        ),
         System("node-resque (timeout 5 ms)", "node-resque", [*nodepeer, "node-resque", "1"], 8000),
         System("bullmq c1", "bullmq", [*nodepeer, "bullmq", "1"], 10000),
         System("bullmq c50", "bullmq", [*nodepeer, "bullmq", "50"], 20000),
@@ -100,6 +122,7 @@ def systems() -> list[System]:
 
 
 # ---- installing the peers -------------------------------------------------------------------
+
 
 def run_checked(cmd, **kw) -> subprocess.CompletedProcess:
     """Run a command; a failure stops the bench with the command's own output (never a skip)."""
@@ -126,18 +149,35 @@ def install_peers() -> None:
     c = REPO / "examples-c"
     run_checked(["make", "-C", str(c), "-s", "libjobwire.a", "jobwire-worker"])
     flags = run_checked(["pkg-config", "--cflags", "--libs", "hiredis", "jansson", "libcrypto"]).stdout.split()
-    run_checked(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{c}", str(BENCH / "c_enqueue.c"),
-                 str(c / "libjobwire.a"), *flags, "-lm", "-o", str(BVENV / "c_enqueue")])
+    run_checked(
+        [
+            "cc",
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{c}",
+            str(BENCH / "c_enqueue.c"),
+            str(c / "libjobwire.a"),
+            *flags,
+            "-lm",
+            "-o",
+            str(BVENV / "c_enqueue"),
+        ]
+    )
 
 
 # ---- processes ------------------------------------------------------------------------------
+
 
 def spawn(system: System, url: str) -> subprocess.Popen:
     env = {**os.environ, "REDIS_URL": url, "JOBWIRE_SPEC_DIR": str(REPO / "spec"), **system.env}
     if "PYTHONPATH" in system.env and "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = f"{system.env['PYTHONPATH']}:{os.environ['PYTHONPATH']}"
-    return subprocess.Popen(system.cmd, env=env, cwd=PEERS, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        system.cmd, env=env, cwd=PEERS, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -172,8 +212,9 @@ def rss_mib(pids: list[int]) -> float:
     total = 0
     for p in pids:
         try:
-            total += next(int(x.split()[1]) for x in Path(f"/proc/{p}/status").read_text().splitlines()
-                          if x.startswith("VmRSS"))
+            total += next(
+                int(x.split()[1]) for x in Path(f"/proc/{p}/status").read_text().splitlines() if x.startswith("VmRSS")
+            )
         except (OSError, StopIteration):
             pass
     return total / 1024
@@ -218,11 +259,15 @@ def counters(r) -> dict:
     stats = r.info("commandstats")
     calls = sum(v["calls"] for k, v in stats.items() if k not in HARNESS_COMMANDS)
     cpu = r.info("cpu")
-    return {"calls": calls, "blocked": int(r.info("clients")["blocked_clients"]),
-            "cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])}
+    return {
+        "calls": calls,
+        "blocked": int(r.info("clients")["blocked_clients"]),
+        "cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+    }
 
 
 # ---- filling and probing --------------------------------------------------------------------
+
 
 def fill(system: System, url: str, n: int) -> None:
     """Echo marker, n-2 no-ops, echo marker, with the system's own client."""
@@ -230,25 +275,37 @@ def fill(system: System, url: str, n: int) -> None:
         jobs = [("jobwire.Echo", [])] + [("jobwire.Noop", [])] * (n - 2) + [("jobwire.Echo", [])]
         client = jobwire.Client(url)
         for i in range(0, n, 1000):
-            client.enqueue_many("bench", jobs[i:i + 1000])
+            client.enqueue_many("bench", jobs[i : i + 1000])
     elif system.family in ("rq", "celery", "dramatiq"):
-        run_checked([str(BPY), str(PEERS / "pyclient.py"), "fill", system.family, str(n)],
-                    cwd=PEERS, env={**os.environ, "REDIS_URL": url}, timeout=120)
+        run_checked(
+            [str(BPY), str(PEERS / "pyclient.py"), "fill", system.family, str(n)],
+            cwd=PEERS,
+            env={**os.environ, "REDIS_URL": url},
+            timeout=120,
+        )
     else:
-        run_checked(["node", str(PEERS / "node_peers.mjs"), "fill", system.family, str(n)],
-                    env={**os.environ, "REDIS_URL": url}, timeout=120)
+        run_checked(
+            ["node", str(PEERS / "node_peers.mjs"), "fill", system.family, str(n)],
+            env={**os.environ, "REDIS_URL": url},
+            timeout=120,
+        )
 
 
 def probe(system: System, url: str, r, proc, samples: int) -> list[float]:
     if system.family == "jobwire":
         sys.path.insert(0, str(PEERS))
         from common import latency_loop
+
         client = jobwire.Client(url)
         return latency_loop(lambda: client.enqueue("bench", "jobwire.Echo"), r, JOBWIRE_ECHO, samples)
-    cmd = ([str(BPY), str(PEERS / "pyclient.py")] if system.family in ("rq", "celery", "dramatiq")
-           else ["node", str(PEERS / "node_peers.mjs")])
-    out = run_checked([*cmd, "probe", system.family, str(samples)], cwd=PEERS,
-                      env={**os.environ, "REDIS_URL": url}, timeout=120)
+    cmd = (
+        [str(BPY), str(PEERS / "pyclient.py")]
+        if system.family in ("rq", "celery", "dramatiq")
+        else ["node", str(PEERS / "node_peers.mjs")]
+    )
+    out = run_checked(
+        [*cmd, "probe", system.family, str(samples)], cwd=PEERS, env={**os.environ, "REDIS_URL": url}, timeout=120
+    )
     return json.loads(out.stdout)
 
 
@@ -259,6 +316,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 # ---- one measurement each -------------------------------------------------------------------
+
 
 def measure(system: System, url: str, r, n: int, samples: int, window: float | None) -> dict:
     """One worker process: first the processing run, then, once it has drained its queue and sits
@@ -274,9 +332,13 @@ def measure(system: System, url: str, r, n: int, samples: int, window: float | N
         worker_cpu = cpu_s(descendants(proc.pid))
         after = counters(r)
         calls = after["calls"] - before["calls"] - 2  # the harness's two BLPOPs
-        out = {"jobs": n, "jobs_per_s": (n - 1) / (last - first), "redis_cmds_per_job": calls / n,
-               "redis_cpu_us_per_job": (after["cpu"] - before["cpu"]) * 1e6 / n,
-               "worker_cpu_us_per_job": worker_cpu * 1e6 / n}
+        out = {
+            "jobs": n,
+            "jobs_per_s": (n - 1) / (last - first),
+            "redis_cmds_per_job": calls / n,
+            "redis_cpu_us_per_job": (after["cpu"] - before["cpu"]) * 1e6 / n,
+            "worker_cpu_us_per_job": worker_cpu * 1e6 / n,
+        }
         lat = probe(system, url, r, proc, samples)
         out.update(p50_ms=pct(lat, 50), p99_ms=pct(lat, 99), samples=len(lat))
         if window:
@@ -318,42 +380,71 @@ def enqueue_rates(url: str, r, n: int) -> dict:
     rates["redis-py RPUSH round-trip loop"] = n / (time.perf_counter() - start)
     env = {**os.environ, "REDIS_URL": url, "JOBWIRE_SPEC_DIR": str(REPO / "spec")}
     rates.update(json.loads(run_checked([str(BVENV / "c_enqueue"), url, str(n)], env=env, timeout=120).stdout))
-    rates.update(json.loads(run_checked(["node", str(PEERS / "node_peers.mjs"), "enqueue", str(n)],
-                                        env=env, timeout=300).stdout))
+    rates.update(
+        json.loads(run_checked(["node", str(PEERS / "node_peers.mjs"), "enqueue", str(n)], env=env, timeout=300).stdout)
+    )
     py_n = max(200, n // 4)  # the Python peers enqueue at 1-4k/s
-    rates.update(json.loads(run_checked([str(BPY), str(PEERS / "pyclient.py"), "enqueue", str(py_n)],
-                                        cwd=PEERS, env=env, timeout=300).stdout))
+    rates.update(
+        json.loads(
+            run_checked(
+                [str(BPY), str(PEERS / "pyclient.py"), "enqueue", str(py_n)], cwd=PEERS, env=env, timeout=300
+            ).stdout
+        )
+    )
     r.flushall()
     return rates
 
 
 # ---- summary --------------------------------------------------------------------------------
 
+
 def summarize(rounds: list[dict]) -> dict:
     """Per figure: the median over rounds and its min-max."""
+
     def fold(values):
         return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
     out = {"enqueue": {}, "workers": {}}
     for name in rounds[0]["enqueue"]:
         out["enqueue"][name] = fold([rd["enqueue"][name] for rd in rounds])
     for name in rounds[0]["workers"]:
         metrics = rounds[0]["workers"][name]  # the first round has every metric
-        out["workers"][name] = {m: fold([rd["workers"][name][m] for rd in rounds if m in rd["workers"][name]])
-                                for m in metrics}
+        out["workers"][name] = {
+            m: fold([rd["workers"][name][m] for rd in rounds if m in rd["workers"][name]]) for m in metrics
+        }
     return out
 
 
 # (what, numerator, denominator or a fixed figure, the issue's target ratio)
 TARGETS = [
-    ("python fork vs celery prefork -c1", ("jobwire python fork", "jobs_per_s"), ("celery prefork -c1", "jobs_per_s"), 1.0),
-    ("python --no-fork vs rq SimpleWorker", ("jobwire python --no-fork", "jobs_per_s"), ("rq SimpleWorker", "jobs_per_s"), 15.0),
+    (
+        "python fork vs celery prefork -c1",
+        ("jobwire python fork", "jobs_per_s"),
+        ("celery prefork -c1", "jobs_per_s"),
+        1.0,
+    ),
+    (
+        "python --no-fork vs rq SimpleWorker",
+        ("jobwire python --no-fork", "jobs_per_s"),
+        ("rq SimpleWorker", "jobs_per_s"),
+        15.0,
+    ),
     ("python --no-fork vs celery solo", ("jobwire python --no-fork", "jobs_per_s"), ("celery solo", "jobs_per_s"), 3.0),
     ("node c1 vs bullmq c1", ("jobwire node c1", "jobs_per_s"), ("bullmq c1", "jobs_per_s"), 1.5),
     ("node c50 vs bullmq c50", ("jobwire node c50", "jobs_per_s"), ("bullmq c50", "jobs_per_s"), 1.5),
     ("c fork vs 3,000 jobs/s", ("jobwire c fork", "jobs_per_s"), 3000.0, 1.0),
-    ("python enqueue one by one vs redis-py loop", ("enqueue", "jobwire-python one by one"),
-     ("enqueue", "redis-py RPUSH round-trip loop"), 0.9),
-    ("python bulk enqueue vs bullmq addBulk", ("enqueue", "jobwire-python bulk"), ("enqueue", "bullmq addBulk bulk"), 5.0),
+    (
+        "python enqueue one by one vs redis-py loop",
+        ("enqueue", "jobwire-python one by one"),
+        ("enqueue", "redis-py RPUSH round-trip loop"),
+        0.9,
+    ),
+    (
+        "python bulk enqueue vs bullmq addBulk",
+        ("enqueue", "jobwire-python bulk"),
+        ("enqueue", "bullmq addBulk bulk"),
+        5.0,
+    ),
 ]
 LOWER_IS_BETTER = [  # (what, numerator, denominator or a fixed figure); met when the ratio <= 1
     ("node c1 idle cmds/s vs bullmq c1", ("jobwire node c1", "idle_cmds_per_s"), ("bullmq c1", "idle_cmds_per_s")),
@@ -380,15 +471,32 @@ def ratio_rows(summary: dict) -> list[dict]:
         rows.append({"what": what, "ratio": ratio, "target": "<= 1", "met": ratio <= 1.0})
     for name, w in summary["workers"].items():
         if name.endswith(" @base") and name[:-6] in summary["workers"]:
-            rows.append({"what": f"{name[:-6]}: this checkout vs @base (jobs/s)", "ratio":
-                         summary["workers"][name[:-6]]["jobs_per_s"]["median"] / w["jobs_per_s"]["median"],
-                         "target": "> 1", "met": None})
+            rows.append(
+                {
+                    "what": f"{name[:-6]}: this checkout vs @base (jobs/s)",
+                    "ratio": summary["workers"][name[:-6]]["jobs_per_s"]["median"] / w["jobs_per_s"]["median"],
+                    "target": "> 1",
+                    "met": None,
+                }
+            )
     for name, w in summary["workers"].items():
         if name.startswith("jobwire") and not name.endswith(" @base"):
-            rows.append({"what": f"{name} p99 enqueue-to-start (ms)", "ratio": w["p99_ms"]["median"],
-                         "target": "< 3", "met": w["p99_ms"]["median"] < 3})
-            rows.append({"what": f"{name} idle cmds/s", "ratio": w["idle_cmds_per_s"]["median"],
-                         "target": "<= 1", "met": w["idle_cmds_per_s"]["median"] <= 1})
+            rows.append(
+                {
+                    "what": f"{name} p99 enqueue-to-start (ms)",
+                    "ratio": w["p99_ms"]["median"],
+                    "target": "< 3",
+                    "met": w["p99_ms"]["median"] < 3,
+                }
+            )
+            rows.append(
+                {
+                    "what": f"{name} idle cmds/s",
+                    "ratio": w["idle_cmds_per_s"]["median"],
+                    "target": "<= 1",
+                    "met": w["idle_cmds_per_s"]["median"] <= 1,
+                }
+            )
     return rows
 
 
@@ -399,28 +507,41 @@ def spread(f: dict, fmt: str) -> str:
 
 
 def markdown(summary: dict, meta: dict) -> str:
-    lines = [f"Run {meta['date']} on {meta['machine']}; {meta['rounds']} round(s), median (min-max).", "",
-             "| worker | jobs/s | p50 / p99 ms | Redis cmds/job | Redis CPU us/job | worker CPU us/job "
-             "| idle cmds/s | idle RSS MiB (tree) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"Run {meta['date']} on {meta['machine']}; {meta['rounds']} round(s), median (min-max).",
+        "",
+        "| worker | jobs/s | p50 / p99 ms | Redis cmds/job | Redis CPU us/job | worker CPU us/job "
+        "| idle cmds/s | idle RSS MiB (tree) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, w in summary["workers"].items():
-        lines.append(f"| {name} | {spread(w['jobs_per_s'], ',.0f')} | {w['p50_ms']['median']:.2f} / "
-                     f"{w['p99_ms']['median']:.2f} | {w['redis_cmds_per_job']['median']:.1f} | "
-                     f"{w['redis_cpu_us_per_job']['median']:.0f} | {w['worker_cpu_us_per_job']['median']:.0f} | "
-                     f"{w['idle_cmds_per_s']['median']:.2f} | {w['rss_main_mib']['median']:.1f} "
-                     f"({w['rss_tree_mib']['median']:.1f}) |")
+        lines.append(
+            f"| {name} | {spread(w['jobs_per_s'], ',.0f')} | {w['p50_ms']['median']:.2f} / "
+            f"{w['p99_ms']['median']:.2f} | {w['redis_cmds_per_job']['median']:.1f} | "
+            f"{w['redis_cpu_us_per_job']['median']:.0f} | {w['worker_cpu_us_per_job']['median']:.0f} | "
+            f"{w['idle_cmds_per_s']['median']:.2f} | {w['rss_main_mib']['median']:.1f} "
+            f"({w['rss_tree_mib']['median']:.1f}) |"
+        )
     lines += ["", "| enqueue | jobs/s |", "| --- | ---: |"]
     for name, f in summary["enqueue"].items():
         lines.append(f"| {name} | {spread(f, ',.0f')} |")
     lines += ["", "| target (issue #14) | ratio | target | met |", "| --- | ---: | --- | --- |"]
     for row in summary["ratios"]:
-        lines.append(f"| {row['what']} | {row['ratio']:.2f} | {row['target']} | {'-' if row['met'] is None else 'yes' if row['met'] else 'NO'} |")
+        lines.append(
+            f"| {row['what']} | {row['ratio']:.2f} | {row['target']} | {'-' if row['met'] is None else 'yes' if row['met'] else 'NO'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.machine())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
     redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     return f"{os.cpu_count()} cores {model}, {platform.system()} {platform.release()}, Redis {redis_version}"
 
@@ -430,8 +551,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a few thousand jobs, 1 round (CI)")
     parser.add_argument("--rounds", type=int, help="rounds (default 3, --quick 1)")
     parser.add_argument("--only", help="comma-separated worker names to run (default: all)")
-    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
-                        help="also run jobwire's workers from this checkout (built), as rows '... @base'")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run jobwire's workers from this checkout (built), as rows '... @base'",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default bench/latest, --quick bench/out-quick)")
     opts = parser.parse_args()
     rounds = opts.rounds or (1 if opts.quick else 3)
@@ -452,22 +577,30 @@ def main() -> int:
             t0 = time.monotonic()
             rd = {"enqueue": enqueue_rates(server.url, r, int(6000 * scale)), "workers": {}}
             print(f"round {k + 1}/{rounds}: enqueue {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
-            order = chosen[k % len(chosen):] + chosen[:k % len(chosen)]  # no worker always first
+            order = chosen[k % len(chosen) :] + chosen[: k % len(chosen)]  # no worker always first
             for system in order:
                 n = max(20, int(system.jobs * scale))
                 t0 = time.monotonic()
                 k_samples = max(10, samples // (5 if system.jobs < 1000 else 1))  # RQ fork is slow
                 rd["workers"][system.name] = measure(system, server.url, r, n, k_samples, window if k == 0 else None)
-                print(f"round {k + 1}/{rounds}: {system.name} ({n} jobs) {time.monotonic() - t0:.1f} s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"round {k + 1}/{rounds}: {system.name} ({n} jobs) {time.monotonic() - t0:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             rd["workers"] = {s.name: rd["workers"][s.name] for s in chosen}
             results.append(rd)
     finally:
         server.stop()
     summary = summarize(results)
     summary["ratios"] = ratio_rows(summary) if not opts.only else []
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
-            "rounds": rounds, "quick": opts.quick, "seconds": round(time.monotonic() - began)}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "rounds": rounds,
+        "quick": opts.quick,
+        "seconds": round(time.monotonic() - began),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "summary": summary, "rounds": results}, indent=2))
     table = markdown(summary, meta)

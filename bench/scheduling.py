@@ -32,9 +32,11 @@ JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
 
 
 def start_worker(url: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([JOBWIRE, "worker", "--queues", "idle", "--redis-url", url,
-                             "--import", "jobwire.conformance_jobs", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [JOBWIRE, "worker", "--queues", "idle", "--redis-url", url, "--import", "jobwire.conformance_jobs", *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(procs) -> None:
@@ -68,6 +70,7 @@ def lateness(url: str, jobs: int, spread_s: float, workers: int) -> dict:
             msg = sub.get_message(timeout=0.2)
             if msg and msg["type"] == "message" and msg["data"] == b"rpush":
                 stamps.append(time.time())
+
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     time.sleep(0.5)
@@ -86,11 +89,22 @@ def lateness(url: str, jobs: int, spread_s: float, workers: int) -> dict:
     buckets = sorted(-(-int(at * 1000) // 1000) for at in wanted)
     vs_bucket = [(s - b) * 1000 for s, b in zip(stamps, buckets, strict=False)]  # fewer stamps if the run timed out
     vs_wanted = [(s - w) * 1000 for s, w in zip(stamps, sorted(wanted), strict=False)]
-    return {"jobs": jobs, "seen": len(stamps), "workers": workers,
-            "vs_bucket_ms": {"p50": round(percentile(vs_bucket, 50), 1), "p99": round(percentile(vs_bucket, 99), 1),
-                             "min": round(min(vs_bucket), 1), "max": round(max(vs_bucket), 1)},
-            "vs_requested_ms": {"p50": round(percentile(vs_wanted, 50), 1), "p99": round(percentile(vs_wanted, 99), 1),
-                                "min": round(min(vs_wanted), 1)}}
+    return {
+        "jobs": jobs,
+        "seen": len(stamps),
+        "workers": workers,
+        "vs_bucket_ms": {
+            "p50": round(percentile(vs_bucket, 50), 1),
+            "p99": round(percentile(vs_bucket, 99), 1),
+            "min": round(min(vs_bucket), 1),
+            "max": round(max(vs_bucket), 1),
+        },
+        "vs_requested_ms": {
+            "p50": round(percentile(vs_wanted, 50), 1),
+            "p99": round(percentile(vs_wanted, 99), 1),
+            "min": round(min(vs_wanted), 1),
+        },
+    }
 
 
 def commands(r) -> dict[str, int]:
@@ -113,8 +127,14 @@ def idle_cost(url: str, seconds: float, mode: str) -> dict:
     calls.pop("info", None)
     # commandstats counts the commands scripts run too; the worker itself sends only these
     sent = {k: v for k, v in calls.items() if k in ("evalsha", "eval", "blpop")}
-    return {"mode": mode, "seconds": seconds, "calls_sent_per_s": round(sum(sent.values()) / seconds, 3),
-            "commands_run_per_s": round(sum(calls.values()) / seconds, 3), "calls_sent": sent, "commands_run": calls}
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "calls_sent_per_s": round(sum(sent.values()) / seconds, 3),
+        "commands_run_per_s": round(sum(calls.values()) / seconds, 3),
+        "calls_sent": sent,
+        "commands_run": calls,
+    }
 
 
 def main() -> int:
@@ -125,8 +145,10 @@ def main() -> int:
     p.add_argument("--idle-s", type=float, default=30)
     opts = p.parse_args()
     with RedisServer() as server:
-        results = {"lateness": lateness(server.url, opts.jobs, opts.spread_s, opts.workers),
-                   "idle": [idle_cost(server.url, opts.idle_s, mode) for mode in ("all", "off")]}
+        results = {
+            "lateness": lateness(server.url, opts.jobs, opts.spread_s, opts.workers),
+            "idle": [idle_cost(server.url, opts.idle_s, mode) for mode in ("all", "off")],
+        }
     print(json.dumps(results, indent=2))
     (REPO / "bench" / "scheduling-results.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0

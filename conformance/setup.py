@@ -30,9 +30,12 @@ def sources() -> dict[str, Path]:
     """Each entry of _data/ and where it comes from."""
     if IN_SDIST:
         return {p.name: p for p in PACKAGED.iterdir()}
-    return {"spec": ROOT / "spec", "vectors": HERE / "vectors",
-            "vector.schema.json": HERE / "vector.schema.json",
-            "implementation.schema.json": HERE / "implementation.schema.json"}
+    return {
+        "spec": ROOT / "spec",
+        "vectors": HERE / "vectors",
+        "vector.schema.json": HERE / "vector.schema.json",
+        "implementation.schema.json": HERE / "implementation.schema.json",
+    }
 
 
 def release_version() -> str:

@@ -44,8 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "chaos"
 NS = "resque"
 # fast beats and short leases so a killed worker's job is recovered within a second
-TIMINGS = ("--heartbeat-ms", "100", "--lease-ms", "600", "--block-timeout-ms", "500",
-           "--max-deaths", "100000")
+TIMINGS = ("--heartbeat-ms", "100", "--lease-ms", "600", "--block-timeout-ms", "500", "--max-deaths", "100000")
 # everysec loses "up to about one second" of writes (redis.io, persistence); allow a second more
 # for the background fsync that was late when the kill came
 EVERYSEC_WINDOW_S = 2.0
@@ -67,8 +66,17 @@ def worker_commands(url: str, broken: str | None = None) -> dict[str, list[str]]
     return {
         "python-fork": [*py, *TIMINGS],
         "python-inline": [*py, "--no-fork", *TIMINGS],
-        "node": ["node", str(ROOT / "examples-node/worker.js"), "--queues", QUEUE, "--redis-url", url,
-                 "--concurrency", "4", *TIMINGS],
+        "node": [
+            "node",
+            str(ROOT / "examples-node/worker.js"),
+            "--queues",
+            QUEUE,
+            "--redis-url",
+            url,
+            "--concurrency",
+            "4",
+            *TIMINGS,
+        ],
         "c": [str(ROOT / "examples-c/jobwire-worker"), "--queues", QUEUE, "--redis-url", url, *TIMINGS],
     }
 
@@ -85,6 +93,7 @@ def children_of(pid: int) -> list[int]:
 @dataclass
 class Slot:
     """One worker kind: its command, its live master, every pid group it ever led."""
+
     name: str
     cmd: list[str]
     proc: subprocess.Popen | None = None
@@ -94,8 +103,9 @@ class Slot:
 
     def start(self) -> None:
         # own session: the master leads a process group holding its children, stopped at the end
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self.started = time.monotonic()
         self.groups.append(self.proc.pid)
 
@@ -103,12 +113,13 @@ class Slot:
 @dataclass
 class Tally:
     """What happened in one round; the report and the verdict are computed from it."""
+
     kills: collections.Counter = field(default_factory=collections.Counter)
     redis_restarts: int = 0
     killed_pids: set = field(default_factory=set)
     in_flight_at_kill: set = field(default_factory=set)
-    acked: dict = field(default_factory=dict)         # job id -> monotonic time its push returned
-    unsure: set = field(default_factory=set)          # pushed when Redis died: maybe twice
+    acked: dict = field(default_factory=dict)  # job id -> monotonic time its push returned
+    unsure: set = field(default_factory=set)  # pushed when Redis died: maybe twice
     redis_kill_times: list = field(default_factory=list)
     redis_outages: list = field(default_factory=list)  # [wall time killed, wall time back]
     unexpected_exits: list = field(default_factory=list)
@@ -117,14 +128,14 @@ class Tally:
 class Storm:
     """One round: one Redis with AOF, four workers, an enqueuer, a killer, then a calm drain."""
 
-    def __init__(self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float, rate: float,
-                 broken: str | None = None) -> None:
+    def __init__(
+        self, fsync: str, jobs: int, seed: int, workdir: str, seconds: float, rate: float, broken: str | None = None
+    ) -> None:
         self.fsync, self.jobs, self.rng, self.seconds = fsync, jobs, random.Random(seed), seconds
         self.broken = broken  # a defect of the broken worker to run instead of the real workers
         self.rate = rate  # jobs enqueued per second at most: spreads the jobs over many kills
         self.dir = tempfile.mkdtemp(prefix=f"aof-{fsync}-", dir=workdir)
-        self.server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", fsync,
-                                              "--dir", self.dir))
+        self.server = RedisServer(extra_args=("--appendonly", "yes", "--appendfsync", fsync, "--dir", self.dir))
         self.tally = Tally()
         self.logdir = workdir
         self.slots: list[Slot] = []
@@ -372,17 +383,26 @@ class Storm:
         unexplained_failures = [failed_job_id(raw) for raw in failed_raw if not self.failure_explained(raw)]
         duplicates = [j for j, recs in runs.items() if len(recs) > 1]
         unexplained = [j for j in duplicates if not self.explained(j, runs[j])]
-        at_risk = sum(1 for j, at in t.acked.items()
-                      if any(0 <= k - at <= EVERYSEC_WINDOW_S for k in t.redis_kill_times))
-        return {"fsync": self.fsync, "jobs": len(t.acked), "runs": len(records),
-                "kills": sum(t.kills.values()), "kills_by_target": dict(t.kills),
-                "redis_restarts": t.redis_restarts, "lost": len(lost),
-                "lost_allowed_by_everysec_rule": at_risk if self.fsync == "everysec" else 0,
-                "duplicates": len(duplicates), "unexplained_duplicates": len(unexplained),
-                "unsure_pushes": len(t.unsure), "failed_by_a_kill": len(failed_ids) - len(unexplained_failures),
-                "unexplained_failures": len(unexplained_failures),
-                "unexpected_worker_exits": t.unexpected_exits,
-                "examples": {"lost": lost[:3], "unexplained": unexplained[:3], "failures": failure_examples}}
+        at_risk = sum(
+            1 for j, at in t.acked.items() if any(0 <= k - at <= EVERYSEC_WINDOW_S for k in t.redis_kill_times)
+        )
+        return {
+            "fsync": self.fsync,
+            "jobs": len(t.acked),
+            "runs": len(records),
+            "kills": sum(t.kills.values()),
+            "kills_by_target": dict(t.kills),
+            "redis_restarts": t.redis_restarts,
+            "lost": len(lost),
+            "lost_allowed_by_everysec_rule": at_risk if self.fsync == "everysec" else 0,
+            "duplicates": len(duplicates),
+            "unexplained_duplicates": len(unexplained),
+            "unsure_pushes": len(t.unsure),
+            "failed_by_a_kill": len(failed_ids) - len(unexplained_failures),
+            "unexplained_failures": len(unexplained_failures),
+            "unexpected_worker_exits": t.unexpected_exits,
+            "examples": {"lost": lost[:3], "unexplained": unexplained[:3], "failures": failure_examples},
+        }
 
     def failure_explained(self, raw: bytes) -> bool:
         """A failure record is expected only for a job a kill interrupted (a killed child's job)."""
@@ -462,10 +482,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=240.0, help="storm budget per round")
     ap.add_argument("--rate", type=float, help="enqueue at most this many jobs/s (default 500; --ci 100)")
     ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--fsync", action="append", choices=("always", "everysec"),
-                    help="rounds to run (default both)")
-    ap.add_argument("--broken", choices=BROKEN_DEFECTS,
-                    help="run two broken workers with this defect instead of the real ones: the run must FAIL")
+    ap.add_argument("--fsync", action="append", choices=("always", "everysec"), help="rounds to run (default both)")
+    ap.add_argument(
+        "--broken",
+        choices=BROKEN_DEFECTS,
+        help="run two broken workers with this defect instead of the real ones: the run must FAIL",
+    )
     opts = ap.parse_args()
     # a SIGTERM (timeout, Ctrl-C from make) unwinds through the finally blocks that stop every pid
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -50,17 +50,30 @@ def main() -> int:
         impls = workers_available()
         print(f"demo: private Redis at {url}; workers: {', '.join(impls)}")
         for impl, cmd in impls.items():
-            procs.append(subprocess.Popen([*cmd, "--queues", f"demo-{impl},shared"], env=env,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--queues", f"demo-{impl},shared"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         expected = []
         for impl in impls:  # Python enqueues for every worker
             for n in range(2):
-                expected.append(("python", client.enqueue(f"demo-{impl}", "jobwire.Echo", f"hello {impl}", n, {"ü": 1.5})))
+                expected.append(
+                    ("python", client.enqueue(f"demo-{impl}", "jobwire.Echo", f"hello {impl}", n, {"ü": 1.5}))
+                )
         for n in range(4):
             expected.append(("python", client.enqueue("shared", "jobwire.Echo", "shared", n)))
         for impl, cmd in enqueuers_available().items():  # Node and C enqueue for Python
-            out = subprocess.run([*cmd, "demo-python", "jobwire.Echo", json.dumps(f"from {impl}")],
-                                 env=env, capture_output=True, text=True, check=True).stdout.strip()
+            out = subprocess.run(
+                [*cmd, "demo-python", "jobwire.Echo", json.dumps(f"from {impl}")],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
             expected.append((impl, out.split()[-1]))
         client.enqueue("demo-python", "jobwire.Fail", "this job fails on purpose")
         deadline = time.monotonic() + 30
@@ -79,9 +92,13 @@ def main() -> int:
             if e is None:
                 print(f"{enqueuer:<12}{'?':<14}{'NOT PROCESSED':<14}")
                 continue
-            print(f"{enqueuer:<12}{e['queue']:<14}{e['impl']:<14}{e['pid']:<12}{json.dumps(e['args'], ensure_ascii=False)}")
+            print(
+                f"{enqueuer:<12}{e['queue']:<14}{e['impl']:<14}{e['pid']:<12}{json.dumps(e['args'], ensure_ascii=False)}"
+            )
         for failure in client.failed():
-            print(f"\nfailure record: {failure.get('exception')}: {failure.get('error')} (queue {failure.get('queue')})")
+            print(
+                f"\nfailure record: {failure.get('exception')}: {failure.get('error')} (queue {failure.get('queue')})"
+            )
         print(f"\ninfo: {json.dumps(client.info())}")
         missing = [job_id for _, job_id in expected if job_id not in echoes]
         return 1 if missing else 0

@@ -38,8 +38,17 @@ GROWTH_SLACK_KIB = 8 * 1024
 def commands(url: str) -> dict[str, list[str]]:
     """One worker per implementation, all on the soak queue, default timings."""
     return {
-        "python": [str(ROOT / ".venv/bin/jobwire"), "worker", "--queues", QUEUE, "--redis-url", url,
-                   "--no-fork", "--import", "jobwire.conformance_jobs"],
+        "python": [
+            str(ROOT / ".venv/bin/jobwire"),
+            "worker",
+            "--queues",
+            QUEUE,
+            "--redis-url",
+            url,
+            "--no-fork",
+            "--import",
+            "jobwire.conformance_jobs",
+        ],
         "node": ["node", str(ROOT / "examples-node/worker.js"), "--queues", QUEUE, "--redis-url", url],
         "c": [str(ROOT / "examples-c/jobwire-worker"), "--queues", QUEUE, "--redis-url", url],
     }
@@ -92,15 +101,29 @@ def feed_and_sample(server: RedisServer, procs: dict, jobs: int) -> dict:
             time.sleep(0.01)
         if time.monotonic() >= next_sample:
             next_sample += 1.0
-            samples.append({"t": round(time.monotonic() - start, 1), "processed": processed,
-                            **{name: rss_kib(p.pid) for name, p in procs.items()}})
+            samples.append(
+                {
+                    "t": round(time.monotonic() - start, 1),
+                    "processed": processed,
+                    **{name: rss_kib(p.pid) for name, p in procs.items()},
+                }
+            )
         for name, p in procs.items():
             if p.poll() is not None:
                 raise SystemExit(f"soak: the {name} worker exited ({p.returncode})")
-    samples.append({"t": round(time.monotonic() - start, 1), "processed": jobs,
-                    **{name: rss_kib(p.pid) for name, p in procs.items()}})
-    return {"jobs": jobs, "seconds": samples[-1]["t"], "samples": samples,
-            "per_worker": {name: verdict(samples, name) for name in procs}}
+    samples.append(
+        {
+            "t": round(time.monotonic() - start, 1),
+            "processed": jobs,
+            **{name: rss_kib(p.pid) for name, p in procs.items()},
+        }
+    )
+    return {
+        "jobs": jobs,
+        "seconds": samples[-1]["t"],
+        "samples": samples,
+        "per_worker": {name: verdict(samples, name) for name in procs},
+    }
 
 
 def verdict(samples: list[dict], name: str) -> dict:
@@ -111,8 +134,14 @@ def verdict(samples: list[dict], name: str) -> dict:
     warm = next(s[name] for s in samples if s[name] and s["processed"] >= jobs / 4)
     tail_max = max(s[name] for s in samples if s[name] and s["processed"] >= jobs * 3 / 4)
     bound = int(warm * GROWTH_FACTOR + GROWTH_SLACK_KIB)
-    return {"rss_start_kib": values[0], "rss_warm_kib": warm, "rss_end_kib": values[-1],
-            "rss_max_last_quarter_kib": tail_max, "bound_kib": bound, "flat": tail_max <= bound}
+    return {
+        "rss_start_kib": values[0],
+        "rss_warm_kib": warm,
+        "rss_end_kib": values[-1],
+        "rss_max_last_quarter_kib": tail_max,
+        "bound_kib": bound,
+        "flat": tail_max <= bound,
+    }
 
 
 def main() -> int:

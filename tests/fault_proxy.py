@@ -63,7 +63,7 @@ class Proxy:
         try:
             while data := src.recv(65536):
                 if from_server and self.cut_after is not None and len(data) > self.cut_after:
-                    dst.sendall(data[:self.cut_after])
+                    dst.sendall(data[: self.cut_after])
                     self.cut_after, self.cuts = None, self.cuts + 1
                     break
                 dst.sendall(data)

@@ -34,8 +34,9 @@ def main() -> int:
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 6), gridspec_kw={"width_ratios": [1, 1]})
     bars(a, [(n, w["jobs_per_s"]) for n, w in s["workers"].items()], "no-op jobs, one worker process")
     bars(b, list(s["enqueue"].items()), "enqueue, one client")
-    fig.suptitle(f"make bench, {meta['date']}: {meta['machine']} ({meta['rounds']} rounds, median, min-max)",
-                 fontsize=9)
+    fig.suptitle(
+        f"make bench, {meta['date']}: {meta['machine']} ({meta['rounds']} rounds, median, min-max)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=90)
     return 0

@@ -20,6 +20,7 @@ from common import ECHO_KEY, latency_loop
 
 def rq_queue():
     from rq import Queue
+
     return Queue("bench", connection=redis.Redis.from_url(pyjobs.URL))
 
 
@@ -29,8 +30,10 @@ def senders(system: str):
         q = rq_queue()
         return (lambda: q.enqueue(pyjobs.noop), lambda: q.enqueue(pyjobs.rq_echo))
     if system == "celery":
-        return (lambda: pyjobs.celery_noop.apply_async(queue="bench"),
-                lambda: pyjobs.celery_echo.apply_async(queue="bench"))
+        return (
+            lambda: pyjobs.celery_noop.apply_async(queue="bench"),
+            lambda: pyjobs.celery_echo.apply_async(queue="bench"),
+        )
     if system == "dramatiq":
         return (pyjobs.dramatiq_noop.send, pyjobs.dramatiq_echo.send)
     raise SystemExit(f"unknown system {system}")
@@ -42,6 +45,7 @@ def fill(system: str, n: int) -> None:
     echo()
     if system == "rq":
         from rq import Queue
+
         q = rq_queue()
         for start in range(0, n - 2, 1000):
             q.enqueue_many([Queue.prepare_data(pyjobs.noop) for _ in range(min(1000, n - 2 - start))])
@@ -61,6 +65,7 @@ def rate(fn, n: int) -> float:
 def enqueue(n: int) -> dict:
     """One by one for each peer, and RQ's enqueue_many (1000 per call, in a pipeline)."""
     from rq import Queue
+
     rates = {}
     for system in ("rq", "celery", "dramatiq"):
         noop, _ = senders(system)

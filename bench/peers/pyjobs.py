@@ -29,6 +29,7 @@ def noop(*_):
 def rq_echo(*_):
     """RQ passes the job its worker's own connection."""
     from rq import get_current_job
+
     get_current_job().connection.rpush(ECHO_KEY, "1")
 
 
@@ -43,8 +44,9 @@ except ImportError:  # RQ-only use of this module
     Celery = None
 if Celery is not None:
     celery_app = Celery("bench", broker=URL)
-    celery_app.conf.update(task_ignore_result=True, worker_hijack_root_logger=False,
-                           broker_connection_retry_on_startup=True)
+    celery_app.conf.update(
+        task_ignore_result=True, worker_hijack_root_logger=False, broker_connection_retry_on_startup=True
+    )
     celery_noop = celery_app.task(name="noop")(noop)
     celery_echo = celery_app.task(name="echo")(echo)
 

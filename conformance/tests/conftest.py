@@ -21,6 +21,7 @@ def repo() -> Path:
 def vectors_copy(tmp_path, monkeypatch):
     """A writable copy of vectors/v1 that the self-check reads instead of the real one."""
     from jobwire_conformance import vectors
+
     copy = tmp_path / "v1"
     shutil.copytree(CONFORMANCE / "vectors" / "v1", copy)
     monkeypatch.setattr(vectors, "VECTORS_DIR", copy)

@@ -15,9 +15,11 @@ BROKEN = HERE / "broken_workers"
 # worker script -> (--only prefixes, ids that must fail, ids that must pass)
 CASES = {
     "pop_without_record": (["recovery.sigkill"], ["recovery.sigkill.exactly-once"], []),
-    "wrong_failure_format": (["failure.record", "payload.extra-fields"],
-                             ["failure.record.key-order", "payload.extra-fields.preserved"],
-                             ["failure.record.error-exact", "failure.record.failed-at", "failure.record.schema"]),
+    "wrong_failure_format": (
+        ["failure.record", "payload.extra-fields"],
+        ["failure.record.key-order", "payload.extra-fields.preserved"],
+        ["failure.record.error-exact", "failure.record.failed-at", "failure.record.schema"],
+    ),
     "ignores_priority": (["queue.priority", "queue.fifo"], ["queue.priority.strict"], ["queue.fifo"]),
     "blocks_through_signals": (["worker.signal.prompt"], ["worker.signal.prompt-while-blocked"], []),
 }

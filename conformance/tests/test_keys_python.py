@@ -25,4 +25,5 @@ def test_python_keys_match_the_vectors(case):
 
 def test_python_templates_are_keys_json():
     from jobwire_conformance.redisutil import key_templates
+
     assert jobwire_keys.TEMPLATES == key_templates()

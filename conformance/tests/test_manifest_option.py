@@ -17,10 +17,17 @@ JOBWIRE = Path(sys.executable).with_name("jobwire")
 
 
 def manifest(tmp_path: Path, **fields) -> Path:
-    data = {"name": "mine", "impl": "python", "mode": "fork", "requires": ["build/my-worker"],
-            "worker": {"argv": ["build/my-worker"] + [x for flag, name in STANDARD_FLAGS for x in (flag, "{%s}" % name)],
-                       "cwd": "."},
-            "features": []}
+    data = {
+        "name": "mine",
+        "impl": "python",
+        "mode": "fork",
+        "requires": ["build/my-worker"],
+        "worker": {
+            "argv": ["build/my-worker"] + [x for flag, name in STANDARD_FLAGS for x in (flag, "{%s}" % name)],
+            "cwd": ".",
+        },
+        "features": [],
+    }
     data.update(fields)
     path = tmp_path / "jobwire-conformance.json"
     path.write_text(json.dumps(data))
@@ -44,8 +51,23 @@ def test_a_worker_named_relative_to_the_current_folder_runs(tmp_path):
     wrapper = tmp_path / "build" / "my-worker"
     wrapper.write_text(f'#!/bin/sh\nexec {JOBWIRE} worker --import jobwire.conformance_jobs "$@"\n')
     wrapper.chmod(0o755)
-    proc = subprocess.run([CONFORMANCE, "--manifest", path.name, "--only", "worker.register", "--no-figures",
-                           "--quiet", "--json", "r.json"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            CONFORMANCE,
+            "--manifest",
+            path.name,
+            "--only",
+            "worker.register",
+            "--no-figures",
+            "--quiet",
+            "--json",
+            "r.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads((tmp_path / "r.json").read_text())["implementations"]["mine"]
     assert rep["status"] == "ran" and rep["counts"]["pass"] > 0 and rep["counts"]["fail"] == 0
@@ -53,17 +75,23 @@ def test_a_worker_named_relative_to_the_current_folder_runs(tmp_path):
 
 def test_a_missing_required_file_skips_instead_of_failing(tmp_path):
     path = manifest(tmp_path)
-    proc = subprocess.run([CONFORMANCE, "--manifest", path.name, "--no-figures", "--quiet", "--json", "r.json"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [CONFORMANCE, "--manifest", path.name, "--no-figures", "--quiet", "--json", "r.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     rep = json.loads((tmp_path / "r.json").read_text())["implementations"]["mine"]
     assert rep["status"] == "skipped" and "build/my-worker" in rep["reason"], (proc.stdout, rep)
 
 
 def test_bad_manifests_are_one_clear_line(tmp_path):
-    for content, expected in [("{nope", "is not JSON"),
-                              (json.dumps({"name": "Bad Name", "worker": {"argv": ["w"]}, "features": []}),
-                               "Bad Name"),
-                              (None, "no manifest")]:
+    for content, expected in [
+        ("{nope", "is not JSON"),
+        (json.dumps({"name": "Bad Name", "worker": {"argv": ["w"]}, "features": []}), "Bad Name"),
+        (None, "no manifest"),
+    ]:
         path = tmp_path / "m.json"
         if content is None:
             path.unlink(missing_ok=True)

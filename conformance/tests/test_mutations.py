@@ -20,6 +20,7 @@ def test_every_must_id_is_named_by_a_mutation():
 
 def test_every_named_id_is_a_test_of_the_suite():
     from jobwire_conformance.core import all_tests
+
     known = {t.id for t in all_tests()}
     assert [(m.name, i) for m in mutations.MUTATIONS for i in m.ids if i not in known] == []
 
@@ -39,13 +40,19 @@ def test_each_lua_edit_applies_exactly_once(tmp_path, m):
 
 def test_every_patch_still_applies_to_the_reference():
     import subprocess
-    done = subprocess.run([sys.executable, str(mutations.BROKEN / "patched_reference.py"), "--check-all"],
-                          capture_output=True, text=True, timeout=60)
+
+    done = subprocess.run(
+        [sys.executable, str(mutations.BROKEN / "patched_reference.py"), "--check-all"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_every_defect_exists():
     import patched_reference  # noqa: F401 - broken_workers is on sys.path through mutations
+
     base = (mutations.BROKEN / "base.py").read_text()
     for m in mutations.MUTATIONS:
         if m.patch:

@@ -22,20 +22,23 @@ def test_raw_member_is_byte_exact():
     assert raw_member(b'{"failed_at":"x","payload":{"class":"A","n":1.50}}', "payload") == b'{"class":"A","n":1.50}'
 
 
-@pytest.mark.parametrize("expected,got,ok", [
-    (9223372036854775807, 9223372036854775807, True),
-    (9223372036854775807, 9.223372036854776e18, False),
-    (9007199254740993, 9007199254740992, False),
-    (1.0, 1, True),
-    (0.1, 0.1, True),
-    (0.1, 0.10000000000000002, False),
-    (-0.0, 0.0, True),
-    ("é", "é", True),
-    (True, 1, False),
-    (None, None, True),
-    ([1, {"a": []}], [1, {"a": []}], True),
-    ({"a": 1}, {"a": 1, "b": 2}, False),
-])
+@pytest.mark.parametrize(
+    "expected,got,ok",
+    [
+        (9223372036854775807, 9223372036854775807, True),
+        (9223372036854775807, 9.223372036854776e18, False),
+        (9007199254740993, 9007199254740992, False),
+        (1.0, 1, True),
+        (0.1, 0.1, True),
+        (0.1, 0.10000000000000002, False),
+        (-0.0, 0.0, True),
+        ("é", "é", True),
+        (True, 1, False),
+        (None, None, True),
+        ([1, {"a": []}], [1, {"a": []}], True),
+        ({"a": 1}, {"a": 1, "b": 2}, False),
+    ],
+)
 def test_same_value(expected, got, ok):
     assert (rawjson.same_value(expected, got) is None) is ok
 
@@ -46,8 +49,10 @@ def test_signed_zero_is_compared_only_when_asked():
 
 
 def test_writer_rules():
-    good = ('{"failed_at":"2026/11/29 08:00:00 UTC","payload":{"class":"A"},"exception":"E","error":"e",'
-            '"backtrace":[],"worker":"w:1:q","queue":"q"}')
+    good = (
+        '{"failed_at":"2026/11/29 08:00:00 UTC","payload":{"class":"A"},"exception":"E","error":"e",'
+        '"backtrace":[],"worker":"w:1:q","queue":"q"}'
+    )
     assert failure_write_problems(good) == []
     assert failure_write_problems(good.replace('"backtrace":[]', '"backtrace":null'))
 
@@ -67,6 +72,7 @@ def test_worker_cmd_gets_the_standard_flags_appended_or_substituted():
 def test_an_implementation_without_its_files_is_skipped_not_failed(tmp_path):
     from jobwire_conformance import report
     from jobwire_conformance.runner import Runner
+
     impl = Implementation(name="ghost", worker_argv=["./nothing"], requires=["no/such/file"])
     runner = Runner("redis://127.0.0.1:1/0", log=lambda *_: None)
     try:
@@ -83,13 +89,16 @@ def test_an_implementation_without_its_files_is_skipped_not_failed(tmp_path):
 def _ghost_manifest(tmp_path, monkeypatch):
     """A manifest whose files are missing, in a manifests folder of its own."""
     from jobwire_conformance import impl
-    (tmp_path / "ghost.json").write_text('{"name": "ghost", "worker": {"argv": ["./nothing"]}, '
-                                         '"features": [], "requires": ["no/such/file"]}')
+
+    (tmp_path / "ghost.json").write_text(
+        '{"name": "ghost", "worker": {"argv": ["./nothing"]}, "features": [], "requires": ["no/such/file"]}'
+    )
     monkeypatch.setattr(impl, "IMPLEMENTATIONS_DIR", tmp_path)
 
 
 def test_a_missing_implementation_fails_a_ci_run(tmp_path, monkeypatch):
     from jobwire_conformance import cli
+
     _ghost_manifest(tmp_path, monkeypatch)
     monkeypatch.setenv("CI", "true")
     assert cli.main(["--impl", "ghost", "-q", "--no-figures"]) == 1
@@ -97,6 +106,7 @@ def test_a_missing_implementation_fails_a_ci_run(tmp_path, monkeypatch):
 
 def test_a_missing_implementation_is_only_reported_outside_ci(tmp_path, monkeypatch):
     from jobwire_conformance import cli
+
     _ghost_manifest(tmp_path, monkeypatch)
     monkeypatch.setenv("CI", "false")
     assert cli.main(["--impl", "ghost", "-q", "--no-figures"]) == 0
@@ -106,6 +116,7 @@ def test_a_skipped_test_fails_ci_but_not_applicable_does_not():
     from jobwire_conformance import report
     from jobwire_conformance.core import MUST, Result, Test
     from jobwire_conformance.runner import ImplReport
+
     t = Test("x.y", "protocol.md#1", MUST, "d")
     na = ImplReport("a", results=[Result("x.y", "na", "not applicable: declared", test=t)])
     skipped = ImplReport("b", results=[Result("x.y", "skip", "not run", test=t)])
@@ -115,8 +126,13 @@ def test_a_skipped_test_fails_ci_but_not_applicable_does_not():
 
 def test_unclaimed_features_and_declared_ids_are_not_applicable():
     from jobwire_conformance.core import MUST, Test
-    impl = Implementation(name="i", worker_argv=["w"], features=["job-timeout"],
-                          not_applicable={"recovery.sigkill.": "no SIGKILL here", "a.b": "why"})
+
+    impl = Implementation(
+        name="i",
+        worker_argv=["w"],
+        features=["job-timeout"],
+        not_applicable={"recovery.sigkill.": "no SIGKILL here", "a.b": "why"},
+    )
     assert impl.not_applicable_reason(Test("t", "s", MUST, "d", feature="fork-per-job"))
     assert impl.not_applicable_reason(Test("t", "s", MUST, "d", feature="job-timeout")) is None
     assert "no SIGKILL" in impl.not_applicable_reason(Test("recovery.sigkill.x", "s", MUST, "d"))
@@ -130,6 +146,7 @@ def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
     from types import SimpleNamespace
 
     from jobwire_conformance.suite_liveness import start_held
+
     out = tmp_path / "pid"
     impl = Implementation(name="pid", worker_argv=["/bin/sh", "-c", f"echo $$ > {out}"])
     ctx = SimpleNamespace(impl=impl, log_dir=str(tmp_path), ns="jwctest", redis_url="redis://127.0.0.1:1/0", workers=[])
@@ -143,15 +160,24 @@ def test_a_held_worker_keeps_its_pid_when_released(tmp_path):
         w.kill_all()
 
 
-@pytest.mark.parametrize("url,cluster", [
-    ("redis://127.0.0.1:7000/0?cluster=1", True), ("redis://h:1/0?x=2&cluster=true", True),
-    ("redis://127.0.0.1:7000/0", False), ("redis://h:1/0?cluster=0", False), ("redis://h:1/0?clusters=1", False)])
+@pytest.mark.parametrize(
+    "url,cluster",
+    [
+        ("redis://127.0.0.1:7000/0?cluster=1", True),
+        ("redis://h:1/0?x=2&cluster=true", True),
+        ("redis://127.0.0.1:7000/0", False),
+        ("redis://h:1/0?cluster=0", False),
+        ("redis://h:1/0?clusters=1", False),
+    ],
+)
 def test_cluster_urls_are_recognised(url, cluster):
     from jobwire_conformance.redisutil import is_cluster_url
+
     assert is_cluster_url(url) is cluster
 
 
 def test_cluster_and_redis_url_together_are_refused(capsys):
     from jobwire_conformance.cli import main
+
     assert main(["--cluster", "--redis-url", "redis://127.0.0.1:1/0", "--worker-cmd", "true", "--mode", "fork"]) == 2
     assert "not both" in capsys.readouterr().err

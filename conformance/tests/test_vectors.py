@@ -42,8 +42,10 @@ def test_a_duplicate_id_is_caught(vectors_copy):
 
 
 def test_a_dangling_spec_link_is_caught(vectors_copy):
-    _edit(vectors_copy / "failure-records.json",
-          lambda d: d["cases"][0].update(specification=["protocol.md#99-no-such-section"]))
+    _edit(
+        vectors_copy / "failure-records.json",
+        lambda d: d["cases"][0].update(specification=["protocol.md#99-no-such-section"]),
+    )
     problems, _ = vectors.check_all(run_lua=False)
     assert any("#99-no-such-section" in p for p in problems)
 
@@ -69,5 +71,7 @@ def test_a_failure_record_writer_rule_is_caught(vectors_copy):
 def test_slugs_follow_github():
     assert vectors.slug("7.5 Signals and the control channel") == "75-signals-and-the-control-channel"
     assert vectors.slug("8.5 Unregister (leave)") == "85-unregister-leave"
-    assert vectors.slug("Resque keys (shared with Ruby Resque and node-resque)") == \
-        "resque-keys-shared-with-ruby-resque-and-node-resque"
+    assert (
+        vectors.slug("Resque keys (shared with Ruby Resque and node-resque)")
+        == "resque-keys-shared-with-ruby-resque-and-node-resque"
+    )

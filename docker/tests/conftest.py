@@ -75,8 +75,9 @@ def images(engine):
 
 def run_container(engine, image: str, name: str, command=None, **kw):
     """A detached, labelled container on the host's network, named RUN_ID-NAME."""
-    return engine.containers.run(image, command, name=f"{RUN_ID}-{name}", detach=True, network_mode="host",
-                                 labels=LABELS, **kw)
+    return engine.containers.run(
+        image, command, name=f"{RUN_ID}-{name}", detach=True, network_mode="host", labels=LABELS, **kw
+    )
 
 
 def remove(*containers) -> None:
@@ -93,8 +94,12 @@ class RedisContainer:
     def __init__(self, engine, name: str = "redis") -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.container = run_container(engine, REDIS_IMAGE, name, ["redis-server", "--bind", "127.0.0.1", "--port",
-                                       str(self.port), "--save", "", "--appendonly", "no"])
+        self.container = run_container(
+            engine,
+            REDIS_IMAGE,
+            name,
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+        )
         self.r = redis.Redis.from_url(self.url)
         if not wait_for(self._pong, 15):
             logs = self.container.logs().decode("utf-8", "replace")[-500:]

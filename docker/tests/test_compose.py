@@ -19,8 +19,16 @@ PROFILES = ["--profile", "polyglot", "--profile", "conformance", "--profile", "t
 
 
 def compose(project: str, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "--project-directory", str(ROOT), "-p", project,
-           *args]
+    cmd = [
+        "docker-compose",
+        "-f",
+        str(ROOT / "docker-compose.yml"),
+        "--project-directory",
+        str(ROOT),
+        "-p",
+        project,
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -51,10 +59,13 @@ def test_compose_up(stack):
             return r.scard("resque:workers") == 3
         except redis.ConnectionError:
             return False
+
     assert wait_for(workers, 30, 0.2), f"{r.smembers('resque:workers')} registered; expected 3 workers"
     n = 3
     for i in range(1, n + 1):
-        done = compose(project, "run", "--rm", "client", "enqueue", "smoke", "jobwire.Echo", '"compose"', str(i), env=env)
+        done = compose(
+            project, "run", "--rm", "client", "enqueue", "smoke", "jobwire.Echo", '"compose"', str(i), env=env
+        )
         assert done.returncode == 0, f"docker-compose run client enqueue: {done.stderr[-1500:]}"
     assert wait_for(lambda: r.llen(ECHO_KEY) >= n, 20, 0.2), f"{r.llen(ECHO_KEY)} of {n} jobs ran"
     ran = collections.Counter(json.loads(x)["impl"] for x in r.lrange(ECHO_KEY, 0, -1))
@@ -67,4 +78,5 @@ def test_compose_up(stack):
                 return resp.status == 200
         except OSError:
             return False
+
     assert wait_for(web, 20, 0.2), f"the web UI on {url} did not answer 200"

@@ -33,9 +33,21 @@ REPORTS = ROOT / "reports"
 def suite_args(impl: str, redis_url: str, report_dir: str) -> list[str]:
     """The arguments of jobwire-conformance for the worker of IMPL's image."""
     m = manifest(impl)
-    args = ["--image", IMAGES[impl], "--redis-url", redis_url, "--impl-name", m["impl"], "--no-figures",
-            "--jobs", "2", "--json", f"{report_dir}/containers-{impl}.json",
-            "--junit", f"{report_dir}/containers-{impl}.xml"]
+    args = [
+        "--image",
+        IMAGES[impl],
+        "--redis-url",
+        redis_url,
+        "--impl-name",
+        m["impl"],
+        "--no-figures",
+        "--jobs",
+        "2",
+        "--json",
+        f"{report_dir}/containers-{impl}.json",
+        "--junit",
+        f"{report_dir}/containers-{impl}.xml",
+    ]
     if IMAGE_CMD[impl]:
         args += ["--image-cmd", IMAGE_CMD[impl]]
     if m.get("mode"):
@@ -53,8 +65,11 @@ def summary(impl: str) -> str:
         return f"no report: {exc}"
     bad = []
     for rep in data.get("implementations", {}).values():
-        bad += [f"{r.get('id')}: {str(r.get('message', ''))[:300]}" for r in rep.get("results", [])
-                if r.get("status") in ("fail", "error")]
+        bad += [
+            f"{r.get('id')}: {str(r.get('message', ''))[:300]}"
+            for r in rep.get("results", [])
+            if r.get("status") in ("fail", "error")
+        ]
     return "\n".join(bad) or json.dumps(data)[:1000]
 
 
@@ -78,11 +93,20 @@ def test_suite_in_its_image(engine, images, redis_ctr):
     # (the held start's flag) into the worker containers it starts.
     tmp = tempfile.mkdtemp(prefix="jobwire-runner-tmp-")
     runner = engine.containers.run(
-        images["conformance"], suite_args(impl, redis_ctr.url, "/reports"), name=f"{RUN_ID}-conformance-{impl}",
-        detach=True, network_mode="host", pid_mode="host", labels={"org.jobwire.containers": RUN_ID},
+        images["conformance"],
+        suite_args(impl, redis_ctr.url, "/reports"),
+        name=f"{RUN_ID}-conformance-{impl}",
+        detach=True,
+        network_mode="host",
+        pid_mode="host",
+        labels={"org.jobwire.containers": RUN_ID},
         environment={"TMPDIR": tmp},
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                 str(REPORTS): {"bind": "/reports", "mode": "rw"}, tmp: {"bind": tmp, "mode": "rw"}})
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(REPORTS): {"bind": "/reports", "mode": "rw"},
+            tmp: {"bind": tmp, "mode": "rw"},
+        },
+    )
     try:
         code = runner.wait(timeout=900)["StatusCode"]
         out = runner.logs().decode("utf-8", "replace")
@@ -96,7 +120,10 @@ def test_suite_in_its_image(engine, images, redis_ctr):
 def broken_cases() -> dict:
     """conformance/tests/test_broken_workers.py's table: worker -> (--only, must fail, must pass)."""
     import importlib.util
-    spec = importlib.util.spec_from_file_location("broken_cases", ROOT / "conformance" / "tests" / "test_broken_workers.py")
+
+    spec = importlib.util.spec_from_file_location(
+        "broken_cases", ROOT / "conformance" / "tests" / "test_broken_workers.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.CASES
@@ -109,13 +136,26 @@ def test_suite_fails_a_broken_worker_image(engine, images, redis_ctr, tmp_path, 
     only, must_fail, must_pass = broken_cases()[worker]
     redis_ctr.r.flushall()
     report = tmp_path / "report.json"
-    cmd = [str(Path(sys.executable).with_name("jobwire-conformance")), "--image", images["conformance"],
-           "--image-cmd", f"python /app/conformance/tests/broken_workers/{worker}.py", "--mode", "inline",
-           "--redis-url", redis_ctr.url, "--no-figures", "--json", str(report)]
+    cmd = [
+        str(Path(sys.executable).with_name("jobwire-conformance")),
+        "--image",
+        images["conformance"],
+        "--image-cmd",
+        f"python /app/conformance/tests/broken_workers/{worker}.py",
+        "--mode",
+        "inline",
+        "--redis-url",
+        redis_ctr.url,
+        "--no-figures",
+        "--json",
+        str(report),
+    ]
     for prefix in only:
         cmd += ["--only", prefix]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    results = {r["id"]: r for impl in json.loads(report.read_text())["implementations"].values() for r in impl["results"]}
+    results = {
+        r["id"]: r for impl in json.loads(report.read_text())["implementations"].values() for r in impl["results"]
+    }
     assert done.returncode == 1, done.stdout[-1500:] + done.stderr[-1500:]
     for test_id in must_fail:
         assert results[test_id]["status"] == "fail", (test_id, results[test_id])

@@ -50,8 +50,11 @@ step done
 
 def checkout_tar() -> bytes:
     """The committed files of the checkout under jobwire/, as a tar (what a clean clone holds)."""
-    done = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "--prefix=jobwire/", "HEAD"],
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "--prefix=jobwire/", "HEAD"],
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"git archive HEAD failed: {done.stderr.decode()[-500:]}"
     return done.stdout
 
@@ -60,8 +63,11 @@ def package_env() -> dict:
     """pip's index and npm's registry of this machine (containers.sh read them from its configuration).
     file:// locations are this machine's disk, not reachable in the container: left out."""
     env = {"CI": "true", "DEBIAN_FRONTEND": "noninteractive", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    for name, var in (("JW_PIP_INDEX_URL", "PIP_INDEX_URL"), ("JW_PIP_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL"),
-                      ("JW_NPM_REGISTRY", "NPM_CONFIG_REGISTRY")):
+    for name, var in (
+        ("JW_PIP_INDEX_URL", "PIP_INDEX_URL"),
+        ("JW_PIP_EXTRA_INDEX_URL", "PIP_EXTRA_INDEX_URL"),
+        ("JW_NPM_REGISTRY", "NPM_CONFIG_REGISTRY"),
+    ):
         urls = [u for u in os.environ.get(name, "").split() if u.startswith(("http://", "https://"))]
         if urls:
             env[var] = " ".join(urls)
@@ -84,9 +90,18 @@ def step_times(log: str) -> dict[str, int]:
 
 
 def test_fresh_machine_setup_and_tests(engine, images):
-    ctr = engine.containers.create(BASE, ["bash", "-c", STEPS], name=f"{RUN_ID}-fresh-machine", network_mode="host",
-                                   init=True, shm_size="512m", environment=package_env(), volumes=caches(),
-                                   labels=LABELS, working_dir="/")
+    ctr = engine.containers.create(
+        BASE,
+        ["bash", "-c", STEPS],
+        name=f"{RUN_ID}-fresh-machine",
+        network_mode="host",
+        init=True,
+        shm_size="512m",
+        environment=package_env(),
+        volumes=caches(),
+        labels=LABELS,
+        working_dir="/",
+    )
     try:
         assert ctr.put_archive("/", checkout_tar()), "docker cp of the checkout failed"
         t0 = time.monotonic()

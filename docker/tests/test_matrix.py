@@ -16,8 +16,15 @@ EXTRA = {"k": [1.5, True, None]}
 def start_worker(engine, images, impl: str, url: str):
     """A worker container of IMPL serving queue ct-IMPL (the image's own entrypoint)."""
     argv = {"python": ["worker", "--import", "jobwire.conformance_jobs"], "node": [], "c": []}[impl]
-    return run_container(engine, images[impl], f"worker-{impl}", argv + ["--queues", f"ct-{impl}", "--redis-url", url],
-                         init=True, hostname=f"{RUN_ID}-{impl}", environment={"REDIS_URL": url})
+    return run_container(
+        engine,
+        images[impl],
+        f"worker-{impl}",
+        argv + ["--queues", f"ct-{impl}", "--redis-url", url],
+        init=True,
+        hostname=f"{RUN_ID}-{impl}",
+        environment={"REDIS_URL": url},
+    )
 
 
 def enqueue(engine, images, impl: str, url: str, queue: str, *args: str) -> None:
@@ -27,8 +34,14 @@ def enqueue(engine, images, impl: str, url: str, queue: str, *args: str) -> None
         "node": (images["node"], ["node"], ["enqueue.js", "--redis-url", url, "--"]),
         "c": (images["c"], ["jobwire-enqueue"], ["--redis-url", url]),
     }[impl]
-    engine.containers.run(image, argv + [queue, "jobwire.Echo", *args], entrypoint=entrypoint, remove=True,
-                          network_mode="host", labels={"org.jobwire.containers": RUN_ID})
+    engine.containers.run(
+        image,
+        argv + [queue, "jobwire.Echo", *args],
+        entrypoint=entrypoint,
+        remove=True,
+        network_mode="host",
+        labels={"org.jobwire.containers": RUN_ID},
+    )
 
 
 def table(rows: list[dict]) -> tuple[str, int]:
@@ -37,8 +50,14 @@ def table(rows: list[dict]) -> tuple[str, int]:
     for e in IMPLS:
         cells = []
         for w in IMPLS:
-            ok = sorted(r["args"][1] for r in rows if r.get("queue") == f"ct-{w}" and r.get("impl") == w
-                        and r.get("args", [None])[0] == f"from-{e}-to-{w}" and r["args"][2:] == [EXTRA])
+            ok = sorted(
+                r["args"][1]
+                for r in rows
+                if r.get("queue") == f"ct-{w}"
+                and r.get("impl") == w
+                and r.get("args", [None])[0] == f"from-{e}-to-{w}"
+                and r["args"][2:] == [EXTRA]
+            )
             good = ok == list(range(1, JOBS_PER_CELL + 1))
             bad += not good
             cells.append("PASS" if good else f"FAIL{len(ok)}")
@@ -53,8 +72,16 @@ def test_matrix_across_containers(engine, images, redis_ctr):
         for enq in IMPLS:
             for impl in IMPLS:
                 for k in range(1, JOBS_PER_CELL + 1):
-                    enqueue(engine, images, enq, redis_ctr.url, f"ct-{impl}", f'"from-{enq}-to-{impl}"', str(k),
-                            json.dumps(EXTRA))
+                    enqueue(
+                        engine,
+                        images,
+                        enq,
+                        redis_ctr.url,
+                        f"ct-{impl}",
+                        f'"from-{enq}-to-{impl}"',
+                        str(k),
+                        json.dumps(EXTRA),
+                    )
         expect = len(IMPLS) ** 2 * JOBS_PER_CELL
         wait_for(lambda: redis_ctr.r.llen(ECHO_KEY) >= expect, 30, 0.2)
         rows = [json.loads(x) for x in redis_ctr.r.lrange(ECHO_KEY, 0, -1)]

@@ -27,12 +27,13 @@ def docker_clients() -> list[str]:
 def without_docker(args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """bash scripts/containers.sh ARGS with every docker client masked; its own state in a temp dir."""
     masks = [f"mount --bind /dev/null {shlex.quote(p)}" for p in docker_clients()]
-    check = "! [ -x \"$(type -P docker)\" ] && [ ! -x /usr/bin/docker ]"  # the premise, checked
+    check = '! [ -x "$(type -P docker)" ] && [ ! -x /usr/bin/docker ]'  # the premise, checked
     script = " && ".join(masks + [check, f"exec bash {shlex.quote(SCRIPT)} {args}"])
     with tempfile.TemporaryDirectory() as state:
         full = {**os.environ, "JOBWIRE_CONTAINERS_STATE": state, **(env or {})}
-        return subprocess.run(["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, timeout=120,
-                              env=full)
+        return subprocess.run(
+            ["unshare", "-m", "bash", "-c", script], capture_output=True, text=True, timeout=120, env=full
+        )
 
 
 def test_clean_without_docker_exits_0():
@@ -57,18 +58,23 @@ def test_engine_without_a_client_fails_clearly():
 def test_the_issue_command_exits_0():
     """The reproduction of issue 9, as written there."""
     assert os.path.isfile("/usr/bin/docker"), "docker.io's client is installed by containers.sh before the tests"
-    done = subprocess.run(["unshare", "-m", "bash", "-c",
-                           "mount --bind /dev/null /usr/bin/docker && bash scripts/containers.sh clean"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          # another docker client on PATH (not masked here) must not remove the
-                          # containers of the tests running now: it finds no engine
-                          env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    done = subprocess.run(
+        ["unshare", "-m", "bash", "-c", "mount --bind /dev/null /usr/bin/docker && bash scripts/containers.sh clean"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # another docker client on PATH (not masked here) must not remove the
+        # containers of the tests running now: it finds no engine
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-1500:]}"
 
 
 def test_sdk_pin_is_the_extra_of_the_suite():
     """docker/requirements.txt locks the SDK the `image` extra of jobwire-conformance names: one version."""
     import re
+
     lock = re.search(r"^docker==(\S+)$", (ROOT / "docker" / "requirements.txt").read_text(), re.M)
     extra = re.search(r'^image = \["docker==([^"]+)"\]', (ROOT / "conformance" / "pyproject.toml").read_text(), re.M)
     assert lock and extra and lock.group(1) == extra.group(1), (lock and lock.group(0), extra and extra.group(0))

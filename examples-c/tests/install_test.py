@@ -18,6 +18,7 @@
 5. A staged install (DESTDIR) keeps PREFIX in the pkg-config file; `make uninstall` leaves no
    file behind.
 """
+
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.path.dirname(HERE)                      # examples-c
+SRC = os.path.dirname(HERE)  # examples-c
 ROOT = os.path.dirname(SRC)
 sys.path.insert(0, HERE)
 import run_tests  # noqa: E402  (its RESP client and redis-server helper)
@@ -37,7 +38,7 @@ from run_tests import Redis, RedisServer  # noqa: E402
 VERSION = open(os.path.join(ROOT, "VERSION")).read().strip()
 SPEC_VERSION = open(os.path.join(ROOT, "spec", "VERSION")).read().strip()
 
-HANDLERS_C = r'''
+HANDLERS_C = r"""
 /* A user's worker: its own job classes, nothing edited in libjobwire. */
 #include <jobwire.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "my-worker on libjobwire %s\n", jw_version());
     return jw_worker_main(argc, argv);
 }
-'''
+"""
 
 
 def run(cmd, **kw):
@@ -89,8 +90,11 @@ def run(cmd, **kw):
 def clean_env(prefix):
     """The environment of a user outside the checkout: no JOBWIRE_* or REDIS_URL, and
     pkg-config pointed at the install."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("JOBWIRE_") and k != "REDIS_URL" and not k.startswith("PKG_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("JOBWIRE_") and k != "REDIS_URL" and not k.startswith("PKG_CONFIG")
+    }
     env["PKG_CONFIG_PATH"] = os.path.join(prefix, "lib", "pkgconfig")
     return env
 
@@ -105,8 +109,13 @@ def wait_until(fn, timeout, what):
 
 def check_tree(prefix):
     """Step 1: every installed file is there; the spec files equal spec/ byte for byte."""
-    for rel in ("bin/jobwire-worker", "bin/jobwire-enqueue", "lib/libjobwire.a",
-                "include/jobwire.h", "lib/pkgconfig/jobwire.pc"):
+    for rel in (
+        "bin/jobwire-worker",
+        "bin/jobwire-enqueue",
+        "lib/libjobwire.a",
+        "include/jobwire.h",
+        "lib/pkgconfig/jobwire.pc",
+    ):
         assert os.path.isfile(os.path.join(prefix, rel)), "not installed: " + rel
     share = os.path.join(prefix, "share", "jobwire")
     wanted = spec_data_files(os.path.join(ROOT, "spec"))
@@ -144,8 +153,7 @@ def build_app(app, env):
         f.write(HANDLERS_C)
     flags = run(["pkg-config", "--cflags", "--libs", "jobwire"], env=env, cwd=app).split()
     cc = os.environ.get("CC", "cc")
-    run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", "my-worker", "my_worker.c"] + flags,
-        env=env, cwd=app)
+    run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-o", "my-worker", "my_worker.c"] + flags, env=env, cwd=app)
     return os.path.join(app, "my-worker")
 
 
@@ -155,8 +163,13 @@ def enqueue(prefix, env, cwd, url, queue, klass, *args):
 
 
 def start_worker(exe, env, cwd, url, queue, log):
-    return subprocess.Popen([exe, "--queues", queue, "--redis-url", url, "--block-timeout-ms", "500"],
-                            env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    return subprocess.Popen(
+        [exe, "--queues", queue, "--redis-url", url, "--block-timeout-ms", "500"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),
+    )
 
 
 def quit_worker(proc, log):
@@ -179,7 +192,8 @@ def check_app(exe, prefix, env, cwd, server):
         fails = [json.loads(x) for x in r("LRANGE", "resque:failed", 0, -1)]
         assert [(f["exception"], f["error"]) for f in fails] == [
             ("ThumbError", "no image dog.png"),
-            ("jobwire.UnknownClass", 'no handler registered for class "jobwire.Echo"')], fails
+            ("jobwire.UnknownClass", 'no handler registered for class "jobwire.Echo"'),
+        ], fails
         assert fails[0]["backtrace"] == ["broken"], fails[0]
         wid = r("SMEMBERS", "resque:workers")[0].decode()
         assert r("HGET", "resque:jobwire:worker:" + wid, "impl_version").decode() == VERSION

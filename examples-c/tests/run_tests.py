@@ -10,6 +10,7 @@ client. The server is killed by its pid at the end.
   python3 tests/run_tests.py --bin build/asan --asan --short
   python3 tests/run_tests.py --bin . --only valgrind --valgrind-jobs 10000
 """
+
 import argparse
 import json
 import os
@@ -31,6 +32,7 @@ TMP = tempfile.mkdtemp(prefix="jobwire-c-test-")
 
 
 # ---------------------------------------------------------------- Redis client
+
 
 class RedisError(Exception):
     pass
@@ -64,7 +66,7 @@ class Redis:
             chunks.append(chunk)
             have += len(chunk)
         data = b"".join(chunks)
-        self.buf = data[n + 2:]
+        self.buf = data[n + 2 :]
         return data[:n]
 
     def _reply(self):
@@ -118,9 +120,25 @@ class RedisServer:
 
     def start(self):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--dbfilename", "dump.rdb"] + self.extra,
-            stdout=open(os.path.join(self.dir, "redis.log"), "ab"), stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--dbfilename",
+                "dump.rdb",
+            ]
+            + self.extra,
+            stdout=open(os.path.join(self.dir, "redis.log"), "ab"),
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -158,6 +176,7 @@ def reconnect():
 
 # ---------------------------------------------------------------- Helpers
 
+
 def wait_until(fn, timeout=10.0, what="condition"):
     deadline = time.time() + timeout
     while True:
@@ -178,8 +197,17 @@ def push_raw(queue, *payloads, ns="resque"):
     """Enqueue raw payload bytes with enqueue.lua (as a client would)."""
     sha = lua_sha("enqueue")
     for i in range(0, len(payloads), 1000):
-        R("EVALSHA", sha, 4, ns + ":queues", ns + ":queue:" + queue, ns + ":jobwire:wake:" + queue,
-          ns + ":jobwire:wake-new-queue", queue, *payloads[i:i + 1000])
+        R(
+            "EVALSHA",
+            sha,
+            4,
+            ns + ":queues",
+            ns + ":queue:" + queue,
+            ns + ":jobwire:wake:" + queue,
+            ns + ":jobwire:wake-new-queue",
+            queue,
+            *payloads[i : i + 1000],
+        )
 
 
 def enqueue(queue, cls, *args, ns=None, url=None):
@@ -237,26 +265,37 @@ def cmdline(pid):
 
 class Worker:
     """A jobwire-worker process; its stderr goes to a log file."""
+
     all = []
 
     def __init__(self, queues, *extra, valgrind=False, block_ms=1000, sh_prefix=None, url=None):
         self.log = os.path.join(TMP, "worker-%d.log" % (len(Worker.all) + 1))
-        cmd = [os.path.join(OPTS.bin, "jobwire-worker"), "--queues", queues, "--redis-url",
-               url or SERVER.url, "--block-timeout-ms", str(block_ms)] + list(extra)
+        cmd = [
+            os.path.join(OPTS.bin, "jobwire-worker"),
+            "--queues",
+            queues,
+            "--redis-url",
+            url or SERVER.url,
+            "--block-timeout-ms",
+            str(block_ms),
+        ] + list(extra)
         if valgrind:
             self.vgdir = tempfile.mkdtemp(prefix="vg-", dir=TMP)
-            cmd = ["valgrind", "--leak-check=full", "--error-exitcode=1",
-                   "--errors-for-leak-kinds=definite,indirect",
-                   # One file for the master and every forked child (each line carries
-                   # ==pid==): per-pid files would be overwritten when pids wrap around.
-                   "--log-file=" + os.path.join(self.vgdir, "valgrind.log")] + cmd
+            cmd = [
+                "valgrind",
+                "--leak-check=full",
+                "--error-exitcode=1",
+                "--errors-for-leak-kinds=definite,indirect",
+                # One file for the master and every forked child (each line carries
+                # ==pid==): per-pid files would be overwritten when pids wrap around.
+                "--log-file=" + os.path.join(self.vgdir, "valgrind.log"),
+            ] + cmd
         env = child_env()
         if sh_prefix:  # run shell code first, then exec the worker under the same pid
             env["JW_PORT"] = str(SERVER.port)
             env["JW_HOST"] = HOST
             cmd = ["sh", "-c", sh_prefix + ' && exec "$@"', "sh"] + cmd
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"),
-                                     env=env)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), env=env)
         self.pid = self.proc.pid
         self.queues = queues
         self.id = "%s:%d:%s" % (HOST, self.pid, queues)
@@ -288,8 +327,11 @@ class Worker:
 
     def sanitizer_reports(self):
         text = self.logtext()
-        return [line for line in text.splitlines()
-                if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line]
+        return [
+            line
+            for line in text.splitlines()
+            if "AddressSanitizer" in line or "runtime error:" in line or "LeakSanitizer" in line
+        ]
 
     def quit(self):
         self.signal(signal.SIGQUIT)
@@ -309,8 +351,7 @@ def stat(name, ns="resque"):
 
 
 def inflight_token(w, ns="resque"):
-    return wait_until(lambda: R("HGET", ns + ":jobwire:inflight:" + w.id, "token"), 10,
-                      "a job in flight").decode()
+    return wait_until(lambda: R("HGET", ns + ":jobwire:inflight:" + w.id, "token"), 10, "a job in flight").decode()
 
 
 FAILED_KEYS = ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
@@ -327,6 +368,7 @@ def check_record(raw, exception, queue, worker):
 
 
 # ---------------------------------------------------------------- Tests
+
 
 def test_enqueue_and_process():
     args = [1, "x", 9223372036854775807, -9223372036854775808, 0.1, 1e-300, {"a": [True, None]}]
@@ -368,10 +410,14 @@ def test_enqueue_and_process():
 
 
 def test_failure_record():
-    payload = ('{"class":"jobwire.Fail","args":["boom \\u00e9 \\"quoted\\"\\n"],"id":"f-1",'
-               '"enqueued_at":1764403200123,"extra":{"f":1.50,"e":1E+2,"big":9007199254740993}}')
-    big = ('{"class":"jobwire.Fail","args":["huge"],"id":"f-2","huge":123456789012345678901234567890,'
-           '"tiny":1e-400,"vast":-1e400}')
+    payload = (
+        '{"class":"jobwire.Fail","args":["boom \\u00e9 \\"quoted\\"\\n"],"id":"f-1",'
+        '"enqueued_at":1764403200123,"extra":{"f":1.50,"e":1E+2,"big":9007199254740993}}'
+    )
+    big = (
+        '{"class":"jobwire.Fail","args":["huge"],"id":"f-2","huge":123456789012345678901234567890,'
+        '"tiny":1e-400,"vast":-1e400}'
+    )
     push_raw("q", payload, big)
     w = Worker("q")
     wait_until(lambda: R("LLEN", "resque:failed") == 2, 10, "2 failures")
@@ -397,7 +443,7 @@ def test_unknown_class():
 
 
 def test_invalid_json():
-    push_raw("q", '{"class":"jobwire.Echo",', '[1,2]', '"str"', b'\xff\xfe garbage')
+    push_raw("q", '{"class":"jobwire.Echo",', "[1,2]", '"str"', b"\xff\xfe garbage")
     # lua-cjson lets these through; the worker's RFC 8259 parser must not.
     cjson_only = ['{"class":"jobwire.Echo","args":[NaN]}', '{"class":"jobwire.Echo","args":[-Infinity]}']
     push_raw("q", *cjson_only)
@@ -405,9 +451,14 @@ def test_invalid_json():
     w = Worker("q")
     wait_until(lambda: len(echoes()) == 1, 10, "the valid job after the bad ones")
     recs = failures()
-    assert [r["exception"] for r in recs] == ["jobwire.InvalidJSON", "jobwire.InvalidPayload",
-                                              "jobwire.InvalidPayload", "jobwire.InvalidJSON",
-                                              "jobwire.InvalidJSON", "jobwire.InvalidJSON"], recs
+    assert [r["exception"] for r in recs] == [
+        "jobwire.InvalidJSON",
+        "jobwire.InvalidPayload",
+        "jobwire.InvalidPayload",
+        "jobwire.InvalidJSON",
+        "jobwire.InvalidJSON",
+        "jobwire.InvalidJSON",
+    ], recs
     assert [r["payload"] for r in recs[4:]] == cjson_only, recs[4:]
     assert all(r["worker"] == w.id for r in recs)
     assert recs[0]["payload"] == '{"class":"jobwire.Echo",', recs[0]
@@ -427,8 +478,7 @@ def test_schema_invalid():
         {"class": "jobwire.Echo", "queue": 3},
     ]
     ok_len = {"class": "\u00e9" * 1024}  # 1024 characters, 2048 bytes: valid, unknown class
-    push_raw("q", *[json.dumps(b, separators=(",", ":")) for b in bad],
-             json.dumps(ok_len, ensure_ascii=False))
+    push_raw("q", *[json.dumps(b, separators=(",", ":")) for b in bad], json.dumps(ok_len, ensure_ascii=False))
     w = Worker("q")
     wait_until(lambda: R("LLEN", "resque:failed") == len(bad) + 1, 10, "failures")
     recs = failures()
@@ -437,8 +487,11 @@ def test_schema_invalid():
         assert isinstance(rec["payload"], dict), "schema-invalid payloads are embedded as objects"
     assert recs[-1]["exception"] == "jobwire.UnknownClass", recs[-1]
     # jobwire-enqueue validates too and pushes nothing on failure.
-    r = subprocess.run([os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url,
-                        "q", "y" * 1025], capture_output=True, env=child_env())
+    r = subprocess.run(
+        [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "q", "y" * 1025],
+        capture_output=True,
+        env=child_env(),
+    )
     assert r.returncode == 2 and R("LLEN", "resque:queue:q") == 0, r
     w.quit()
 
@@ -566,11 +619,12 @@ def test_signal_keeps_control():
     assert children_of(w.pid), "expected a standby child"
     w.signal(signal.SIGCONT)  # not paused: only interrupts the BLPOP
     time.sleep(0.3)
-    blocked = [l for l in R("CLIENT", "LIST").decode().splitlines() if "flags=b" in l]
+    blocked = [line for line in R("CLIENT", "LIST").decode().splitlines() if "flags=b" in line]
     assert len(blocked) == 1, "stale blocked connections: %s" % blocked
     R("RPUSH", "resque:jobwire:control:" + w.id, "pause")
-    wait_until(lambda: R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"paused", 3,
-               "the pause command after a signal")
+    wait_until(
+        lambda: R("HGET", "resque:jobwire:worker:" + w.id, "state") == b"paused", 3, "the pause command after a signal"
+    )
     w.quit()
 
 
@@ -676,9 +730,11 @@ def test_redis_restart():
 def test_pid_reuse():
     # A previous process with our host, pid and queues died holding a job; the new worker
     # (same pid, thanks to exec) must recover that job before registering, not overwrite it.
-    prefix = ('redis-cli -p "$JW_PORT" HSET "resque:jobwire:inflight:$JW_HOST:$$:q" queue q '
-              'payload \'{"class":"jobwire.Echo","args":["orphan"],"id":"orph-1"}\' token 1 '
-              'job_key orph-1 reserved_ms 1 >/dev/null')
+    prefix = (
+        'redis-cli -p "$JW_PORT" HSET "resque:jobwire:inflight:$JW_HOST:$$:q" queue q '
+        'payload \'{"class":"jobwire.Echo","args":["orphan"],"id":"orph-1"}\' token 1 '
+        "job_key orph-1 reserved_ms 1 >/dev/null"
+    )
     w = Worker("q", sh_prefix=prefix)
     wait_until(lambda: len(echoes()) == 1, 10, "the orphaned job to run")
     assert echoes()[0]["id"] == "orph-1" and echoes()[0]["worker"] == w.id
@@ -697,10 +753,19 @@ def test_spec_mismatch():
 
 def test_config_errors():
     exe = os.path.join(OPTS.bin, "jobwire-worker")
-    for args in (["--queues", "q", "--concurrency", "4"], ["--queues", "q", "--lease-ms", "1000"],
-                 [], ["--queues", "bad:name"], ["--queues", "q", "--bogus", "1"],
-                 ["--queues", "q", "--lease-ms=1000"], ["--queues=a,,b"], ["--queues", "mail*"],
-                 ["--queues", "*,a,*"], ["--queues", " a"], ["--queues", "q", "--heartbeat-ms", "+5"]):
+    for args in (
+        ["--queues", "q", "--concurrency", "4"],
+        ["--queues", "q", "--lease-ms", "1000"],
+        [],
+        ["--queues", "bad:name"],
+        ["--queues", "q", "--bogus", "1"],
+        ["--queues", "q", "--lease-ms=1000"],
+        ["--queues=a,,b"],
+        ["--queues", "mail*"],
+        ["--queues", "*,a,*"],
+        ["--queues", " a"],
+        ["--queues", "q", "--heartbeat-ms", "+5"],
+    ):
         r = subprocess.run([exe] + args, capture_output=True, env=child_env(), timeout=10)
         assert r.returncode == 2 and r.stderr, (args, r)
     # protocol.md 7.2: an empty variable counts as unset, so the default (and its check) holds
@@ -748,8 +813,9 @@ def test_valgrind():
     summaries = re.findall(r"==(\d+)== ERROR SUMMARY: (\d+) errors", text)
     bad = [pid for pid, count in summaries if count != "0"]
     lost = re.findall(r"==(\d+)==\s+(?:definitely|indirectly) lost: [1-9]", text)
-    print("    valgrind: %d jobs in %.1fs (%.0f jobs/s), %d processes checked"
-          % (n, elapsed, n / elapsed, len(summaries)))
+    print(
+        "    valgrind: %d jobs in %.1fs (%.0f jobs/s), %d processes checked" % (n, elapsed, n / elapsed, len(summaries))
+    )
     forked = sum(1 for i in range(n) if i % 50 not in (3, 4, 5))  # the rest never fork
     assert len(summaries) == forked + 1, "expected a summary for the master and each child"
     assert str(w.pid) in [pid for pid, _ in summaries], "no summary for the master"
@@ -788,7 +854,16 @@ def test_delayed():
     worker promotes the job at its bucket second, not before, and wakes for it on its own."""
     w = Worker("d", block_ms=5000)
     w.wait_registered()
-    cmd = [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "--in", "1.5", "d", "jobwire.Echo", "7"]
+    cmd = [
+        os.path.join(OPTS.bin, "jobwire-enqueue"),
+        "--redis-url",
+        SERVER.url,
+        "--in",
+        "1.5",
+        "d",
+        "jobwire.Echo",
+        "7",
+    ]
     t0 = time.time()
     jid = subprocess.run(cmd, check=True, capture_output=True, env=child_env()).stdout.decode().strip()
     ts = R("ZRANGE", "resque:delayed_queue_schedule", 0, -1)
@@ -803,8 +878,13 @@ def test_delayed():
     assert ran * 1000 >= int(ts[0]) * 1000 - 50, "ran before its bucket second"
     assert ran - int(ts[0]) < 1.0, "promoted %.3fs late although idle (block timeout 5s)" % (ran - int(ts[0]))
     assert R("EXISTS", "resque:delayed_queue_schedule", b"resque:delayed:" + ts[0], b"resque:timestamps:" + item) == 0
-    past = subprocess.run(cmd[:3] + ["--at", "1000", "d", "jobwire.Echo", "8"], check=True, capture_output=True,
-                          env=child_env()).stdout.decode().strip()
+    past = (
+        subprocess.run(
+            cmd[:3] + ["--at", "1000", "d", "jobwire.Echo", "8"], check=True, capture_output=True, env=child_env()
+        )
+        .stdout.decode()
+        .strip()
+    )
     wait_until(lambda: len(echoes()) == 2, 5, "a past --at runs at once")
     assert echoes()[1]["id"] == past
     w.quit()
@@ -814,9 +894,12 @@ def test_retries():
     """protocol.md 14.4: a flaky job is retried under its policy with its history, keeps its id,
     and lands in failed with every attempt when they run out; --default-retry is checked."""
     pol = '"retry":{"max_attempts":3,"backoff":"fixed","delay_ms":300,"jitter":0}'
-    push_raw("r", '{"class":"jobwire.Flaky","args":[9],"id":"flaky-1",%s}' % pol,
-             '{"class":"jobwire.Flaky","args":[1],"id":"flaky-2",%s}' % pol,
-             '{"class":"jobwire.Flaky","args":[1],"id":"plain"}')
+    push_raw(
+        "r",
+        '{"class":"jobwire.Flaky","args":[9],"id":"flaky-1",%s}' % pol,
+        '{"class":"jobwire.Flaky","args":[1],"id":"flaky-2",%s}' % pol,
+        '{"class":"jobwire.Flaky","args":[1],"id":"plain"}',
+    )
     w = Worker("r", "--default-retry", '{"max_attempts":2,"delay_ms":100}')
     wait_until(lambda: len(failures()) == 1 and len(echoes()) == 7, 10, "every attempt")
     runs = {}
@@ -826,15 +909,20 @@ def test_retries():
     rec = failures()[0]
     assert rec["payload"]["id"] == "flaky-1" and rec["error"] == "flaky attempt 3", rec
     hist = rec["payload"]["attempts"]
-    assert [(a["attempt"], a["error"], a["delay_ms"], a["worker"]) for a in hist] == \
-        [(1, "flaky attempt 1", 300, w.id), (2, "flaky attempt 2", 300, w.id)], hist
+    assert [(a["attempt"], a["error"], a["delay_ms"], a["worker"]) for a in hist] == [
+        (1, "flaky attempt 1", 300, w.id),
+        (2, "flaky attempt 2", 300, w.id),
+    ], hist
     assert list(hist[0]) == ["attempt", "failed_at_ms", "exception", "error", "worker", "queue", "delay_ms"]
     assert R("ZCARD", "resque:jobwire:retry") == 0
     wait_until(lambda: stat("processed") == 7, 5, "the last settle")
     assert stat("failed") == 5, (stat("processed"), stat("failed"))  # 3 + 1 + 1 failed attempts
     w.quit()
-    bad = subprocess.run([os.path.join(OPTS.bin, "jobwire-worker"), "--queues", "r", "--default-retry",
-                          '{"backoff":"linear"}'], capture_output=True, env=child_env())
+    bad = subprocess.run(
+        [os.path.join(OPTS.bin, "jobwire-worker"), "--queues", "r", "--default-retry", '{"backoff":"linear"}'],
+        capture_output=True,
+        env=child_env(),
+    )
     assert bad.returncode == 2 and b"--default-retry" in bad.stderr, bad
 
 
@@ -843,8 +931,10 @@ def test_schedules():
     a broken one is reported (error, next fire time +inf) and blocks nothing."""
     now = int(R("TIME")[0]) * 1000
     first = (now // 1000 + 1) * 1000
-    for name, definition in (("tick", '{"every_ms":1000,"queue":"s","class":"jobwire.Echo","args":["t"]}'),
-                             ("broken", '{"cron":"not a cron","queue":"s","class":"X"}')):
+    for name, definition in (
+        ("tick", '{"every_ms":1000,"queue":"s","class":"jobwire.Echo","args":["t"]}'),
+        ("broken", '{"cron":"not a cron","queue":"s","class":"X"}'),
+    ):
         R("HSET", "resque:jobwire:schedule:" + name, "definition", definition)
         R("ZADD", "resque:jobwire:schedules", first, name)
     ws = [Worker("s"), Worker("s")]
@@ -905,8 +995,12 @@ class FaultProxy:
     """tests/fault_proxy.py in front of a Redis port; `command` sends one line, returns the answer."""
 
     def __init__(self, target_port):
-        self.proc = subprocess.Popen([sys.executable, FAULT_PROXY, "--target", str(target_port)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, FAULT_PROXY, "--target", str(target_port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         first = self.proc.stdout.readline().split()
         assert first[:1] == ["port"], "fault_proxy.py did not start: %s" % first
         self.url = "redis://127.0.0.1:%s/0" % first[1]
@@ -928,8 +1022,9 @@ def fault_worker(url, fr):
 
 
 def fault_registered(w, timeout=20):
-    wait_until(lambda: w.fault_redis.up("SISMEMBER", "resque:workers", w.id) == 1, timeout,
-               "worker %s to register" % w.id)
+    wait_until(
+        lambda: w.fault_redis.up("SISMEMBER", "resque:workers", w.id) == 1, timeout, "worker %s to register" % w.id
+    )
 
 
 def processes_one(w, timeout=20):
@@ -942,12 +1037,14 @@ def processes_one(w, timeout=20):
 
 def with_fault_redis(test):
     """Give the test a FaultRedis and kill its server afterwards."""
+
     def run():
         fr = FaultRedis()
         try:
             test(fr)
         finally:
             fr.server.kill()
+
     run.__name__ = test.__name__
     return run
 
@@ -981,6 +1078,7 @@ def test_fault_job_finishes_while_redis_down(fr):
         mine = [f for f in fr.failed() if f["payload"].get("id") == failing]
         clear = fr.up("KEYS", "resque:jobwire:inflight:*") == [] and fr.up("LLEN", "resque:queue:q") == 0
         return mine if mine and clear else None
+
     mine = wait_until(settled, 30, "the held outcome to be settled")
     assert len(mine) == 1 and mine[0]["error"] == "kept across the outage", mine
     processes_one(w)
@@ -1011,7 +1109,7 @@ def test_fault_cut_mid_reply(fr):
         for round_ in range(3):
             proxy.command("cut 3")  # the next reply from Redis arrives as 3 bytes and a closed socket
             jid = enqueue("q", "jobwire.Echo", round_, url=fr.server.url)
-            wait_until(lambda: jid in fr.echo_ids(), 30, "job %d after a cut" % round_)
+            wait_until(lambda jid=jid: jid in fr.echo_ids(), 30, "job %d after a cut" % round_)
         assert int(proxy.command("cuts").split()[1]) >= 1, "no reply was cut"
         assert w.proc.poll() is None
         assert fr.failed() == [], fr.failed()
@@ -1048,25 +1146,67 @@ def test_fault_maxmemory_noeviction(fr):
     # a job whose own write (the echo) met the limit fails with Redis' error: kept, not lost
     assert set(held) <= set(queued) | set(inflight) | set(fr.echo_ids()) | set(failed_ids), "a held job vanished"
     fr.call("CONFIG", "SET", "maxmemory", "0")
-    wait_until(lambda: set(held) <= set(fr.echo_ids()) | {f["payload"].get("id") for f in fr.failed()}, 30,
-               "every job held before the limit to run")
+    wait_until(
+        lambda: set(held) <= set(fr.echo_ids()) | {f["payload"].get("id") for f in fr.failed()},
+        30,
+        "every job held before the limit to run",
+    )
     assert all("maxmemory" in f["error"] for f in fr.failed()), fr.failed()
     processes_one(w)
 
 
-FAULTS = [test_fault_redis_unreachable_10s, test_fault_job_finishes_while_redis_down, test_fault_silent_port,
-          test_fault_cut_mid_reply, test_fault_maxmemory_noeviction]
+FAULTS = [
+    test_fault_redis_unreachable_10s,
+    test_fault_job_finishes_while_redis_down,
+    test_fault_silent_port,
+    test_fault_cut_mid_reply,
+    test_fault_maxmemory_noeviction,
+]
 
-FULL = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
-        test_schema_invalid, test_big_payload, test_strict_priority, test_wildcard,
-        test_signal_quit, test_signal_term_int, test_signal_usr1, test_signal_pause_resume,
-        test_signal_keeps_control, test_control_commands, test_job_timeout, test_crash_recovery, test_poison_job,
-        test_redis_restart, test_pid_reuse, test_spec_mismatch, test_config_errors,
-        test_delayed, test_retries, test_schedules] + FAULTS
-SHORT = [test_enqueue_and_process, test_failure_record, test_unknown_class, test_invalid_json,
-         test_schema_invalid, test_strict_priority, test_signal_term_int, test_signal_usr1,
-         test_signal_keeps_control, test_control_commands, test_job_timeout, test_poison_job,
-         test_crash_recovery, test_delayed, test_retries, test_schedules]
+FULL = [
+    test_enqueue_and_process,
+    test_failure_record,
+    test_unknown_class,
+    test_invalid_json,
+    test_schema_invalid,
+    test_big_payload,
+    test_strict_priority,
+    test_wildcard,
+    test_signal_quit,
+    test_signal_term_int,
+    test_signal_usr1,
+    test_signal_pause_resume,
+    test_signal_keeps_control,
+    test_control_commands,
+    test_job_timeout,
+    test_crash_recovery,
+    test_poison_job,
+    test_redis_restart,
+    test_pid_reuse,
+    test_spec_mismatch,
+    test_config_errors,
+    test_delayed,
+    test_retries,
+    test_schedules,
+] + FAULTS
+SHORT = [
+    test_enqueue_and_process,
+    test_failure_record,
+    test_unknown_class,
+    test_invalid_json,
+    test_schema_invalid,
+    test_strict_priority,
+    test_signal_term_int,
+    test_signal_usr1,
+    test_signal_keeps_control,
+    test_control_commands,
+    test_job_timeout,
+    test_poison_job,
+    test_crash_recovery,
+    test_delayed,
+    test_retries,
+    test_schedules,
+]
 EXTRA = {"valgrind": test_valgrind, "soak": test_soak, "bench": test_bench}
 
 
@@ -1123,9 +1263,10 @@ def main():
         for w in Worker.all:
             w.stop()
         SERVER.kill()
-    print("%d passed, %d failed in %.0fs%s" % (len(tests) - len(failed), len(failed),
-                                              time.time() - start,
-                                              (": " + ", ".join(failed)) if failed else ""))
+    print(
+        "%d passed, %d failed in %.0fs%s"
+        % (len(tests) - len(failed), len(failed), time.time() - start, (": " + ", ".join(failed)) if failed else "")
+    )
     if not failed:
         shutil.rmtree(TMP, ignore_errors=True)
     else:

@@ -57,11 +57,26 @@ class WorkerProcess:
     """A real `jobwire worker` subprocess with fast timings."""
 
     def __init__(self, url: str, queues: str, *extra: str, env=None) -> None:
-        self.args = [JOBWIRE, "worker", "--queues", queues, "--redis-url", url,
-                     "--import", "jobwire.conformance_jobs", "--heartbeat-ms", "200",
-                     "--lease-ms", "1000", "--block-timeout-ms", "500", *extra]
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+        self.args = [
+            JOBWIRE,
+            "worker",
+            "--queues",
+            queues,
+            "--redis-url",
+            url,
+            "--import",
+            "jobwire.conformance_jobs",
+            "--heartbeat-ms",
+            "200",
+            "--lease-ms",
+            "1000",
+            "--block-timeout-ms",
+            "500",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
 
     @property
     def pid(self) -> int:
@@ -113,4 +128,5 @@ def wait_for(predicate, timeout=10.0, interval=0.02, message="condition"):
 
 def echoes(r, namespace="resque") -> list[dict]:
     import json
+
     return [json.loads(x) for x in r.lrange(f"{namespace}:jobwire:conformance:echo", 0, -1)]

@@ -31,10 +31,28 @@ WORKERS = {
 }
 ENQUEUERS = {
     "python": lambda url: [JOBWIRE, "enqueue", "--redis-url", url, "--namespace", NS, "aclq", "jobwire.Echo", "7"],
-    "node": lambda url: ["node", str(REPO / "examples-node/enqueue.js"), "--redis-url", url, "--namespace", NS,
-                         "--", "aclq", "jobwire.Echo", "7"],
-    "c": lambda url: [str(REPO / "examples-c/jobwire-enqueue"), "--redis-url", url, "--namespace", NS,
-                      "aclq", "jobwire.Echo", "7"],
+    "node": lambda url: [
+        "node",
+        str(REPO / "examples-node/enqueue.js"),
+        "--redis-url",
+        url,
+        "--namespace",
+        NS,
+        "--",
+        "aclq",
+        "jobwire.Echo",
+        "7",
+    ],
+    "c": lambda url: [
+        str(REPO / "examples-c/jobwire-enqueue"),
+        "--redis-url",
+        url,
+        "--namespace",
+        NS,
+        "aclq",
+        "jobwire.Echo",
+        "7",
+    ],
 }
 
 
@@ -67,23 +85,46 @@ def test_worker_runs_as_the_limited_user(acl_server, impl):
         pytest.fail("the C worker is not built (make -C examples-c)")
     admin.flushall()
     admin.execute_command("ACL", "LOG", "RESET")
-    proc = subprocess.Popen(WORKERS[impl] + ["--queues", "aclq", "--redis-url", url, "--namespace", NS,
-                                             "--heartbeat-ms", "300", "--lease-ms", "1500", "--block-timeout-ms", "300"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        WORKERS[impl]
+        + [
+            "--queues",
+            "aclq",
+            "--redis-url",
+            url,
+            "--namespace",
+            NS,
+            "--heartbeat-ms",
+            "300",
+            "--lease-ms",
+            "1500",
+            "--block-timeout-ms",
+            "300",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         client = Client(url, namespace=NS)  # the producer is limited too
         wait_for(lambda: admin.scard(f"{NS}:workers") == 1, timeout=20, message=f"{impl} to register")
         echo_id = client.enqueue("aclq", "jobwire.Echo", 1, "two")
         fail_id = client.enqueue("aclq", "jobwire.Fail", "denied?")
-        wait_for(lambda: admin.llen(f"{NS}:jobwire:conformance:echo") == 1 and admin.llen(f"{NS}:failed") == 1,
-                 timeout=20, message=f"{impl} to run an Echo and a Fail job")
+        wait_for(
+            lambda: admin.llen(f"{NS}:jobwire:conformance:echo") == 1 and admin.llen(f"{NS}:failed") == 1,
+            timeout=20,
+            message=f"{impl} to run an Echo and a Fail job",
+        )
         assert echo_id.encode() in admin.lindex(f"{NS}:jobwire:conformance:echo", 0)
         assert fail_id.encode() in admin.lindex(f"{NS}:failed", 0)
         wid = admin.smembers(f"{NS}:workers").pop().decode()
         if impl not in ("node-inline",):  # an in-process Node job cannot be killed (protocol.md 7.5)
             sleep_id = client.enqueue("aclq", "jobwire.Sleep", 30000)
-            wait_for(lambda: admin.hget(f"{NS}:jobwire:inflight:{wid}", "payload") is not None, timeout=10,
-                     message="the Sleep job to be reserved")
+            wait_for(
+                lambda: admin.hget(f"{NS}:jobwire:inflight:{wid}", "payload") is not None,
+                timeout=10,
+                message="the Sleep job to be reserved",
+            )
             admin.rpush(f"{NS}:jobwire:control:{wid}", "kill")
             wait_for(lambda: admin.llen(f"{NS}:failed") == 2, timeout=10, message="the killed job's failure")
             killed = admin.lindex(f"{NS}:failed", -1)
@@ -120,10 +161,16 @@ def test_commands_and_keys_outside_the_list_are_refused(acl_server):
     try:
         assert limited.ping()
         limited.rpush(f"{NS}:queue:x", b"ok")  # inside: allowed
-        for attempt in (lambda: limited.flushall(), lambda: limited.keys("*"), lambda: limited.config_get("*"),
-                        lambda: limited.set("elsewhere:key", "x"), lambda: limited.get("resque:stat:processed"),
-                        lambda: limited.eval("return 1", 0), lambda: limited.publish("ch", "x"),
-                        lambda: limited.lrange(f"{NS}:queue:x", 0, -1)):
+        for attempt in (
+            lambda: limited.flushall(),
+            lambda: limited.keys("*"),
+            lambda: limited.config_get("*"),
+            lambda: limited.set("elsewhere:key", "x"),
+            lambda: limited.get("resque:stat:processed"),
+            lambda: limited.eval("return 1", 0),
+            lambda: limited.publish("ch", "x"),
+            lambda: limited.lrange(f"{NS}:queue:x", 0, -1),
+        ):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 attempt()
         # a script cannot reach beyond the namespace either: it runs with its caller's permissions
@@ -132,7 +179,15 @@ def test_commands_and_keys_outside_the_list_are_refused(acl_server):
             limited.evalsha(sha, 1, "elsewhere:key")
         assert admin.get("elsewhere:key") is None
         denied = {entry[b"object"].decode() for entry in _denials(admin)}
-        assert {"flushall", "keys", "config|get", "elsewhere:key", "resque:stat:processed", "eval", "publish",
-                "lrange"} <= denied, denied
+        assert {
+            "flushall",
+            "keys",
+            "config|get",
+            "elsewhere:key",
+            "resque:stat:processed",
+            "eval",
+            "publish",
+            "lrange",
+        } <= denied, denied
     finally:
         limited.close()

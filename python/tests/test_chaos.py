@@ -76,15 +76,35 @@ def test_chaos_fails_a_worker_that_loses_jobs(tmp_path):
     jobs under `appendfsync always` and exit 1. The real workers' exit 0 under the same storm is
     scripts/test.sh's `chaos.py --ci` run."""
     figures = tmp_path / "chaos.json"
-    done = subprocess.run([sys.executable, str(REPO / "scripts/chaos.py"), "--broken", "pop-without-record",
-                           "--fsync", "always", "--jobs", "3000", "--rate", "300", "--seconds", "30",
-                           "--json", str(figures)], capture_output=True, text=True, timeout=150)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/chaos.py"),
+            "--broken",
+            "pop-without-record",
+            "--fsync",
+            "always",
+            "--jobs",
+            "3000",
+            "--rate",
+            "300",
+            "--seconds",
+            "30",
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     logs = re.search(r"^worker logs: (.+)$", done.stdout, re.M)
     if logs:
         shutil.rmtree(logs.group(1), ignore_errors=True)
     result = json.loads(figures.read_text())[0]
-    print(f"\nchaos --broken: {result['jobs']} jobs, {result['kills']} kills, {result['redis_restarts']} Redis "
-          f"restarts, {result['lost']} lost")
+    print(
+        f"\nchaos --broken: {result['jobs']} jobs, {result['kills']} kills, {result['redis_restarts']} Redis "
+        f"restarts, {result['lost']} lost"
+    )
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
     assert result["lost"] > 0 and result["kills"] > 0, result
     assert "jobs lost with appendfsync always" in done.stdout and "chaos: FAIL" in done.stdout, done.stdout[-2000:]

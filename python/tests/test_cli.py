@@ -24,8 +24,20 @@ def test_enqueue_info_queues_and_failed(r, redis_server):
     assert doc["id"] == job_id and doc["args"] == [7, {"to": "a"}, "plain words"]
     assert json.loads(run(url, "info").stdout)["pending"] == 1
     assert run(url, "queues").stdout == "high\t1\n"
-    r.rpush("resque:failed", json.dumps({"failed_at": "x", "payload": doc, "exception": "E", "error": "m",
-                                          "backtrace": [], "worker": "h:1:high", "queue": "high"}))
+    r.rpush(
+        "resque:failed",
+        json.dumps(
+            {
+                "failed_at": "x",
+                "payload": doc,
+                "exception": "E",
+                "error": "m",
+                "backtrace": [],
+                "worker": "h:1:high",
+                "queue": "high",
+            }
+        ),
+    )
     assert job_id in run(url, "failed", "list").stdout
     run(url, "failed", "retry", job_id)
     assert r.llen("resque:queue:high") == 2 and r.llen("resque:failed") == 0
@@ -50,6 +62,7 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
 def test_version_names_package_and_protocol():
     """The release version is the root VERSION, the protocol's spec/VERSION (one source each)."""
     from conftest import REPO
+
     release = (REPO / "VERSION").read_text().strip()
     protocol = (REPO / "spec" / "VERSION").read_text().strip()
     out = subprocess.run([JOBWIRE, "version"], capture_output=True, text=True).stdout
@@ -71,7 +84,9 @@ def test_bad_worker_options_are_usage_errors_with_status_2(redis_server):
         (("--queues", "q", "--no-such-flag"), "unrecognized"),
         (("--queue", "q"), "unrecognized"),
     ]:
-        proc = subprocess.run([JOBWIRE, "worker", *args, "--redis-url", url], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [JOBWIRE, "worker", *args, "--redis-url", url], capture_output=True, text=True, timeout=30
+        )
         assert proc.returncode == 2, (args, proc.stderr)
         assert expected in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
 
@@ -79,10 +94,12 @@ def test_bad_worker_options_are_usage_errors_with_status_2(redis_server):
 def test_an_empty_variable_counts_as_unset(redis_server):
     """JOBWIRE_HEARTBEAT_MS= is ignored (the default holds); a set one is read and checked."""
     env = dict(os.environ, JOBWIRE_QUEUES="", JOBWIRE_LEASE_MS="")
-    proc = subprocess.run([JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True,
-                          timeout=30, env=env)
+    proc = subprocess.run(
+        [JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True, timeout=30, env=env
+    )
     assert proc.returncode == 2 and "needs --queues" in proc.stderr
     env = dict(os.environ, JOBWIRE_QUEUES="q", JOBWIRE_LEASE_MS="600", JOBWIRE_HEARTBEAT_MS="300")
-    proc = subprocess.run([JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True,
-                          timeout=30, env=env)
+    proc = subprocess.run(
+        [JOBWIRE, "worker", "--redis-url", redis_server.url], capture_output=True, text=True, timeout=30, env=env
+    )
     assert proc.returncode == 2 and "must exceed 2 x" in proc.stderr

@@ -79,8 +79,9 @@ def test_failed_list_retry_remove_clear(place, r, redis_server, ns_client):
     def failed(action, *rest):
         if place == "between":  # `jobwire failed --redis-url URL --namespace NS list`
             options = ["--redis-url", redis_server.url, "--namespace", NS]
-            proc = subprocess.run([JOBWIRE, "failed", *options, action, *rest], capture_output=True,
-                                  text=True, timeout=30, env=_env())
+            proc = subprocess.run(
+                [JOBWIRE, "failed", *options, action, *rest], capture_output=True, text=True, timeout=30, env=_env()
+            )
             assert proc.returncode == 0, proc.stderr
             return proc.stdout
         return run(place, redis_server.url, "failed", action, *rest)
@@ -106,8 +107,21 @@ def test_control(place, r, redis_server, ns_client):
 
 @pytest.mark.parametrize("place", PLACES)
 def test_worker(place, r, redis_server, ns_client):
-    cmd = argv(place, redis_server.url, "worker", "--queues", "q", "--import", "jobwire.conformance_jobs",
-               "--heartbeat-ms", "200", "--lease-ms", "1000", "--block-timeout-ms", "500")
+    cmd = argv(
+        place,
+        redis_server.url,
+        "worker",
+        "--queues",
+        "q",
+        "--import",
+        "jobwire.conformance_jobs",
+        "--heartbeat-ms",
+        "200",
+        "--lease-ms",
+        "1000",
+        "--block-timeout-ms",
+        "500",
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     try:
         job_id = ns_client.enqueue("q", "jobwire.Echo", "hi")
@@ -125,12 +139,14 @@ def test_web(place, redis_server, ns_client):
     cmd = argv(place, redis_server.url, "web", "--host", "127.0.0.1", "--port", str(port))
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
     try:
+
         def queues():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/queues", timeout=2) as resp:
                     return json.loads(resp.read())
             except OSError:
                 return None
+
         assert "only-in-cliopts" in json.dumps(wait_for(queues, message="the web UI"))
     finally:
         proc.send_signal(signal.SIGTERM)

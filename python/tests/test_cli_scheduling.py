@@ -25,15 +25,34 @@ def test_enqueue_at_and_in_then_list_run_and_remove(r, redis_server):
 
 def test_schedule_commands(r, redis_server):
     url = redis_server.url
-    run(url, "schedule", "set", "nightly", "--cron", "0 3 * * *", "--queue", "low", "--class", "Report", "--arg", "7",
-        "--retry", '{"max_attempts":2}')
+    run(
+        url,
+        "schedule",
+        "set",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "--queue",
+        "low",
+        "--class",
+        "Report",
+        "--arg",
+        "7",
+        "--retry",
+        '{"max_attempts":2}',
+    )
     run(url, "schedule", "set", "tick", "--every-ms", "60000", "--queue", "low", "--class", "Tick")
     lines = run(url, "schedule", "list").stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["tick", "nightly"]  # by next fire time
     assert "0 3 * * *" in lines[1] and "T03:00:00" in lines[1]
     definition = json.loads(r.hget("resque:jobwire:schedule:nightly", "definition"))
-    assert definition == {"queue": "low", "class": "Report", "args": [7], "cron": "0 3 * * *",
-                          "retry": {"max_attempts": 2}}
+    assert definition == {
+        "queue": "low",
+        "class": "Report",
+        "args": [7],
+        "cron": "0 3 * * *",
+        "retry": {"max_attempts": 2},
+    }
     job_id = run(url, "schedule", "run", "nightly").stdout.strip()
     assert json.loads(r.lindex("resque:queue:low", 0))["id"] == job_id
     bad = run(url, "schedule", "set", "x", "--cron", "61 * * * *", "--queue", "low", "--class", "X", ok=False)
@@ -44,8 +63,10 @@ def test_schedule_commands(r, redis_server):
 
 def test_retrying_commands(r, redis_server):
     url = redis_server.url
-    payload = '{"class":"X","args":[],"id":"r1","attempts":[{"attempt":1,"failed_at_ms":1,"exception":"E",' \
-              '"error":"boom","worker":"w","queue":"q","delay_ms":5}]}'
+    payload = (
+        '{"class":"X","args":[],"id":"r1","attempts":[{"attempt":1,"failed_at_ms":1,"exception":"E",'
+        '"error":"boom","worker":"w","queue":"q","delay_ms":5}]}'
+    )
     r.zadd("resque:jobwire:retry", {"q " + payload: 4070908800000})
     line = run(url, "retrying", "list").stdout.strip()
     assert line.split("\t") == ["r1", "2099-01-01T00:00:00.000Z", "q", "X", "attempt 2", "E: boom"]

@@ -28,8 +28,11 @@ def test_before_enqueue_hook_can_cancel(redis_server, r):
 
     class Gated:
         def perform(x): ...
-        def before_enqueue(x): return x != "no"
-        def after_enqueue(x): seen.append(x)
+        def before_enqueue(x):
+            return x != "no"
+
+        def after_enqueue(x):
+            seen.append(x)
 
     registry.register("Gated", Gated)
     client = jobwire.Client(redis_server.url, registry=registry)
@@ -56,8 +59,15 @@ def test_failures_by_id_and_filters(client, r):
     for i, (cls, exc) in enumerate([("A", "E1"), ("B", "E2"), ("A", "E2")]):
         raw = payload.new_payload(cls, [i])
         r.rpush("resque:failed", payload.failure_record(raw, exc, "m", [], "h:1:q", "q" if i < 2 else "other"))
-    node_record = {"worker": "h:2", "queue": "q", "payload": {"class": "N", "queue": "q", "args": []},
-                   "exception": "Error", "error": "x", "backtrace": None, "failed_at": "Sun Nov 29 2026 08:00:00 GMT+0000"}
+    node_record = {
+        "worker": "h:2",
+        "queue": "q",
+        "payload": {"class": "N", "queue": "q", "args": []},
+        "exception": "Error",
+        "error": "x",
+        "backtrace": None,
+        "failed_at": "Sun Nov 29 2026 08:00:00 GMT+0000",
+    }
     r.rpush("resque:failed", json.dumps(node_record))
     assert client.failed_count() == 4
     assert [f.job_class for f in client.matching_failed(job_class="A")] == ["A", "A"]
@@ -72,13 +82,21 @@ def test_failures_by_id_and_filters(client, r):
 
 def test_info_and_workers(client, r, redis_server):
     from jobwire.worker import Config, Worker
+
     w = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
     w._register()
     client.enqueue("q", "A")
     w._call_work(reserve=True)
     info = client.info()
-    assert info == {"pending": 0, "processed": 0, "failed": 0, "failed_list": 0, "queues": 1,
-                    "workers": 1, "working": 1}
+    assert info == {
+        "pending": 0,
+        "processed": 0,
+        "failed": 0,
+        "failed_list": 0,
+        "queues": 1,
+        "workers": 1,
+        "working": 1,
+    }
     view = client.workers()[0]
     assert view.id == w.id and view.state == "busy" and view.info["impl"] == "python"
     assert view.working_on["payload"]["class"] == "A" and view.inflight["token"]
@@ -92,8 +110,11 @@ def test_info_and_workers(client, r, redis_server):
 def test_retry_pushes_the_payload_bytes_as_they_were(client, r):
     raw = b'{"class":"X","args":[1.0,123456789012345678901234567890,{"z":1,"a":[]}],"id":"keepme","new_field":true}'
     r.rpush("resque:failed", payload.failure_record(raw, "E", "m", [], "h:1:q", "q"))
-    r.rpush("resque:failed", b'{ "queue" : "q2", "payload" : {"class":"Y","args":[2.50]} , "failed_at":"x",'
-                             b'"exception":"E","error":"m","worker":"w"}')
+    r.rpush(
+        "resque:failed",
+        b'{ "queue" : "q2", "payload" : {"class":"Y","args":[2.50]} , "failed_at":"x",'
+        b'"exception":"E","error":"m","worker":"w"}',
+    )
     assert client.retry_failed("keepme")
     assert r.lindex("resque:queue:q", 0) == raw
     key = client.failed()[0].key
@@ -103,6 +124,7 @@ def test_retry_pushes_the_payload_bytes_as_they_were(client, r):
 
 def test_a_restarted_worker_with_the_same_id_recovers_its_predecessors_job(client, r, redis_server):
     from jobwire.worker import Config, Worker
+
     job_id = client.enqueue("q", "A")
     first = Worker(Config(["q"], redis_url=redis_server.url, heartbeat_ms=200, lease_ms=1000))
     first._register()

@@ -42,10 +42,26 @@ WORKERS = {
 def start_worker(cluster, impl="python", *extra, queues="high,low", log=None):
     """A worker of `impl` on the cluster; its output goes to the open file `log` (or nowhere)."""
     out = log or subprocess.DEVNULL
-    return subprocess.Popen([*WORKERS[impl], "--queues", queues, "--redis-url", cluster.url,
-                             "--namespace", NS, "--heartbeat-ms", "200",
-                             "--lease-ms", "1000", "--block-timeout-ms", "500", *extra],
-                            stdout=out, stderr=out)
+    return subprocess.Popen(
+        [
+            *WORKERS[impl],
+            "--queues",
+            queues,
+            "--redis-url",
+            cluster.url,
+            "--namespace",
+            NS,
+            "--heartbeat-ms",
+            "200",
+            "--lease-ms",
+            "1000",
+            "--block-timeout-ms",
+            "500",
+            *extra,
+        ],
+        stdout=out,
+        stderr=out,
+    )
 
 
 def echoes(rc):

@@ -15,10 +15,26 @@ pytestmark = pytest.mark.timeout(90)
 
 ENQUEUERS = {
     "python": lambda url, *flags: [JOBWIRE, "enqueue", "--redis-url", url, *flags, "dq", "jobwire.Echo", "1"],
-    "node": lambda url, *flags: ["node", str(REPO / "examples-node" / "enqueue.js"), "--redis-url", url, *flags,
-                                 "--", "dq", "jobwire.Echo", "1"],
-    "c": lambda url, *flags: [str(REPO / "examples-c" / "jobwire-enqueue"), "--redis-url", url, *flags,
-                              "dq", "jobwire.Echo", "1"],
+    "node": lambda url, *flags: [
+        "node",
+        str(REPO / "examples-node" / "enqueue.js"),
+        "--redis-url",
+        url,
+        *flags,
+        "--",
+        "dq",
+        "jobwire.Echo",
+        "1",
+    ],
+    "c": lambda url, *flags: [
+        str(REPO / "examples-c" / "jobwire-enqueue"),
+        "--redis-url",
+        url,
+        *flags,
+        "dq",
+        "jobwire.Echo",
+        "1",
+    ],
 }
 
 
@@ -28,8 +44,9 @@ def pair(tmp_path_factory):
     sync into --dir: a temporary one, not the checkout)."""
     where = str(tmp_path_factory.mktemp("durable"))
     with RedisServer(("--dir", where)) as master:
-        with RedisServer(("--replicaof", "127.0.0.1", str(master.port), "--dir", where,
-                          "--dbfilename", "replica.rdb")) as replica:
+        with RedisServer(
+            ("--replicaof", "127.0.0.1", str(master.port), "--dir", where, "--dbfilename", "replica.rdb")
+        ) as replica:
             m, r = redis.Redis(port=master.port), redis.Redis(port=replica.port)
             deadline = time.monotonic() + 20
             while r.info("replication").get("master_link_status") != "up":
@@ -46,7 +63,11 @@ def test_durable_enqueue(pair, impl):
     assert ok.returncode == 0, ok.stderr
     job_id = ok.stdout.strip()
     assert job_id.encode() in replica.lindex("resque:queue:dq", 0)  # acknowledged means replicated
-    short = subprocess.run(ENQUEUERS[impl](master.url, "--wait-replicas", "2", "--wait-timeout-ms", "50"),
-                           capture_output=True, text=True, timeout=30)
+    short = subprocess.run(
+        ENQUEUERS[impl](master.url, "--wait-replicas", "2", "--wait-timeout-ms", "50"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert short.returncode == 1 and "1 of 2 replica" in short.stderr, short.stderr
     assert m.llen("resque:queue:dq") == 2  # on the master all the same, as the error says

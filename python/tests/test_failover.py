@@ -66,19 +66,25 @@ def test_workers_of_every_language_survive_a_failover_and_only_unreplicated_jobs
         try:
             wait_for(lambda: len(rc.smembers(f"{NS}:workers")) == 3, timeout=30, message="3 workers")
             plain.start(), durable.start()
-            wait_for(lambda: len({i for v in ran(rc).values() for i in v}) == 3, timeout=30,
-                     message="every worker ran a job")
+            wait_for(
+                lambda: len({i for v in ran(rc).values() for i in v}) == 3, timeout=30, message="every worker ran a job"
+            )
             victim = cluster.master_port(NS)
             killed_at = time.monotonic()
             cluster.kill(victim)  # SIGKILL: what it had not yet sent to its replica is gone
             wait_for(lambda: cluster.master_port(NS) != victim, timeout=30, message="the replica took over")
             promoted_in = time.monotonic() - killed_at
+
             def after():
                 return {m for p in (plain, durable) for m, t in list(p.acked.items()) if t > killed_at + promoted_in}
+
             # every language's worker runs jobs enqueued after the promotion
             try:
-                wait_for(lambda: {i for m, v in ran(rc).items() if m in after() for i in v} >= set(IMPLS),
-                         timeout=60, message="every worker ran a job after the failover")
+                wait_for(
+                    lambda: {i for m, v in ran(rc).items() if m in after() for i in v} >= set(IMPLS),
+                    timeout=60,
+                    message="every worker ran a job after the failover",
+                )
             except AssertionError:
                 for impl in IMPLS:
                     print(f"--- {impl} worker log (tail)\n" + (tmp_path / f"{impl}.log").read_text()[-1500:])
@@ -87,9 +93,14 @@ def test_workers_of_every_language_survive_a_failover_and_only_unreplicated_jobs
             plain.stop.set(), durable.stop.set()
             plain.join(10), durable.join(10)
             acked = {**plain.acked, **durable.acked}
-            wait_for(lambda: rc.llen(f"{NS}:queue:fo") == 0 and not any(
-                rc.hlen(f"{NS}:jobwire:inflight:{w.decode()}") for w in rc.smembers(f"{NS}:workers")),
-                timeout=60, message="the queue drained")
+            wait_for(
+                lambda: (
+                    rc.llen(f"{NS}:queue:fo") == 0
+                    and not any(rc.hlen(f"{NS}:jobwire:inflight:{w.decode()}") for w in rc.smembers(f"{NS}:workers"))
+                ),
+                timeout=60,
+                message="the queue drained",
+            )
             done = ran(rc)
             # a job whose own echo RPUSH met the outage failed (its failure record says so): not lost
             failed = {}
@@ -100,12 +111,16 @@ def test_workers_of_every_language_survive_a_failover_and_only_unreplicated_jobs
                 failed[payload["args"][0]] = f"{record.get('exception')}: {record.get('error')}"
             lost = sorted(m for m in acked if m not in done and m not in failed)
             twice = sum(1 for v in done.values() if len(v) > 1)
-            print(f"\nfailover: promoted in {promoted_in:.1f} s; acknowledged {len(plain.acked)} plain + "
-                  f"{len(durable.acked)} durable; refused or unknown {plain.unknown} + {durable.unknown}; "
-                  f"lost {len(lost)} {lost[:10]}; ran twice {twice}; failed by the outage {len(failed)} "
-                  f"{sorted(failed.items())[:3]}")
+            print(
+                f"\nfailover: promoted in {promoted_in:.1f} s; acknowledged {len(plain.acked)} plain + "
+                f"{len(durable.acked)} durable; refused or unknown {plain.unknown} + {durable.unknown}; "
+                f"lost {len(lost)} {lost[:10]}; ran twice {twice}; failed by the outage {len(failed)} "
+                f"{sorted(failed.items())[:3]}"
+            )
             assert not [m for m in lost if m.startswith("d-")], "a durable (WAIT) enqueue was lost"
-            late = [(m, round(acked[m] - killed_at, 3)) for m in lost if not killed_at - WINDOW_S <= acked[m] <= killed_at]
+            late = [
+                (m, round(acked[m] - killed_at, 3)) for m in lost if not killed_at - WINDOW_S <= acked[m] <= killed_at
+            ]
             assert not late, f"lost jobs acknowledged outside the replication window: {late}"
             assert all(w.poll() is None for w in workers), "a worker exited"
         finally:

@@ -57,8 +57,7 @@ def start_worker(tmp_path):
 
     def start(impl: str, url: str) -> subprocess.Popen:
         log = open(tmp_path / f"{impl}-{len(started)}.log", "wb")
-        proc = subprocess.Popen(worker_cmd(impl, url), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(worker_cmd(impl, url), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         proc.logfile = log.name
         started.append(proc)
         return proc
@@ -136,12 +135,14 @@ def test_job_finishing_while_redis_is_down_is_settled_once_back(impl, server, st
     server.kill()
     time.sleep(3)
     server.start()
+
     # the failure is recorded exactly once, the in-flight hash is cleared, nothing re-runs
     def settled():
         r = R(server)
         records = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
         mine = [f for f in records if (f.get("payload") or {}).get("id") == failing]
         return mine if mine and not r.keys("resque:jobwire:inflight:*") and r.llen("resque:queue:q") == 0 else None
+
     mine = wait_for(settled, 30, f"the held outcome to be settled ({log_tail(worker)})")
     assert len(mine) == 1 and mine[0]["error"] == "kept across the outage"
     assert worker.poll() is None
@@ -174,7 +175,9 @@ def test_connection_cut_mid_reply(impl, server, start_worker):
         for round_ in range(3):
             proxy.cut_after = 3  # the next reply from Redis arrives as 3 bytes and a closed socket
             job_id = jobwire.Client(server.url).enqueue("q", "jobwire.Echo", round_)
-            wait_for(lambda job_id=job_id: job_id in echo_ids(server), 30, f"job {round_} after a cut ({log_tail(worker)})")
+            wait_for(
+                lambda job_id=job_id: job_id in echo_ids(server), 30, f"job {round_} after a cut ({log_tail(worker)})"
+            )
         assert proxy.cuts >= 1
         assert worker.poll() is None
         assert R(server).llen("resque:failed") == 0, R(server).lrange("resque:failed", 0, -1)
@@ -201,11 +204,15 @@ def test_maxmemory_noeviction(impl, server, start_worker):
     queued = [json.loads(x)["id"] for x in r.lrange("resque:queue:q", 0, -1)]
     inflight = [json.loads(r.hget(k, "payload"))["id"] for k in r.keys("resque:jobwire:inflight:*")]
     # a job whose own write (the echo) met the limit fails with Redis' error: kept, not lost
-    assert set(held) <= set(queued) | set(inflight) | set(echo_ids(server)) | set(failed_ids(server)), \
+    assert set(held) <= set(queued) | set(inflight) | set(echo_ids(server)) | set(failed_ids(server)), (
         "a held job vanished"
+    )
     r.config_set("maxmemory", "0")
-    wait_for(lambda: set(held) <= set(echo_ids(server)) | set(failed_ids(server)), 30,
-             f"every job held before the limit to run ({log_tail(worker)})")
+    wait_for(
+        lambda: set(held) <= set(echo_ids(server)) | set(failed_ids(server)),
+        30,
+        f"every job held before the limit to run ({log_tail(worker)})",
+    )
     failures = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
     assert all("maxmemory" in f["error"] for f in failures), failures
     processes_one(server, worker)

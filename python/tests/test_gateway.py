@@ -43,16 +43,21 @@ class GatewayProcess:
 
     def start(self) -> None:
         import tempfile
+
         self.log = tempfile.NamedTemporaryFile(prefix="jobwire-gateway-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [JOBWIRE, "gateway", "--listen", self.address, "--redis-url", self.url, *self.extra],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+        )
         wait_for(self._listening, 15, 0.05, f"gateway listening on {self.address}")
 
     def _listening(self) -> bool:
         if self.proc.poll() is not None:
             raise AssertionError(f"gateway exited: {self.output()}")
         import socket
+
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
@@ -92,8 +97,11 @@ def node_workers():
     started = []
 
     def start(gateway: GatewayProcess, queues="q", *extra) -> subprocess.Popen:
-        p = subprocess.Popen(["node", str(NODE_WORKER), "--gateway", gateway.address, "--queues", queues, *FAST, *extra],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            ["node", str(NODE_WORKER), "--gateway", gateway.address, "--queues", queues, *FAST, *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         started.append(p)
         return p
 
@@ -121,26 +129,51 @@ def registered(r, pid: int) -> list[str]:
 
 # -- producers and administration --------------------------------------------------------------
 
+
 def test_enqueue_and_bulk_enqueue_push_jobwire_payloads(gateways, r):
     g = gateways()
     producer = producer_pb2_grpc.ProducerServiceStub(g.channel())
-    reply = producer.Enqueue(producer_pb2.EnqueueRequest(
-        queue="mail", job=producer_pb2.NewJob(job_class="Mail", args_json='[7,"x",18446744073709551615,0.1]')))
+    reply = producer.Enqueue(
+        producer_pb2.EnqueueRequest(
+            queue="mail", job=producer_pb2.NewJob(job_class="Mail", args_json='[7,"x",18446744073709551615,0.1]')
+        )
+    )
     raw = r.lindex("resque:queue:mail", 0)
     assert raw.startswith(b'{"class":"Mail","args":[7,"x",18446744073709551615,0.1],"id":"' + reply.job_id.encode())
     assert r.sismember("resque:queues", "mail")
-    bulk = producer.BulkEnqueue(producer_pb2.BulkEnqueueRequest(
-        queue="mail", jobs=[producer_pb2.NewJob(job_class="Mail", args_json=f"[{i}]") for i in range(2500)]))
+    bulk = producer.BulkEnqueue(
+        producer_pb2.BulkEnqueueRequest(
+            queue="mail", jobs=[producer_pb2.NewJob(job_class="Mail", args_json=f"[{i}]") for i in range(2500)]
+        )
+    )
     assert len(bulk.job_ids) == 2500 and r.llen("resque:queue:mail") == 2501
     assert json.loads(r.lindex("resque:queue:mail", -1))["id"] == bulk.job_ids[-1]
 
 
-@pytest.mark.parametrize("queue, job, code, name", [
-    ("bad:name", producer_pb2.NewJob(job_class="Mail"), grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidQueueName"),
-    ("mail", producer_pb2.NewJob(job_class=""), grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidPayload"),
-    ("mail", producer_pb2.NewJob(job_class="Mail", args_json="{1"), grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest"),
-    ("mail", producer_pb2.NewJob(job_class="Mail", args_json='{"a":1}'), grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest"),
-])
+@pytest.mark.parametrize(
+    "queue, job, code, name",
+    [
+        (
+            "bad:name",
+            producer_pb2.NewJob(job_class="Mail"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "jobwire.InvalidQueueName",
+        ),
+        ("mail", producer_pb2.NewJob(job_class=""), grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidPayload"),
+        (
+            "mail",
+            producer_pb2.NewJob(job_class="Mail", args_json="{1"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "jobwire.InvalidRequest",
+        ),
+        (
+            "mail",
+            producer_pb2.NewJob(job_class="Mail", args_json='{"a":1}'),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "jobwire.InvalidRequest",
+        ),
+    ],
+)
 def test_bad_jobs_are_refused_with_error_names_and_push_nothing(gateways, r, queue, job, code, name):
     producer = producer_pb2_grpc.ProducerServiceStub(gateways().channel())
     good = producer_pb2.NewJob(job_class="Mail", args_json="[1]")
@@ -155,9 +188,20 @@ def test_admin_lists_retries_and_removes_failures_by_id(gateways, r, client):
     admin = admin_pb2_grpc.AdminServiceStub(g.channel())
     ids = client.enqueue_many("q", [("jobwire.Fail", ["one"]), ("jobwire.Fail", ["two"])])
     for raw in r.lrange("resque:queue:q", 0, -1):  # fail them as a worker would
-        r.rpush("resque:failed", json.dumps({"failed_at": "2026/12/01 00:00:00 UTC", "payload": json.loads(raw),
-                                             "exception": "RuntimeError", "error": "x", "backtrace": [],
-                                             "worker": "h:1:q", "queue": "q"}))
+        r.rpush(
+            "resque:failed",
+            json.dumps(
+                {
+                    "failed_at": "2026/12/01 00:00:00 UTC",
+                    "payload": json.loads(raw),
+                    "exception": "RuntimeError",
+                    "error": "x",
+                    "backtrace": [],
+                    "worker": "h:1:q",
+                    "queue": "q",
+                }
+            ),
+        )
     r.delete("resque:queue:q")
     page = admin.ListFailures(admin_pb2.ListFailuresRequest())
     assert [f.id for f in page.failures] == ids and page.total == 2 and page.failures[0].exception == "RuntimeError"
@@ -191,18 +235,44 @@ def test_token_is_required_when_set_and_beyond_loopback(gateways, redis_server, 
             except grpc.aio.AioRpcError:
                 pass
             return await call.code(), dict(await call.trailing_metadata()).get("jobwire-error-name")
+
     assert asyncio.run(unauthenticated_worker()) == (grpc.StatusCode.UNAUTHENTICATED, "jobwire.Unauthenticated")
     env = {k: v for k, v in os.environ.items() if k != "JOBWIRE_GATEWAY_TOKEN"}
-    done = subprocess.run([JOBWIRE, "gateway", "--listen", f"0.0.0.0:{free_port()}", "--redis-url", redis_server.url],
-                          capture_output=True, text=True, timeout=30, env=env)
+    done = subprocess.run(
+        [JOBWIRE, "gateway", "--listen", f"0.0.0.0:{free_port()}", "--redis-url", redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert done.returncode == 1 and "refusing to listen on 0.0.0.0 without authentication" in done.stderr
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -224,6 +294,7 @@ def test_tls_and_token_for_api_calls_and_a_node_worker(gateways, node_workers, c
 
 
 # -- workers behind the gateway ----------------------------------------------------------------
+
 
 def test_redis_native_and_gateway_workers_share_one_queue(gateways, node_workers, spawn, client, r):
     g = gateways("--conformance")
@@ -251,8 +322,13 @@ def test_redis_native_and_gateway_workers_share_one_queue(gateways, node_workers
 async def _hello_stream(address: str, pid: str, queues=("q",), lease_ms=30000):
     channel = grpc.aio.insecure_channel(address)
     call = worker_pb2_grpc.WorkerServiceStub(channel).Work()
-    await call.write(worker_pb2.WorkRequest(hello=worker_pb2.Hello(
-        host="testhost", pid=pid, queues=list(queues), impl="pytest", lease_ms=lease_ms, heartbeat_ms=1000)))
+    await call.write(
+        worker_pb2.WorkRequest(
+            hello=worker_pb2.Hello(
+                host="testhost", pid=pid, queues=list(queues), impl="pytest", lease_ms=lease_ms, heartbeat_ms=1000
+            )
+        )
+    )
     welcome = await call.read()
     return channel, call, welcome
 
@@ -268,6 +344,7 @@ def test_a_broken_stream_is_recovered_at_once_as_a_death(gateways, client, r):
         assert json.loads(job.payload)["id"] == job_id
         assert r.hget("resque:jobwire:inflight:testhost:4242:q", "token").decode() == job.token
         await channel.close()  # the process died: no leave, no settle
+
     asyncio.run(scenario())
     # with a 30 s lease, only the gateway's reaction to the broken stream can requeue the job now
     wait_for(lambda: r.llen("resque:queue:q") == 1, 5, message="job requeued")
@@ -285,18 +362,29 @@ def test_settle_fail_writes_the_failure_record_and_leave_gives_the_job_back(gate
     async def scenario():
         channel, call, _ = await _hello_stream(g.address, "77")
         job = (await call.read()).job
-        await call.write(worker_pb2.WorkRequest(settle=worker_pb2.Settle(
-            token=job.token, fail=worker_pb2.Fail(type="ValueError", message="bad", frames=["a.py:1"]))))
+        await call.write(
+            worker_pb2.WorkRequest(
+                settle=worker_pb2.Settle(
+                    token=job.token, fail=worker_pb2.Fail(type="ValueError", message="bad", frames=["a.py:1"])
+                )
+            )
+        )
         nxt = (await call.read()).job
         assert json.loads(nxt.payload)["id"] == second
         await call.write(worker_pb2.WorkRequest(leave=worker_pb2.Leave()))
         await call.done_writing()
         assert await call.code() == grpc.StatusCode.OK
         await channel.close()
+
     asyncio.run(scenario())
     record = json.loads(r.lindex("resque:failed", 0))
-    assert (record["payload"]["id"], record["exception"], record["error"], record["backtrace"], record["worker"]) == \
-        (first, "ValueError", "bad", ["a.py:1"], "testhost:77:q")
+    assert (record["payload"]["id"], record["exception"], record["error"], record["backtrace"], record["worker"]) == (
+        first,
+        "ValueError",
+        "bad",
+        ["a.py:1"],
+        "testhost:77:q",
+    )
     assert json.loads(r.lindex("resque:queue:q", 0))["id"] == second and not r.hlen("resque:jobwire:deaths")
     assert r.scard("resque:workers") == 0
 
@@ -307,12 +395,19 @@ def test_sigkilled_gateway_loses_no_job_and_its_workers_reconnect(gateways, node
     for p in hosted:
         wait_for(lambda p=p: registered(r, p.pid), 15, message="gateway worker registered")
     ids = client.enqueue_many("k", [("jobwire.Sleep", [1500]) for _ in range(3)])
-    wait_for(lambda: r.llen("resque:queue:k") == 0 and len(r.keys("resque:jobwire:inflight:*")) == 3, 10,
-             message="each gateway worker holds a job")
+    wait_for(
+        lambda: r.llen("resque:queue:k") == 0 and len(r.keys("resque:jobwire:inflight:*")) == 3,
+        10,
+        message="each gateway worker holds a job",
+    )
     g.kill(signal.SIGKILL)
     peer = spawn("k", "--no-fork")  # a Redis-native worker recovers the lapsed leases
-    wait_for(lambda: set(ids) <= {e["id"] for e in echoes(r) if e["impl"] == "python"}, 30, 0.1,
-             "the peer recovered and ran every job of the dead gateway")
+    wait_for(
+        lambda: set(ids) <= {e["id"] for e in echoes(r) if e["impl"] == "python"},
+        30,
+        0.1,
+        "the peer recovered and ran every job of the dead gateway",
+    )
     assert not r.hlen("resque:jobwire:deaths") and r.llen("resque:failed") == 0
     peer.signal(signal.SIGQUIT)
     peer.wait(10)
@@ -360,8 +455,12 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
         async def send(**msg):
             async with lock:
                 await call.write(worker_pb2.WorkRequest(**msg))
-        await send(hello=worker_pb2.Hello(host="loadhost", pid=str(100000 + n), queues=["load"], impl="pytest",
-                                          heartbeat_ms=5000))
+
+        await send(
+            hello=worker_pb2.Hello(
+                host="loadhost", pid=str(100000 + n), queues=["load"], impl="pytest", heartbeat_ms=5000
+            )
+        )
         assert (await call.read()).HasField("welcome")
 
         async def beat_then_leave():  # as a real worker does: its lease follows its beats
@@ -373,6 +472,7 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
             await send(leave=worker_pb2.Leave())
             async with lock:
                 await call.done_writing()
+
         side = asyncio.create_task(beat_then_leave())
         while (msg := await call.read()) is not grpc.aio.EOF:  # until the gateway ends the stream after our leave
             if msg.HasField("job") and not done.is_set():
@@ -386,18 +486,21 @@ async def _many_streams(address: str, r, jobs: int) -> dict:
     tasks = [asyncio.create_task(worker(n)) for n in range(STREAMS)]
     try:
         registered_all = await asyncio.to_thread(
-            wait_for, lambda: r.scard("resque:workers") == STREAMS, 90, 0.2, f"{STREAMS} workers registered")
+            wait_for, lambda: r.scard("resque:workers") == STREAMS, 90, 0.2, f"{STREAMS} workers registered"
+        )
     except AssertionError:
         raise AssertionError(f"{r.scard('resque:workers')} of {STREAMS} workers registered in 90 s") from None
     t_registered = time.monotonic() - t0
-    await asyncio.to_thread(wait_for, lambda: int(r.get("resque:stat:processed") or 0) == jobs, 90, 0.2,
-                            "every job processed")
+    await asyncio.to_thread(
+        wait_for, lambda: int(r.get("resque:stat:processed") or 0) == jobs, 90, 0.2, "every job processed"
+    )
     done.set()
     try:
         codes = await asyncio.wait_for(asyncio.gather(*tasks), 90)
     except TimeoutError:
-        raise AssertionError(f"{STREAMS - len(left)} streams did not end after leave; "
-                             f"{r.scard('resque:workers')} still registered") from None
+        raise AssertionError(
+            f"{STREAMS - len(left)} streams did not end after leave; {r.scard('resque:workers')} still registered"
+        ) from None
     for c in channels:
         await c.close()
     return {"registered": registered_all, "t_registered": t_registered, "codes": codes, "ran": ran}
@@ -412,15 +515,17 @@ def test_one_gateway_holds_a_thousand_worker_streams(gateways, client, r):
     assert r.llen("resque:queue:load") == 0 and not r.keys("resque:jobwire:inflight:*")
     with open(f"/proc/{g.proc.pid}/status") as f:
         rss = next(line for line in f if line.startswith("VmHWM")).split()[1]
-    print(f"\n{STREAMS} streams registered in {result['t_registered']:.1f} s; gateway peak RSS {int(rss) // 1024} MiB",
-          file=sys.stderr)
+    print(
+        f"\n{STREAMS} streams registered in {result['t_registered']:.1f} s; gateway peak RSS {int(rss) // 1024} MiB",
+        file=sys.stderr,
+    )
 
 
 STARVED = 100  # streams on the starved gateway: enough for beat replies to list many lapsed siblings
 STARVED_LEASE_MS, STARVED_BEAT_MS, STARVED_STOP_S = 1500, 300, 2.5  # the stop outlasts the lease
 
 
-async def _starved_streams(g: "GatewayProcess", r, jobs: int) -> dict:
+async def _starved_streams(g: GatewayProcess, r, jobs: int) -> dict:
     """STARVED streams each holding a job while the gateway is stopped (SIGSTOP) for longer than
     their lease, then resumed: the extreme of a gateway starved of CPU. Their beats pile up in
     the sockets meanwhile, as they do behind a starved event loop."""
@@ -436,19 +541,29 @@ async def _starved_streams(g: "GatewayProcess", r, jobs: int) -> dict:
         async def send(**msg):
             async with lock:
                 await call.write(worker_pb2.WorkRequest(**msg))
-        await send(hello=worker_pb2.Hello(host="starved", pid=str(200000 + n), queues=["load"], impl="pytest",
-                                          lease_ms=STARVED_LEASE_MS, heartbeat_ms=STARVED_BEAT_MS))
+
+        await send(
+            hello=worker_pb2.Hello(
+                host="starved",
+                pid=str(200000 + n),
+                queues=["load"],
+                impl="pytest",
+                lease_ms=STARVED_LEASE_MS,
+                heartbeat_ms=STARVED_BEAT_MS,
+            )
+        )
         assert (await call.read()).HasField("welcome")
 
         async def beat_then_leave():
             while not done.is_set():
                 try:
                     await asyncio.wait_for(done.wait(), STARVED_BEAT_MS / 1000)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await send(beat=worker_pb2.Beat())
             await send(leave=worker_pb2.Leave())
             async with lock:
                 await call.done_writing()
+
         side = asyncio.create_task(beat_then_leave())
         first = True
         while (msg := await call.read()) is not grpc.aio.EOF:
@@ -470,8 +585,9 @@ async def _starved_streams(g: "GatewayProcess", r, jobs: int) -> dict:
     finally:
         g.proc.send_signal(signal.SIGCONT)
     resumed.set()
-    await asyncio.to_thread(wait_for, lambda: int(r.get("resque:stat:processed") or 0) >= jobs, 60, 0.2,
-                            "every job processed")
+    await asyncio.to_thread(
+        wait_for, lambda: int(r.get("resque:stat:processed") or 0) >= jobs, 60, 0.2, "every job processed"
+    )
     await asyncio.sleep(1.0)  # a late duplicate or a stale outcome would show by now
     done.set()
     codes = await asyncio.wait_for(asyncio.gather(*tasks), 60)

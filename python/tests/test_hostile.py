@@ -34,8 +34,20 @@ TRIED = {"corpus": 0, "generated": 0}
 
 def worker_cmd(impl: str, url: str) -> list[str]:
     queue = f"hostile-{impl}"
-    common = ("--queues", queue, "--redis-url", url, "--heartbeat-ms", "500", "--lease-ms", "5000",
-              "--block-timeout-ms", "500", "--max-payload-bytes", str(MAX_PAYLOAD))
+    common = (
+        "--queues",
+        queue,
+        "--redis-url",
+        url,
+        "--heartbeat-ms",
+        "500",
+        "--lease-ms",
+        "5000",
+        "--block-timeout-ms",
+        "500",
+        "--max-payload-bytes",
+        str(MAX_PAYLOAD),
+    )
     if impl == "python":
         return [JOBWIRE, "worker", *common, "--no-fork", "--import", "jobwire.conformance_jobs"]
     if impl == "node":
@@ -49,6 +61,7 @@ def strict_json(raw: bytes):
 
     def refuse(name):
         raise ValueError(f"non-JSON constant {name}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -60,14 +73,21 @@ class Rig:
         self.r = redis.Redis(port=self.server.port)
         self.client = jobwire.Client(self.server.url)
         self.logs = {impl: open(tmp / f"hostile-{impl}.log", "wb") for impl in IMPLS}
-        self.procs = {impl: subprocess.Popen(worker_cmd(impl, self.server.url), stdout=self.logs[impl],
-                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-                      for impl in IMPLS}
+        self.procs = {
+            impl: subprocess.Popen(
+                worker_cmd(impl, self.server.url),
+                stdout=self.logs[impl],
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            for impl in IMPLS
+        }
         self.seen = {impl: 0 for impl in IMPLS}
 
     def failures(self, impl: str) -> list[bytes]:
-        return [raw for raw in self.r.lrange("resque:failed", 0, -1)
-                if json.loads(raw).get("queue") == f"hostile-{impl}"]
+        return [
+            raw for raw in self.r.lrange("resque:failed", 0, -1) if json.loads(raw).get("queue") == f"hostile-{impl}"
+        ]
 
     def feed(self, raw: bytes) -> None:
         """Push raw then an Echo marker to every worker; check one strict failure record each."""
@@ -119,34 +139,39 @@ def job(**fields) -> bytes:
 
 DEEP = 100_000
 CORPUS = [
-    b"\xff\xfe\xfd",                                        # invalid UTF-8
-    b'{"class":"jobwire.Echo","args":["\xc3\x28"]}',        # invalid UTF-8 inside a string
-    b'{"class":"jobwire.Echo","args":["\xed\xa0\x80"]}',    # an encoded surrogate
-    b'{"class":"jobwire.Echo","args":["\xe0\x80\xaf"]}',    # an overlong "/"
+    b"\xff\xfe\xfd",  # invalid UTF-8
+    b'{"class":"jobwire.Echo","args":["\xc3\x28"]}',  # invalid UTF-8 inside a string
+    b'{"class":"jobwire.Echo","args":["\xed\xa0\x80"]}',  # an encoded surrogate
+    b'{"class":"jobwire.Echo","args":["\xe0\x80\xaf"]}',  # an overlong "/"
     b'{"class":"jobwire.Echo","args":["\xf4\x90\x80\x80"]}',  # above U+10FFFF
-    b"",                                                    # empty
+    b"",  # empty
     b"   ",
-    b"null", b"true", b"42", b'"a string"', b"[]", b"[1,2]",
-    b"{",                                                   # truncated
+    b"null",
+    b"true",
+    b"42",
+    b'"a string"',
+    b"[]",
+    b"[1,2]",
+    b"{",  # truncated
     b'{"class":"jobwire.Echo","args":[]',
-    b'{"class":"jobwire.Echo","args":[NaN]}',               # only lax parsers accept these
+    b'{"class":"jobwire.Echo","args":[NaN]}',  # only lax parsers accept these
     b'{"class":"jobwire.Echo","args":[Infinity]}',
     b'{"class":"jobwire.Echo","args":[-Infinity]}',
-    b'{"class":"jobwire.Echo","args":[1,]}',                # trailing comma
-    b"{'class':'jobwire.Echo','args':[]}",                  # single quotes
-    b'{class:"jobwire.Echo",args:[]}',                      # unquoted keys
-    b'{"class":"jobwire.Echo","args":[01]}',                # leading zero
-    b'{"class":"jobwire.Echo","args":[0x10]}',              # hex
-    b'{"class":"jobwire.Echo",/* c */"args":[]}',           # comment
-    b'\xef\xbb\xbf{"class":"jobwire.Echo","args":[]}',      # byte order mark
-    b'{"class":"jobwire.Echo","args":[]} trailing',         # garbage after the value
-    b'{"class":"jobwire.Echo","args":["\x00"]}',            # a raw NUL (control char in a string)
-    b'{"class":"jobwire\\u0000Echo","args":[]}',            # an escaped NUL in the class
+    b'{"class":"jobwire.Echo","args":[1,]}',  # trailing comma
+    b"{'class':'jobwire.Echo','args':[]}",  # single quotes
+    b'{class:"jobwire.Echo",args:[]}',  # unquoted keys
+    b'{"class":"jobwire.Echo","args":[01]}',  # leading zero
+    b'{"class":"jobwire.Echo","args":[0x10]}',  # hex
+    b'{"class":"jobwire.Echo",/* c */"args":[]}',  # comment
+    b'\xef\xbb\xbf{"class":"jobwire.Echo","args":[]}',  # byte order mark
+    b'{"class":"jobwire.Echo","args":[]} trailing',  # garbage after the value
+    b'{"class":"jobwire.Echo","args":["\x00"]}',  # a raw NUL (control char in a string)
+    b'{"class":"jobwire\\u0000Echo","args":[]}',  # an escaped NUL in the class
     b'{"class":"jobwire.Echo\x00","args":[]}',
-    b"[" * DEEP + b"]" * DEEP,                              # deep nesting
+    b"[" * DEEP + b"]" * DEEP,  # deep nesting
     b'{"class":"x","args":' + b"[" * DEEP + b"]" * DEEP + b"}",
     b'{"class":"x","args":[' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"]}",
-    job(**{"class": 42, "args": []}),                       # wrong types in every field
+    job(**{"class": 42, "args": []}),  # wrong types in every field
     job(**{"class": None, "args": []}),
     job(**{"class": ["jobwire.Echo"], "args": []}),
     job(**{"class": "jobwire.Echo", "args": "not a list"}),
@@ -155,7 +180,7 @@ CORPUS = [
     job(**{"class": "jobwire.Echo", "args": [], "enqueued_at": "yesterday"}),
     job(**{"args": []}),
     job(**{"class": "", "args": []}),
-    job(**{"class": "../../etc/passwd", "args": []}),       # class names like paths and modules
+    job(**{"class": "../../etc/passwd", "args": []}),  # class names like paths and modules
     job(**{"class": "/bin/sh", "args": []}),
     job(**{"class": "os.system", "args": ["true"]}),
     job(**{"class": "subprocess.Popen", "args": [["true"]]}),
@@ -166,9 +191,9 @@ CORPUS = [
     job(**{"class": "__builtins__", "args": []}),
     job(**{"class": "jobwire.Echo.__class__", "args": []}),
     b'{"class":"x","args":[],"__proto__":{"polluted":1}}',
-    job(**{"class": "x" * 100_000, "args": []}),            # huge fields, a payload over the limit
+    job(**{"class": "x" * 100_000, "args": []}),  # huge fields, a payload over the limit
     job(**{"class": "x", "args": ["y" * (MAX_PAYLOAD * 2)]}),
-    job(**{"class": "jobwire.Fail", "args": ["e" * 60_000]}),          # a huge error message
+    job(**{"class": "jobwire.Fail", "args": ["e" * 60_000]}),  # a huge error message
     job(**{"class": "jobwire.Fail", "args": ["\u00e9\U0001f600" * 10_000]}),
 ]
 
@@ -183,13 +208,16 @@ KNOWN = {"jobwire.Echo", "jobwire.Fail", "jobwire.Sleep", "jobwire.Crash", "jobw
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 unknown_class = st.text(min_size=1, max_size=40).filter(lambda c: c not in KNOWN)
 # a well-formed job for a class nobody has, a job with a field of the wrong type, or raw bytes
 hostile = st.one_of(
     st.builds(lambda c, a: job(**{"class": c, "args": a}), unknown_class, st.lists(json_values, max_size=4)),
     st.builds(lambda v: job(**{"class": v, "args": []}), json_values.filter(lambda v: not isinstance(v, str))),
-    st.builds(lambda v: job(**{"class": "jobwire.Echo", "args": v}), json_values.filter(lambda v: not isinstance(v, list))),
+    st.builds(
+        lambda v: job(**{"class": "jobwire.Echo", "args": v}), json_values.filter(lambda v: not isinstance(v, list))
+    ),
     st.binary(max_size=200).filter(lambda b: not _is_runnable(b)),
 )
 
@@ -203,8 +231,11 @@ def _is_runnable(raw: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("class") in KNOWN
 
 
-@settings(max_examples=int(__import__("os").environ.get("JOBWIRE_HOSTILE_EXAMPLES", "150")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("JOBWIRE_HOSTILE_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(raw=hostile)
 def test_generated_inputs(rig, raw):
     rig.feed(raw)

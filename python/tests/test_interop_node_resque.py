@@ -14,13 +14,15 @@ NODE_DIR = REPO / "examples-node"
 pytestmark = [
     pytest.mark.timeout(90),
     # skipped only outside CI: in CI a missing node-resque is a setup failure, not a skip
-    pytest.mark.skipif(not (NODE_DIR / "node_modules" / "node-resque").is_dir() and os.environ.get("CI") != "true",
-                       reason="node-resque not installed (make setup runs npm ci)"),
+    pytest.mark.skipif(
+        not (NODE_DIR / "node_modules" / "node-resque").is_dir() and os.environ.get("CI") != "true",
+        reason="node-resque not installed (make setup runs npm ci)",
+    ),
 ]
 
 
 def node_resque(script: str, *args, url: str, **popen):
-    return [ "node", str(NODE_DIR / "interop" / script), *args, "--redis-url", url]
+    return ["node", str(NODE_DIR / "interop" / script), *args, "--redis-url", url]
 
 
 def node_eval(url: str, body: str):
@@ -34,8 +36,9 @@ const result = await (async () => {{ {body} }})();
 process.stdout.write(JSON.stringify(result));
 await queue.end();
 """
-    out = subprocess.run(["node", "--input-type=module", "-e", source], cwd=NODE_DIR,
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", source], cwd=NODE_DIR, capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -45,8 +48,11 @@ def node_worker(redis_server, r):
     procs = []
 
     def start(queues="q"):
-        proc = subprocess.Popen(node_resque("node-resque-worker.js", "--queues", queues, url=redis_server.url),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            node_resque("node-resque-worker.js", "--queues", queues, url=redis_server.url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         return proc
 
@@ -80,10 +86,18 @@ def test_node_resque_runs_jobs_jobwire_enqueued(client, r, node_worker):
 
 
 def test_jobwire_runs_jobs_node_resque_enqueued(client, r, spawn, redis_server):
-    subprocess.run(node_resque("node-resque-enqueue.js", "q", "jobwire.Echo", '"from node"', "7", url=redis_server.url),
-                   check=True, capture_output=True, timeout=30)
-    subprocess.run(node_resque("node-resque-enqueue.js", "q", "jobwire.Fail", '"py fails"', url=redis_server.url),
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        node_resque("node-resque-enqueue.js", "q", "jobwire.Echo", '"from node"', "7", url=redis_server.url),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    subprocess.run(
+        node_resque("node-resque-enqueue.js", "q", "jobwire.Fail", '"py fails"', url=redis_server.url),
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     assert json.loads(r.lindex("resque:queue:q", 0))["queue"] == "q"  # node-resque's extra field
     spawn("q")
     wait_for(lambda: echoes(r) and client.failed_count(), timeout=20)
@@ -121,9 +135,12 @@ def test_node_resque_removes_failure_records_jobwire_wrote(client, r, spawn, red
     client.enqueue("q", "jobwire.Fail", "a/b <c> \u00fc")  # failed by the Python worker
     spawn("q")
     wait_for(lambda: client.failed_count() == 2, timeout=20)
-    removed = node_eval(redis_server.url, """
+    removed = node_eval(
+        redis_server.url,
+        """
         const failed = await queue.failed(0, -1);
         let n = 0;
         for (const f of failed) n += await queue.removeFailed(f);
-        return n;""")
+        return n;""",
+    )
     assert removed == 2 and client.failed_count() == 0

@@ -15,8 +15,10 @@ from test_interop_node_resque import NODE_DIR, node_eval, node_resque
 
 pytestmark = [
     pytest.mark.timeout(90),
-    pytest.mark.skipif(not (NODE_DIR / "node_modules" / "node-resque").is_dir() and os.environ.get("CI") != "true",
-                       reason="node-resque not installed (make setup runs npm ci)"),
+    pytest.mark.skipif(
+        not (NODE_DIR / "node_modules" / "node-resque").is_dir() and os.environ.get("CI") != "true",
+        reason="node-resque not installed (make setup runs npm ci)",
+    ),
 ]
 
 
@@ -25,8 +27,11 @@ def node_scheduler(redis_server):
     procs = []
 
     def start():
-        proc = subprocess.Popen(node_resque("node-resque-scheduler.js", url=redis_server.url),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            node_resque("node-resque-scheduler.js", url=redis_server.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         procs.append(proc)
         assert proc.stdout.readline().strip() == b"leader"
         return proc
@@ -43,10 +48,13 @@ def node_scheduler(redis_server):
 
 def test_jobwire_workers_promote_node_resque_enqueue_at_and_in(client, r, spawn, redis_server):
     at_ms = int(time.time() * 1000) + 3000
-    node_eval(redis_server.url, f"""
+    node_eval(
+        redis_server.url,
+        f"""
         await queue.enqueueAt({at_ms}, 'q', 'jobwire.Echo', ['at']);
         await queue.enqueueIn(1500, 'q', 'jobwire.Echo', ['in']);
-        return null;""")
+        return null;""",
+    )
     buckets = [int(ts) for ts in r.zrange("resque:delayed_queue_schedule", 0, -1)]
     assert sum(r.llen(f"resque:delayed:{ts}") for ts in buckets) == 2  # stored in resque-scheduler's keys
     spawn("q", "--block-timeout-ms", "1000")
@@ -79,8 +87,10 @@ def test_node_resque_scheduler_and_jobwire_workers_move_each_item_once(client, r
     for n in range(120):
         client.enqueue_at("q", at + (n % 6), "jobwire.Echo", n)
     for n in range(120, 150):  # items in node-resque's own format too
-        r.rpush(f"resque:delayed:{int(at) + 4}", json.dumps({"class": "jobwire.Echo", "queue": "q", "args": [n]},
-                                                            separators=(",", ":")))
+        r.rpush(
+            f"resque:delayed:{int(at) + 4}",
+            json.dumps({"class": "jobwire.Echo", "queue": "q", "args": [n]}, separators=(",", ":")),
+        )
     r.zadd("resque:delayed_queue_schedule", {str(int(at) + 4): int(at) + 4})
     wait_for(lambda: echoes(r), 5, message="the workers promoted the first bucket")
     node_scheduler()  # from now on both promote the same keys

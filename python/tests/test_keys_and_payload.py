@@ -21,8 +21,15 @@ def test_templates_come_from_keys_json():
 @pytest.mark.parametrize("name,template", sorted(keysmod.TEMPLATES.items()))
 def test_key_builder_follows_each_template(name, template):
     k = Keys("ns{x}")
-    values = {"ns": "ns{x}", "queue": "high", "worker_id": "h:1:high,low", "day": "2026-11-29",
-              "ts": "1764403260", "item": "{\"class\":\"X\"}", "name": "nightly"}  # the last three: 1.1
+    values = {
+        "ns": "ns{x}",
+        "queue": "high",
+        "worker_id": "h:1:high,low",
+        "day": "2026-11-29",
+        "ts": "1764403260",
+        "item": '{"class":"X"}',
+        "name": "nightly",
+    }  # the last three: 1.1
     expected = template.format(**values)
     attr = getattr(k, name)
     got = attr if isinstance(attr, str) else attr(*[values[p] for p in re.findall(r"{(\w+)}", template)[1:]])
@@ -51,8 +58,9 @@ def test_bad_queue_names(name):
 
 def test_failure_record_embeds_payload_verbatim_in_resque_order():
     raw = b'{"class":"X","args":[1.0,12345678901234567890123],"extra":{"k":[]}}'
-    record = payload.failure_record(raw, "ValueError", "bad <b>", ["a.py:1:in `f'"], "h:1:q", "q",
-                                    failed_at="2026/11/29 08:00:00 UTC")
+    record = payload.failure_record(
+        raw, "ValueError", "bad <b>", ["a.py:1:in `f'"], "h:1:q", "q", failed_at="2026/11/29 08:00:00 UTC"
+    )
     assert raw in record
     doc = json.loads(record)
     assert list(doc) == ["failed_at", "payload", "exception", "error", "backtrace", "worker", "queue"]
@@ -65,6 +73,7 @@ def test_failure_record_is_strict_json_for_payloads_lua_cjson_lets_through(numbe
 
     def reject(name):
         raise ValueError(name)
+
     doc = json.loads(payload.failure_record(raw, "jobwire.InvalidJSON", "m", [], "w", "q"), parse_constant=reject)
     assert doc["payload"] == raw.decode()
 
@@ -74,12 +83,15 @@ def test_failure_record_keeps_non_object_payload_as_string():
     assert doc["payload"] == "not json"
 
 
-@pytest.mark.parametrize("raw,reason", [
-    (b'{"class":"X","args":{}}', "args"),
-    (b'{"class":"X","id":""}', "id"),
-    (b'{"class":"X","enqueued_at":-1}', "enqueued_at"),
-    (b"[" * 100000, "JSON"),
-])
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (b'{"class":"X","args":{}}', "args"),
+        (b'{"class":"X","id":""}', "id"),
+        (b'{"class":"X","enqueued_at":-1}', "enqueued_at"),
+        (b"[" * 100000, "JSON"),
+    ],
+)
 def test_job_decode_reports_why(raw, reason):
     with pytest.raises(InvalidJob, match=reason):
         payload.Job.decode("q", raw)

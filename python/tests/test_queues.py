@@ -7,7 +7,9 @@ import pytest
 from jobwire import queues, spec
 from jobwire.errors import InvalidJob
 
-CASES = json.loads((spec.spec_dir().parent / "conformance" / "vectors" / "v1" / "queue-names.json").read_text())["cases"]
+CASES = json.loads((spec.spec_dir().parent / "conformance" / "vectors" / "v1" / "queue-names.json").read_text())[
+    "cases"
+]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "name" in c], ids=lambda c: c["id"])

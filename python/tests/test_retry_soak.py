@@ -48,14 +48,16 @@ def test_ten_thousand_jobs_with_retries_across_implementations(r, redis_server, 
         job_id = f"soak{n:05d}"
         fail_times[job_id] = k
         payloads.append(jobmod.dumps({"class": "jobwire.Flaky", "args": [k], "id": job_id, "retry": POLICY}))
-    values = dict(TIMINGS, queues="soak", redis_url=redis_server.url, namespace="resque", heartbeat_ms=500,
-                  lease_ms=5000)
+    values = dict(
+        TIMINGS, queues="soak", redis_url=redis_server.url, namespace="resque", heartbeat_ms=500, lease_ms=5000
+    )
     workers = [WorkerProc(impl, values, str(tmp_path)) for impl in impls for _ in range(2)]
     try:
         from jobwire.client import Client
+
         client = Client(redis_server.url)
         for start in range(0, JOBS, 1000):
-            client._push("soak", payloads[start:start + 1000])
+            client._push("soak", payloads[start : start + 1000])
         exhausted = sum(1 for k in fail_times.values() if k >= 3)
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline:

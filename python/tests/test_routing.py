@@ -46,8 +46,13 @@ def test_the_client_follows_the_routing_table(r, redis_server):
 
 def test_route_and_info_commands(r, redis_server):
     def run(*args):
-        return subprocess.run([JOBWIRE, *args, "--redis-url", redis_server.url, "--namespace", "{app}"],
-                              capture_output=True, text=True, timeout=30)
+        return subprocess.run(
+            [JOBWIRE, *args, "--redis-url", redis_server.url, "--namespace", "{app}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
     assert run("route", "welcome", "mail").stdout.strip() == "{app:mail}"
     assert run("route", "welcome").stdout.strip() == "{app:mail}"
     assert run("enqueue", "welcome", "jobwire.Echo").returncode == 0

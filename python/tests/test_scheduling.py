@@ -75,8 +75,11 @@ def test_retry_then_success_and_opt_out_and_default(client, r, spawn):
     default_id = client.enqueue("q", "jobwire.Flaky", 1)
     foreign_id = client.enqueue("q", "jobwire.Flaky", 1, retry=True)  # not a jobwire policy: the default applies
     spawn("q", "--default-retry", '{"max_attempts":2,"delay_ms":100,"backoff":"fixed"}')
-    wait_for(lambda: len([e for e in echoes(r) if e["id"] in (ok_id, default_id, foreign_id)]) == 6, 15,
-             message="retried jobs")
+    wait_for(
+        lambda: len([e for e in echoes(r) if e["id"] in (ok_id, default_id, foreign_id)]) == 6,
+        15,
+        message="retried jobs",
+    )
     wait_for(lambda: r.llen("resque:failed") == 1, 5, message="the opted-out job failed")
     time.sleep(0.5)
     assert json.loads(r.lindex("resque:failed", 0))["payload"]["id"] == never_id
@@ -117,8 +120,14 @@ def test_interval_schedule_fires_each_time_once_with_two_workers(client, r, spaw
 def test_missed_fires_are_counted_not_run_late(client, r, spawn):
     now = redis_ms(r)
     start = now - 3 * 60000 - 30000  # fire times 3.5, 2.5, 1.5 and 0.5 minutes ago, all past the grace
-    definition = {"every_ms": 60000, "start_ms": start, "queue": "q", "class": "jobwire.Echo", "args": ["m"],
-                  "misfire_grace_ms": 1000}
+    definition = {
+        "every_ms": 60000,
+        "start_ms": start,
+        "queue": "q",
+        "class": "jobwire.Echo",
+        "args": ["m"],
+        "misfire_grace_ms": 1000,
+    }
     client.set_schedule("slow", definition)
     r.zadd("resque:jobwire:schedules", {"slow": start})  # as if no worker had run since start
     spawn("q")
@@ -155,7 +164,7 @@ def test_schedule_api_validates_and_runs_now(client, r):
     next_ms = client.set_schedule("daily", {"cron": "0 3 * * *", "queue": "q", "class": "Report", "args": [1]})
     assert next_ms % 86400000 == 3 * 3600000
     job_id = client.run_schedule_now("daily")
-    assert json.loads(r.lindex("resque:queue:q", 0)) ["id"] == job_id
+    assert json.loads(r.lindex("resque:queue:q", 0))["id"] == job_id
     assert client.remove_schedule("daily") and not client.schedules()
 
 

@@ -74,8 +74,12 @@ def test_unrunnable_payloads_become_failures_with_raw_bytes(r, redis_server):
     assert reply[1] == b"job" and reply[4] == b'{"class":"Good"}'
     records = [json.loads(x) for x in r.lrange("resque:failed", 0, -1)]
     assert [x["exception"] for x in records] == [
-        "jobwire.InvalidJSON", "jobwire.InvalidPayload", "jobwire.InvalidPayload",
-        "jobwire.InvalidPayload", "jobwire.PayloadTooLarge"]
+        "jobwire.InvalidJSON",
+        "jobwire.InvalidPayload",
+        "jobwire.InvalidPayload",
+        "jobwire.InvalidPayload",
+        "jobwire.PayloadTooLarge",
+    ]
     assert records[0]["payload"] == "not json"
     assert records[2]["payload"] == {"args": []}
     assert records[4]["payload"] == bad[4].decode()

@@ -16,14 +16,26 @@ def s(r):
 
 
 def delay(s, ts, item, ns=NS):
-    return s.call("delay", [ns + "delayed_queue_schedule", f"{ns}delayed:{ts}", f"{ns}timestamps:{item}",
-                            ns + "jobwire:wake-schedule"], [ts, item])
+    return s.call(
+        "delay",
+        [ns + "delayed_queue_schedule", f"{ns}delayed:{ts}", f"{ns}timestamps:{item}", ns + "jobwire:wake-schedule"],
+        [ts, item],
+    )
 
 
 def promote(s, limit=100, schedules="0", max_bytes=16777216):
-    return s.call("promote", [NS + "delayed_queue_schedule", NS + "queues", NS + "jobwire:wake-new-queue",
-                              NS + "failed", NS + "jobwire:retry", NS + "jobwire:schedules"],
-                  [NS, limit, "2026/11/29 08:00:00 UTC", "w:1:q", max_bytes, schedules])
+    return s.call(
+        "promote",
+        [
+            NS + "delayed_queue_schedule",
+            NS + "queues",
+            NS + "jobwire:wake-new-queue",
+            NS + "failed",
+            NS + "jobwire:retry",
+            NS + "jobwire:schedules",
+        ],
+        [NS, limit, "2026/11/29 08:00:00 UTC", "w:1:q", max_bytes, schedules],
+    )
 
 
 def now_s(r):
@@ -64,8 +76,15 @@ def test_promote_moves_due_items_verbatim_and_leaves_later_ones(r, s):
 
 def test_promote_fails_malformed_items_and_goes_on(r, s):
     now = now_s(r) - 1
-    bad = ["not json", '["a"]', '{"args":[]}', '{"class":"X","args":[],"queue":"a:b"}',
-           '{"class":"X","args":[]}', '{"class":"X","args":7,"queue":"q"}', b"\xff\xfe"]
+    bad = [
+        "not json",
+        '["a"]',
+        '{"args":[]}',
+        '{"class":"X","args":[],"queue":"a:b"}',
+        '{"class":"X","args":[]}',
+        '{"class":"X","args":7,"queue":"q"}',
+        b"\xff\xfe",
+    ]
     for raw in bad:
         r.rpush(f"resque:delayed:{now}", raw)
     r.zadd("resque:delayed_queue_schedule", {str(now): now})
@@ -100,6 +119,7 @@ def test_promote_is_bounded_per_call(r, s):
 
 def test_retry_appends_the_attempt_and_promote_brings_it_back(r, s, redis_server):
     from test_scripts import make_worker, reserve
+
     payload = '{"class":"X","args":[1],"id":"j1","big":123456789012345678901234567890, "f":1.0}'
     r.sadd("resque:queues", "high")
     r.rpush("resque:queue:high", payload)
@@ -108,14 +128,23 @@ def test_retry_appends_the_attempt_and_promote_brings_it_back(r, s, redis_server
     token = job[2].decode()
     entry = '{"attempt":1,"failed_at_ms":5,"exception":"E","error":"boom","worker":"w","queue":"high","delay_ms":0}'
     k = w.keys
-    keys = [k.worker_record(w.id), k.inflight(w.id), k.stat_processed, k.stat_processed_worker(w.id),
-            k.stat_failed, k.stat_failed_worker(w.id), k.deaths, k.minutes("2026-11-29"),
-            "resque:jobwire:retry", "resque:jobwire:wake-schedule"]
+    keys = [
+        k.worker_record(w.id),
+        k.inflight(w.id),
+        k.stat_processed,
+        k.stat_processed_worker(w.id),
+        k.stat_failed,
+        k.stat_failed_worker(w.id),
+        k.deaths,
+        k.minutes("2026-11-29"),
+        "resque:jobwire:retry",
+        "resque:jobwire:wake-schedule",
+    ]
     assert s.call("retry", keys, [w.id, "wrong", 0, entry, "high"]) == [b"stale", 0]
     settled, due = s.call("retry", keys, [w.id, token, 0, entry, "high"])
     assert settled == b"retrying" and due > 0
     member = r.zrange("resque:jobwire:retry", 0, -1)[0]
-    want = payload[:-1] + ',"attempts":[' + entry + ']}'
+    want = payload[:-1] + ',"attempts":[' + entry + "]}"
     assert member == b"high " + want.encode()
     assert not r.exists(k.inflight(w.id), k.worker_record(w.id))
     assert r.get("resque:stat:failed") == b"1"
@@ -129,22 +158,41 @@ def test_retry_appends_the_attempt_and_promote_brings_it_back(r, s, redis_server
     assert member == b"high " + (payload[:-1] + ',"attempts":[' + entry + "," + entry2 + "]}").encode()
 
 
-@pytest.mark.parametrize("payload, expected", [
-    ('{"class":"X","attempts":[]}', '{"class":"X","attempts":[E]}'),
-    ('{"class":"X", "attempts" : [ ] , "z":{"attempts":[1]}}', '{"class":"X", "attempts" : [E] , "z":{"attempts":[1]}}'),
-    ('{"class":"X","s":"a\\"}],\\\\","attempts":[{"a":"]"}]}', '{"class":"X","s":"a\\"}],\\\\","attempts":[{"a":"]"},E]}'),
-    ('{"class":"X","n":{"attempts":[9]}}  ', '{"class":"X","n":{"attempts":[9]},"attempts":[E]}  '),
-])
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        ('{"class":"X","attempts":[]}', '{"class":"X","attempts":[E]}'),
+        (
+            '{"class":"X", "attempts" : [ ] , "z":{"attempts":[1]}}',
+            '{"class":"X", "attempts" : [E] , "z":{"attempts":[1]}}',
+        ),
+        (
+            '{"class":"X","s":"a\\"}],\\\\","attempts":[{"a":"]"}]}',
+            '{"class":"X","s":"a\\"}],\\\\","attempts":[{"a":"]"},E]}',
+        ),
+        ('{"class":"X","n":{"attempts":[9]}}  ', '{"class":"X","n":{"attempts":[9]},"attempts":[E]}  '),
+    ],
+)
 def test_retry_splices_only_the_top_level_attempts(r, s, redis_server, payload, expected):
     from test_scripts import make_worker, reserve
+
     r.sadd("resque:queues", "high")
     r.rpush("resque:queue:high", payload)
     w = make_worker(redis_server.url, queues=("high",))
     token = reserve(w)[2].decode()
     k = w.keys
-    keys = [k.worker_record(w.id), k.inflight(w.id), k.stat_processed, k.stat_processed_worker(w.id),
-            k.stat_failed, k.stat_failed_worker(w.id), k.deaths, k.minutes("2026-11-29"),
-            "resque:jobwire:retry", "resque:jobwire:wake-schedule"]
+    keys = [
+        k.worker_record(w.id),
+        k.inflight(w.id),
+        k.stat_processed,
+        k.stat_processed_worker(w.id),
+        k.stat_failed,
+        k.stat_failed_worker(w.id),
+        k.deaths,
+        k.minutes("2026-11-29"),
+        "resque:jobwire:retry",
+        "resque:jobwire:wake-schedule",
+    ]
     s.call("retry", keys, [w.id, token, 100000, "E", "high"])
     assert r.zrange("resque:jobwire:retry", 0, -1) == [b"high " + expected.encode()]
 
@@ -154,8 +202,15 @@ def test_unschedule_removes_or_enqueues_once(r, s):
     item = '{"class":"X","args":[],"queue":"q","id":"a"}'
     delay(s, ts, item)
     delay(s, ts, item.replace('"a"', '"b"'))
-    keys = [NS + "delayed_queue_schedule", f"{NS}delayed:{ts}", f"{NS}timestamps:{item}", NS + "queues",
-            NS + "queue:q", NS + "jobwire:wake:q", NS + "jobwire:wake-new-queue"]
+    keys = [
+        NS + "delayed_queue_schedule",
+        f"{NS}delayed:{ts}",
+        f"{NS}timestamps:{item}",
+        NS + "queues",
+        NS + "queue:q",
+        NS + "jobwire:wake:q",
+        NS + "jobwire:wake-new-queue",
+    ]
     assert s.call("unschedule", keys, ["delayed", ts, item, "enqueue", "q"]) == 1
     assert s.call("unschedule", keys, ["delayed", ts, item, "enqueue", "q"]) == 0
     assert r.lrange("resque:queue:q", 0, -1) == [item.encode()]
@@ -179,9 +234,27 @@ def test_promote_lists_due_schedules_and_fire_acts_once(r, s):
     reply = promote(s, schedules="1")
     assert reply[5:] == [b"nightly", str(now_ms - 10).encode()]
     assert reply[4] == now_ms + 5000 or reply[4] == now_ms - 10
-    keys = [NS + "jobwire:schedules", NS + "jobwire:schedule:nightly", NS + "queues", NS + "queue:low",
-            NS + "jobwire:wake:low", NS + "jobwire:wake-new-queue"]
-    args = ["nightly", now_ms - 10, definition, "fire", now_ms + 60000, now_ms - 10, 2, now_ms - 70, '{"class":"Report"}', "low", "id1"]
+    keys = [
+        NS + "jobwire:schedules",
+        NS + "jobwire:schedule:nightly",
+        NS + "queues",
+        NS + "queue:low",
+        NS + "jobwire:wake:low",
+        NS + "jobwire:wake-new-queue",
+    ]
+    args = [
+        "nightly",
+        now_ms - 10,
+        definition,
+        "fire",
+        now_ms + 60000,
+        now_ms - 10,
+        2,
+        now_ms - 70,
+        '{"class":"Report"}',
+        "low",
+        "id1",
+    ]
     assert s.call("fire", keys, args) == 1
     assert s.call("fire", keys, args) == 0  # the race's loser changes nothing
     assert r.lrange("resque:queue:low", 0, -1) == [b'{"class":"Report"}']

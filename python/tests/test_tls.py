@@ -39,22 +39,100 @@ def _openssl(*args, cwd):
 def tls_redis():
     """A CA, a server certificate for 127.0.0.1 signed by it, and a TLS-only redis-server."""
     d = Path(tempfile.mkdtemp(prefix="jobwire-tls-"))
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
-             "-subj", "/CN=jobwire throwaway test CA", cwd=d)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=jobwire throwaway test CA",
+        cwd=d,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+        cwd=d,
+    )
     (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-             "-out", "server.pem", "-days", "1", "-extfile", "san.cnf", cwd=d)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+        cwd=d,
+    )
     # a second CA that did not sign the server: trusting it must fail
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem",
-             "-days", "1", "-subj", "/CN=some other CA", cwd=d)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=some other CA",
+        cwd=d,
+    )
     port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-                             "--tls-cert-file", "server.pem", "--tls-key-file", "server.key",
-                             "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no", "--save", "",
-                             "--appendonly", "no", "--dir", str(d)], cwd=d,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.pem",
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(d),
+        ],
+        cwd=d,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={d / 'ca.pem'}"
     admin = connect(url)
     wait_for(lambda: _pings(admin), timeout=10, message="the TLS redis-server")
@@ -76,16 +154,38 @@ def _run_echo(tls, argv, url, env=None, ns="tlsns"):
     """Start a worker, run one Echo job through TLS Redis, stop it with SIGQUIT; returns the echo."""
     admin = tls["admin"]
     admin.flushall()
-    proc = subprocess.Popen(argv + ["--queues", "tq", "--redis-url", url, "--namespace", ns,
-                                    "--heartbeat-ms", "300", "--lease-ms", "1500", "--block-timeout-ms", "300"],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        argv
+        + [
+            "--queues",
+            "tq",
+            "--redis-url",
+            url,
+            "--namespace",
+            ns,
+            "--heartbeat-ms",
+            "300",
+            "--lease-ms",
+            "1500",
+            "--block-timeout-ms",
+            "300",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
-        wait_for(lambda: admin.scard(f"{ns}:workers") == 1 or proc.poll() is not None, timeout=20,
-                 message="the worker to register over TLS")
+        wait_for(
+            lambda: admin.scard(f"{ns}:workers") == 1 or proc.poll() is not None,
+            timeout=20,
+            message="the worker to register over TLS",
+        )
         assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
         job = Client(namespace=ns, redis=admin).enqueue("tq", "jobwire.Echo", "over", "tls")
-        echo = wait_for(lambda: admin.lindex(f"{ns}:jobwire:conformance:echo", 0), timeout=15,
-                        message="the Echo job to run")
+        echo = wait_for(
+            lambda: admin.lindex(f"{ns}:jobwire:conformance:echo", 0), timeout=15, message="the Echo job to run"
+        )
         assert job.encode() in echo
         proc.send_signal(signal.SIGQUIT)
         out, _ = proc.communicate(timeout=15)
@@ -110,9 +210,14 @@ def test_python_client_checks_the_certificate(tls_redis):
         wrong.ping()
 
 
-@pytest.mark.parametrize("argv", [[JOBWIRE, "worker", "--import", "jobwire.conformance_jobs"],
-                                  [JOBWIRE, "worker", "--import", "jobwire.conformance_jobs", "--no-fork"]],
-                         ids=["fork", "inline"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [JOBWIRE, "worker", "--import", "jobwire.conformance_jobs"],
+        [JOBWIRE, "worker", "--import", "jobwire.conformance_jobs", "--no-fork"],
+    ],
+    ids=["fork", "inline"],
+)
 def test_python_worker_over_tls(tls_redis, argv):
     _run_echo(tls_redis, argv, tls_redis["url"])
 
@@ -127,11 +232,13 @@ def test_node_worker_checks_the_certificate(tls_redis):
     """Trusting another CA, the Node worker cannot register (it keeps retrying, it does not exit)."""
     admin = tls_redis["admin"]
     admin.flushall()
-    proc = subprocess.Popen(NODE + ["--queues", "tq", "--redis-url", f"rediss://127.0.0.1:{tls_redis['port']}/0",
-                                    "--namespace", "tlsbad"], cwd=REPO,
-                            env={**os.environ, "NODE_EXTRA_CA_CERTS": str(tls_redis["dir"] / "other.pem"),
-                                 "JOBWIRE_LOG_LEVEL": "debug"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        NODE + ["--queues", "tq", "--redis-url", f"rediss://127.0.0.1:{tls_redis['port']}/0", "--namespace", "tlsbad"],
+        cwd=REPO,
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(tls_redis["dir"] / "other.pem"), "JOBWIRE_LOG_LEVEL": "debug"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         time.sleep(3)  # several connection attempts, each refused by the certificate check
         assert proc.poll() is None
@@ -143,17 +250,27 @@ def test_node_worker_checks_the_certificate(tls_redis):
 
 
 def test_c_worker_refuses_rediss_with_advice(tls_redis):
-    done = subprocess.run([C_WORKER, "--queues", "tq", "--redis-url", f"rediss://127.0.0.1:{tls_redis['port']}/0"],
-                          capture_output=True, text=True, timeout=10)
+    done = subprocess.run(
+        [C_WORKER, "--queues", "tq", "--redis-url", f"rediss://127.0.0.1:{tls_redis['port']}/0"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     assert done.returncode != 0
     assert "TLS" in done.stderr and "terminator" in done.stderr, done.stderr
 
 
 def _socat(tls, cafile):
     local = free_port()
-    proc = subprocess.Popen(["socat", f"TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork",
-                             f"OPENSSL:127.0.0.1:{tls['port']},cafile={cafile},verify=1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            "socat",
+            f"TCP-LISTEN:{local},bind=127.0.0.1,reuseaddr,fork",
+            f"OPENSSL:127.0.0.1:{tls['port']},cafile={cafile},verify=1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     wait_for(lambda: _listening(local) or proc.poll() is not None, timeout=10, message="socat to listen")
     return proc, local
 

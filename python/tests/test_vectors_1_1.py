@@ -41,7 +41,11 @@ def test_schedule(case):
     else:
         got = recurring.decide(d, case["next_ms"], case["now_ms"])
         assert (got.fire_ms, got.missed, got.last_missed_ms, got.next_ms) == (
-            case["fire_ms"], case["missed"], case["last_missed_ms"], case["new_next_ms"])
+            case["fire_ms"],
+            case["missed"],
+            case["last_missed_ms"],
+            case["new_next_ms"],
+        )
 
 
 def test_fire_job_id():

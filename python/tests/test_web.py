@@ -26,9 +26,21 @@ def tc(client, seeded):
     return app_for(client).test_client()
 
 
-PAGES = ["/", "/workers", "/worker?id=web1:4242:mail", "/worker?id=web3:12:*", "/failed",
-         "/failed?queue=mail", "/failed?class=BuildReport", "/failed?exception=ValueError",
-         "/failed?start=1", "/stats", "/stats?hours=24", "/queue?name=mail", "/queue?name=mail&start=10"]
+PAGES = [
+    "/",
+    "/workers",
+    "/worker?id=web1:4242:mail",
+    "/worker?id=web3:12:*",
+    "/failed",
+    "/failed?queue=mail",
+    "/failed?class=BuildReport",
+    "/failed?exception=ValueError",
+    "/failed?start=1",
+    "/stats",
+    "/stats?hours=24",
+    "/queue?name=mail",
+    "/queue?name=mail&start=10",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -47,8 +59,17 @@ def test_every_page_renders_with_security_headers(tc, path):
 
 def test_overview_shows_queues_workers_and_totals(tc):
     html = tc.get("/").get_data(as_text=True)
-    for text in ("mail", "reports", "critical", "18342", "57", "web1:4242:mail", "SendWelcomeMail",
-                 "web2:77:reports,mail", "BuildReport"):
+    for text in (
+        "mail",
+        "reports",
+        "critical",
+        "18342",
+        "57",
+        "web1:4242:mail",
+        "SendWelcomeMail",
+        "web2:77:reports,mail",
+        "BuildReport",
+    ):
         assert text in html
     assert 'href="/queue?name=mail"' in html
     assert 'href="/worker?id=web1:4242:mail"' in html
@@ -85,8 +106,16 @@ def test_remove_queued_job_and_delete_queue(tc, client):
 
 def test_actions_need_post_and_csrf(tc, client):
     before = client.failed_count()
-    for path in ("/failed/clear", "/failed/retry", "/failed/remove", "/failed/retry-all", "/failed/remove-all",
-                 "/queue/delete", "/queue/remove-job", "/worker/control"):
+    for path in (
+        "/failed/clear",
+        "/failed/retry",
+        "/failed/remove",
+        "/failed/retry-all",
+        "/failed/remove-all",
+        "/queue/delete",
+        "/queue/remove-job",
+        "/worker/control",
+    ):
         assert tc.get(path).status_code == 405, path
         assert tc.post(path).status_code == 403, path
         assert tc.post(path, data={"csrf_token": "forged"}).status_code == 403, path
@@ -95,8 +124,12 @@ def test_actions_need_post_and_csrf(tc, client):
     # A token from the right session but a foreign Origin is refused too.
     for origin in ("http://evil.example", "null"):
         assert tc.post("/failed/clear", data={"csrf_token": token}, headers={"Origin": origin}).status_code == 403
-    assert tc.post("/failed/remove", data={"csrf_token": token, "key": "nope"},
-                   headers={"Origin": "http://localhost"}).status_code == 303  # the test client's own host
+    assert (
+        tc.post(
+            "/failed/remove", data={"csrf_token": token, "key": "nope"}, headers={"Origin": "http://localhost"}
+        ).status_code
+        == 303
+    )  # the test client's own host
     # Another browser (another session) cannot reuse this session's token.
     other = app_for(client).test_client()
     assert other.post("/failed/clear", data={"csrf_token": token}).status_code == 403
@@ -124,9 +157,20 @@ def test_retry_and_remove_one_failure_by_key(tc, client, seeded):
 
 
 def test_unrunnable_failure_cannot_be_retried(tc, client, r):
-    r.rpush(client.keys.failed, json.dumps({"failed_at": "x", "payload": "not json {", "exception":
-                                            "jobwire.InvalidPayload", "error": "bad", "backtrace": [],
-                                            "worker": "w:1:q", "queue": "q"}))
+    r.rpush(
+        client.keys.failed,
+        json.dumps(
+            {
+                "failed_at": "x",
+                "payload": "not json {",
+                "exception": "jobwire.InvalidPayload",
+                "error": "bad",
+                "backtrace": [],
+                "worker": "w:1:q",
+                "queue": "q",
+            }
+        ),
+    )
     f = client.failed(3, 1)[0]
     html = tc.get("/failed?exception=jobwire.InvalidPayload").get_data(as_text=True)
     assert "not json {" in html and f.key in html
@@ -158,17 +202,21 @@ def test_worker_controls(tc, client, r):
     token = csrf_of(tc)
     control = client.keys.control("web1:4242:mail")
     for verb in ("pause", "resume", "quit"):
-        assert tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail",
-                                                "command": verb}).status_code == 303
-    tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "kill",
-                                     "token": "tok-1"})
+        assert (
+            tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": verb}).status_code
+            == 303
+        )
+    tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "kill", "token": "tok-1"})
     assert [x.decode() for x in r.lrange(control, 0, -1)] == ["pause", "resume", "quit", "kill tok-1"]
     # kill needs the job's token; arbitrary commands and unknown workers are refused
     tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "kill"})
-    tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "kill",
-                                     "token": "a b"})
-    assert tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail",
-                                            "command": "flushall"}).status_code == 400
+    tc.post("/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "kill", "token": "a b"})
+    assert (
+        tc.post(
+            "/worker/control", data={"csrf_token": token, "id": "web1:4242:mail", "command": "flushall"}
+        ).status_code
+        == 400
+    )
     assert r.llen(control) == 4
     resp = tc.post("/worker/control", data={"csrf_token": token, "id": "gone:1:q", "command": "pause"})
     assert resp.status_code == 303 and "no longer registered" in tc.get("/workers").get_data(as_text=True)
@@ -207,8 +255,10 @@ def test_api_overview_queues_stats(tc):
     assert tc.get("/api/stats?hours=999").get_json()["hours"] == 3
 
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? '
-                     r'(-?[0-9.e+]+|NaN|[+-]Inf)$')
+_SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\})? '
+    r"(-?[0-9.e+]+|NaN|[+-]Inf)$"
+)
 
 
 def parse_metrics(text: str) -> dict:
@@ -314,6 +364,7 @@ def test_auth_comes_from_the_environment_only():
     with pytest.raises(jobwire.JobwireError):
         Auth.from_env({"JOBWIRE_WEB_USER": "u"})
     from jobwire.cli import _parser
+
     web = _parser().parse_args(["web"])
     assert web.host == "127.0.0.1"
     assert not any("token" in name or "password" in name for name in vars(web))
@@ -322,8 +373,10 @@ def test_auth_comes_from_the_environment_only():
 def test_worker_without_job_and_missing_fields(tc, client, r):
     # A Resque worker: no jobwire info hash, no lease.
     r.sadd(client.keys.workers, "ruby-host:99:legacy")
-    r.set(client.keys.worker_record("ruby-host:99:legacy"),
-          json.dumps({"queue": "legacy", "run_at": "2026-11-29T08:00:00Z", "payload": {"class": "Old", "args": []}}))
+    r.set(
+        client.keys.worker_record("ruby-host:99:legacy"),
+        json.dumps({"queue": "legacy", "run_at": "2026-11-29T08:00:00Z", "payload": {"class": "Old", "args": []}}),
+    )
     assert tc.get("/workers").status_code == 200
     assert tc.get("/worker?id=ruby-host:99:legacy").status_code == 200
     w = tc.get("/api/workers?id=ruby-host:99:legacy").get_json()["worker"]

@@ -13,12 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from web_support import (CHROMIUM, XSS, RedisProcess, WebServer, add_failure, chromium_available, free_port,
-                         register_worker, seed_demo, wait_for)
+from web_support import (
+    CHROMIUM,
+    XSS,
+    RedisProcess,
+    WebServer,
+    add_failure,
+    chromium_available,
+    free_port,
+    register_worker,
+    seed_demo,
+    wait_for,
+)
 
 if not chromium_available() and os.environ.get("CI") != "true":  # in CI a missing browser fails
-    pytest.skip("chromium is not installed (/usr/bin/chromium); scripts/setup.sh installs it",
-                allow_module_level=True)
+    pytest.skip("chromium is not installed (/usr/bin/chromium); scripts/setup.sh installs it", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -114,8 +123,11 @@ def test_click_kill_fails_the_running_job_as_killed(ui, client, spawn):
     kill.click()
     page.locator(".flash-ok", has_text="kill its running job").wait_for()
     assert any("Kill the running job" in d for d in ui.dialogs)
-    failure = wait_for(lambda: next((f for f in client.failed() if f.key == job_id), None), timeout=15,
-                       message="a jobwire.Killed failure record")
+    failure = wait_for(
+        lambda: next((f for f in client.failed() if f.key == job_id), None),
+        timeout=15,
+        message="a jobwire.Killed failure record",
+    )
     assert failure.get("exception") == "jobwire.Killed"
     assert "operator" in failure.get("error")
     page = ui.goto("/failed?exception=jobwire.Killed")
@@ -129,8 +141,9 @@ def test_live_updates_and_hostile_values_in_the_browser(ui, client, r):
     for n, bad in enumerate(XSS):
         r.sadd(client.keys.queues, bad)
         r.rpush(client.keys.queue(bad), json.dumps({"class": bad, "args": [bad], "id": f"j{n}"}))
-        register_worker(client, f"{bad}:{n}:{bad}", impl=bad, token=bad,
-                        job={"class": bad, "args": [bad], "id": f"w{n}"}, queue=bad)
+        register_worker(
+            client, f"{bad}:{n}:{bad}", impl=bad, token=bad, job={"class": bad, "args": [bad], "id": f"w{n}"}, queue=bad
+        )
         add_failure(r, queue=bad, exception=bad, error=bad, backtrace=[bad], worker=bad)
     for path in ("/", "/workers", "/failed"):
         page = ui.goto(path)
@@ -145,8 +158,10 @@ def test_live_updates_and_hostile_values_in_the_browser(ui, client, r):
     ui.wait_live()
     client.enqueue("arrived-later", "Mail")
     page.locator("tbody[data-rows=queues] a", has_text="arrived-later").wait_for(timeout=6000)
-    assert page.locator("tbody[data-rows=queues] a", has_text="arrived-later").get_attribute("href") == \
-        "/queue?name=arrived-later"
+    assert (
+        page.locator("tbody[data-rows=queues] a", has_text="arrived-later").get_attribute("href")
+        == "/queue?name=arrived-later"
+    )
     assert ui.dialogs == [] and ui.errors == []
 
 

@@ -17,10 +17,14 @@ def tc(client):
 
 
 def seed(client, r):
-    ids = {"later": client.enqueue_in("mail", 3600, "SendMail", "ada"),
-           "sooner": client.enqueue_in("mail", 60, "SendMail", "bob")}
-    payload = ('{"class":"Report","args":[1],"id":"r1","attempts":[{"attempt":1,"failed_at_ms":1,'
-               '"exception":"IOError","error":"disk full","worker":"w:1:q","queue":"reports","delay_ms":515}]}')
+    ids = {
+        "later": client.enqueue_in("mail", 3600, "SendMail", "ada"),
+        "sooner": client.enqueue_in("mail", 60, "SendMail", "bob"),
+    }
+    payload = (
+        '{"class":"Report","args":[1],"id":"r1","attempts":[{"attempt":1,"failed_at_ms":1,'
+        '"exception":"IOError","error":"disk full","worker":"w:1:q","queue":"reports","delay_ms":515}]}'
+    )
     r.zadd("resque:jobwire:retry", {"reports " + payload: int(time.time() * 1000) + 600000})
     client.set_schedule("nightly", {"cron": "0 3 * * *", "queue": "reports", "class": "Report", "args": [7]})
     r.hset("resque:jobwire:schedule:broken", mapping={"definition": "{nope", "error": "not JSON", "missed": "2"})
@@ -44,8 +48,11 @@ def test_pages_render_and_list_by_time(tc, client, r):
 
 def test_actions_need_csrf_and_work(tc, client, r):
     ids = seed(client, r)
-    for path, field, value in (("/scheduled/remove", "key", ids["later"]), ("/retrying/run", "key", "r1"),
-                               ("/schedules/remove", "name", "nightly")):
+    for path, field, value in (
+        ("/scheduled/remove", "key", ids["later"]),
+        ("/retrying/run", "key", "r1"),
+        ("/schedules/remove", "name", "nightly"),
+    ):
         assert tc.post(path, data={field: value}).status_code == 403
         assert tc.post(path, data={field: value, "csrf_token": "forged"}).status_code == 403
     assert client.scheduled_count() == 2 and client.retrying_count() == 1 and len(client.schedules()) == 2
@@ -73,11 +80,29 @@ def test_stored_values_are_escaped(tc, client, r):
         item = json.dumps({"class": bad, "args": [bad], "queue": bad, "id": f"x{n}"})
         r.rpush(f"resque:delayed:{now}", item)
         r.zadd("resque:delayed_queue_schedule", {str(now): now})
-        payload = json.dumps({"class": bad, "args": [bad], "id": f"y{n}", "attempts": [
-            {"attempt": 1, "failed_at_ms": 1, "exception": bad, "error": bad, "worker": bad, "queue": bad, "delay_ms": 1}]})
+        payload = json.dumps(
+            {
+                "class": bad,
+                "args": [bad],
+                "id": f"y{n}",
+                "attempts": [
+                    {
+                        "attempt": 1,
+                        "failed_at_ms": 1,
+                        "exception": bad,
+                        "error": bad,
+                        "worker": bad,
+                        "queue": bad,
+                        "delay_ms": 1,
+                    }
+                ],
+            }
+        )
         r.zadd("resque:jobwire:retry", {f"q{n} {payload}": 1})
-        r.hset(f"resque:jobwire:schedule:s{n}", mapping={"definition": json.dumps(
-            {"cron": bad, "queue": bad, "class": bad}), "error": bad})
+        r.hset(
+            f"resque:jobwire:schedule:s{n}",
+            mapping={"definition": json.dumps({"cron": bad, "queue": bad, "class": bad}), "error": bad},
+        )
         r.zadd("resque:jobwire:schedules", {f"s{n}": n})
     for path in ("/scheduled", "/retrying", "/schedules"):
         html = tc.get(path).get_data(as_text=True)

@@ -53,8 +53,13 @@ def test_authentication_or_the_explicit_flag_allows_other_addresses():
 
 def test_cli_refuses_before_listening(redis_server):
     port = free_port()
-    done = subprocess.run([JOBWIRE, "web", "--redis-url", redis_server.url, "--host", "0.0.0.0", "--port", str(port)],
-                          env=NO_AUTH_ENV, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [JOBWIRE, "web", "--redis-url", redis_server.url, "--host", "0.0.0.0", "--port", str(port)],
+        env=NO_AUTH_ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode != 0
     assert "refusing" in done.stderr and "--insecure-no-auth" in done.stderr and "JOBWIRE_WEB_TOKEN" in done.stderr
     assert "Traceback" not in done.stderr
@@ -78,8 +83,12 @@ def test_oversized_request_refused(redis_server):
     server = WebServer(redis_server.url)
     try:
         body = b"x" * (65 * 1024)
-        req = urllib.request.Request(server.url + "/login", data=body, method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        req = urllib.request.Request(
+            server.url + "/login",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req, timeout=5)
         assert err.value.code == 413
@@ -101,9 +110,22 @@ def test_methods_other_than_get_head_post_refused(redis_server):
 
 def test_insecure_flag_is_accepted(redis_server):
     port = free_port()
-    proc = subprocess.Popen([JOBWIRE, "web", "--redis-url", redis_server.url, "--host", "127.0.0.1",
-                             "--port", str(port), "--insecure-no-auth"], env=NO_AUTH_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            JOBWIRE,
+            "web",
+            "--redis-url",
+            redis_server.url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--insecure-no-auth",
+        ],
+        env=NO_AUTH_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for(lambda: _listening(port) or proc.poll() is not None, timeout=15, message="jobwire web")
         assert proc.poll() is None

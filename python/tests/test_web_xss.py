@@ -18,17 +18,30 @@ def evil(client, r):
     k = client.keys
     for n, bad in enumerate(XSS):
         # queues written as a plain Resque producer would (no name validation)
-        payload = {"class": bad, "args": [bad, {bad: bad}], "id": bad if n == 0 else f"id{n}",
-                   "enqueued_at": 1764403200000, bad: bad}
+        payload = {
+            "class": bad,
+            "args": [bad, {bad: bad}],
+            "id": bad if n == 0 else f"id{n}",
+            "enqueued_at": 1764403200000,
+            bad: bad,
+        }
         r.sadd(k.queues, bad)
         r.rpush(k.queue(bad), json.dumps(payload))
         r.rpush(k.queue(bad), bad)  # not even JSON
-        add_failure(r, queue=bad, job_id=f"f{n}", payload=payload, exception=bad, error=bad,
-                    backtrace=[bad, f"{bad}:12 in perform"], worker=bad, failed_at=bad)
+        add_failure(
+            r,
+            queue=bad,
+            job_id=f"f{n}",
+            payload=payload,
+            exception=bad,
+            error=bad,
+            backtrace=[bad, f"{bad}:12 in perform"],
+            worker=bad,
+            failed_at=bad,
+        )
         r.rpush(k.failed, bad)  # an unreadable failure record
         wid = f"{bad}:{n}:{bad}"
-        register_worker(client, wid, impl=bad, queue=bad, token=bad,
-                        job={"class": bad, "args": [bad], "id": bad})
+        register_worker(client, wid, impl=bad, queue=bad, token=bad, job={"class": bad, "args": [bad], "id": bad})
         r.hset(k.worker_info(wid), mapping={"impl_version": bad, "mode": bad, "host": bad, "state": bad})
     register_worker(client, "plain:1:q", impl="python")
     return client
@@ -38,8 +51,13 @@ def pages(client):
     out = ["/", "/workers", "/failed", "/stats", "/api/overview"]
     for bad in XSS:
         q = quote(bad, safe="")
-        out += [f"/queue?name={q}", f"/failed?queue={q}", f"/failed?class={q}", f"/failed?exception={q}",
-                f"/failed?queue={q}&class={q}&exception={q}&start=0"]
+        out += [
+            f"/queue?name={q}",
+            f"/failed?queue={q}",
+            f"/failed?class={q}",
+            f"/failed?exception={q}",
+            f"/failed?queue={q}&class={q}&exception={q}&start=0",
+        ]
     out += [f"/worker?id={quote(w, safe='')}" for w in client.worker_ids()]
     return out
 
@@ -95,4 +113,3 @@ def test_actions_take_hostile_keys_and_names(evil, r):
     wid = f"{bad}:0:{bad}"
     tc.post("/worker/control", data={"csrf_token": token, "id": wid, "command": "kill", "token": "tok"})
     assert r.lrange(k.control(wid), 0, -1) == [b"kill tok"]
-

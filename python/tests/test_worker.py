@@ -42,8 +42,13 @@ def test_processes_jobs_and_records_failures(client, r, spawn, mode):
 
 
 def test_bad_input_never_stops_the_worker(client, r, spawn):
-    r.rpush("resque:queue:q", b"\xff\xfe not json", b'{"class":"jobwire.Echo","args":{"a":1}}',
-            b'{"class":"Missing","args":[]}', b'{"class":"jobwire.Noop","args":["' + b"x" * (20 * 1024 * 1024) + b'"]}')
+    r.rpush(
+        "resque:queue:q",
+        b"\xff\xfe not json",
+        b'{"class":"jobwire.Echo","args":{"a":1}}',
+        b'{"class":"Missing","args":[]}',
+        b'{"class":"jobwire.Noop","args":["' + b"x" * (20 * 1024 * 1024) + b'"]}',
+    )
     r.sadd("resque:queues", "q")
     spawn("q", "--max-payload-bytes", str(16 * 1024 * 1024))
     client.enqueue("q", "jobwire.Echo", "after")
@@ -51,8 +56,12 @@ def test_bad_input_never_stops_the_worker(client, r, spawn):
     # machine (Redis SLOWLOG, 2 cores at load 15): so wait up to 40 s, inside the 60 s test timeout.
     wait_for(lambda: echoes(r), timeout=40, message="the good job")
     got = {f["exception"]: f for f in failures(r)}
-    assert set(got) == {"jobwire.InvalidJSON", "jobwire.InvalidPayload", "jobwire.UnknownClass",
-                        "jobwire.PayloadTooLarge"}
+    assert set(got) == {
+        "jobwire.InvalidJSON",
+        "jobwire.InvalidPayload",
+        "jobwire.UnknownClass",
+        "jobwire.PayloadTooLarge",
+    }
     assert got["jobwire.UnknownClass"]["error"] == 'no handler registered for class "Missing"'
     assert "args" in got["jobwire.InvalidPayload"]["error"]
     assert len(got["jobwire.PayloadTooLarge"]["payload"]) > 20 * 1024 * 1024
@@ -90,8 +99,12 @@ def test_quit_finishes_the_job_then_leaves(client, r, spawn):
     assert worker.wait() == 0
     assert [e["id"] for e in echoes(r)] == [job_id]
     assert not registered(r)
-    assert not r.exists(f"resque:worker:{worker_id}", f"resque:worker:{worker_id}:started",
-                        f"resque:jobwire:worker:{worker_id}", f"resque:jobwire:inflight:{worker_id}")
+    assert not r.exists(
+        f"resque:worker:{worker_id}",
+        f"resque:worker:{worker_id}:started",
+        f"resque:jobwire:worker:{worker_id}",
+        f"resque:jobwire:inflight:{worker_id}",
+    )
     assert not r.hexists("resque:workers:heartbeat", worker_id)
 
 
@@ -162,8 +175,13 @@ def test_sigkilled_master_job_is_recovered_once_and_child_dies_too(client, r, sp
     children = [int(p) for p in os.popen(f"pgrep -P {worker.pid}").read().split()]
     worker.kill()
     for child in children:
-        wait_for(lambda child=child: not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2],
-                 timeout=3, message="orphan child killed")
+        wait_for(
+            lambda child=child: (
+                not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]
+            ),
+            timeout=3,
+            message="orphan child killed",
+        )
     spawn("q")
     wait_for(lambda: echoes(r), timeout=15, message="recovered job completes")
     time.sleep(2)
@@ -203,9 +221,18 @@ def test_hooks_run_in_resque_order(client, r, spawn):
     client.enqueue("q", "Hooked", "fail")
     wait_for(lambda: r.llen("resque:failed") == 1 and r.llen("resque:test:notes") >= 10)
     notes = [n.decode() for n in r.lrange("resque:test:notes", 0, -1)]
-    assert notes == ["before:ok", "around-in", "perform:ok", "around-out", "after",
-                     "before:skip",
-                     "before:fail", "around-in", "perform:fail", "on_failure:ValueError"]
+    assert notes == [
+        "before:ok",
+        "around-in",
+        "perform:ok",
+        "around-out",
+        "after",
+        "before:skip",
+        "before:fail",
+        "around-in",
+        "perform:fail",
+        "on_failure:ValueError",
+    ]
     assert failures(r)[0]["exception"] == "ValueError"
 
 

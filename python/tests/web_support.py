@@ -34,48 +34,109 @@ XSS = [
 
 # -- seeding ---------------------------------------------------------------------------------
 
-def failure_record(payload, queue: str, exception="RuntimeError", error="boom",
-                   backtrace=("app.py:1 in perform",), worker="host:1:q",
-                   failed_at="2026/11/29 08:00:00 UTC") -> bytes:
-    record = {"failed_at": failed_at, "payload": payload, "exception": exception, "error": error,
-              "backtrace": list(backtrace), "worker": worker, "queue": queue}
+
+def failure_record(
+    payload,
+    queue: str,
+    exception="RuntimeError",
+    error="boom",
+    backtrace=("app.py:1 in perform",),
+    worker="host:1:q",
+    failed_at="2026/11/29 08:00:00 UTC",
+) -> bytes:
+    record = {
+        "failed_at": failed_at,
+        "payload": payload,
+        "exception": exception,
+        "error": error,
+        "backtrace": list(backtrace),
+        "worker": worker,
+        "queue": queue,
+    }
     return json.dumps(record, separators=(",", ":")).encode()
 
 
 def add_failure(r, namespace="resque", **kw) -> str:
     """Push a failure record; returns its key (the payload id)."""
     job_id = kw.pop("job_id", None) or uuid.uuid4().hex
-    payload = kw.pop("payload", None) or {"class": kw.pop("job_class", "Mail"), "args": kw.pop("args", [1]),
-                                          "id": job_id, "enqueued_at": int(time.time() * 1000)}
+    payload = kw.pop("payload", None) or {
+        "class": kw.pop("job_class", "Mail"),
+        "args": kw.pop("args", [1]),
+        "id": job_id,
+        "enqueued_at": int(time.time() * 1000),
+    }
     queue = kw.pop("queue", "mail")
     r.rpush(f"{namespace}:failed", failure_record(payload, queue, **kw))
     return job_id
 
 
-def register_worker(client: jobwire.Client, worker_id: str, *, impl="python", state="idle",
-                    job: dict | None = None, queue="q", token="tok-1", lease_ms=30000) -> None:
+def register_worker(
+    client: jobwire.Client,
+    worker_id: str,
+    *,
+    impl="python",
+    state="idle",
+    job: dict | None = None,
+    queue="q",
+    token="tok-1",
+    lease_ms=30000,
+) -> None:
     """A fake worker, registered by heartbeat.lua as a real one is, optionally holding `job`."""
     host, _, rest = worker_id.partition(":")
     pid, _, queues = rest.partition(":")
     k = client.keys
     client.scripts.call(
-        "heartbeat", [k.workers, k.heartbeats, k.leases, k.worker_started(worker_id),
-                      k.worker_info(worker_id), k.meta],
-        [worker_id, lease_ms, "register", time.strftime("%Y-%m-%d %H:%M:%S +0000", time.gmtime()), "1",
-         "impl", impl, "impl_version", "1.0.0", "spec", "1.0.0", "host", host, "pid", pid,
-         "queues", queues, "started_ms", int(time.time() * 1000) - 90_000, "mode", "fork", "state", state])
+        "heartbeat",
+        [k.workers, k.heartbeats, k.leases, k.worker_started(worker_id), k.worker_info(worker_id), k.meta],
+        [
+            worker_id,
+            lease_ms,
+            "register",
+            time.strftime("%Y-%m-%d %H:%M:%S +0000", time.gmtime()),
+            "1",
+            "impl",
+            impl,
+            "impl_version",
+            "1.0.0",
+            "spec",
+            "1.0.0",
+            "host",
+            host,
+            "pid",
+            pid,
+            "queues",
+            queues,
+            "started_ms",
+            int(time.time() * 1000) - 90_000,
+            "mode",
+            "fork",
+            "state",
+            state,
+        ],
+    )
     client.scripts.call(
-        "heartbeat", [k.workers, k.heartbeats, k.leases, k.worker_started(worker_id),
-                      k.worker_info(worker_id), k.meta],
-        [worker_id, lease_ms, "beat", "", "1"])
+        "heartbeat",
+        [k.workers, k.heartbeats, k.leases, k.worker_started(worker_id), k.worker_info(worker_id), k.meta],
+        [worker_id, lease_ms, "beat", "", "1"],
+    )
     if job is not None:
         raw = json.dumps(job, separators=(",", ":"))
-        record = {"queue": queue, "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 12)),
-                  "payload": job}
+        record = {
+            "queue": queue,
+            "run_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 12)),
+            "payload": job,
+        }
         client.redis.set(k.worker_record(worker_id), json.dumps(record, separators=(",", ":")))
-        client.redis.hset(k.inflight(worker_id), mapping={
-            "queue": queue, "payload": raw, "token": token, "job_key": job.get("id", ""),
-            "reserved_ms": int(time.time() * 1000) - 12_000})
+        client.redis.hset(
+            k.inflight(worker_id),
+            mapping={
+                "queue": queue,
+                "payload": raw,
+                "token": token,
+                "job_key": job.get("id", ""),
+                "reserved_ms": int(time.time() * 1000) - 12_000,
+            },
+        )
 
 
 def seed_minutes(client: jobwire.Client, minutes=60, base=40) -> None:
@@ -96,28 +157,68 @@ def seed_demo(client: jobwire.Client) -> dict:
     r = client.redis
     now = int(time.time() * 1000)
     for n in range(12):
-        client.enqueue("mail", "SendWelcomeMail", f"user{n}@example.org", {"locale": "en"},
-                       enqueued_at=now - 134_000 + n * 5000)
+        client.enqueue(
+            "mail", "SendWelcomeMail", f"user{n}@example.org", {"locale": "en"}, enqueued_at=now - 134_000 + n * 5000
+        )
     for n in range(5):
         client.enqueue("reports", "BuildReport", n, "monthly", enqueued_at=now - 47_000 + n * 1000)
     client.enqueue("critical", "ChargeCard", 4242, 19.99, enqueued_at=now - 3200)
     r.incrby(client.keys.stat_processed, 18342)
     r.incrby(client.keys.stat_failed, 57)
     keys = [
-        add_failure(r, queue="mail", job_class="SendWelcomeMail", exception="SMTPServerDisconnected",
-                    error="Connection unexpectedly closed", args=["ada@example.org"],
-                    backtrace=["mailer.py:88 in send", "smtplib.py:405 in getreply"], worker="web1:4242:mail"),
-        add_failure(r, queue="reports", job_class="BuildReport", exception="ValueError",
-                    error="month must be in 1..12", args=[13], worker="web2:77:reports,mail"),
-        add_failure(r, queue="mail", job_class="SendWelcomeMail", exception="jobwire.Timeout",
-                    error="job ran longer than 30000 ms; child 991 was killed", worker="web1:4242:mail"),
+        add_failure(
+            r,
+            queue="mail",
+            job_class="SendWelcomeMail",
+            exception="SMTPServerDisconnected",
+            error="Connection unexpectedly closed",
+            args=["ada@example.org"],
+            backtrace=["mailer.py:88 in send", "smtplib.py:405 in getreply"],
+            worker="web1:4242:mail",
+        ),
+        add_failure(
+            r,
+            queue="reports",
+            job_class="BuildReport",
+            exception="ValueError",
+            error="month must be in 1..12",
+            args=[13],
+            worker="web2:77:reports,mail",
+        ),
+        add_failure(
+            r,
+            queue="mail",
+            job_class="SendWelcomeMail",
+            exception="jobwire.Timeout",
+            error="job ran longer than 30000 ms; child 991 was killed",
+            worker="web1:4242:mail",
+        ),
     ]
-    register_worker(client, "web1:4242:mail", impl="python",
-                    job={"class": "SendWelcomeMail", "args": ["grace@example.org"], "id": uuid.uuid4().hex,
-                         "enqueued_at": int(time.time() * 1000) - 15000}, queue="mail")
-    register_worker(client, "web2:77:reports,mail", impl="node",
-                    job={"class": "BuildReport", "args": [11, "monthly"], "id": uuid.uuid4().hex,
-                         "enqueued_at": int(time.time() * 1000) - 4000}, queue="reports", token="tok-2")
+    register_worker(
+        client,
+        "web1:4242:mail",
+        impl="python",
+        job={
+            "class": "SendWelcomeMail",
+            "args": ["grace@example.org"],
+            "id": uuid.uuid4().hex,
+            "enqueued_at": int(time.time() * 1000) - 15000,
+        },
+        queue="mail",
+    )
+    register_worker(
+        client,
+        "web2:77:reports,mail",
+        impl="node",
+        job={
+            "class": "BuildReport",
+            "args": [11, "monthly"],
+            "id": uuid.uuid4().hex,
+            "enqueued_at": int(time.time() * 1000) - 4000,
+        },
+        queue="reports",
+        token="tok-2",
+    )
     register_worker(client, "c-box:311:critical", impl="c")
     register_worker(client, "web3:12:*", impl="python", state="paused")
     seed_minutes(client)
@@ -125,6 +226,7 @@ def seed_demo(client: jobwire.Client) -> dict:
 
 
 # -- the Flask test client -------------------------------------------------------------------
+
 
 def app_for(client: jobwire.Client, auth=None):
     app = create_app(client, auth, secret_key=b"test-secret-key")
@@ -140,6 +242,7 @@ def csrf_of(tc) -> str:
 
 
 # -- HTML safety -----------------------------------------------------------------------------
+
 
 class _Audit(HTMLParser):
     URL_ATTRS = {"href", "src", "action", "formaction", "data", "poster", "xlink:href"}
@@ -197,13 +300,17 @@ RedisProcess = RedisServer  # a private redis-server that a test may stop and st
 
 # -- a real `jobwire web` server -------------------------------------------------------------
 
+
 class WebServer:
     def __init__(self, redis_url: str, env=None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [JOBWIRE, "web", "--redis-url", redis_url, "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+        )
         wait_for(self._up, timeout=15, message="jobwire web to listen")
 
     def _up(self) -> bool:

@@ -35,8 +35,7 @@ PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # node, npm, make, redis-server; ne
 
 def run(cmd, cwd=None, env=None, timeout=600, check=True) -> subprocess.CompletedProcess:
     """Run a command; on failure, the assertion shows its output."""
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, f"{cmd} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -44,8 +43,11 @@ def run(cmd, cwd=None, env=None, timeout=600, check=True) -> subprocess.Complete
 
 def clean_env(**extra) -> dict:
     """The environment an outside user has: no dev venv on PATH, no jobwire settings."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("JOBWIRE_") and k not in ("REDIS_URL", "PYTHONPATH", "VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("JOBWIRE_") and k not in ("REDIS_URL", "PYTHONPATH", "VIRTUAL_ENV")
+    }
     env["PATH"] = PLAIN_PATH
     env.update(extra)
     return env
@@ -53,8 +55,8 @@ def clean_env(**extra) -> dict:
 
 @dataclass
 class Artefacts:
-    dist: Path          # sdists, wheels and the npm tarball
-    c_prefix: Path      # the C install tree
+    dist: Path  # sdists, wheels and the npm tarball
+    c_prefix: Path  # the C install tree
 
     def one(self, pattern: str) -> Path:
         found = sorted(self.dist.glob(pattern))
@@ -64,10 +66,10 @@ class Artefacts:
 
 @dataclass
 class Installed:
-    venv: Path          # jobwire[web,gateway] and jobwire-conformance from the wheels
+    venv: Path  # jobwire[web,gateway] and jobwire-conformance from the wheels
     node_project: Path  # an empty npm project with the npm tarball installed
     c_prefix: Path
-    elsewhere: Path     # an empty folder outside the checkout to run things from
+    elsewhere: Path  # an empty folder outside the checkout to run things from
 
     @property
     def jobwire(self) -> Path:
@@ -114,8 +116,7 @@ def artefacts(source, work) -> Artefacts:
     dist = work / "dist"
     for package in ("python", "conformance"):
         run([DEV_PYTHON, "-m", "build", "--no-isolation", "--outdir", dist, source / package])
-    run(["npm", "pack", "--silent", "--pack-destination", dist], cwd=source / "examples-node",
-        env=clean_env())
+    run(["npm", "pack", "--silent", "--pack-destination", dist], cwd=source / "examples-node", env=clean_env())
     prefix = work / "c"
     run(["make", "-s", "-C", source / "examples-c", "install", f"PREFIX={prefix}"], env=clean_env())
     return Artefacts(dist=dist, c_prefix=prefix)
@@ -127,13 +128,18 @@ def installed(artefacts, work) -> Installed:
     run([DEV_PYTHON, "-m", "venv", venv])
     wheel = artefacts.one("jobwire-*-py3-none-any.whl")
     conformance_wheel = artefacts.one("jobwire_conformance-*-py3-none-any.whl")
-    run([venv / "bin" / "pip", "install", "-q", "-c", RUNTIME_LOCK, f"{wheel}[web,gateway]", conformance_wheel],
-        env=clean_env())
+    run(
+        [venv / "bin" / "pip", "install", "-q", "-c", RUNTIME_LOCK, f"{wheel}[web,gateway]", conformance_wheel],
+        env=clean_env(),
+    )
     project = work / "node-app"
     project.mkdir()
     (project / "package.json").write_text(json.dumps({"name": "app", "private": True, "type": "module"}))
-    run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", artefacts.one("jobwire-*.tgz")],
-        cwd=project, env=clean_env())
+    run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", artefacts.one("jobwire-*.tgz")],
+        cwd=project,
+        env=clean_env(),
+    )
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
     return Installed(venv=venv, node_project=project, c_prefix=artefacts.c_prefix, elsewhere=elsewhere)

@@ -31,21 +31,28 @@ SPEC_VERSION = (REPO / "spec" / "VERSION").read_text().strip()
 
 # -- the files a package carries --------------------------------------------------------------
 
+
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under root (bytecode caches left out), by relative path."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")
+    }
 
 
 def in_zip(path: Path, prefix: str) -> dict[str, bytes]:
     with zipfile.ZipFile(path) as z:
-        return {n[len(prefix):]: z.read(n) for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")}
+        return {n[len(prefix) :]: z.read(n) for n in z.namelist() if n.startswith(prefix) and not n.endswith("/")}
 
 
 def in_tar(path: Path, prefix: str) -> dict[str, bytes]:
     with tarfile.open(path) as t:
-        return {m.name[len(prefix):]: t.extractfile(m).read() for m in t.getmembers()
-                if m.isfile() and m.name.startswith(prefix)}
+        return {
+            m.name[len(prefix) :]: t.extractfile(m).read()
+            for m in t.getmembers()
+            if m.isfile() and m.name.startswith(prefix)
+        }
 
 
 SPEC = tree(REPO / "spec")
@@ -66,8 +73,9 @@ def conformance_data(files: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
     return parts
 
 
-CONFORMANCE_SCHEMAS = {n: (REPO / "conformance" / n).read_bytes()
-                       for n in ("vector.schema.json", "implementation.schema.json")}
+CONFORMANCE_SCHEMAS = {
+    n: (REPO / "conformance" / n).read_bytes() for n in ("vector.schema.json", "implementation.schema.json")
+}
 
 
 def test_python_packages_carry_spec_byte_for_byte(artefacts, work):
@@ -75,9 +83,16 @@ def test_python_packages_carry_spec_byte_for_byte(artefacts, work):
     sdist = artefacts.one("jobwire-*.tar.gz")
     assert in_zip(wheel, "jobwire/_spec/") == SPEC
     assert in_tar(sdist, f"jobwire-{VERSION}/src/jobwire/_spec/") == SPEC
-    for name, files in [("wheel", in_zip(artefacts.one("jobwire_conformance-*.whl"), "jobwire_conformance/_data/")),
-                        ("sdist", in_tar(artefacts.one("jobwire_conformance-*.tar.gz"),
-                                         f"jobwire_conformance-{VERSION}/src/jobwire_conformance/_data/"))]:
+    for name, files in [
+        ("wheel", in_zip(artefacts.one("jobwire_conformance-*.whl"), "jobwire_conformance/_data/")),
+        (
+            "sdist",
+            in_tar(
+                artefacts.one("jobwire_conformance-*.tar.gz"),
+                f"jobwire_conformance-{VERSION}/src/jobwire_conformance/_data/",
+            ),
+        ),
+    ]:
         parts = conformance_data(files)
         assert parts["spec"] == SPEC, name
         assert parts["vectors"] == VECTORS, name
@@ -92,8 +107,10 @@ def test_source_tree_holds_no_copy(artefacts):
 
 def test_installed_copies_are_used(installed):
     """The installed packages read their own copies, byte-identical to spec/."""
-    code = ("import jobwire.spec as s, jobwire_conformance.paths as p; "
-            "print(s.spec_dir()); print(p.SPEC_DIR); print(p.VECTORS_DIR); print(p.REPO_ROOT)")
+    code = (
+        "import jobwire.spec as s, jobwire_conformance.paths as p; "
+        "print(s.spec_dir()); print(p.SPEC_DIR); print(p.VECTORS_DIR); print(p.REPO_ROOT)"
+    )
     out = run([installed.venv / "bin" / "python", "-c", code], cwd=installed.elsewhere, env=clean_env())
     spec_dir, conf_spec, vectors, repo_root = out.stdout.split()
     assert Path(spec_dir).parent.name == "jobwire" and installed.venv in Path(spec_dir).parents
@@ -123,8 +140,11 @@ def test_runtime_lock_is_exactly_what_installs(installed):
 
 def test_installed_gateway_has_its_stubs(installed):
     """The wheel carries the gRPC stubs generated from spec/proto at build time (jobwire[gateway])."""
-    run([installed.venv / "bin" / "python", "-c", "import jobwire.v1.worker_pb2, jobwire.v1.producer_pb2_grpc"],
-        cwd=installed.elsewhere, env=clean_env())
+    run(
+        [installed.venv / "bin" / "python", "-c", "import jobwire.v1.worker_pb2, jobwire.v1.producer_pb2_grpc"],
+        cwd=installed.elsewhere,
+        env=clean_env(),
+    )
     out = run([installed.jobwire, "gateway", "--help"], cwd=installed.elsewhere, env=clean_env()).stdout
     assert "--listen" in out
 
@@ -132,12 +152,28 @@ def test_installed_gateway_has_its_stubs(installed):
 def test_sdists_build_and_install_without_the_repository(artefacts, work, installed):
     """pip builds each sdist in a folder of its own (no spec/ beside it) and installs the result."""
     target = work / "from-sdists"
-    run([DEV_PYTHON, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", target,
-         artefacts.one("jobwire-*.tar.gz"), artefacts.one("jobwire_conformance-*.tar.gz")], env=clean_env())
+    run(
+        [
+            DEV_PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            target,
+            artefacts.one("jobwire-*.tar.gz"),
+            artefacts.one("jobwire_conformance-*.tar.gz"),
+        ],
+        env=clean_env(),
+    )
     assert tree(target / "jobwire" / "_spec") == SPEC
     assert conformance_data(tree(target / "jobwire_conformance" / "_data"))["spec"] == SPEC
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import jobwire, jobwire_conformance; "
-            "print(jobwire.__file__, jobwire.__version__, jobwire.spec.spec_dir(), jobwire_conformance.__version__)")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import jobwire, jobwire_conformance; "
+        "print(jobwire.__file__, jobwire.__version__, jobwire.spec.spec_dir(), jobwire_conformance.__version__)"
+    )
     out = run([installed.venv / "bin" / "python", "-c", code, target], cwd=installed.elsewhere, env=clean_env())
     module, version, spec_dir, conformance_version = out.stdout.split()
     assert Path(module).is_relative_to(target) and Path(spec_dir) == target / "jobwire" / "_spec"
@@ -151,14 +187,19 @@ def test_npm_tarball_and_c_install_carry_spec(artefacts):
 
 # -- one version --------------------------------------------------------------------------------
 
+
 def test_every_version_is_VERSION(artefacts, installed):
     """The wheels, the sdists, the npm package and every program name VERSION (and spec/VERSION)."""
-    for pattern, member in [("jobwire-*-py3-none-any.whl", f"jobwire-{VERSION}.dist-info/METADATA"),
-                            ("jobwire_conformance-*.whl", f"jobwire_conformance-{VERSION}.dist-info/METADATA")]:
+    for pattern, member in [
+        ("jobwire-*-py3-none-any.whl", f"jobwire-{VERSION}.dist-info/METADATA"),
+        ("jobwire_conformance-*.whl", f"jobwire_conformance-{VERSION}.dist-info/METADATA"),
+    ]:
         with zipfile.ZipFile(artefacts.one(pattern)) as z:
             assert f"\nVersion: {VERSION}\n" in z.read(member).decode()
-    for pattern, member in [("jobwire-*.tar.gz", f"jobwire-{VERSION}/PKG-INFO"),
-                            ("jobwire_conformance-*.tar.gz", f"jobwire_conformance-{VERSION}/PKG-INFO")]:
+    for pattern, member in [
+        ("jobwire-*.tar.gz", f"jobwire-{VERSION}/PKG-INFO"),
+        ("jobwire_conformance-*.tar.gz", f"jobwire_conformance-{VERSION}/PKG-INFO"),
+    ]:
         with tarfile.open(artefacts.one(pattern)) as t:
             assert f"\nVersion: {VERSION}\n" in t.extractfile(member).read().decode()
     with tarfile.open(artefacts.one("jobwire-*.tgz")) as t:
@@ -179,7 +220,9 @@ def test_every_version_is_VERSION(artefacts, installed):
     }
     for name, cmd in enqueue_tools.items():
         out = run(cmd, cwd=installed.elsewhere, env=clean_env()).stdout.strip()
-        assert re.fullmatch(rf"{re.escape(name)} {re.escape(VERSION)}( \(protocol {re.escape(SPEC_VERSION)}\))?", out), out
+        assert re.fullmatch(
+            rf"{re.escape(name)} {re.escape(VERSION)}( \(protocol {re.escape(SPEC_VERSION)}\))?", out
+        ), out
 
 
 def test_twine_check(artefacts):
@@ -189,6 +232,7 @@ def test_twine_check(artefacts):
 
 
 # -- the installed programs at work ----------------------------------------------------------------
+
 
 def enqueuers(installed, url: str, ns: str) -> dict[str, list[str]]:
     """The installed enqueue commands, each before its QUEUE CLASS ARGS."""
@@ -239,16 +283,25 @@ def test_installed_enqueuers_and_workers(installed, redis_url):
     """Each installed enqueuer (Python, C, Node) sends a job to each installed worker, which runs it."""
     ns = f"pkg{uuid.uuid4().hex[:8]}"
     r = redis.Redis.from_url(redis_url)
-    procs = [subprocess.Popen([str(c) for c in workers(installed, redis_url, ns, f"to-{name}")[name]],
-                              cwd=installed.elsewhere, env=clean_env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for name in ("python", "c", "node")]
+    procs = [
+        subprocess.Popen(
+            [str(c) for c in workers(installed, redis_url, ns, f"to-{name}")[name]],
+            cwd=installed.elsewhere,
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in ("python", "c", "node")
+    ]
     try:
         sent = {}
         for enq, cmd in enqueuers(installed, redis_url, ns).items():
             for worker in ("python", "c", "node"):
-                out = run([*cmd, f"to-{worker}", "jobwire.Echo", json.dumps(f"{enq}->{worker}")],
-                          cwd=installed.elsewhere, env=clean_env()).stdout.strip()
+                out = run(
+                    [*cmd, f"to-{worker}", "jobwire.Echo", json.dumps(f"{enq}->{worker}")],
+                    cwd=installed.elsewhere,
+                    env=clean_env(),
+                ).stdout.strip()
                 sent[out] = (enq, worker)
         got = wait_for(lambda: (e := echoes(r, ns)) and len(e) >= len(sent) and e, message="nine echoes")
         seen = {e["id"]: (e["args"], e["impl"], e["queue"]) for e in got}
@@ -262,12 +315,19 @@ def test_installed_enqueuers_and_workers(installed, redis_url):
 def test_installed_web_ui(installed, redis_url):
     """`pip install 'jobwire[web]'` serves the UI: its page, its static files and its API."""
     ns = f"pkg{uuid.uuid4().hex[:8]}"
-    run([installed.jobwire, "--redis-url", redis_url, "--namespace", ns, "enqueue", "web-q", "C", "1"],
-        cwd=installed.elsewhere, env=clean_env())
+    run(
+        [installed.jobwire, "--redis-url", redis_url, "--namespace", ns, "enqueue", "web-q", "C", "1"],
+        cwd=installed.elsewhere,
+        env=clean_env(),
+    )
     port = free_port()
-    proc = subprocess.Popen([str(installed.jobwire), "web", "--redis-url", redis_url, "--namespace", ns,
-                             "--port", str(port)], cwd=installed.elsewhere, env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(installed.jobwire), "web", "--redis-url", redis_url, "--namespace", ns, "--port", str(port)],
+        cwd=installed.elsewhere,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def get(path):
         try:
@@ -292,9 +352,11 @@ def installed_manifest(installed, name: str) -> dict:
     checkout-relative parts (build, requires, enqueuer) go.
     """
     data = json.loads((REPO / "conformance" / "implementations" / f"{name}.json").read_text())
-    program = {"python": [str(installed.jobwire)],
-               "c": [str(installed.c_prefix / "bin" / "jobwire-worker")],
-               "node": [str(installed.node_bin / "jobwire-node-worker")]}[name]
+    program = {
+        "python": [str(installed.jobwire)],
+        "c": [str(installed.c_prefix / "bin" / "jobwire-worker")],
+        "node": [str(installed.node_bin / "jobwire-node-worker")],
+    }[name]
     argv = data["worker"]["argv"]
     first_flag = next(i for i, a in enumerate(argv) if a.startswith("--") or a == "worker")
     data["worker"] = {"argv": program + argv[first_flag:], "cwd": "."}
@@ -312,8 +374,13 @@ def test_installed_conformance_against_installed_workers(installed, work):
         path.write_text(json.dumps(installed_manifest(installed, name), indent=2))
         paths += ["--manifest", path.name]
     report = installed.elsewhere / "conformance.json"
-    proc = run([installed.conformance, *paths, "--no-figures", "--quiet", "--json", report.name,
-                "--junit", "conformance.xml"], cwd=installed.elsewhere, env=clean_env(), check=False, timeout=900)
+    proc = run(
+        [installed.conformance, *paths, "--no-figures", "--quiet", "--json", report.name, "--junit", "conformance.xml"],
+        cwd=installed.elsewhere,
+        env=clean_env(),
+        check=False,
+        timeout=900,
+    )
     data = json.loads(report.read_text()) if report.exists() else {}
     impls = data.get("implementations", {})
     assert proc.returncode == 0 and set(impls) == {"python", "c", "node"}, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -324,6 +391,7 @@ def test_installed_conformance_against_installed_workers(installed, work):
 
 
 # -- conformance/README.md's CI recipe -------------------------------------------------------------
+
 
 def recipe_block(marker: str) -> str:
     """The fenced block right after `<!-- ci-recipe:MARKER ...-->` in conformance/README.md."""
@@ -369,10 +437,13 @@ def test_installed_suite_without_a_checkout_says_what_it_needs(installed):
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "is not JSON"),
-    ('{"name": "x", "worker": {"argv": ["w"]}, "features": ["telepathy"]}', "telepathy"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "is not JSON"),
+        ('{"name": "x", "worker": {"argv": ["w"]}, "features": ["telepathy"]}', "telepathy"),
+    ],
+)
 def test_bad_manifest_is_one_clear_line(installed, content, message):
     path = installed.elsewhere / f"bad-{uuid.uuid4().hex[:6]}.json"
     path.write_text(content)

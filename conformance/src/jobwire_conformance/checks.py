@@ -38,7 +38,7 @@ def failure_write_problems(raw: bytes | str) -> list[str]:
         keys = [k for k, _ in rawjson.members(text)]
     except ValueError as exc:
         return problems + [f"not a JSON object: {exc}"]
-    if keys[:len(FAILURE_KEYS)] != FAILURE_KEYS:
+    if keys[: len(FAILURE_KEYS)] != FAILURE_KEYS:
         problems.append(f"keys are {keys}, the first seven must be {FAILURE_KEYS} in this order")
     if len(set(keys)) != len(keys):
         problems.append("a key appears twice")

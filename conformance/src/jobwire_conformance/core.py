@@ -19,8 +19,14 @@ from .redisutil import Keys, RedisServer, as_bytes, client, enqueue as lua_enque
 MUST, SHOULD, MAY = "MUST", "SHOULD", "MAY"  # RFC 2119 levels; only MUST changes the exit status
 
 # Short timings so the suite is fast; every worker gets them as flags (protocol.md 7.2).
-TIMINGS = {"heartbeat_ms": 200, "lease_ms": 1500, "block_timeout_ms": 500, "max_deaths": 3,
-           "job_timeout_ms": 0, "max_payload_bytes": 16777216}
+TIMINGS = {
+    "heartbeat_ms": 200,
+    "lease_ms": 1500,
+    "block_timeout_ms": 500,
+    "max_deaths": 3,
+    "job_timeout_ms": 0,
+    "max_payload_bytes": 16777216,
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ def group(*tests: Test, private_redis: bool = False, weight: float = 1.0):
     def wrap(fn):
         GROUPS.append(Group(fn.__name__, list(tests), fn, private_redis, weight))
         return fn
+
     return wrap
 
 
@@ -75,10 +82,16 @@ class Result:
 
     def to_json(self) -> dict:
         t = self.test
-        return {"id": self.id, "status": self.status, "level": t.level if t else None,
-                "feature": t.feature if t else None, "section": t.section if t else None,
-                "description": t.description if t else None, "message": self.message,
-                "duration_s": round(self.duration_s, 3)}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "level": t.level if t else None,
+            "feature": t.feature if t else None,
+            "section": t.section if t else None,
+            "description": t.description if t else None,
+            "message": self.message,
+            "duration_s": round(self.duration_s, 3),
+        }
 
 
 class Failed(Exception):
@@ -88,8 +101,9 @@ class Failed(Exception):
 class Context:
     """What one group of tests gets: a fresh namespace, Redis, and worker helpers."""
 
-    def __init__(self, impl: Implementation, redis_url: str, log_dir: str, group: Group,
-                 private: RedisServer | None = None) -> None:
+    def __init__(
+        self, impl: Implementation, redis_url: str, log_dir: str, group: Group, private: RedisServer | None = None
+    ) -> None:
         self.impl = impl
         self.redis_url = redis_url
         self.private = private
@@ -149,7 +163,9 @@ class Context:
 
     # -- Redis --------------------------------------------------------------------------------
 
-    def payload(self, job_class: str, args=None, extra: dict | None = None, job_id: str | None = None) -> tuple[str, bytes]:
+    def payload(
+        self, job_class: str, args=None, extra: dict | None = None, job_id: str | None = None
+    ) -> tuple[str, bytes]:
         """A compact payload (class first, args second) and its id."""
         job_id = job_id or uuid.uuid4().hex
         doc: dict[str, Any] = {"class": job_class}
@@ -230,8 +246,9 @@ class Context:
 
     # -- workers -------------------------------------------------------------------------------
 
-    def start_worker(self, queues: str, register: bool = True, timeout: float = 15.0, env: dict | None = None,
-                     **overrides) -> WorkerProc:
+    def start_worker(
+        self, queues: str, register: bool = True, timeout: float = 15.0, env: dict | None = None, **overrides
+    ) -> WorkerProc:
         values: dict[str, Any] = dict(TIMINGS)
         values.update(overrides)
         values.update(queues=queues, redis_url=overrides.get("redis_url", self.redis_url), namespace=self.ns)
@@ -253,10 +270,12 @@ class Context:
             if not alive:
                 raise Failed(f"the worker exited before registering: {w.describe()}")
             return None
+
         wid = self.wait_for(find, timeout, 0.02)
         if not wid:
-            raise Failed(f"no worker id with pid {w.pid} appeared in {self.k.workers()} within {timeout} s: "
-                         f"{w.describe()}")
+            raise Failed(
+                f"no worker id with pid {w.pid} appeared in {self.k.workers()} within {timeout} s: {w.describe()}"
+            )
         w.worker_id = wid
         return wid
 
@@ -269,6 +288,7 @@ class Context:
             h = self.held(w)
             payload = h.get("payload", b"")
             return h if job_id.encode() in payload else None
+
         h = self.wait_for(holding, timeout, 0.02)
         if not h:
             raise Failed(f"the worker did not reserve job {job_id} within {timeout} s: {w.describe()}")
@@ -286,8 +306,9 @@ class Context:
             pass
 
 
-def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None,
-              ids=None) -> tuple[list[Result], dict]:
+def run_group(
+    g: Group, impl: Implementation, redis_url: str, log_dir: str, only=None, skip=None, ids=None
+) -> tuple[list[Result], dict]:
     """Run one group against one implementation; every selected test of the group gets a result.
     `ids` (a set of exact test ids), when given, narrows the selection further."""
     tests = [t for t in g.tests if _selected(t.id, only, skip) and (not ids or t.id in ids)]
@@ -296,8 +317,10 @@ def run_group(g: Group, impl: Implementation, redis_url: str, log_dir: str, only
     for t in tests:
         reason = impl.not_applicable_reason(t)
         if not reason and g.needs_private_redis and is_cluster_url(redis_url):
-            reason = ("needs a private single redis-server (it counts that server's connections or restarts "
-                      "it): not run on a cluster")
+            reason = (
+                "needs a private single redis-server (it counts that server's connections or restarts "
+                "it): not run on a cluster"
+            )
         if reason:
             results.append(Result(t.id, "na", reason, 0, t))
         else:

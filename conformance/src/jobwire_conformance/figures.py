@@ -13,10 +13,12 @@ from .redisutil import enqueue as lua_enqueue
 
 def throughput(ctx: Context) -> None:
     n = 200 if ctx.impl.mode == "fork" else 500
-    payloads = [json.dumps({"class": "jobwire.Noop", "args": [i], "id": uuid.uuid4().hex}, separators=(",", ":"))
-                for i in range(n)]
+    payloads = [
+        json.dumps({"class": "jobwire.Noop", "args": [i], "id": uuid.uuid4().hex}, separators=(",", ":"))
+        for i in range(n)
+    ]
     for i in range(0, n, 1000):
-        lua_enqueue(ctx.r, ctx.k, "tp", *payloads[i:i + 1000])
+        lua_enqueue(ctx.r, ctx.k, "tp", *payloads[i : i + 1000])
     t0 = time.monotonic()
     w = ctx.start_worker("tp")
     t1 = time.monotonic()
@@ -30,7 +32,13 @@ def throughput(ctx: Context) -> None:
     for i in range(10):
         job = ctx.enqueue("tp", "jobwire.Echo", [i])
         s = time.monotonic()
-        if ctx.wait_echo(job, 5, ) is None:
+        if (
+            ctx.wait_echo(
+                job,
+                5,
+            )
+            is None
+        ):
             break
         lat.append((time.monotonic() - s) * 1000)
         time.sleep(0.05)

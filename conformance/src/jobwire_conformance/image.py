@@ -52,6 +52,7 @@ def preflight(image: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - any failure here is a setup error, reported as text
         return f"no Docker engine reachable ({type(exc).__name__}: {exc}); DOCKER_HOST selects another"
     import docker.errors
+
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
@@ -81,16 +82,25 @@ class _EngineProcess:
 class ImageWorker:
     """One worker container started by the runner; the same interface as impl.WorkerProc."""
 
-    def __init__(self, impl, values: dict, log_dir: str, volumes: dict | None = None,
-                 extra_env: dict | None = None) -> None:
+    def __init__(
+        self, impl, values: dict, log_dir: str, volumes: dict | None = None, extra_env: dict | None = None
+    ) -> None:
         from .impl import render
+
         self.impl = impl
         self.argv = render(impl.worker_argv, values)
         env = {k: render([v], values)[0] for k, v in impl.env.items()}
         env.update(extra_env or {})  # what a test adds (as WorkerProc's extra_env)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        run = dict(command=self.argv, detach=True, network_mode="host", pid_mode="host",
-                   environment=env, labels={LABEL: f"{socket.gethostname()}:{os.getpid()}"}, volumes=volumes or {})
+        run = dict(
+            command=self.argv,
+            detach=True,
+            network_mode="host",
+            pid_mode="host",
+            environment=env,
+            labels={LABEL: f"{socket.gethostname()}:{os.getpid()}"},
+            volumes=volumes or {},
+        )
         if impl.image_entrypoint:  # --image-cmd: the whole command line, the image's entrypoint replaced
             run.update(entrypoint=self.argv[:1], command=self.argv[1:])
         self.returncode: int | None = None
@@ -109,6 +119,7 @@ class ImageWorker:
         The suite polls alive() every 20 ms; asking the engine each time would load it (and a
         loaded machine) with hundreds of requests a second for no better answer."""
         import docker.errors
+
         if time.monotonic() - self._state_at >= STATE_AGE_S:
             try:
                 self.container.reload()
@@ -121,6 +132,7 @@ class ImageWorker:
     def signal(self, sig: int) -> None:
         """Send sig to the worker (the container's main process) through the engine."""
         import docker.errors
+
         if self.alive():
             try:
                 self.container.kill(signal=int(sig))
@@ -146,6 +158,7 @@ class ImageWorker:
     def children(self) -> list[int]:
         """Every process of the container except the worker itself (host pids, from the engine)."""
         import docker.errors
+
         try:
             top = self.container.top()
         except docker.errors.APIError:  # not running: no processes
@@ -156,6 +169,7 @@ class ImageWorker:
     def kill_all(self) -> None:
         """SIGKILL the worker and whatever it forked, and remove the container (its log is kept)."""
         import docker.errors
+
         self._last_output = self.output(4000)
         try:
             self.container.remove(force=True)
@@ -167,6 +181,7 @@ class ImageWorker:
     def log_bytes(self) -> bytes:
         """Everything the worker wrote so far, read through the engine (as WorkerProc.log_bytes)."""
         import docker.errors
+
         try:
             return self.container.logs(stdout=True, stderr=True)
         except docker.errors.APIError:
@@ -177,8 +192,10 @@ class ImageWorker:
 
     def describe(self) -> str:
         status = "running" if self.alive() else f"exited {self.returncode}"
-        return (f"worker container {self.container.short_id} of {self.impl.image}, pid {self.pid} ({status}); "
-                f"last output:\n{self.output(800)}")
+        return (
+            f"worker container {self.container.short_id} of {self.impl.image}, pid {self.pid} ({status}); "
+            f"last output:\n{self.output(800)}"
+        )
 
 
 def held_impl(impl, hold: str, flag: str):
@@ -186,6 +203,7 @@ def held_impl(impl, hold: str, flag: str):
     for the suite's held start (suite_liveness.start_held): the pid is known before the worker runs.
     The image needs /bin/sh; the flag's folder is mounted into the container at the same path."""
     import dataclasses
+
     argv = list(impl.worker_argv)
     if not impl.image_entrypoint:
         argv = list(engine().images.get(impl.image).attrs["Config"].get("Entrypoint") or []) + argv

@@ -35,8 +35,11 @@ FEATURES = {
 
 # The flags the runner passes a --worker-cmd, from spec/options.json (their one source); every
 # option but --concurrency, which the suite never changes.
-STANDARD_FLAGS = [(o["flag"], o["name"]) for o in json.loads((SPEC_DIR / "options.json").read_text())["options"]
-                  if o["name"] != "concurrency"]
+STANDARD_FLAGS = [
+    (o["flag"], o["name"])
+    for o in json.loads((SPEC_DIR / "options.json").read_text())["options"]
+    if o["name"] != "concurrency"
+]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
@@ -48,8 +51,7 @@ def render(argv: list[str], values: dict) -> list[str]:
         if element == "{args...}":
             out.extend(values.get("args", []))
             continue
-        out.append(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
-                                    element))
+        out.append(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), element))
     return out
 
 
@@ -83,8 +85,10 @@ class Implementation:
         """One of this repository's manifests, by name (conformance/implementations/NAME.json)."""
         path = IMPLEMENTATIONS_DIR / f"{name}.json"
         if not path.exists():
-            raise FileNotFoundError(f"no manifest {path}" + ("" if REPO_ROOT else
-                                    " (an installed suite has none: give --manifest FILE or --worker-cmd CMD)"))
+            raise FileNotFoundError(
+                f"no manifest {path}"
+                + ("" if REPO_ROOT else " (an installed suite has none: give --manifest FILE or --worker-cmd CMD)")
+            )
         return cls.load_file(path, root=REPO_ROOT)
 
     @classmethod
@@ -103,40 +107,72 @@ class Implementation:
             where = "/".join(str(p) for p in problem.absolute_path) or "the top level"
             raise ValueError(f"manifest {path}: {problem.message} (at {where}; see implementation.schema.json)")
         worker = data.get("worker") or {}
-        return cls(name=data.get("name", path.stem), worker_argv=worker.get("argv", []), cwd=worker.get("cwd", "."),
-                   env=worker.get("env", {}), mode=data.get("mode"), impl=data.get("impl"),
-                   features=data.get("features", []), requires=data.get("requires", []),
-                   build=data.get("build"), enqueuer=data.get("enqueuer"),
-                   description=data.get("description", ""), matrix_only=data.get("matrix_only", False),
-                   not_applicable=data.get("not_applicable", {}),
-                   root=(root or Path.cwd()).resolve())
+        return cls(
+            name=data.get("name", path.stem),
+            worker_argv=worker.get("argv", []),
+            cwd=worker.get("cwd", "."),
+            env=worker.get("env", {}),
+            mode=data.get("mode"),
+            impl=data.get("impl"),
+            features=data.get("features", []),
+            requires=data.get("requires", []),
+            build=data.get("build"),
+            enqueuer=data.get("enqueuer"),
+            description=data.get("description", ""),
+            matrix_only=data.get("matrix_only", False),
+            not_applicable=data.get("not_applicable", {}),
+            root=(root or Path.cwd()).resolve(),
+        )
 
     @classmethod
-    def from_command(cls, command: str, mode: str | None = None, features: list[str] | None = None,
-                     impl: str | None = None) -> Implementation:
+    def from_command(
+        cls, command: str, mode: str | None = None, features: list[str] | None = None, impl: str | None = None
+    ) -> Implementation:
         argv = shlex.split(command)
         if not any(_PLACEHOLDER.search(a) for a in argv):
             for flag, name in STANDARD_FLAGS:
                 argv += [flag, "{%s}" % name]
-        return cls(name="worker-cmd", worker_argv=argv, mode=mode, features=features or [], impl=impl,
-                   description=f"--worker-cmd {command}", root=Path.cwd().resolve())
+        return cls(
+            name="worker-cmd",
+            worker_argv=argv,
+            mode=mode,
+            features=features or [],
+            impl=impl,
+            description=f"--worker-cmd {command}",
+            root=Path.cwd().resolve(),
+        )
 
     @classmethod
-    def from_image(cls, image: str, command: str | None = None, mode: str | None = None,
-                   features: list[str] | None = None, impl: str | None = None) -> Implementation:
+    def from_image(
+        cls,
+        image: str,
+        command: str | None = None,
+        mode: str | None = None,
+        features: list[str] | None = None,
+        impl: str | None = None,
+    ) -> Implementation:
         """--image IMAGE [--image-cmd CMD]: the image's entrypoint, or CMD, plus the standard flags."""
         argv = shlex.split(command or "")
         if not any(_PLACEHOLDER.search(a) for a in argv):
             for flag, name in STANDARD_FLAGS:
                 argv += [flag, "{%s}" % name]
         shown = f"--image {image}" + (f" --image-cmd {command}" if command else "")
-        return cls(name="image", worker_argv=argv, mode=mode, features=features or [], impl=impl,
-                   description=shown, image=image, image_entrypoint=bool(command))
+        return cls(
+            name="image",
+            worker_argv=argv,
+            mode=mode,
+            features=features or [],
+            impl=impl,
+            description=shown,
+            image=image,
+            image_entrypoint=bool(command),
+        )
 
     def spawn(self, values: dict, log_dir: str, extra_env: dict | None = None):
         """Start one worker: a process of worker_argv, or a container of the image."""
         if self.image:
             from .image import ImageWorker
+
             return ImageWorker(self, values, log_dir, extra_env=extra_env)
         return WorkerProc(self, values, log_dir, extra_env)
 
@@ -192,8 +228,15 @@ class WorkerProc:
         fd, self.log_path = tempfile.mkstemp(prefix=f"{impl.name}-", suffix=".log", dir=log_dir)
         self.log = os.fdopen(fd, "wb")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.argv, cwd=impl.base / impl.cwd, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=impl.base / impl.cwd,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
         self.worker_id: str | None = None
 

@@ -24,8 +24,9 @@ ARGS = ["matrix", 42, {"k": [1.5, True, None]}, "ü😀", -7]
 
 def _enqueue(ctx: Context, enq: Implementation, queue: str, marker: str) -> tuple[bool, str]:
     args = [json.dumps(a, ensure_ascii=False) for a in ARGS + [marker]]
-    argv, cwd = enq.enqueue_argv({"redis_url": ctx.redis_url, "namespace": ctx.ns, "queue": queue,
-                                  "class": "jobwire.Echo", "args": args})
+    argv, cwd = enq.enqueue_argv(
+        {"redis_url": ctx.redis_url, "namespace": ctx.ns, "queue": queue, "class": "jobwire.Echo", "args": args}
+    )
     env = {"REDIS_URL": ctx.redis_url, "JOBWIRE_NAMESPACE": ctx.ns}
     env = {**os.environ, **env}
     try:
@@ -38,12 +39,23 @@ def _enqueue(ctx: Context, enq: Implementation, queue: str, marker: str) -> tupl
 
 
 def enqueuer_tests(names) -> list[Test]:
-    return [Test(f"enqueue.{n}.payload", P5, MUST,
-                 f"the {n} enqueuer pushes a schema-valid payload (jobwire: class first, args second, 32-hex id, enqueued_at)")
-            for n in names] + [
-            Test(f"enqueue.{n}.routed", P152, MUST,
-                 f"the {n} enqueuer puts a job for a queue routed to group g into namespace {{<ns>:g}}, not <ns>")
-            for n in names]
+    return [
+        Test(
+            f"enqueue.{n}.payload",
+            P5,
+            MUST,
+            f"the {n} enqueuer pushes a schema-valid payload (jobwire: class first, args second, 32-hex id, enqueued_at)",
+        )
+        for n in names
+    ] + [
+        Test(
+            f"enqueue.{n}.routed",
+            P152,
+            MUST,
+            f"the {n} enqueuer puts a job for a queue routed to group g into namespace {{<ns>:g}}, not <ns>",
+        )
+        for n in names
+    ]
 
 
 def group_namespace(ns: str, group: str) -> str:
@@ -55,8 +67,11 @@ def check_routed(ctx: Context, name: str, enq: Implementation) -> Result:
     """A route in <ns>:jobwire:routes sends the enqueuer's job to the group's namespace."""
     test_id = f"enqueue.{name}.routed"
     if name == "node-resque":
-        return Result(test_id, "na", "node-resque is a Resque client: it reads no routing table "
-                                     "(protocol.md 15.2 binds jobwire producers)")
+        return Result(
+            test_id,
+            "na",
+            "node-resque is a Resque client: it reads no routing table (protocol.md 15.2 binds jobwire producers)",
+        )
     queue = f"rt{name}"
     group = Keys(group_namespace(ctx.ns, "grp"))
     ctx.r.hset(ctx.k.routes(), queue, "grp")
@@ -65,8 +80,12 @@ def check_routed(ctx: Context, name: str, enq: Implementation) -> Result:
         return Result(test_id, "fail", out)
     home, routed = ctx.r.llen(ctx.k.queue(queue)), ctx.r.llen(group.queue(queue))
     if home or routed != 1 or not ctx.r.sismember(group.queues(), queue):
-        return Result(test_id, "fail", f"after one enqueue to {queue!r} routed to group grp: {home} job(s) in "
-                                       f"{ctx.k.queue(queue)}, {routed} in {group.queue(queue)} (expected 0 and 1)")
+        return Result(
+            test_id,
+            "fail",
+            f"after one enqueue to {queue!r} routed to group grp: {home} job(s) in "
+            f"{ctx.k.queue(queue)}, {routed} in {group.queue(queue)} (expected 0 and 1)",
+        )
     return Result(test_id, "pass")
 
 
@@ -136,6 +155,7 @@ def run_column(ctx: Context, worker: Implementation, enqueuers: dict[str, Implem
 
         def find(marker=marker):
             return [e for e in ctx.echoes() if isinstance(e.get("args"), list) and e["args"][-1:] == [marker]]
+
         found = ctx.wait_for(find, max(0.1, deadline - time.monotonic()))
         if not found:
             fails = [f[:300] for f in ctx.failures() if marker.encode() in f]
@@ -152,7 +172,9 @@ def run_column(ctx: Context, worker: Implementation, enqueuers: dict[str, Implem
 def render_table(cells: dict[tuple[str, str], str], enqueuers, workers) -> str:
     width = max(len(e) for e in enqueuers) + 2
     cols = [max(len(w), 4) + 2 for w in workers]
-    lines = ["enqueuer \\ worker".ljust(max(width, 18)) + "".join(w.ljust(c) for w, c in zip(workers, cols, strict=True))]
+    lines = [
+        "enqueuer \\ worker".ljust(max(width, 18)) + "".join(w.ljust(c) for w, c in zip(workers, cols, strict=True))
+    ]
     for e in enqueuers:
         row = e.ljust(max(width, 18))
         for w, c in zip(workers, cols, strict=True):

@@ -43,10 +43,8 @@ def _repo_root() -> Path | None:
 
 
 REPO_ROOT = _repo_root()
-CONFORMANCE_DIR = (_env_path("JOBWIRE_CONFORMANCE_DIR")
-                   or (REPO_ROOT / "conformance" if REPO_ROOT else PACKAGED_DATA))
-SPEC_DIR = (_env_path("JOBWIRE_SPEC_DIR")
-            or (REPO_ROOT / "spec" if REPO_ROOT else PACKAGED_DATA / "spec"))
+CONFORMANCE_DIR = _env_path("JOBWIRE_CONFORMANCE_DIR") or (REPO_ROOT / "conformance" if REPO_ROOT else PACKAGED_DATA)
+SPEC_DIR = _env_path("JOBWIRE_SPEC_DIR") or (REPO_ROOT / "spec" if REPO_ROOT else PACKAGED_DATA / "spec")
 VECTORS_DIR = CONFORMANCE_DIR / "vectors" / "v1"
 IMPLEMENTATIONS_DIR = CONFORMANCE_DIR / "implementations"  # absent from an installed package
 VECTOR_SCHEMA = CONFORMANCE_DIR / "vector.schema.json"

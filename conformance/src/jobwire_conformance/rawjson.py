@@ -14,6 +14,7 @@ _WS = " \t\n\r"
 # The string scanner json's decoder uses (CPython's C one where built); typeshed does not list it.
 _scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
+
 def _skip(text: str, i: int) -> int:
     while i < len(text) and text[i] in _WS:
         i += 1
@@ -72,7 +73,7 @@ def same_value(expected, got, path: str = "$", signed_zero: bool = False) -> str
     if isinstance(expected, int):
         if isinstance(got, bool) or not isinstance(got, (int, float)):
             return f"{path}: expected integer {expected}, got {got!r}"
-        if isinstance(got, float) and (abs(expected) > 2 ** 53 or got != expected):
+        if isinstance(got, float) and (abs(expected) > 2**53 or got != expected):
             return f"{path}: expected integer {expected} exactly, got float {got!r}"
         if got != expected:
             return f"{path}: expected {expected}, got {got!r}"

@@ -56,9 +56,26 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -156,11 +173,34 @@ class ClusterServer:
 
     def start_node(self, port: int) -> None:
         self.procs[port] = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning", "--cluster-enabled", "yes",
-             "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", str(self.node_timeout_ms),
-             "--busy-reply-threshold", "30000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                REDIS_SERVER,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--protected-mode",
+                "no",
+                "--loglevel",
+                "warning",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                "--busy-reply-threshold",
+                "30000",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start(self, timeout: float = 60.0) -> ClusterServer:
         for port in self.ports:
@@ -168,10 +208,21 @@ class ClusterServer:
         try:
             for port in self.ports:
                 self._wait(lambda p=port: redis_lib.Redis(port=p, socket_connect_timeout=0.2).ping(), timeout)
-            subprocess.run([shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
-                            *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", str(self.replicas),
-                            "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=timeout)
+            subprocess.run(
+                [
+                    shutil.which("redis-cli") or "/usr/bin/redis-cli",
+                    "--cluster",
+                    "create",
+                    *[f"127.0.0.1:{p}" for p in self.ports],
+                    "--cluster-replicas",
+                    str(self.replicas),
+                    "--cluster-yes",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=timeout,
+            )
             self.wait_ok(timeout)
         except BaseException:
             self.close()
@@ -180,12 +231,14 @@ class ClusterServer:
 
     def wait_ok(self, timeout: float = 60.0) -> None:
         """Until every live node says cluster_state:ok and each replica has synced its master."""
+
         def ok(port: int) -> bool:
             node = redis_lib.Redis(port=port, socket_connect_timeout=0.2)
             if b"cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
                 return False
             info = node.info("replication")
             return info["role"] == "master" or info.get("master_link_status") == "up"
+
         for port in self.live_ports():
             self._wait(lambda p=port: ok(p), timeout)
 
@@ -268,9 +321,16 @@ class Keys:
         template = templates[name]
 
         def build(value: str = "") -> str:
-            return (template.replace("{ns}", self.ns).replace("{queue}", value)
-                    .replace("{worker_id}", value).replace("{day}", value).replace("{ts}", value)
-                    .replace("{item}", value).replace("{name}", value))
+            return (
+                template.replace("{ns}", self.ns)
+                .replace("{queue}", value)
+                .replace("{worker_id}", value)
+                .replace("{day}", value)
+                .replace("{ts}", value)
+                .replace("{item}", value)
+                .replace("{name}", value)
+            )
+
         return build
 
 
@@ -285,8 +345,9 @@ def utc(fmt: str) -> str:
 
 def enqueue(redis, keys: Keys, queue: str, *payloads: bytes | str) -> int:
     """enqueue.lua with raw payload bytes exactly as given."""
-    return scripts_for(redis).call("enqueue", [keys.queues(), keys.queue(queue), keys.wake(queue),
-                                               keys.wake_new_queue()], [queue, *payloads])
+    return scripts_for(redis).call(
+        "enqueue", [keys.queues(), keys.queue(queue), keys.wake(queue), keys.wake_new_queue()], [queue, *payloads]
+    )
 
 
 _scripts_by_client: dict[int, Scripts] = {}

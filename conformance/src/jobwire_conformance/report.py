@@ -40,21 +40,34 @@ def ci_problems(reports, mrep) -> list[str]:
 def to_json(reports, mrep, duration_s: float) -> dict:
     spec_version = (SPEC_DIR / "VERSION").read_text().strip()
     out: dict[str, Any] = {
-        "suite": "jobwire-conformance", "suite_version": __version__, "spec_version": spec_version,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "duration_s": round(duration_s, 1),
+        "suite": "jobwire-conformance",
+        "suite_version": __version__,
+        "spec_version": spec_version,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "duration_s": round(duration_s, 1),
         "implementations": {},
     }
     for rep in reports:
         counts = {s: sum(1 for r in rep.results if r.status == s) for s in STATUSES}
         out["implementations"][rep.name] = {
-            "status": rep.status, "reason": rep.reason, "description": rep.description, "mode": rep.mode,
-            "features": rep.features, "duration_s": rep.duration_s, "counts": counts,
+            "status": rep.status,
+            "reason": rep.reason,
+            "description": rep.description,
+            "mode": rep.mode,
+            "features": rep.features,
+            "duration_s": rep.duration_s,
+            "counts": counts,
             "conformant": rep.status == "ran" and not any(is_blocking(r) for r in rep.results),
-            "figures": rep.figures, "results": [r.to_json() for r in rep.results],
+            "figures": rep.figures,
+            "results": [r.to_json() for r in rep.results],
         }
     if mrep:
-        out["matrix"] = {"enqueuers": mrep.enqueuers, "workers": mrep.workers, "table": mrep.table,
-                         "results": [r.to_json() for r in mrep.results]}
+        out["matrix"] = {
+            "enqueuers": mrep.enqueuers,
+            "workers": mrep.workers,
+            "table": mrep.table,
+            "results": [r.to_json() for r in mrep.results],
+        }
     return out
 
 
@@ -69,11 +82,16 @@ def write_junit(path: str, reports, mrep) -> None:
     if mrep:
         groups.append(("jobwire-conformance.matrix", mrep.results, None))
     for name, results, rep in groups:
-        suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(results)),
-                              failures=str(sum(1 for r in results if r.status == "fail")),
-                              errors=str(sum(1 for r in results if r.status == "error")),
-                              skipped=str(sum(1 for r in results if r.status in ("skip", "na"))),
-                              time=f"{rep.duration_s if rep else 0:.1f}")
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=name,
+            tests=str(len(results)),
+            failures=str(sum(1 for r in results if r.status == "fail")),
+            errors=str(sum(1 for r in results if r.status == "error")),
+            skipped=str(sum(1 for r in results if r.status in ("skip", "na"))),
+            time=f"{rep.duration_s if rep else 0:.1f}",
+        )
         if rep and rep.status != "ran":
             case = ET.SubElement(suite, "testcase", classname=name, name="implementation")
             ET.SubElement(case, "skipped", message=f"{rep.status}: {rep.reason}")
@@ -85,8 +103,12 @@ def write_junit(path: str, reports, mrep) -> None:
             case = ET.SubElement(suite, "testcase", classname=name, name=r.id, time=f"{r.duration_s:.2f}")
             props = ET.SubElement(case, "properties")
             if t:
-                for k, v in (("level", t.level), ("feature", t.feature), ("section", t.section),
-                             ("description", t.description)):
+                for k, v in (
+                    ("level", t.level),
+                    ("feature", t.feature),
+                    ("section", t.section),
+                    ("description", t.description),
+                ):
                     if v:
                         ET.SubElement(props, "property", name=k, value=v)
             if r.status == "fail":
@@ -117,8 +139,10 @@ def summary(reports, mrep) -> str:
         c = {s: sum(1 for r in rep.results if r.status == s) for s in STATUSES}
         blocking = [r for r in rep.results if is_blocking(r)]
         verdict = "CONFORMANT" if not blocking else "NOT CONFORMANT"
-        lines.append(f"{rep.name}: {verdict}: {c['pass']} passed, {c['fail']} failed, {c['error']} errors, "
-                     f"{c['skip']} skipped, {c['na']} not applicable ({rep.duration_s} s)")
+        lines.append(
+            f"{rep.name}: {verdict}: {c['pass']} passed, {c['fail']} failed, {c['error']} errors, "
+            f"{c['skip']} skipped, {c['na']} not applicable ({rep.duration_s} s)"
+        )
         for r in rep.results:
             if r.status in ("fail", "error", "skip"):
                 level = (r.test.level + (f" {r.test.feature}" if r.test.feature else "")) if r.test else "?"

@@ -42,8 +42,17 @@ class MatrixReport:
 
 
 class Runner:
-    def __init__(self, redis_url: str, jobs: int = 4, only=None, skip=None, figures: bool = True,
-                 build: bool = True, log=print, ids=None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        jobs: int = 4,
+        only=None,
+        skip=None,
+        figures: bool = True,
+        build: bool = True,
+        log=print,
+        ids=None,
+    ) -> None:
         self.redis_url = redis_url
         self.jobs = jobs
         self.only = only
@@ -63,6 +72,7 @@ class Runner:
             return rep
         if impl.image:
             from .image import preflight
+
             err = preflight(impl.image)
             if err:
                 rep.status, rep.reason = "error", err
@@ -73,7 +83,9 @@ class Runner:
                 rep.status, rep.reason = "error", err
         return rep
 
-    def run(self, impls: list[Implementation], with_matrix: bool = False) -> tuple[list[ImplReport], MatrixReport | None]:
+    def run(
+        self, impls: list[Implementation], with_matrix: bool = False
+    ) -> tuple[list[ImplReport], MatrixReport | None]:
         reports = {impl.name: self.prepare(impl) for impl in impls}
         tasks = []
         for impl in impls:
@@ -96,8 +108,10 @@ class Runner:
                 reports[impl.name].results.extend(results)
                 reports[impl.name].figures.update(figs)
                 bad = [r.id for r in results if r.status in ("fail", "error")]
-                self.log(f"{impl.name}: {g.name}: {len(results)} tests, "
-                         f"{'failed: ' + ', '.join(bad) if bad else 'ok'} ({time.monotonic() - t0:.1f} s)")
+                self.log(
+                    f"{impl.name}: {g.name}: {len(results)} tests, "
+                    f"{'failed: ' + ', '.join(bad) if bad else 'ok'} ({time.monotonic() - t0:.1f} s)"
+                )
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             futures = [pool.submit(one, t) for t in tasks]
@@ -139,6 +153,7 @@ class Runner:
             except FileNotFoundError:
                 return None
             return None if impl.missing() else impl
+
         manifests = {n: load(n) for n in sorted(set(matrix.ENQUEUERS) | set(matrix.WORKERS))}
         enqueuers = {n: (manifests[n] if manifests[n] and manifests[n].enqueuer else None) for n in matrix.ENQUEUERS}
         mrep = MatrixReport(list(matrix.ENQUEUERS), list(matrix.WORKERS))
@@ -181,8 +196,12 @@ class Runner:
         for e in matrix.ENQUEUERS:
             for w in matrix.WORKERS:
                 r = columns[w][e]
-                r.test = matrix.Test(r.id, matrix.P13, matrix.MUST,
-                                     f"a jobwire.Echo job enqueued by {e} runs on the {w} worker with its arguments intact")
+                r.test = matrix.Test(
+                    r.id,
+                    matrix.P13,
+                    matrix.MUST,
+                    f"a jobwire.Echo job enqueued by {e} runs on the {w} worker with its arguments intact",
+                )
                 mrep.results.append(r)
                 cells[(e, w)] = {"pass": "PASS", "fail": "FAIL", "skip": "skip", "error": "ERROR"}[r.status]
         mrep.table = matrix.render_table(cells, matrix.ENQUEUERS, matrix.WORKERS)

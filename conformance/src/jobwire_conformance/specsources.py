@@ -19,8 +19,15 @@ from .paths import IMPLEMENTATIONS_DIR, SPEC_DIR
 __all__ = ["problems", "lua_header", "lua_helpers"]
 
 # key-layout.md spells placeholders as <ns>, <q>, <id>, <yyyy-mm-dd>.
-_PROSE = {"{ns}": "<ns>", "{queue}": "<q>", "{worker_id}": "<id>", "{day}": "<yyyy-mm-dd>",
-          "{ts}": "<ts>", "{item}": "<item>", "{name}": "<name>"}  # the last three: protocol 1.1
+_PROSE = {
+    "{ns}": "<ns>",
+    "{queue}": "<q>",
+    "{worker_id}": "<id>",
+    "{day}": "<yyyy-mm-dd>",
+    "{ts}": "<ts>",
+    "{item}": "<item>",
+    "{name}": "<name>",
+}  # the last three: protocol 1.1
 
 
 def problems(spec_dir: Path = SPEC_DIR, implementations_dir: Path = IMPLEMENTATIONS_DIR) -> list[str]:
@@ -51,8 +58,9 @@ def _key_layout_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]
     for cell in re.findall(r"^\| `([^|]+)` \|", text, re.M):  # the first column of the key tables
         described.update(re.findall(r"`?(<ns>:[^`]+)`?", cell))
     wanted = {_prose(t): name for name, t in templates.items()}
-    out = [f"key-layout.md: no row for template {name!r} ({key})" for key, name in wanted.items()
-           if key not in described]
+    out = [
+        f"key-layout.md: no row for template {name!r} ({key})" for key, name in wanted.items() if key not in described
+    ]
     out += [f"key-layout.md: key {key} is not in spec/keys.json" for key in sorted(described - set(wanted))]
     return out
 
@@ -95,9 +103,13 @@ def _options_table_problems(spec_dir: Path, options: list[dict]) -> list[str]:
 
 
 # Rows of protocol.md section 11 that restate an option default of options.json.
-_NUMBERS = {"heartbeat period": "heartbeat_ms", "lease (staleness threshold)": "lease_ms",
-            "idle block timeout": "block_timeout_ms", "deaths before a poison job": "max_deaths",
-            "largest payload accepted by a worker": "max_payload_bytes"}
+_NUMBERS = {
+    "heartbeat period": "heartbeat_ms",
+    "lease (staleness threshold)": "lease_ms",
+    "idle block timeout": "block_timeout_ms",
+    "deaths before a poison job": "max_deaths",
+    "largest payload accepted by a worker": "max_payload_bytes",
+}
 
 
 def lua_header(source: str) -> dict:
@@ -120,17 +132,22 @@ def lua_header(source: str) -> dict:
             argv += 1
         elif re.match(r"-- ARGV\[[^\]]*\.\.[^\]]*\]", ln):
             argv_var = True
-    return {"file": name.group(1) if name else None,
-            "section": section.group(1) + section.group(2) if section else None,
-            "keys": keys, "keys_variadic": keys_var, "argv": argv, "argv_variadic": argv_var}
+    return {
+        "file": name.group(1) if name else None,
+        "section": section.group(1) + section.group(2) if section else None,
+        "keys": keys,
+        "keys_variadic": keys_var,
+        "argv": argv,
+        "argv_variadic": argv_var,
+    }
 
 
 def _template_for(manifest_key: str, templates: dict[str, str]) -> str | None:
     """The keys.json template a manifest key name stands for (settle_queue, job_wake: queue, wake)."""
     name = manifest_key.rstrip(".")
     for prefix in ("settle_", "job_"):
-        if name.startswith(prefix) and name[len(prefix):] in templates:
-            name = name[len(prefix):]
+        if name.startswith(prefix) and name[len(prefix) :] in templates:
+            name = name[len(prefix) :]
     return templates.get(name)
 
 
@@ -179,8 +196,10 @@ def _manifest_problems(spec_dir: Path, templates: dict[str, str]) -> list[str]:
                 out.append(f"{where}: KEYS range {described.split()[0]!r}, manifest.json says {key}")
         fixed_argv = [a for a in entry["argv"] if not a.endswith("...")]
         if h["argv"] != len(fixed_argv) or h["argv_variadic"] != (len(fixed_argv) != len(entry["argv"])):
-            out.append(f"{where}: header ARGV ({h['argv']} fixed, variadic {h['argv_variadic']}) "
-                       f"disagrees with manifest.json {entry['argv']}")
+            out.append(
+                f"{where}: header ARGV ({h['argv']} fixed, variadic {h['argv_variadic']}) "
+                f"disagrees with manifest.json {entry['argv']}"
+            )
     for path in sorted((spec_dir / "lua").glob("*.lua")):
         if path.name not in listed:
             out.append(f"lua/{path.name}: not listed in manifest.json")
@@ -219,6 +238,8 @@ def _implementation_flag_problems(implementations_dir: Path, options: list[dict]
                 continue
             before = argv[i - 1]
             if before.startswith("--") and before != flag_of[m.group(1)]:
-                out.append(f"implementations/{path.name}: {{{m.group(1)}}} follows {before}, "
-                           f"options.json says {flag_of[m.group(1)]}")
+                out.append(
+                    f"implementations/{path.name}: {{{m.group(1)}}} follows {before}, "
+                    f"options.json says {flag_of[m.group(1)]}"
+                )
     return out

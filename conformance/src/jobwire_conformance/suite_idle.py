@@ -55,13 +55,24 @@ def _reserved_within(ctx, sub, timeout: float) -> float | None:
     return None
 
 
-@group(Test("worker.idle.quiet", P83, MUST,
-            "an idle worker with the default timings keeps its Redis connections and logs no warning "
-            "for longer than two block timeouts"),
-       Test("worker.idle.latency", P83, MUST,
-            f"a job enqueued at a random instant while the worker idles is reserved within "
-            f"{int(RESERVE_BOUND_S * 1000)} ms"),
-       private_redis=True, weight=6)
+@group(
+    Test(
+        "worker.idle.quiet",
+        P83,
+        MUST,
+        "an idle worker with the default timings keeps its Redis connections and logs no warning "
+        "for longer than two block timeouts",
+    ),
+    Test(
+        "worker.idle.latency",
+        P83,
+        MUST,
+        f"a job enqueued at a random instant while the worker idles is reserved within "
+        f"{int(RESERVE_BOUND_S * 1000)} ms",
+    ),
+    private_redis=True,
+    weight=6,
+)
 def idle_worker(ctx):
     ctx.r.config_set("notify-keyspace-events", "Kh")
     w = ctx.start_worker("idle", **DEFAULTS)
@@ -75,9 +86,11 @@ def idle_worker(ctx):
     time.sleep(IDLE_S)
     new_conns = _connections_received(ctx) - conns
     trouble = _log_since(w, offset)
-    ctx.check("worker.idle.quiet", w.alive() and new_conns == 0 and not trouble,
-              f"in {IDLE_S:.0f} s idle: {new_conns} new connections to Redis, log lines {trouble[:4]}; "
-              f"{w.describe()}")
+    ctx.check(
+        "worker.idle.quiet",
+        w.alive() and new_conns == 0 and not trouble,
+        f"in {IDLE_S:.0f} s idle: {new_conns} new connections to Redis, log lines {trouble[:4]}; {w.describe()}",
+    )
 
     rng = random.Random()
     late, taken = [], []

@@ -16,7 +16,7 @@ P10 = "protocol.md#10-conformance-job-classes"
 # Text lua-cjson lets through although RFC 8259 forbids it (protocol.md 5.1).
 LENIENT = ["01", "+1", "1.", "-inf", "0x10", "NaN", "Infinity", "-Infinity"]
 # Every character 6.2 names: escaped ones and ones that must stay raw.
-SPECIAL = 'a"b\\c</script>&/\u2028\u2029\x7f\x01\x1f\t\n\u00e9\U0001F600'
+SPECIAL = 'a"b\\c</script>&/\u2028\u2029\x7f\x01\x1f\t\n\u00e9\U0001f600'
 
 
 def _js(text: str) -> bytes:
@@ -36,30 +36,51 @@ def _record_keeping(ctx, raw: bytes):
     return None, None
 
 
-@group(Test("payload.json.rfc8259-only", P51, MUST,
-            "payloads lua-cjson accepts but RFC 8259 forbids (01, +1, 1., -inf, 0x10, NaN, Infinity) fail as InvalidJSON"),
-       Test("payload.json.lone-surrogate", P51, MUST,
-            "a payload with a lone surrogate escape fails as jobwire.InvalidJSON, raw bytes kept"),
-       Test("payload.json.huge-exponent", P51, MUST,
-            "a payload with 1e400 in args is not failed as jobwire.InvalidJSON"),
-       Test("payload.json.huge-exponent.runs", P51, SHOULD,
-            "a payload with 1e400 in args runs"),
-       Test("payload.invalid.unknown-class.escaped", P74, MUST,
-            "the UnknownClass message quotes the class as a JSON string: quotes and tabs escaped"),
-       Test("failure.record.string-escaping", P62, MUST,
-            "strings in failure records are escaped as JSON.stringify does: no \\/, no \\u007f, U+2028 raw"),
-       Test("conformance.fail.non-string", P10, MUST,
-            "jobwire.Fail with a non-string message fails with its compact JSON, with none as jobwire.Fail"),
-       Test("conformance.sleep.float", P10, MUST, "jobwire.Sleep accepts a float number of milliseconds"))
+@group(
+    Test(
+        "payload.json.rfc8259-only",
+        P51,
+        MUST,
+        "payloads lua-cjson accepts but RFC 8259 forbids (01, +1, 1., -inf, 0x10, NaN, Infinity) fail as InvalidJSON",
+    ),
+    Test(
+        "payload.json.lone-surrogate",
+        P51,
+        MUST,
+        "a payload with a lone surrogate escape fails as jobwire.InvalidJSON, raw bytes kept",
+    ),
+    Test("payload.json.huge-exponent", P51, MUST, "a payload with 1e400 in args is not failed as jobwire.InvalidJSON"),
+    Test("payload.json.huge-exponent.runs", P51, SHOULD, "a payload with 1e400 in args runs"),
+    Test(
+        "payload.invalid.unknown-class.escaped",
+        P74,
+        MUST,
+        "the UnknownClass message quotes the class as a JSON string: quotes and tabs escaped",
+    ),
+    Test(
+        "failure.record.string-escaping",
+        P62,
+        MUST,
+        "strings in failure records are escaped as JSON.stringify does: no \\/, no \\u007f, U+2028 raw",
+    ),
+    Test(
+        "conformance.fail.non-string",
+        P10,
+        MUST,
+        "jobwire.Fail with a non-string message fails with its compact JSON, with none as jobwire.Fail",
+    ),
+    Test("conformance.sleep.float", P10, MUST, "jobwire.Sleep accepts a float number of milliseconds"),
+)
 def json_edges(ctx):
     w = ctx.start_worker("jx")
-    lenient = [('{"class":"jobwire.Echo","args":[%s],"id":"lenient%d"}' % (n, i)).encode()
-               for i, n in enumerate(LENIENT)]
+    lenient = [
+        ('{"class":"jobwire.Echo","args":[%s],"id":"lenient%d"}' % (n, i)).encode() for i, n in enumerate(LENIENT)
+    ]
     surrogate = b'{"class":"jobwire.Echo","args":["\\ud800"],"id":"surrogate1"}'
     huge = b'{"class":"jobwire.Echo","args":[1e400],"id":"hugeexp01"}'
     cls = 'No"Such\tClass/\u00e9'
     unknown = json.dumps({"class": cls, "args": [], "id": "unknownesc"}, ensure_ascii=False).encode()
-    not_json = ('{"class":"jobwire.Echo","args":["\x7f</>&\u2028"' ).encode()
+    not_json = ('{"class":"jobwire.Echo","args":["\x7f</>&\u2028"').encode()
     for raw in lenient + [surrogate, huge, unknown, not_json]:
         ctx.push_raw("jx", raw)
     fails = {"failstr01": [SPECIAL], "failnum01": [42], "failarr01": [["a", 1, None]], "failnone1": []}
@@ -77,24 +98,34 @@ def json_edges(ctx):
             bad.append(f"{raw.decode()}: {doc.get('exception') if doc else 'ran or no record'}")
     ctx.check("payload.json.rfc8259-only", not bad, "; ".join(bad))
     rec, doc = _record_keeping(ctx, surrogate)
-    ctx.check("payload.json.lone-surrogate", doc is not None and doc.get("exception") == "jobwire.InvalidJSON",
-              f"record {rec!r}")
+    ctx.check(
+        "payload.json.lone-surrogate",
+        doc is not None and doc.get("exception") == "jobwire.InvalidJSON",
+        f"record {rec!r}",
+    )
     rec, doc = ctx.wait_failure("hugeexp01", 0.1)
     ran = ctx.echo_for("hugeexp01")
-    ctx.check("payload.json.huge-exponent", ran or (doc is not None and doc.get("exception") != "jobwire.InvalidJSON"),
-              f"failed as {doc and doc.get('exception')!r}: {rec!r}"[:400])
+    ctx.check(
+        "payload.json.huge-exponent",
+        ran or (doc is not None and doc.get("exception") != "jobwire.InvalidJSON"),
+        f"failed as {doc and doc.get('exception')!r}: {rec!r}"[:400],
+    )
     ctx.check("payload.json.huge-exponent.runs", bool(ran), f"did not run; record {rec!r}"[:400])
 
     rec, doc = ctx.wait_failure("unknownesc", 0.1)
     want = "no handler registered for class " + json.dumps(cls, ensure_ascii=False)
-    ctx.check("payload.invalid.unknown-class.escaped",
-              doc is not None and doc.get("exception") == "jobwire.UnknownClass" and doc.get("error") == want,
-              f"error {doc and doc.get('error')!r}, expected {want!r}")
+    ctx.check(
+        "payload.invalid.unknown-class.escaped",
+        doc is not None and doc.get("exception") == "jobwire.UnknownClass" and doc.get("error") == want,
+        f"error {doc and doc.get('error')!r}, expected {want!r}",
+    )
 
     problems = []
     rec, doc = ctx.wait_failure("failstr01", 0.1)
     if rec is None or raw_member(rec, "error") != _js(SPECIAL):
-        problems.append(f"jobwire.Fail record's error bytes {rec and raw_member(rec, 'error')!r}, expected {_js(SPECIAL)!r}")
+        problems.append(
+            f"jobwire.Fail record's error bytes {rec and raw_member(rec, 'error')!r}, expected {_js(SPECIAL)!r}"
+        )
     for rec in ctx.failures():  # every string member of every record, e.g. work.lua's for the non-JSON payload
         try:
             doc = json.loads(rec)
@@ -111,7 +142,13 @@ def json_edges(ctx):
     for job_id in ("failnum01", "failarr01", "failnone1"):
         _, doc = ctx.wait_failure(job_id, 0.1)
         got[job_id] = doc and doc.get("error")
-    ctx.check("conformance.fail.non-string",
-              got == {"failnum01": "42", "failarr01": '["a",1,null]', "failnone1": "jobwire.Fail"}, f"errors {got}")
-    ctx.check("conformance.sleep.float", bool(ctx.echo_for(sleep_id)),
-              f"jobwire.Sleep [1.5] did not echo; record {ctx.failure_for(sleep_id)!r}"[:400])
+    ctx.check(
+        "conformance.fail.non-string",
+        got == {"failnum01": "42", "failarr01": '["a",1,null]', "failnone1": "jobwire.Fail"},
+        f"errors {got}",
+    )
+    ctx.check(
+        "conformance.sleep.float",
+        bool(ctx.echo_for(sleep_id)),
+        f"jobwire.Sleep [1.5] did not echo; record {ctx.failure_for(sleep_id)!r}"[:400],
+    )

@@ -17,13 +17,27 @@ P86 = "protocol.md#86-recover-a-dead-worker"
 P9 = "protocol.md#9-delivery-guarantees"
 
 
-@group(Test("recovery.sigkill.exactly-once", P9, MUST,
-            "a worker SIGKILLed during a job: a new worker recovers the job and it completes exactly once"),
-       Test("recovery.sigkill.no-orphan", P74, MUST,
-            "SIGKILL of a forking master also ends the child running the job (no orphan)"),
-       Test("recovery.sigkill.dead-worker-removed", P76, MUST,
-            "the dead worker's id and keys are removed by the worker that recovers it"),
-       weight=2)
+@group(
+    Test(
+        "recovery.sigkill.exactly-once",
+        P9,
+        MUST,
+        "a worker SIGKILLed during a job: a new worker recovers the job and it completes exactly once",
+    ),
+    Test(
+        "recovery.sigkill.no-orphan",
+        P74,
+        MUST,
+        "SIGKILL of a forking master also ends the child running the job (no orphan)",
+    ),
+    Test(
+        "recovery.sigkill.dead-worker-removed",
+        P76,
+        MUST,
+        "the dead worker's id and keys are removed by the worker that recovers it",
+    ),
+    weight=2,
+)
 def sigkill_recovery(ctx):
     w1 = ctx.start_worker("ck")
     job_id, raw = ctx.payload("jobwire.Sleep", [3000], {"extra": "kept"})
@@ -45,25 +59,39 @@ def sigkill_recovery(ctx):
     survivors = ctx.wait_for(lambda: not [p for p in children if pid_alive(p)], 1.0)
     orphans = [p for p in children if pid_alive(p)]
     if ctx.impl.mode != "fork":  # nothing to check: an empty list of children would pass vacuously
-        ctx.na("recovery.sigkill.no-orphan",
-               f"not applicable: the worker runs jobs in its own process (mode {ctx.impl.mode}): no child to outlive it")
+        ctx.na(
+            "recovery.sigkill.no-orphan",
+            f"not applicable: the worker runs jobs in its own process (mode {ctx.impl.mode}): no child to outlive it",
+        )
     elif not children:
         ctx.fail("recovery.sigkill.no-orphan", "no child process was running the job in fork mode")
     else:
-        ctx.check("recovery.sigkill.no-orphan", survivors is not None,
-                  f"child processes {orphans} outlived their SIGKILLed master by 1 s")
+        ctx.check(
+            "recovery.sigkill.no-orphan",
+            survivors is not None,
+            f"child processes {orphans} outlived their SIGKILLed master by 1 s",
+        )
     w2 = ctx.start_worker("ck")
     echo = ctx.wait_echo(job_id, 10)
-    gone = ctx.wait_for(lambda: not ctx.r.sismember(ctx.k.workers(), w1.worker_id) and not ctx.r.exists(
-        ctx.k.inflight(w1.worker_id), ctx.k.worker_info(w1.worker_id), ctx.k.worker_record(w1.worker_id)), 4)
+    gone = ctx.wait_for(
+        lambda: (
+            not ctx.r.sismember(ctx.k.workers(), w1.worker_id)
+            and not ctx.r.exists(
+                ctx.k.inflight(w1.worker_id), ctx.k.worker_info(w1.worker_id), ctx.k.worker_record(w1.worker_id)
+            )
+        ),
+        4,
+    )
     ctx.check("recovery.sigkill.dead-worker-removed", bool(gone), f"{w1.worker_id} is still registered")
     time.sleep(0.5)
     echoes = ctx.echo_for(job_id)
-    ctx.check("recovery.sigkill.exactly-once", echo is not None and len(echoes) == 1
-              and echoes[0].get("worker") == w2.worker_id,
-              f"{len(echoes)} echo records for the job (expected 1, by {w2.worker_id}): "
-              f"{[(e.get('worker'), e.get('pid')) for e in echoes]}; killed {t_kill:.2f} s after the "
-              f"reservation; children of the killed master {children}; {w2.describe()}")
+    ctx.check(
+        "recovery.sigkill.exactly-once",
+        echo is not None and len(echoes) == 1 and echoes[0].get("worker") == w2.worker_id,
+        f"{len(echoes)} echo records for the job (expected 1, by {w2.worker_id}): "
+        f"{[(e.get('worker'), e.get('pid')) for e in echoes]}; killed {t_kill:.2f} s after the "
+        f"reservation; children of the killed master {children}; {w2.describe()}",
+    )
     for p in orphans:
         try:
             os.kill(p, signal.SIGKILL)
@@ -71,13 +99,28 @@ def sigkill_recovery(ctx):
             pass
 
 
-@group(Test("recovery.poison.crash", P74, MUST,
-            "a jobwire.Crash job fails as jobwire.PoisonJob after --max-deaths (3) deaths, payload kept"),
-       Test("recovery.poison.not-retried", "protocol.md#9-delivery-guarantees", MUST,
-            "a poisoned job is not run again: queue, in-flight hashes and deaths entry are empty"),
-       Test("recovery.poison.crash-reason", P74, SHOULD,
-            "in fork mode the poison record names the signal that ended the child", feature="fork-per-job"),
-       weight=3)
+@group(
+    Test(
+        "recovery.poison.crash",
+        P74,
+        MUST,
+        "a jobwire.Crash job fails as jobwire.PoisonJob after --max-deaths (3) deaths, payload kept",
+    ),
+    Test(
+        "recovery.poison.not-retried",
+        "protocol.md#9-delivery-guarantees",
+        MUST,
+        "a poisoned job is not run again: queue, in-flight hashes and deaths entry are empty",
+    ),
+    Test(
+        "recovery.poison.crash-reason",
+        P74,
+        SHOULD,
+        "in fork mode the poison record names the signal that ended the child",
+        feature="fork-per-job",
+    ),
+    weight=3,
+)
 def poison(ctx):
     job_id, raw = ctx.payload("jobwire.Crash", [], {"extra": [1.50]})
     ctx.push_raw("cr", raw)
@@ -94,8 +137,10 @@ def poison(ctx):
             workers.append(ctx.start_worker("cr", register=False))
         time.sleep(0.05)
     if rec is None:
-        raise Failed(f"no failure record for the Crash job within 20 s ({len(workers)} worker starts); "
-                     f"deaths {ctx.r.hgetall(ctx.k.deaths())}; {workers[-1].describe()}")
+        raise Failed(
+            f"no failure record for the Crash job within 20 s ({len(workers)} worker starts); "
+            f"deaths {ctx.r.hgetall(ctx.k.deaths())}; {workers[-1].describe()}"
+        )
     problems = failure_write_problems(rec)
     if doc.get("exception") != "jobwire.PoisonJob":
         problems.append(f"exception {doc.get('exception')!r}")
@@ -105,8 +150,11 @@ def poison(ctx):
         problems.append(f"queue {doc.get('queue')!r}")
     ctx.check("recovery.poison.crash", not problems, "; ".join(problems) + f": {rec[:400]!r}")
     if ctx.wants("recovery.poison.crash-reason"):
-        ctx.check("recovery.poison.crash-reason", "signal 9" in doc.get("error", "") or "SIGKILL" in doc.get("error", ""),
-                  f"error {doc.get('error')!r}")
+        ctx.check(
+            "recovery.poison.crash-reason",
+            "signal 9" in doc.get("error", "") or "SIGKILL" in doc.get("error", ""),
+            f"error {doc.get('error')!r}",
+        )
     if not workers[-1].alive():
         workers.append(ctx.start_worker("cr", register=False))
     time.sleep(1.0)
@@ -127,16 +175,57 @@ def _fake_dead_worker(ctx, queue: str, wid: str, raw: bytes, deaths: int = 0, la
     """Register a worker with a 1 ms lease through the spec's scripts and make it hold raw
     (lapsed=False: keep the 60 s lease, as a predecessor that died a moment ago has)."""
     k, s = ctx.k, Scripts(ctx.r)
-    s.call("heartbeat", [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid), k.meta()],
-           [wid, 60000, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1", "impl", "ghost", "impl_version", "0",
-            "spec", "1.0.0", "host", "ghost", "pid", "1", "queues", queue, "started_ms", "1", "mode", "fork",
-            "state", "idle"])
+    s.call(
+        "heartbeat",
+        [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid), k.meta()],
+        [
+            wid,
+            60000,
+            "register",
+            utc("%Y-%m-%d %H:%M:%S +0000"),
+            "1",
+            "impl",
+            "ghost",
+            "impl_version",
+            "0",
+            "spec",
+            "1.0.0",
+            "host",
+            "ghost",
+            "pid",
+            "1",
+            "queues",
+            queue,
+            "started_ms",
+            "1",
+            "mode",
+            "fork",
+            "state",
+            "idle",
+        ],
+    )
     ctx.r.rpush(k.queue(queue), raw)
-    reply = s.call("work", [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
-                            k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(),
-                            k.minutes(utc("%Y-%m-%d")), k.leases(), k.pause_all(), k.worker_record(wid),
-                            k.worker_record(wid), k.queue(queue), k.wake(queue)],
-                   [wid, "none", "", "", utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216, queue])
+    reply = s.call(
+        "work",
+        [
+            k.worker_record(wid),
+            k.inflight(wid),
+            k.stat_processed(),
+            k.stat_processed_worker(wid),
+            k.stat_failed(),
+            k.stat_failed_worker(wid),
+            k.failed(),
+            k.deaths(),
+            k.minutes(utc("%Y-%m-%d")),
+            k.leases(),
+            k.pause_all(),
+            k.worker_record(wid),
+            k.worker_record(wid),
+            k.queue(queue),
+            k.wake(queue),
+        ],
+        [wid, "none", "", "", utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216, queue],
+    )
     if reply[1] != b"job":
         raise Failed(f"could not plant a held job: {reply}")
     if deaths:
@@ -145,10 +234,20 @@ def _fake_dead_worker(ctx, queue: str, wid: str, raw: bytes, deaths: int = 0, la
         ctx.r.zadd(k.leases(), {wid: 1})  # lapsed long ago
 
 
-@group(Test("recovery.expired-peer", P76, MUST,
-            "a live worker recovers a peer whose lease lapsed: the held job is requeued and run, the peer removed"),
-       Test("recovery.expired-peer.poison", P86, MUST,
-            "recovering a peer whose job reaches max-deaths fails it as jobwire.PoisonJob naming the recoverer"))
+@group(
+    Test(
+        "recovery.expired-peer",
+        P76,
+        MUST,
+        "a live worker recovers a peer whose lease lapsed: the held job is requeued and run, the peer removed",
+    ),
+    Test(
+        "recovery.expired-peer.poison",
+        P86,
+        MUST,
+        "recovering a peer whose job reaches max-deaths fails it as jobwire.PoisonJob naming the recoverer",
+    ),
+)
 def expired_peer(ctx):
     ghost = "ghost-host:4242:pq"
     job_id, raw = ctx.payload("jobwire.Echo", ["recovered"], {"extra": True})
@@ -160,20 +259,36 @@ def expired_peer(ctx):
     echo = ctx.wait_echo(job_id, 5)
     time.sleep(0.2)
     gone = not ctx.r.sismember(ctx.k.workers(), ghost) and not ctx.r.exists(ctx.k.inflight(ghost))
-    ctx.check("recovery.expired-peer", echo is not None and gone and echo.get("worker") == w.worker_id,
-              f"job ran: {echo is not None}; ghost removed: {gone}; {w.describe()}")
+    ctx.check(
+        "recovery.expired-peer",
+        echo is not None and gone and echo.get("worker") == w.worker_id,
+        f"job ran: {echo is not None}; ghost removed: {gone}; {w.describe()}",
+    )
     rec, doc = ctx.wait_failure(job2, 3)
-    ok = rec is not None and doc.get("exception") == "jobwire.PoisonJob" and doc.get("error", "").endswith(
-        f"recovered as dead by {w.worker_id}") and not ctx.echo_for(job2)
-    ctx.check("recovery.expired-peer.poison", ok,
-              f"record {rec[:400] if rec else None!r}; expected jobwire.PoisonJob recovered by {w.worker_id}")
+    ok = (
+        rec is not None
+        and doc.get("exception") == "jobwire.PoisonJob"
+        and doc.get("error", "").endswith(f"recovered as dead by {w.worker_id}")
+        and not ctx.echo_for(job2)
+    )
+    ctx.check(
+        "recovery.expired-peer.poison",
+        ok,
+        f"record {rec[:400] if rec else None!r}; expected jobwire.PoisonJob recovered by {w.worker_id}",
+    )
 
 
-@group(Test("redis.restart", P77, MUST,
-            "Redis restarts (losing every key): the worker reconnects, registers again and runs a new job"),
-       Test("redis.outage", P77, MUST,
-            "Redis unreachable for 3 s: the worker stays alive and then runs a new job"),
-       private_redis=True, weight=3)
+@group(
+    Test(
+        "redis.restart",
+        P77,
+        MUST,
+        "Redis restarts (losing every key): the worker reconnects, registers again and runs a new job",
+    ),
+    Test("redis.outage", P77, MUST, "Redis unreachable for 3 s: the worker stays alive and then runs a new job"),
+    private_redis=True,
+    weight=3,
+)
 def redis_restart(ctx):
     w = ctx.start_worker("rr")
     first = ctx.enqueue("rr", "jobwire.Echo", ["before"])
@@ -184,8 +299,11 @@ def redis_restart(ctx):
         job = ctx.enqueue("rr", "jobwire.Echo", ["after restart"])
         echo = ctx.wait_echo(job, 12)
         registered = ctx.wait_for(lambda: ctx.r.sismember(ctx.k.workers(), w.worker_id), 3)
-        ctx.check("redis.restart", echo is not None and w.alive() and bool(registered),
-                  f"job ran: {echo is not None}; registered again: {bool(registered)}; {w.describe()}")
+        ctx.check(
+            "redis.restart",
+            echo is not None and w.alive() and bool(registered),
+            f"job ran: {echo is not None}; registered again: {bool(registered)}; {w.describe()}",
+        )
     if ctx.wants("redis.outage"):
         ctx.private.stop()
         time.sleep(3.0)
@@ -194,15 +312,28 @@ def redis_restart(ctx):
         ctx.r.connection_pool.disconnect()
         job = ctx.enqueue("rr", "jobwire.Echo", ["after outage"])
         echo = ctx.wait_echo(job, 12)
-        ctx.check("redis.outage", alive and echo is not None and w.alive(),
-                  f"alive during the outage: {alive}; job ran: {echo is not None}; {w.describe()}")
+        ctx.check(
+            "redis.outage",
+            alive and echo is not None and w.alive(),
+            f"alive during the outage: {alive}; job ran: {echo is not None}; {w.describe()}",
+        )
 
 
-@group(Test("recovery.stalled-worker.stale-settle", P76, MUST,
-            "a worker stalled past its lease is recovered by a peer; its late outcome is stale and changes nothing"),
-       Test("recovery.stalled-worker.reregisters", P76, MUST,
-            "the stalled worker, told 'unknown' by its next beat, registers again and keeps working"),
-       weight=2)
+@group(
+    Test(
+        "recovery.stalled-worker.stale-settle",
+        P76,
+        MUST,
+        "a worker stalled past its lease is recovered by a peer; its late outcome is stale and changes nothing",
+    ),
+    Test(
+        "recovery.stalled-worker.reregisters",
+        P76,
+        MUST,
+        "the stalled worker, told 'unknown' by its next beat, registers again and keeps working",
+    ),
+    weight=2,
+)
 def stalled_worker(ctx):
     a = ctx.start_worker("sw")
     job_id, raw = ctx.payload("jobwire.Sleep", [1800])
@@ -228,21 +359,31 @@ def stalled_worker(ctx):
     if ctx.r.hlen(ctx.k.deaths()):
         problems.append(f"deaths left: {ctx.r.hgetall(ctx.k.deaths())}")
     ctx.check("recovery.stalled-worker.stale-settle", not problems, "; ".join(problems))
-    registered = ctx.wait_for(lambda: ctx.r.sismember(ctx.k.workers(), a.worker_id)
-                              and ctx.r.zscore(ctx.k.leases(), a.worker_id) is not None, 3)
+    registered = ctx.wait_for(
+        lambda: ctx.r.sismember(ctx.k.workers(), a.worker_id) and ctx.r.zscore(ctx.k.leases(), a.worker_id) is not None,
+        3,
+    )
     # stop b so that the next job can only run on a
     b.signal(signal.SIGQUIT)
     b.wait(5)
     job2 = ctx.enqueue("sw", "jobwire.Echo", ["after the stall"])
     echo = ctx.wait_echo(job2, 5)
-    ctx.check("recovery.stalled-worker.reregisters",
-              bool(registered) and a.alive() and echo is not None and echo.get("worker") == a.worker_id,
-              f"registered again: {bool(registered)}; ran the next job: {echo is not None and echo.get('worker')}; "
-              f"{a.describe()}")
+    ctx.check(
+        "recovery.stalled-worker.reregisters",
+        bool(registered) and a.alive() and echo is not None and echo.get("worker") == a.worker_id,
+        f"registered again: {bool(registered)}; ran the next job: {echo is not None and echo.get('worker')}; "
+        f"{a.describe()}",
+    )
 
 
-@group(Test("recovery.expired-peer.at-register", P76, MUST,
-            "a worker recovers the lapsed peers that heartbeat.lua lists at register, before its first beat"))
+@group(
+    Test(
+        "recovery.expired-peer.at-register",
+        P76,
+        MUST,
+        "a worker recovers the lapsed peers that heartbeat.lua lists at register, before its first beat",
+    )
+)
 def expired_peer_at_register(ctx):
     ghost = "ghost-host:4444:rq"
     job_id, raw = ctx.payload("jobwire.Echo", ["recovered at register"])
@@ -250,5 +391,8 @@ def expired_peer_at_register(ctx):
     # The first beat is 4 s away: only the register reply can make the recovery happen sooner.
     w = ctx.start_worker("rq", heartbeat_ms=4000, lease_ms=20000, block_timeout_ms=4000)
     echo = ctx.wait_echo(job_id, 2.5)
-    ctx.check("recovery.expired-peer.at-register", echo is not None and not ctx.r.exists(ctx.k.inflight(ghost)),
-              f"the lapsed peer's job did not run within 2.5 s of registering (first beat at 4 s): {w.describe()}")
+    ctx.check(
+        "recovery.expired-peer.at-register",
+        echo is not None and not ctx.r.exists(ctx.k.inflight(ghost)),
+        f"the lapsed peer's job did not run within 2.5 s of registering (first beat at 4 s): {w.describe()}",
+    )

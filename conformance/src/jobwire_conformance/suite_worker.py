@@ -56,42 +56,74 @@ def _check_title(ctx, w, queues: str) -> None:
     impl = re.escape(ctx.impl.impl) if ctx.impl.impl else r"[\w.-]+"
     want = re.compile(rf"^jobwire-{impl}/resque-1: Waiting for {re.escape(queues)}$")
     seen = ctx.wait_for(lambda: want.match(process_title(w.pid)), 2.0, 0.05)  # 'Starting' may linger
-    ctx.check("worker.process-title", seen is not None,
-              f"process title {process_title(w.pid)!r}; an idle worker's must be "
-              f"'jobwire-{ctx.impl.impl or '<impl>'}/resque-1: Waiting for {queues}'")
+    ctx.check(
+        "worker.process-title",
+        seen is not None,
+        f"process title {process_title(w.pid)!r}; an idle worker's must be "
+        f"'jobwire-{ctx.impl.impl or '<impl>'}/resque-1: Waiting for {queues}'",
+    )
 
 
 def info(ctx, wid: str) -> dict:
     return {k.decode(): v.decode("utf-8", "replace") for k, v in ctx.r.hgetall(ctx.k.worker_info(wid)).items()}
 
 
-@group(Test("worker.register.id-format", P71, MUST, "the worker id is <host>:<pid>:<queues as configured>"),
-       Test("worker.register.workers-set", P84, MUST, "a started worker is a member of <ns>:workers"),
-       Test("worker.register.started", KL_R, MUST, "<ns>:worker:<id>:started is '%Y-%m-%d %H:%M:%S +0000'"),
-       Test("worker.register.heartbeat-value", P63, MUST,
-            "the heartbeat hash value validates against heartbeat.schema.json"),
-       Test("worker.register.info", KL_J, MUST,
-            "<ns>:jobwire:worker:<id> validates against worker-info.schema.json and matches the worker"),
-       Test("worker.register.meta", "protocol.md#12-versioning", MUST, "registration records spec_major in <ns>:jobwire:meta"),
-       Test("worker.register.lease", P76, MUST, "the worker holds a lease in <ns>:jobwire:leases ending in the future"),
-       Test("worker.process-title", "protocol.md#78-process-title", SHOULD,
-            "the process title is jobwire-<impl>/resque-1: <state>; an idle worker's state is 'Waiting for <queues>'"),
-       Test("stats.processed.counts-all", KL_R, MUST, "stat:processed counts every settled job, failures included"),
-       Test("stats.failed.counts-failures", KL_R, MUST, "stat:failed counts failed jobs only"),
-       Test("stats.per-worker", KL_R, MUST, "stat:processed:<id> and stat:failed:<id> count while the worker is registered"),
-       Test("record.working-on.cleared", KL_R, MUST,
-            "an idle worker has no <ns>:worker:<id> record and no in-flight hash once its jobs settled"),
-       Test("stats.minutes", KL_J, MUST, "the per-minute counters record processed and failed jobs"),
-       Test("worker.unregister.quit", P85, MUST,
-            "after SIGQUIT an idle worker exits 0 and every key and member of its id is gone"),
-       Test("stats.global-survive-unregister", KL_R, MUST, "global counters survive the worker's unregistration"))
+@group(
+    Test("worker.register.id-format", P71, MUST, "the worker id is <host>:<pid>:<queues as configured>"),
+    Test("worker.register.workers-set", P84, MUST, "a started worker is a member of <ns>:workers"),
+    Test("worker.register.started", KL_R, MUST, "<ns>:worker:<id>:started is '%Y-%m-%d %H:%M:%S +0000'"),
+    Test(
+        "worker.register.heartbeat-value", P63, MUST, "the heartbeat hash value validates against heartbeat.schema.json"
+    ),
+    Test(
+        "worker.register.info",
+        KL_J,
+        MUST,
+        "<ns>:jobwire:worker:<id> validates against worker-info.schema.json and matches the worker",
+    ),
+    Test(
+        "worker.register.meta",
+        "protocol.md#12-versioning",
+        MUST,
+        "registration records spec_major in <ns>:jobwire:meta",
+    ),
+    Test("worker.register.lease", P76, MUST, "the worker holds a lease in <ns>:jobwire:leases ending in the future"),
+    Test(
+        "worker.process-title",
+        "protocol.md#78-process-title",
+        SHOULD,
+        "the process title is jobwire-<impl>/resque-1: <state>; an idle worker's state is 'Waiting for <queues>'",
+    ),
+    Test("stats.processed.counts-all", KL_R, MUST, "stat:processed counts every settled job, failures included"),
+    Test("stats.failed.counts-failures", KL_R, MUST, "stat:failed counts failed jobs only"),
+    Test(
+        "stats.per-worker", KL_R, MUST, "stat:processed:<id> and stat:failed:<id> count while the worker is registered"
+    ),
+    Test(
+        "record.working-on.cleared",
+        KL_R,
+        MUST,
+        "an idle worker has no <ns>:worker:<id> record and no in-flight hash once its jobs settled",
+    ),
+    Test("stats.minutes", KL_J, MUST, "the per-minute counters record processed and failed jobs"),
+    Test(
+        "worker.unregister.quit",
+        P85,
+        MUST,
+        "after SIGQUIT an idle worker exits 0 and every key and member of its id is gone",
+    ),
+    Test("stats.global-survive-unregister", KL_R, MUST, "global counters survive the worker's unregistration"),
+)
 def registration(ctx):
     queues = "rega,regb"
     w = ctx.start_worker(queues)
     wid = w.worker_id
     m = re.fullmatch(r"([^:]+):(\d+)(\+\d+)?:(.*)", wid)
-    ctx.check("worker.register.id-format", bool(m) and m.group(2) == str(w.pid) and m.group(4) == queues,
-              f"worker id {wid!r}; expected <host>:{w.pid}:{queues}")
+    ctx.check(
+        "worker.register.id-format",
+        bool(m) and m.group(2) == str(w.pid) and m.group(4) == queues,
+        f"worker id {wid!r}; expected <host>:{w.pid}:{queues}",
+    )
     ctx.check("worker.register.workers-set", ctx.r.sismember(ctx.k.workers(), wid), "not in the workers set")
     started = (ctx.r.get(ctx.k.worker_started(wid)) or b"").decode()
     ctx.check("worker.register.started", bool(STARTED.match(started)), f"started is {started!r}")
@@ -125,8 +157,7 @@ def registration(ctx):
     ctx.check("worker.register.meta", meta == b"1", f"spec_major is {meta!r}")
     lease = ctx.r.zscore(ctx.k.leases(), wid)
     now = redis_time_ms(ctx.r)
-    ctx.check("worker.register.lease", lease is not None and lease > now,
-              f"lease {lease} (Redis time {now})")
+    ctx.check("worker.register.lease", lease is not None and lease > now, f"lease {lease} (Redis time {now})")
     if ctx.wants("worker.process-title"):
         _check_title(ctx, w, queues)
     # stats: 3 successes, 2 failures
@@ -143,11 +174,16 @@ def registration(ctx):
     ctx.check("stats.failed.counts-failures", failed == 2, f"stat:failed is {failed}, expected 2")
     pw = ctx.r.get(ctx.k.stat_processed_worker(wid))
     fw = ctx.r.get(ctx.k.stat_failed_worker(wid))
-    ctx.check("stats.per-worker", pw == b"5" and fw == b"2",
-              f"stat:processed:<id> {pw!r} (expected 5), stat:failed:<id> {fw!r} (expected 2)")
-    ctx.check("record.working-on.cleared", not ctx.r.exists(ctx.k.worker_record(wid))
-              and not ctx.r.exists(ctx.k.inflight(wid)),
-              "<ns>:worker:<id> or the in-flight hash remains after the jobs settled")
+    ctx.check(
+        "stats.per-worker",
+        pw == b"5" and fw == b"2",
+        f"stat:processed:<id> {pw!r} (expected 5), stat:failed:<id> {fw!r} (expected 2)",
+    )
+    ctx.check(
+        "record.working-on.cleared",
+        not ctx.r.exists(ctx.k.worker_record(wid)) and not ctx.r.exists(ctx.k.inflight(wid)),
+        "<ns>:worker:<id> or the in-flight hash remains after the jobs settled",
+    )
     days = {time.strftime("%Y-%m-%d", time.gmtime(t)) for t in (time.time() - 60, time.time())}
     totals = {"processed": 0, "failed": 0}
     for day in days:
@@ -159,18 +195,29 @@ def registration(ctx):
     w.signal(signal.SIGQUIT)
     code = w.wait(8)
     left = {k: v for k, v in worker_keys(ctx, wid).items() if v}
-    ctx.check("worker.unregister.quit", code == 0 and not left,
-              f"exit status {code}; still present: {sorted(left)}; {w.describe() if code != 0 else ''}")
-    ctx.check("stats.global-survive-unregister",
-              processed() == 5 and int(ctx.r.get(ctx.k.stat_failed()) or 0) == 2, "global counters changed")
+    ctx.check(
+        "worker.unregister.quit",
+        code == 0 and not left,
+        f"exit status {code}; still present: {sorted(left)}; {w.describe() if code != 0 else ''}",
+    )
+    ctx.check(
+        "stats.global-survive-unregister",
+        processed() == 5 and int(ctx.r.get(ctx.k.stat_failed()) or 0) == 2,
+        "global counters changed",
+    )
 
 
-@group(Test("worker.signal.quit", P75, MUST,
-            "SIGQUIT during a job: the job finishes and is settled, the worker leaves and exits 0"),
-       Test("worker.heartbeat.while-busy", P76, MUST, "the lease keeps being renewed while a job runs longer than it"),
-       Test("record.working-on", P61, MUST,
-            "while a job runs, <ns>:worker:<id> holds {queue, run_at, payload verbatim}"),
-       Test("record.inflight", KL_J, MUST, "while a job runs, the in-flight hash holds queue, payload, token"))
+@group(
+    Test(
+        "worker.signal.quit",
+        P75,
+        MUST,
+        "SIGQUIT during a job: the job finishes and is settled, the worker leaves and exits 0",
+    ),
+    Test("worker.heartbeat.while-busy", P76, MUST, "the lease keeps being renewed while a job runs longer than it"),
+    Test("record.working-on", P61, MUST, "while a job runs, <ns>:worker:<id> holds {queue, run_at, payload verbatim}"),
+    Test("record.inflight", KL_J, MUST, "while a job runs, the in-flight hash holds queue, payload, token"),
+)
 def signal_quit(ctx):
     w = ctx.start_worker("sq")
     job_id, raw = ctx.payload("jobwire.Sleep", [2200], {"extra": [1.50]})
@@ -202,17 +249,26 @@ def signal_quit(ctx):
     time.sleep(1.6)  # longer than the 1500 ms lease
     l2 = ctx.r.zscore(ctx.k.leases(), w.worker_id) or 0
     now = redis_time_ms(ctx.r)
-    ctx.check("worker.heartbeat.while-busy", l2 > l1 and l2 > now,
-              f"lease {l1} then {l2} (Redis time {now}) while a 2.2 s job runs")
+    ctx.check(
+        "worker.heartbeat.while-busy",
+        l2 > l1 and l2 > now,
+        f"lease {l1} then {l2} (Redis time {now}) while a 2.2 s job runs",
+    )
     w.signal(signal.SIGQUIT)
     code = w.wait(8)
     echo = ctx.echo_for(job_id)
     left = {k: v for k, v in worker_keys(ctx, w.worker_id).items() if v}
-    ctx.check("worker.signal.quit",
-              code == 0 and len(echo) == 1 and not left and not ctx.failures()
-              and ctx.r.llen(ctx.k.queue("sq")) == 0 and int(ctx.r.get(ctx.k.stat_processed()) or 0) == 1,
-              f"exit status {code}, {len(echo)} echo records, failures {ctx.failures()[:1]}, "
-              f"keys left {sorted(left)}, queue length {ctx.r.llen(ctx.k.queue('sq'))}; {w.describe()}")
+    ctx.check(
+        "worker.signal.quit",
+        code == 0
+        and len(echo) == 1
+        and not left
+        and not ctx.failures()
+        and ctx.r.llen(ctx.k.queue("sq")) == 0
+        and int(ctx.r.get(ctx.k.stat_processed()) or 0) == 1,
+        f"exit status {code}, {len(echo)} echo records, failures {ctx.failures()[:1]}, "
+        f"keys left {sorted(left)}, queue length {ctx.r.llen(ctx.k.queue('sq'))}; {w.describe()}",
+    )
 
 
 def _term(ctx, sig, test_id):
@@ -252,9 +308,15 @@ def _term(ctx, sig, test_id):
     return behind
 
 
-@group(Test("worker.signal.term", P75, MUST,
-            "SIGTERM during a job: the job is given back to the head of its queue unchanged, no death, exit 0"),
-       Test("worker.signal.int", P75, MUST, "SIGINT behaves as SIGTERM"))
+@group(
+    Test(
+        "worker.signal.term",
+        P75,
+        MUST,
+        "SIGTERM during a job: the job is given back to the head of its queue unchanged, no death, exit 0",
+    ),
+    Test("worker.signal.int", P75, MUST, "SIGINT behaves as SIGTERM"),
+)
 def signal_term(ctx):
     if ctx.wants("worker.signal.term"):
         _term(ctx, signal.SIGTERM, "worker.signal.term")
@@ -280,32 +342,60 @@ def _pause_resume(ctx, w, pause, resume, test_id, queue):
     resume()
     echo = ctx.wait_echo(job, 3)
     state = info(ctx, w.worker_id).get("state")
-    ctx.check(test_id, echo is not None and state == "idle" and w.alive(),
-              f"after resuming: job ran {echo is not None}, state {state!r}; {w.describe()}")
+    ctx.check(
+        test_id,
+        echo is not None and state == "idle" and w.alive(),
+        f"after resuming: job ran {echo is not None}, state {state!r}; {w.describe()}",
+    )
 
 
-@group(Test("worker.signal.pause-resume", P75, MUST,
-            "SIGUSR2 pauses (state paused, no job taken); SIGCONT resumes (state idle, jobs run)"),
-       Test("control.pause-resume", P75, MUST, "the pause and resume control commands pause and resume"),
-       Test("control.unknown-ignored", P75, MUST, "an unknown control command is ignored"),
-       Test("control.quit", P75, MUST, "the quit control command makes an idle worker leave and exit 0"),
-       Test("queue.pause-all", "protocol.md#75-signals-and-the-control-channel", MUST,
-            "<ns>:pause-all-workers = true stops reserving; deleting it resumes within the block timeout"))
+@group(
+    Test(
+        "worker.signal.pause-resume",
+        P75,
+        MUST,
+        "SIGUSR2 pauses (state paused, no job taken); SIGCONT resumes (state idle, jobs run)",
+    ),
+    Test("control.pause-resume", P75, MUST, "the pause and resume control commands pause and resume"),
+    Test("control.unknown-ignored", P75, MUST, "an unknown control command is ignored"),
+    Test("control.quit", P75, MUST, "the quit control command makes an idle worker leave and exit 0"),
+    Test(
+        "queue.pause-all",
+        "protocol.md#75-signals-and-the-control-channel",
+        MUST,
+        "<ns>:pause-all-workers = true stops reserving; deleting it resumes within the block timeout",
+    ),
+)
 def pause_and_control(ctx):
     w = ctx.start_worker("pc")
     control = ctx.k.control(w.worker_id)
     if ctx.wants("worker.signal.pause-resume"):
-        _pause_resume(ctx, w, lambda: w.signal(signal.SIGUSR2), lambda: w.signal(signal.SIGCONT),
-                      "worker.signal.pause-resume", "pc")
+        _pause_resume(
+            ctx,
+            w,
+            lambda: w.signal(signal.SIGUSR2),
+            lambda: w.signal(signal.SIGCONT),
+            "worker.signal.pause-resume",
+            "pc",
+        )
     if ctx.wants("control.pause-resume"):
-        _pause_resume(ctx, w, lambda: ctx.r.rpush(control, "pause"), lambda: ctx.r.rpush(control, "resume"),
-                      "control.pause-resume", "pc")
+        _pause_resume(
+            ctx,
+            w,
+            lambda: ctx.r.rpush(control, "pause"),
+            lambda: ctx.r.rpush(control, "resume"),
+            "control.pause-resume",
+            "pc",
+        )
     if ctx.wants("control.unknown-ignored"):
         ctx.r.rpush(control, "frobnicate now")
         time.sleep(0.3)
         job = ctx.enqueue("pc", "jobwire.Echo", ["after unknown"])
-        ctx.check("control.unknown-ignored", ctx.wait_echo(job, 3) is not None and w.alive(),
-                  f"the worker stopped working after an unknown command: {w.describe()}")
+        ctx.check(
+            "control.unknown-ignored",
+            ctx.wait_echo(job, 3) is not None and w.alive(),
+            f"the worker stopped working after an unknown command: {w.describe()}",
+        )
     if ctx.wants("queue.pause-all"):
         ctx.r.set(ctx.k.pause_all(), " TRUE ")
         time.sleep(0.7)
@@ -314,8 +404,11 @@ def pause_and_control(ctx):
         ran = bool(ctx.echo_for(job))
         ctx.r.delete(ctx.k.pause_all())
         echo = ctx.wait_echo(job, 3)
-        ctx.check("queue.pause-all", not ran and echo is not None,
-                  "a job ran while pause-all-workers was true" if ran else "the job did not run after resuming")
+        ctx.check(
+            "queue.pause-all",
+            not ran and echo is not None,
+            "a job ran while pause-all-workers was true" if ran else "the job did not run after resuming",
+        )
     if ctx.wants("control.quit"):
         ctx.r.rpush(control, "quit")
         code = w.wait(6)
@@ -323,11 +416,29 @@ def pause_and_control(ctx):
         ctx.check("control.quit", code == 0 and not left, f"exit status {code}; keys left {sorted(left)}")
 
 
-@group(Test("worker.signal.usr1-kill", P75, "MUST", "SIGUSR1 kills the running job; it fails as jobwire.Killed; the worker goes on",
-            feature="kill-running-job"),
-       Test("control.kill-token", P75, "MUST", "kill <token> kills only the job holding that token", feature="kill-running-job"),
-       Test("control.kill", P75, "MUST", "a bare kill command kills the running job as jobwire.Killed",
-            feature="kill-running-job"))
+@group(
+    Test(
+        "worker.signal.usr1-kill",
+        P75,
+        "MUST",
+        "SIGUSR1 kills the running job; it fails as jobwire.Killed; the worker goes on",
+        feature="kill-running-job",
+    ),
+    Test(
+        "control.kill-token",
+        P75,
+        "MUST",
+        "kill <token> kills only the job holding that token",
+        feature="kill-running-job",
+    ),
+    Test(
+        "control.kill",
+        P75,
+        "MUST",
+        "a bare kill command kills the running job as jobwire.Killed",
+        feature="kill-running-job",
+    ),
+)
 def kill(ctx):
     w = ctx.start_worker("kq")
 
@@ -335,9 +446,11 @@ def kill(ctx):
         rec, doc = ctx.wait_failure(job_id, 3.5)
         after = ctx.enqueue("kq", "jobwire.Echo", [f"after {how}"])
         ran_after = ctx.wait_echo(after, 4) is not None
-        ctx.check(test_id, rec is not None and doc.get("exception") == "jobwire.Killed" and ran_after
-                  and not ctx.echo_for(job_id),
-                  f"after {how}: record {rec[:300] if rec else None!r}; next job ran: {ran_after}; {w.describe()}")
+        ctx.check(
+            test_id,
+            rec is not None and doc.get("exception") == "jobwire.Killed" and ran_after and not ctx.echo_for(job_id),
+            f"after {how}: record {rec[:300] if rec else None!r}; next job ran: {ran_after}; {w.describe()}",
+        )
 
     if ctx.wants("worker.signal.usr1-kill"):
         job = ctx.enqueue("kq", "jobwire.Sleep", [6000])
@@ -362,48 +475,89 @@ def kill(ctx):
         killed(job, "kill", "control.kill")
 
 
-@group(Test("worker.job-timeout", "protocol.md#74-running-a-job", MUST,
-            "a job running past --job-timeout-ms fails as jobwire.Timeout; the worker goes on", feature="job-timeout"))
+@group(
+    Test(
+        "worker.job-timeout",
+        "protocol.md#74-running-a-job",
+        MUST,
+        "a job running past --job-timeout-ms fails as jobwire.Timeout; the worker goes on",
+        feature="job-timeout",
+    )
+)
 def job_timeout(ctx):
     w = ctx.start_worker("jt", job_timeout_ms=600)
     job = ctx.enqueue("jt", "jobwire.Sleep", [5000])
     rec, doc = ctx.wait_failure(job, 4)
     after = ctx.enqueue("jt", "jobwire.Echo", ["after timeout"])
     ran = ctx.wait_echo(after, 4) is not None
-    ctx.check("worker.job-timeout", rec is not None and doc.get("exception") == "jobwire.Timeout" and ran,
-              f"record {rec[:300] if rec else None!r}; next job ran: {ran}; {w.describe()}")
+    ctx.check(
+        "worker.job-timeout",
+        rec is not None and doc.get("exception") == "jobwire.Timeout" and ran,
+        f"record {rec[:300] if rec else None!r}; next job ran: {ran}; {w.describe()}",
+    )
 
 
-@group(Test("worker.register.spec-mismatch", "protocol.md#12-versioning", MUST,
-            "a worker refuses to register when <ns>:jobwire:meta names another spec major, and exits non-zero"))
+@group(
+    Test(
+        "worker.register.spec-mismatch",
+        "protocol.md#12-versioning",
+        MUST,
+        "a worker refuses to register when <ns>:jobwire:meta names another spec major, and exits non-zero",
+    )
+)
 def spec_mismatch(ctx):
     ctx.r.hset(ctx.k.meta(), "spec_major", "2")
     w = ctx.start_worker("sm", register=False)
     code = w.wait(10)
     members = ctx.r.smembers(ctx.k.workers())
-    ctx.check("worker.register.spec-mismatch", code not in (None, 0) and not members,
-              f"exit status {code}; workers set {members}; {w.describe()}")
+    ctx.check(
+        "worker.register.spec-mismatch",
+        code not in (None, 0) and not members,
+        f"exit status {code}; workers set {members}; {w.describe()}",
+    )
 
 
-@group(Test("worker.options.lease-too-short", "protocol.md#72-configuration", MUST,
-            "a worker given --lease-ms not above 2 x --heartbeat-ms exits with status 2 and registers nothing"),
-       Test("worker.options.bad-queues", "protocol.md#72-configuration", MUST,
-            "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2"))
+@group(
+    Test(
+        "worker.options.lease-too-short",
+        "protocol.md#72-configuration",
+        MUST,
+        "a worker given --lease-ms not above 2 x --heartbeat-ms exits with status 2 and registers nothing",
+    ),
+    Test(
+        "worker.options.bad-queues",
+        "protocol.md#72-configuration",
+        MUST,
+        "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2",
+    ),
+)
 def bad_options(ctx):
     w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
     code = w.wait(10)
-    ctx.check("worker.options.lease-too-short", code == 2 and not ctx.r.smembers(ctx.k.workers()),
-              f"exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}")
+    ctx.check(
+        "worker.options.lease-too-short",
+        code == 2 and not ctx.r.smembers(ctx.k.workers()),
+        f"exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
+    )
     for queues in ("a,,b", "mail*", "*,a,*"):
         w = ctx.start_worker(queues, register=False)
         code = w.wait(10)
-        if not ctx.check("worker.options.bad-queues", code == 2 and not ctx.r.smembers(ctx.k.workers()),
-                         f"--queues {queues!r}: exit status {code}: {w.describe()}"):
+        if not ctx.check(
+            "worker.options.bad-queues",
+            code == 2 and not ctx.r.smembers(ctx.k.workers()),
+            f"--queues {queues!r}: exit status {code}: {w.describe()}",
+        ):
             return
 
 
-@group(Test("worker.signal.prompt-while-blocked", "protocol.md#79-the-worker-state-machine", MUST,
-            "an idle worker blocked in BLPOP (4 s timeout, beats 3 s apart) acts on SIGQUIT at once: it exits within 1.5 s"))
+@group(
+    Test(
+        "worker.signal.prompt-while-blocked",
+        "protocol.md#79-the-worker-state-machine",
+        MUST,
+        "an idle worker blocked in BLPOP (4 s timeout, beats 3 s apart) acts on SIGQUIT at once: it exits within 1.5 s",
+    )
+)
 def prompt_signal(ctx):
     w = ctx.start_worker("ps", heartbeat_ms=3000, lease_ms=10000, block_timeout_ms=4000)
     time.sleep(0.6)  # blocked now, nowhere near a beat or the block timeout
@@ -411,14 +565,27 @@ def prompt_signal(ctx):
     w.signal(signal.SIGQUIT)
     code = w.wait(5)
     took = time.monotonic() - t0
-    ctx.check("worker.signal.prompt-while-blocked", code == 0 and took < 1.5,
-              f"exit status {code} after {took:.2f} s: {w.describe()}")
+    ctx.check(
+        "worker.signal.prompt-while-blocked",
+        code == 0 and took < 1.5,
+        f"exit status {code} after {took:.2f} s: {w.describe()}",
+    )
 
 
-@group(Test("worker.signal.pause-while-busy", P75, MUST,
-            "SIGUSR2 during a job: state is paused at once, the job finishes and is settled, no next job starts"),
-       Test("worker.signal.cont-after-stop-resumes", P75, MUST,
-            "a paused worker stopped with SIGSTOP and continued with SIGCONT is resumed (SIGCONT means resume)"))
+@group(
+    Test(
+        "worker.signal.pause-while-busy",
+        P75,
+        MUST,
+        "SIGUSR2 during a job: state is paused at once, the job finishes and is settled, no next job starts",
+    ),
+    Test(
+        "worker.signal.cont-after-stop-resumes",
+        P75,
+        MUST,
+        "a paused worker stopped with SIGSTOP and continued with SIGCONT is resumed (SIGCONT means resume)",
+    ),
+)
 def pause_timing(ctx):
     w = ctx.start_worker("pt")
     if ctx.wants("worker.signal.pause-while-busy"):
@@ -431,22 +598,29 @@ def pause_timing(ctx):
         echo = ctx.wait_echo(job, 5)
         settled = ctx.wait_for(lambda: not ctx.held(w), 1.5)
         time.sleep(0.6)
-        ctx.check("worker.signal.pause-while-busy",
-                  paused and still_running and echo is not None and settled and not ctx.echo_for(nxt),
-                  f"state paused within 1.5 s {bool(paused)} (job still running {still_running}), job ran "
-                  f"{echo is not None}, settled after it {bool(settled)}, next job ran {bool(ctx.echo_for(nxt))}: "
-                  f"{w.describe()}")
+        ctx.check(
+            "worker.signal.pause-while-busy",
+            paused and still_running and echo is not None and settled and not ctx.echo_for(nxt),
+            f"state paused within 1.5 s {bool(paused)} (job still running {still_running}), job ran "
+            f"{echo is not None}, settled after it {bool(settled)}, next job ran {bool(ctx.echo_for(nxt))}: "
+            f"{w.describe()}",
+        )
         w.signal(signal.SIGCONT)
         ctx.wait_echo(nxt, 3)
     if ctx.wants("worker.signal.cont-after-stop-resumes"):
         ctx.r.rpush(ctx.k.control(w.worker_id), "pause")
-        ctx.require(ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == "paused", 3),
-                    f"the pause command did not pause: {w.describe()}")
+        ctx.require(
+            ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == "paused", 3),
+            f"the pause command did not pause: {w.describe()}",
+        )
         w.signal(signal.SIGSTOP)
         time.sleep(0.3)
         w.signal(signal.SIGCONT)
         job = ctx.enqueue("pt", "jobwire.Echo", ["after stop and continue"])
         echo = ctx.wait_echo(job, 3)
         state = info(ctx, w.worker_id).get("state")
-        ctx.check("worker.signal.cont-after-stop-resumes", echo is not None and state == "idle",
-                  f"after SIGSTOP + SIGCONT: job ran {echo is not None}, state {state!r}")
+        ctx.check(
+            "worker.signal.cont-after-stop-resumes",
+            echo is not None and state == "idle",
+            f"after SIGSTOP + SIGCONT: job ran {echo is not None}, state {state!r}",
+        )

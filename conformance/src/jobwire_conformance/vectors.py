@@ -88,8 +88,10 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
             problems.append(f"{rel}: not JSON: {exc}")
             continue
         for err in meta_validator.iter_errors(doc):
-            problems.append(f"{rel}: does not match vector.schema.json: {err.message[:200]} at "
-                            f"{'/'.join(map(str, err.absolute_path))}")
+            problems.append(
+                f"{rel}: does not match vector.schema.json: {err.message[:200]} at "
+                f"{'/'.join(map(str, err.absolute_path))}"
+            )
         for test_id in _ids(doc):
             if test_id in seen_ids:
                 problems.append(f"{rel}: id {test_id} also in {seen_ids[test_id]}")
@@ -113,9 +115,11 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                     descriptions.add(t["description"])
                     valid = v.is_valid(t["data"])
                     if valid != t["valid"]:
-                        problems.append(f"{rel}: {case['id']}: {t['description']!r}: the spec schema says "
-                                        f"{'valid' if valid else 'invalid'}, the vector says "
-                                        f"{'valid' if t['valid'] else 'invalid'}")
+                        problems.append(
+                            f"{rel}: {case['id']}: {t['description']!r}: the spec schema says "
+                            f"{'valid' if valid else 'invalid'}, the vector says "
+                            f"{'valid' if t['valid'] else 'invalid'}"
+                        )
             continue
         kind = doc.get("kind")
         for case in doc.get("cases", []):
@@ -126,14 +130,25 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                     problems.append(f"{rel}: {case['id']}: no template {case['template']!r} in spec/keys.json")
                     continue
                 key_templates_seen.add(case["template"])
-                for field, ph in (("queue", "{queue}"), ("worker_id", "{worker_id}"), ("day", "{day}"),
-                                  ("ts", "{ts}"), ("item", "{item}"), ("name", "{name}")):
+                for field, ph in (
+                    ("queue", "{queue}"),
+                    ("worker_id", "{worker_id}"),
+                    ("day", "{day}"),
+                    ("ts", "{ts}"),
+                    ("item", "{item}"),
+                    ("name", "{name}"),
+                ):
                     if (ph in t) != (field in case):
                         problems.append(f"{rel}: {case['id']}: {field} {'missing' if ph in t else 'not used'}")
-                want = (t.replace("{ns}", case["ns"]).replace("{queue}", case.get("queue", ""))
-                        .replace("{worker_id}", case.get("worker_id", "")).replace("{day}", case.get("day", ""))
-                        .replace("{ts}", case.get("ts", "")).replace("{item}", case.get("item", ""))
-                        .replace("{name}", case.get("name", "")))
+                want = (
+                    t.replace("{ns}", case["ns"])
+                    .replace("{queue}", case.get("queue", ""))
+                    .replace("{worker_id}", case.get("worker_id", ""))
+                    .replace("{day}", case.get("day", ""))
+                    .replace("{ts}", case.get("ts", ""))
+                    .replace("{item}", case.get("item", ""))
+                    .replace("{name}", case.get("name", ""))
+                )
                 if want != case["key"]:
                     problems.append(f"{rel}: {case['id']}: key {case['key']!r}, the template gives {want!r}")
             elif kind == "failure-records":
@@ -146,8 +161,10 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
                 if read_ok != case["valid_read"]:
                     problems.append(f"{rel}: {case['id']}: failure.schema.json says read-valid={read_ok}")
                 if write_ok != case["valid_write"]:
-                    problems.append(f"{rel}: {case['id']}: the writer rules say write-valid={write_ok}: "
-                                    f"{failure_write_problems(case['record'])}")
+                    problems.append(
+                        f"{rel}: {case['id']}: the writer rules say write-valid={write_ok}: "
+                        f"{failure_write_problems(case['record'])}"
+                    )
             elif kind == "deaths":
                 deaths_cases.append((rel, case))
             elif kind in ("retry-delays", "schedule-next"):
@@ -167,6 +184,7 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
     # the runner's own tests link to spec headings too
     from .core import GROUPS
     from . import runner  # noqa: F401 - registers the groups
+
     test_ids = set()
     for g in GROUPS:
         for t in g.tests:
@@ -188,7 +206,9 @@ def check_all(run_lua: bool = True) -> tuple[list[str], int]:
             problems.append(f"implementations/{path.name}: not JSON: {exc}")
             continue
         for err in manifest_validator.iter_errors(doc):
-            problems.append(f"implementations/{path.name}: {err.message[:200]} at {'/'.join(map(str, err.absolute_path))}")
+            problems.append(
+                f"implementations/{path.name}: {err.message[:200]} at {'/'.join(map(str, err.absolute_path))}"
+            )
         if doc.get("name") != path.stem:
             problems.append(f"implementations/{path.name}: name {doc.get('name')!r} differs from the file name")
     if run_lua and deaths_cases:
@@ -212,6 +232,7 @@ def check_deaths(cases) -> list[str]:
     """Run each death vector through spec/lua in a throwaway redis-server."""
     from .core import Context  # noqa: F401
     from .redisutil import Keys, RedisServer, Scripts, client, utc
+
     problems = []
     server = RedisServer().start()
     try:
@@ -224,14 +245,37 @@ def check_deaths(cases) -> list[str]:
             if "job_id" in case:
                 doc["id"] = case["job_id"]
             raw = json.dumps(doc, separators=(",", ":"))
-            s.call("heartbeat", [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid),
-                                 k.meta()], [wid, 60000, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1"])
+            s.call(
+                "heartbeat",
+                [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid), k.meta()],
+                [wid, 60000, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1"],
+            )
             r.rpush(k.queue(q), raw)
-            base_keys = [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
-                         k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(),
-                         k.minutes(utc("%Y-%m-%d")), k.leases(), k.pause_all(), k.queue(q), k.wake(q)]
-            argv = [wid, "none", "", "", utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"),
-                    case["max_deaths"], 16777216]
+            base_keys = [
+                k.worker_record(wid),
+                k.inflight(wid),
+                k.stat_processed(),
+                k.stat_processed_worker(wid),
+                k.stat_failed(),
+                k.stat_failed_worker(wid),
+                k.failed(),
+                k.deaths(),
+                k.minutes(utc("%Y-%m-%d")),
+                k.leases(),
+                k.pause_all(),
+                k.queue(q),
+                k.wake(q),
+            ]
+            argv = [
+                wid,
+                "none",
+                "",
+                "",
+                utc("%Y/%m/%d %H:%M:%S UTC"),
+                utc("%Y-%m-%dT%H:%M:%SZ"),
+                case["max_deaths"],
+                16777216,
+            ]
             reply = s.call("work", base_keys + [k.queue(q), k.wake(q)], argv + [q])
             token = reply[2]
             job_key = r.hget(k.inflight(wid), "job_key")
@@ -239,26 +283,53 @@ def check_deaths(cases) -> list[str]:
                 r.hset(k.deaths(), job_key, case["deaths_before"])
             ev = case["event"]
             if ev in ("ok", "fail", "crash"):
-                arg = ('{"failed_at":"x","payload":%s,"exception":"E","error":"e","backtrace":[],"worker":"%s",'
-                       '"queue":"q"}' % (raw, wid)) if ev == "fail" else ("child 1 killed by signal 9" if ev == "crash" else "")
+                arg = (
+                    (
+                        '{"failed_at":"x","payload":%s,"exception":"E","error":"e","backtrace":[],"worker":"%s",'
+                        '"queue":"q"}' % (raw, wid)
+                    )
+                    if ev == "fail"
+                    else ("child 1 killed by signal 9" if ev == "crash" else "")
+                )
                 argv2 = [wid, ev, token, arg] + argv[4:]
                 settled = s.call("work", base_keys, argv2)[0].decode()
-                outcome = {"ok": "done", "failed": "failed", "requeued": "requeued", "poisoned": "poisoned"}.get(settled, settled)
+                outcome = {"ok": "done", "failed": "failed", "requeued": "requeued", "poisoned": "poisoned"}.get(
+                    settled, settled
+                )
             else:
                 if ev == "expired":
                     r.zadd(k.leases(), {wid: 1})
-                res = s.call("unregister", [k.leases(), k.workers(), k.heartbeats(), k.worker_record(wid),
-                                            k.worker_started(wid), k.inflight(wid), k.stat_processed_worker(wid),
-                                            k.stat_failed_worker(wid), k.worker_info(wid), k.control(wid), k.deaths(),
-                                            k.failed(), k.stat_processed(), k.stat_failed(), k.minutes(utc("%Y-%m-%d")),
-                                            k.queue(q), k.wake(q)],
-                             [wid, ev, q, utc("%Y/%m/%d %H:%M:%S UTC"), case["max_deaths"], "recoverer:2:q"])
+                res = s.call(
+                    "unregister",
+                    [
+                        k.leases(),
+                        k.workers(),
+                        k.heartbeats(),
+                        k.worker_record(wid),
+                        k.worker_started(wid),
+                        k.inflight(wid),
+                        k.stat_processed_worker(wid),
+                        k.stat_failed_worker(wid),
+                        k.worker_info(wid),
+                        k.control(wid),
+                        k.deaths(),
+                        k.failed(),
+                        k.stat_processed(),
+                        k.stat_failed(),
+                        k.minutes(utc("%Y-%m-%d")),
+                        k.queue(q),
+                        k.wake(q),
+                    ],
+                    [wid, ev, q, utc("%Y/%m/%d %H:%M:%S UTC"), case["max_deaths"], "recoverer:2:q"],
+                )
                 outcome = res[1].decode()
             deaths = r.hget(k.deaths(), job_key) if job_key is not None else None
             after = int(deaths) if deaths is not None else None
             if outcome != case["outcome"] or after != case["deaths_after"]:
-                problems.append(f"{rel}: {case['id']}: spec/lua gives outcome {outcome!r}, deaths {after}; "
-                                f"the vector says {case['outcome']!r}, {case['deaths_after']}")
+                problems.append(
+                    f"{rel}: {case['id']}: spec/lua gives outcome {outcome!r}, deaths {after}; "
+                    f"the vector says {case['outcome']!r}, {case['deaths_after']}"
+                )
             if outcome == "requeued" and r.lindex(k.queue(q), 0) != raw.encode():
                 problems.append(f"{rel}: {case['id']}: the requeued payload is not at the head of its queue")
             if outcome == "poisoned":

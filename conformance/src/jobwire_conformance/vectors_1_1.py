@@ -13,8 +13,14 @@ import math
 import re
 from typing import Any
 
-DEFAULTS: dict[str, Any] = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
-            "max_delay_ms": 3600000, "jitter": 0.5}
+DEFAULTS: dict[str, Any] = {
+    "max_attempts": 5,
+    "backoff": "exponential",
+    "delay_ms": 1000,
+    "factor": 2,
+    "max_delay_ms": 3600000,
+    "jitter": 0.5,
+}
 
 
 def fnv1a32(data: bytes) -> int:
@@ -41,7 +47,7 @@ def retry_outcome(policy, job_id: str, attempt: int):
                 break
     base = math.floor(min(raw, float(p["max_delay_ms"])))
     h = fnv1a32((job_id + ":" + str(attempt)).encode())
-    return "retry", base - math.floor(base * p["jitter"] * h / 2 ** 32)
+    return "retry", base - math.floor(base * p["jitter"] * h / 2**32)
 
 
 def _values(field: str, low: int, high: int):
@@ -122,7 +128,9 @@ def check_case(kind: str, case: dict) -> list[str]:
             return [f"{cid}: fnv1a32 differs"]
         outcome, delay = retry_outcome(case["policy"], case["job_id"], case["attempt"])
         if outcome != case["outcome"] or delay != case.get("delay_ms"):
-            return [f"{cid}: protocol.md 14.4 gives {outcome} {delay}, the vector {case['outcome']} {case.get('delay_ms')}"]
+            return [
+                f"{cid}: protocol.md 14.4 gives {outcome} {delay}, the vector {case['outcome']} {case.get('delay_ms')}"
+            ]
         return []
     d = case["definition"]
     if case["type"] == "invalid":

@@ -44,8 +44,14 @@ def main(defect: str | None = None) -> int:
     p.add_argument("--queues", required=True)
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument("--namespace", default="resque")
-    for flag in ("--heartbeat-ms", "--lease-ms", "--block-timeout-ms", "--max-deaths", "--job-timeout-ms",
-                 "--max-payload-bytes"):
+    for flag in (
+        "--heartbeat-ms",
+        "--lease-ms",
+        "--block-timeout-ms",
+        "--max-deaths",
+        "--job-timeout-ms",
+        "--max-payload-bytes",
+    ):
         p.add_argument(flag, type=int, default=0)
     o = p.parse_args()
     r = client(o.redis_url)
@@ -56,10 +62,35 @@ def main(defect: str | None = None) -> int:
     signal.signal(signal.SIGQUIT, lambda *_: stop.append("quit"))
     signal.signal(signal.SIGTERM, lambda *_: stop.append("term"))
     hb_keys = [k.workers(), k.heartbeats(), k.leases(), k.worker_started(wid), k.worker_info(wid), k.meta()]
-    s.call("heartbeat", hb_keys, [wid, o.lease_ms, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1",
-                                  "impl", "broken", "impl_version", "0", "spec", "1.0.0", "host", socket.gethostname(),
-                                  "pid", str(os.getpid()), "queues", o.queues, "started_ms", str(int(time.time() * 1000)),
-                                  "mode", "inline", "state", "idle"])
+    s.call(
+        "heartbeat",
+        hb_keys,
+        [
+            wid,
+            o.lease_ms,
+            "register",
+            utc("%Y-%m-%d %H:%M:%S +0000"),
+            "1",
+            "impl",
+            "broken",
+            "impl_version",
+            "0",
+            "spec",
+            "1.0.0",
+            "host",
+            socket.gethostname(),
+            "pid",
+            str(os.getpid()),
+            "queues",
+            o.queues,
+            "started_ms",
+            str(int(time.time() * 1000)),
+            "mode",
+            "inline",
+            "state",
+            "idle",
+        ],
+    )
     next_beat = time.monotonic() + o.heartbeat_ms / 1000
     pending = ("none", "", "")
     order = list(reversed(queues)) if o.defect == "ignores-priority" else queues
@@ -71,8 +102,14 @@ def main(defect: str | None = None) -> int:
             if cls in ("jobwire.Echo", "jobwire.Sleep"):
                 if cls == "jobwire.Sleep":
                     time.sleep(args[0] / 1000)
-                echo = {"id": doc.get("id"), "args": args, "worker": wid, "queue": queue, "pid": os.getpid(),
-                        "impl": "broken"}
+                echo = {
+                    "id": doc.get("id"),
+                    "args": args,
+                    "worker": wid,
+                    "queue": queue,
+                    "pid": os.getpid(),
+                    "impl": "broken",
+                }
                 if o.defect == "echo-omits-null-id" and echo["id"] is None:
                     del echo["id"]
                 r.rpush(k.conformance_echo(), json.dumps(echo))
@@ -87,8 +124,18 @@ def main(defect: str | None = None) -> int:
 
     def record(queue, raw, exc, msg) -> str:
         if o.defect == "wrong-failure-format":
-            return json.dumps({"backtrace": [], "error": msg, "exception": exc, "failed_at": utc("%Y/%m/%d %H:%M:%S UTC"),
-                               "payload": json.loads(raw), "queue": queue, "worker": wid}, sort_keys=True)
+            return json.dumps(
+                {
+                    "backtrace": [],
+                    "error": msg,
+                    "exception": exc,
+                    "failed_at": utc("%Y/%m/%d %H:%M:%S UTC"),
+                    "payload": json.loads(raw),
+                    "queue": queue,
+                    "worker": wid,
+                },
+                sort_keys=True,
+            )
         failed_at, backtrace, worker = utc("%Y/%m/%d %H:%M:%S UTC"), "[]", wid
         if o.defect == "record-iso-failed-at":
             failed_at = utc("%Y-%m-%dT%H:%M:%SZ")
@@ -100,11 +147,17 @@ def main(defect: str | None = None) -> int:
             exc = "jobwire.InvalidPayload"  # a protocol error's name (errors.json) for a job's own error
         elif o.defect == "record-worker-host-pid":
             worker = wid.rsplit(":", 1)[0]
-        rec = ('{"failed_at":%s,"payload":%s,"exception":%s,"error":%s,"backtrace":%s,"worker":%s,"queue":%s}'
-               % (json.dumps(failed_at), raw.decode(), json.dumps(exc), json.dumps(msg), backtrace,
-                  json.dumps(worker), json.dumps(queue)))
+        rec = '{"failed_at":%s,"payload":%s,"exception":%s,"error":%s,"backtrace":%s,"worker":%s,"queue":%s}' % (
+            json.dumps(failed_at),
+            raw.decode(),
+            json.dumps(exc),
+            json.dumps(msg),
+            backtrace,
+            json.dumps(worker),
+            json.dumps(queue),
+        )
         if o.defect == "record-no-queue":
-            rec = rec[:rec.rindex(',"queue":')] + "}"
+            rec = rec[: rec.rindex(',"queue":')] + "}"
         return rec
 
     while not stop:
@@ -125,12 +178,37 @@ def main(defect: str | None = None) -> int:
                 time.sleep(0.05)
             continue
         op, token, arg = pending
-        keys = [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
-                k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(), k.minutes(utc("%Y-%m-%d")),
-                k.leases(), k.pause_all(), k.worker_record(wid), k.worker_record(wid)]
+        keys = [
+            k.worker_record(wid),
+            k.inflight(wid),
+            k.stat_processed(),
+            k.stat_processed_worker(wid),
+            k.stat_failed(),
+            k.stat_failed_worker(wid),
+            k.failed(),
+            k.deaths(),
+            k.minutes(utc("%Y-%m-%d")),
+            k.leases(),
+            k.pause_all(),
+            k.worker_record(wid),
+            k.worker_record(wid),
+        ]
         keys += [k.queue(q) for q in order] + [k.wake(q) for q in order]
-        reply = s.call("work", keys, [wid, op, token, arg, utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"),
-                                      o.max_deaths or 3, o.max_payload_bytes or 16777216, *order])
+        reply = s.call(
+            "work",
+            keys,
+            [
+                wid,
+                op,
+                token,
+                arg,
+                utc("%Y/%m/%d %H:%M:%S UTC"),
+                utc("%Y-%m-%dT%H:%M:%SZ"),
+                o.max_deaths or 3,
+                o.max_payload_bytes or 16777216,
+                *order,
+            ],
+        )
         pending = ("none", "", "")
         if reply[1] == b"job":
             token, queue, raw = reply[2].decode(), reply[3].decode(), reply[4]
@@ -152,16 +230,48 @@ def main(defect: str | None = None) -> int:
                     s.call("heartbeat", hb_keys, [wid, o.lease_ms, "beat", "", "1"])
                     next_beat = time.monotonic() + o.heartbeat_ms / 1000
     if pending[0] != "none":
-        s.call("work", [k.worker_record(wid), k.inflight(wid), k.stat_processed(), k.stat_processed_worker(wid),
-                        k.stat_failed(), k.stat_failed_worker(wid), k.failed(), k.deaths(),
-                        k.minutes(utc("%Y-%m-%d")), k.leases(), k.pause_all(), k.worker_record(wid),
-                        k.worker_record(wid)],
-               [wid, *pending, utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216])
-    s.call("unregister", [k.leases(), k.workers(), k.heartbeats(), k.worker_record(wid), k.worker_started(wid),
-                          k.inflight(wid), k.stat_processed_worker(wid), k.stat_failed_worker(wid), k.worker_info(wid),
-                          k.control(wid), k.deaths(), k.failed(), k.stat_processed(), k.stat_failed(),
-                          k.minutes(utc("%Y-%m-%d")), k.inflight(wid), k.inflight(wid)],
-           [wid, "self", "", utc("%Y/%m/%d %H:%M:%S UTC"), 3, wid])
+        s.call(
+            "work",
+            [
+                k.worker_record(wid),
+                k.inflight(wid),
+                k.stat_processed(),
+                k.stat_processed_worker(wid),
+                k.stat_failed(),
+                k.stat_failed_worker(wid),
+                k.failed(),
+                k.deaths(),
+                k.minutes(utc("%Y-%m-%d")),
+                k.leases(),
+                k.pause_all(),
+                k.worker_record(wid),
+                k.worker_record(wid),
+            ],
+            [wid, *pending, utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216],
+        )
+    s.call(
+        "unregister",
+        [
+            k.leases(),
+            k.workers(),
+            k.heartbeats(),
+            k.worker_record(wid),
+            k.worker_started(wid),
+            k.inflight(wid),
+            k.stat_processed_worker(wid),
+            k.stat_failed_worker(wid),
+            k.worker_info(wid),
+            k.control(wid),
+            k.deaths(),
+            k.failed(),
+            k.stat_processed(),
+            k.stat_failed(),
+            k.minutes(utc("%Y-%m-%d")),
+            k.inflight(wid),
+            k.inflight(wid),
+        ],
+        [wid, "self", "", utc("%Y/%m/%d %H:%M:%S UTC"), 3, wid],
+    )
     return 0
 
 

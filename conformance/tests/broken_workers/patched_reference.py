@@ -45,12 +45,20 @@ def _echo_with(change_record=None, change_args=None):
 
     def echo(*args):
         context = wmod.current_job()
-        record = {"id": context.job.id, "args": change_args(list(args)) if change_args else list(args),
-                  "worker": context.worker_id, "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl}
+        record = {
+            "id": context.job.id,
+            "args": change_args(list(args)) if change_args else list(args),
+            "worker": context.worker_id,
+            "queue": context.job.queue,
+            "pid": os.getpid(),
+            "impl": context.impl,
+        }
         if change_record:
             change_record(record)
-        context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"),
-                                                                        ensure_ascii=False))
+        context.redis.rpush(
+            context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        )
+
     cj._echo = echo
     default_registry.register("jobwire.Echo", echo)
 
@@ -95,6 +103,7 @@ def ints_through_double():
         job = original(cls, queue, payload, token)
         job.document = json.loads(payload, parse_int=float)
         return job
+
     jobmod.Job.decode = classmethod(decode)
 
 
@@ -102,13 +111,31 @@ def ints_through_double():
 def failure_record_embeds_object():
     """The failure-record bug issue 11 found: a payload starting with '{' is embedded verbatim even
     when lua-cjson let through what RFC 8259 forbids (NaN, 0x1F): the record is not valid JSON."""
+
     def failure_record(payload, exception, error, backtrace, worker, queue, failed_at=None):
         d = jobmod.dumps
         if not payload.lstrip().startswith(b"{"):
             payload = d(payload.decode("utf-8", "replace"))
-        return b"".join((b'{"failed_at":', d(failed_at or jobmod.failed_at_now()), b',"payload":', payload,
-                         b',"exception":', d(exception), b',"error":', d(error), b',"backtrace":',
-                         d(list(backtrace)), b',"worker":', d(worker), b',"queue":', d(queue), b"}"))
+        return b"".join(
+            (
+                b'{"failed_at":',
+                d(failed_at or jobmod.failed_at_now()),
+                b',"payload":',
+                payload,
+                b',"exception":',
+                d(exception),
+                b',"error":',
+                d(error),
+                b',"backtrace":',
+                d(list(backtrace)),
+                b',"worker":',
+                d(worker),
+                b',"queue":',
+                d(queue),
+                b"}",
+            )
+        )
+
     jobmod.failure_record = failure_record
 
 
@@ -121,30 +148,42 @@ def no_schema_validation():
 @defect
 def unknown_class_message():
     """jobwire.UnknownClass with a message other than the spec's."""
-    wrap(W, "_failure", lambda f: lambda self, job, exc, error, backtrace=(): f(
-        self, job, exc, "unknown class" if exc == "jobwire.UnknownClass" else error, backtrace))
+    wrap(
+        W,
+        "_failure",
+        lambda f: (
+            lambda self, job, exc, error, backtrace=(): f(
+                self, job, exc, "unknown class" if exc == "jobwire.UnknownClass" else error, backtrace
+            )
+        ),
+    )
 
 
 @defect
 def dies_on_invalid_json():
     """Exits when its own parser rejects a payload."""
+
     def make(f):
         def failure(self, job, exc, error, backtrace=()):
             if exc == "jobwire.InvalidJSON":
                 os._exit(70)
             return f(self, job, exc, error, backtrace)
+
         return failure
+
     wrap(W, "_failure", make)
 
 
 @defect
 def exit_on_redis_error():
     """Exits when Redis is unreachable instead of reconnecting (protocol.md 7.7)."""
+
     def with_redis(self, fn):
         try:
             return fn()
         except wmod.REDIS_ERRORS:
             os._exit(75)
+
     W._with_redis = with_redis
     W._backoff = lambda self, exc: os._exit(75)
 
@@ -158,37 +197,46 @@ def no_pdeathsig():
 @defect
 def crash_reason_vague():
     """The crash reason does not name the signal that ended the child."""
+
     def make(f):
         def run_forked(self, job, handler):
             out = f(self, job, handler)
             if out and out[0] == "crash":
                 out = (out[0], out[1], "the child is gone", *out[3:])
             return out
+
         return run_forked
+
     wrap(W, "_run_forked", make)
 
 
 @defect
 def wildcard_drops_last():
     """A * worker leaves out the last queue of <ns>:queues."""
+
     def make(f):
         def expand(self):
             f(self)
             if len(self._expanded) > 1:
                 self._expanded = self._expanded[:-1]
+
         return expand
+
     wrap(W, "_expand", make)
 
 
 @defect
 def wildcard_no_reread():
     """A * worker reads <ns>:queues once, at start: later queues are never seen."""
+
     def make(f):
         def expand(self):
             if not getattr(self, "_expanded_once", False):
                 self._expanded_once = True
                 f(self)
+
         return expand
+
     wrap(W, "_expand", make)
 
 
@@ -208,11 +256,14 @@ def wildcard_sorts_all():
 @defect
 def ignores_peers_at_register():
     """The lapsed peers heartbeat.lua lists at register are left for the first beat."""
+
     def make(f):
         def heartbeat(self, mode, info=None):
             reply = f(self, mode, info)
             return reply[:1] if mode == "register" and reply else reply
+
         return heartbeat
+
     wrap(M, "heartbeat", make)
 
 
@@ -254,6 +305,7 @@ def rejects_huge_exponent():
         except (ValueError, RecursionError):
             pass  # not JSON at all: the reference says so below
         return original(cls, queue, payload, token)  # every other verdict is the reference's
+
     jobmod.Job.decode = classmethod(decode)
 
 
@@ -270,6 +322,7 @@ def fail_message_str():
 
     def fail(*args):
         raise cj.ConformanceFailure(str(args[0]) if args else "fail")
+
     default_registry.register("jobwire.Fail", fail)
 
 
@@ -282,6 +335,7 @@ def sleep_int_only():
         if not isinstance(ms, int):
             raise TypeError(f"jobwire.Sleep expects an integer, not {ms!r}")
         return cj._sleep(ms, *args)
+
     default_registry.register("jobwire.Sleep", sleep)
 
 
@@ -297,7 +351,9 @@ def _signal_as(mapping):
             signum = mapping.get(signum, signum)
             if signum is not None:
                 return f(self, signum, frame)
+
         return on_signal
+
     wrap(W, "_on_signal", make)
 
 
@@ -337,7 +393,9 @@ def _command_as(change):
             text = change(self, text.strip())
             if text is not None:
                 return f(self, text)
+
         return command
+
     wrap(W, "_command", make)
 
 
@@ -375,57 +433,72 @@ def bare_kill_ignored():
 @defect
 def job_timeout_ignored():
     """--job-timeout-ms is accepted and never enforced."""
+
     def make(f):
         def init(self, config, registry=None):
             f(self, config, registry)
             object.__setattr__(self.config, "job_timeout_ms", 0)
+
         return init
+
     wrap(W, "__init__", make)
 
 
 @defect
 def id_reversed_queues():
     """The worker id lists the queues in another order than configured."""
+
     def make(f):
         def init(self, config, registry=None):
             f(self, config, registry)
             self.id = self.membership.id = f"{self.host}:{self.pid}:{','.join(reversed(config.queues))}"
+
         return init
+
     wrap(W, "__init__", make)
 
 
 @defect
 def no_predecessor_recovery():
     """Registers without recovering the in-flight job a dead predecessor left under its own id."""
+
     def make(f):
         def register(self, info):
             self.registered_once = True
             return f(self, info)
+
         return register
+
     wrap(M, "register", make)
 
 
 @defect
 def ignores_unknown_beat():
     """A beat answered 'unknown' is taken for 'ok' (work.lua's 'expired' makes it register later)."""
+
     def make(f):
         def heartbeat(self, mode, info=None):
             reply = f(self, mode, info)
             return [b"ok"] if mode == "beat" and reply and reply[0] == b"unknown" else reply
+
         return heartbeat
+
     wrap(M, "heartbeat", make)
 
 
 @defect
 def never_reregisters():
     """Registers once; told 'unknown' or 'expired' it never registers again."""
+
     def make(f):
         def register(self):
             if getattr(self, "_registered_ever", False):
                 return None
             self._registered_ever = True
             return f(self)
+
         return register
+
     wrap(W, "_register", make)
 
 
@@ -437,22 +510,32 @@ def title_without_state():
 
 # -- protocol 1.1 (protocol.md section 14) --------------------------------------------------------
 
+
 @defect
 def no_promote_while_busy():
     """Promotes only while idle: the beats during a job promote nothing (protocol.md 14.3)."""
-    wrap(W, "_promote", lambda original: lambda self, redis=None, scripts=None, remember=True:
-         original(self, redis, scripts, remember) if remember else False)
+    wrap(
+        W,
+        "_promote",
+        lambda original: (
+            lambda self, redis=None, scripts=None, remember=True: (
+                original(self, redis, scripts, remember) if remember else False
+            )
+        ),
+    )
 
 
 @defect
 def retry_false_ignored():
     """retry false and max_attempts 1 read as "no policy": the worker's default applies to them."""
     from jobwire import backoff
+
     original = backoff.policy_from_member
 
     def policy(value):
         found = original(value)
         return None if found is not None and found.never else found
+
     backoff.policy_from_member = policy
 
 
@@ -460,6 +543,7 @@ def retry_false_ignored():
 def default_retry_ignored():
     """--default-retry / JOBWIRE_DEFAULT_RETRY is accepted and never applied."""
     from jobwire import backoff
+
     original = backoff.parse_default
     backoff.parse_default = lambda text: (original(text), backoff.NEVER)[1]
 
@@ -480,17 +564,21 @@ def retries_protocol_failures():
             finally:
                 self._retrying_protocol_failure = False
         return original(self, job, exception, error, backtrace)
+
     W._failure = failure
 
 
 @defect
 def retry_also_fails():
     """A retried attempt also leaves a failure record in <ns>:failed."""
+
     def make(original):
         def settle(self, token, arg, queue):
             self.redis.rpush(self.keys.failed, arg[2])
             return original(self, token, arg, queue)
+
         return settle
+
     wrap(W, "_settle_retry", make)
 
 
@@ -498,10 +586,13 @@ def retry_also_fails():
 def fire_payload_sorted():
     """A schedule's fire payload has its members sorted, not in protocol.md 14.5's order."""
     from jobwire import promotion
+
     original = promotion.Promoter._payload
     promotion.Promoter._payload = staticmethod(
-        lambda name, definition, fire_ms: json.dumps(json.loads(original(name, definition, fire_ms)),
-                                                     sort_keys=True, separators=(",", ":")).encode())
+        lambda name, definition, fire_ms: json.dumps(
+            json.loads(original(name, definition, fire_ms)), sort_keys=True, separators=(",", ":")
+        ).encode()
+    )
 
 
 def check_all() -> int:
@@ -509,19 +600,41 @@ def check_all() -> int:
     a patch of a function the worker renamed must fail here, not crash the worker mid-test, where
     its tests would fail for the wrong reason."""
     broken = []  # what the defects replace must exist before they run (a defect may set it)
-    for cls, attrs in ((W, ("_expand", "_block", "_command", "_on_signal", "_register", "_failure",
-                            "_run_forked", "_with_redis", "_backoff", "_title", "_show_pause", "_inline_watch",
-                            "_promote", "_settle_retry", "_retry_or_fail")),
-                       (M, ("heartbeat", "register"))):
+    for cls, attrs in (
+        (
+            W,
+            (
+                "_expand",
+                "_block",
+                "_command",
+                "_on_signal",
+                "_register",
+                "_failure",
+                "_run_forked",
+                "_with_redis",
+                "_backoff",
+                "_title",
+                "_show_pause",
+                "_inline_watch",
+                "_promote",
+                "_settle_retry",
+                "_retry_or_fail",
+            ),
+        ),
+        (M, ("heartbeat", "register")),
+    ):
         for attr in attrs:
             if not callable(getattr(cls, attr, None)):
                 broken.append(f"{cls.__module__}.{cls.__name__}.{attr} is gone")
-    for mod, attrs in ((wmod, ("setproctitle", "REDIS_ERRORS", "current_job", "expand_queues",
-                                "parse_queues", "Config")),
-                       (forked, ("_prctl",)), (running, ("current_job",)),
-                       (jobmod, ("failure_record", "schema_error", "dumps", "failed_at_now", "InvalidJob")),
-                       (qmod, ("is_valid_queue_name",)), (cli, ("parse_queues",)),
-                       (options, ("check_constraints",))):
+    for mod, attrs in (
+        (wmod, ("setproctitle", "REDIS_ERRORS", "current_job", "expand_queues", "parse_queues", "Config")),
+        (forked, ("_prctl",)),
+        (running, ("current_job",)),
+        (jobmod, ("failure_record", "schema_error", "dumps", "failed_at_now", "InvalidJob")),
+        (qmod, ("is_valid_queue_name",)),
+        (cli, ("parse_queues",)),
+        (options, ("check_constraints",)),
+    ):
         for attr in attrs:
             if not hasattr(mod, attr):
                 broken.append(f"{mod.__name__}.{attr} is gone")
@@ -538,8 +651,10 @@ def main() -> int:
     if sys.argv[1:] == ["--check-all"]:
         return check_all()
     if len(sys.argv) < 2 or sys.argv[1] not in DEFECTS:
-        print(f"usage: patched_reference.py DEFECT jobwire-args...; defects: {', '.join(sorted(DEFECTS))}",
-              file=sys.stderr)
+        print(
+            f"usage: patched_reference.py DEFECT jobwire-args...; defects: {', '.join(sorted(DEFECTS))}",
+            file=sys.stderr,
+        )
         return 2
     DEFECTS[sys.argv[1]]()
     return cli.main(sys.argv[2:])

@@ -32,6 +32,7 @@ def poll_only() -> None:
         done = run(self, redis, scripts)
         done.next_due_s = None
         return done
+
     promotion.Promoter.run = no_next_due
 
 
@@ -41,6 +42,7 @@ def random_jitter() -> None:
     def delay(policy, job_id, attempt):
         base = exact(dataclasses.replace(policy, jitter=0), job_id, attempt)
         return base - int(base * policy.jitter * random.random())
+
     backoff.retry_delay_ms = delay
 
 
@@ -51,6 +53,7 @@ def ignores_attempts() -> None:
         if isinstance(job.document, dict):
             job.document = {k: v for k, v in job.document.items() if k != "attempts"}
         return retry_or_fail(self, job, exception, error, backtrace)
+
     worker.Worker._retry_or_fail = forgetful
 
 
@@ -64,6 +67,7 @@ def racy_fire() -> None:
             redis.hset(k.schedule(name), "last_job_id", fire_job_id(name, d.fire_ms))
         redis.zadd(k.schedules, {name: d.next_ms})
         return int(d.fire_ms is not None)
+
     promotion.Promoter._fire = fire
 
 
@@ -84,11 +88,17 @@ def racy_promote() -> None:
         first = redis.zrange(k.delayed_schedule, 0, 0)
         due = (int(first[0]) * 1000 - (now[0] * 1000 + now[1] // 1000)) / 1000 if first else None
         return Promotion(moved=moved, next_due_s=None if due is None else max(0.001, due))
+
     promotion.Promoter.run = run
 
 
-DEFECTS = {"poll-only": poll_only, "random-jitter": random_jitter, "ignores-attempts": ignores_attempts,
-           "racy-fire": racy_fire, "racy-promote": racy_promote}
+DEFECTS = {
+    "poll-only": poll_only,
+    "random-jitter": random_jitter,
+    "ignores-attempts": ignores_attempts,
+    "racy-fire": racy_fire,
+    "racy-promote": racy_promote,
+}
 
 
 def main(defect: str) -> int:

@@ -10,12 +10,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Policy", "NEVER", "parse_policy", "policy_from_member", "parse_default", "fnv1a32",
-           "retry_delay_ms", "DEFAULTS"]
+__all__ = [
+    "Policy",
+    "NEVER",
+    "parse_policy",
+    "policy_from_member",
+    "parse_default",
+    "fnv1a32",
+    "retry_delay_ms",
+    "DEFAULTS",
+]
 
 # protocol.md 14.4: the value of every member a policy object leaves out.
-DEFAULTS = {"max_attempts": 5, "backoff": "exponential", "delay_ms": 1000, "factor": 2,
-            "max_delay_ms": 3600000, "jitter": 0.5}
+DEFAULTS = {
+    "max_attempts": 5,
+    "backoff": "exponential",
+    "delay_ms": 1000,
+    "factor": 2,
+    "max_delay_ms": 3600000,
+    "jitter": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ def _validator():
         import jsonschema
 
         from . import spec
+
         job = spec.schema("job")
         _policy_validator = jsonschema.Draft202012Validator({"$ref": "#/$defs/retry_policy", "$defs": job["$defs"]})
     return _policy_validator
@@ -73,6 +88,7 @@ def policy_from_member(value) -> Policy | None:
 def parse_default(text) -> Policy:
     """The --default-retry option: JSON text (or an already decoded value); ValueError if invalid."""
     import json
+
     value = json.loads(text) if isinstance(text, (str, bytes)) else text
     if not _validator().is_valid(value):
         raise ValueError(f"--default-retry is not a retry policy (false or an object, protocol.md 14.4): {text!r}")

@@ -48,21 +48,32 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     for name in ("redis_url", "namespace"):  # every command's; defaults and variables from options.json
         o = options.BY_NAME[name]
-        common.add_argument(o["flag"], dest=name, default=None if defaults else argparse.SUPPRESS,
-                            help=f"{o['help']} (default {o['default']}, ${o['env']})")
+        common.add_argument(
+            o["flag"],
+            dest=name,
+            default=None if defaults else argparse.SUPPRESS,
+            help=f"{o['help']} (default {o['default']}, ${o['env']})",
+        )
     return common
 
 
 def _parser() -> argparse.ArgumentParser:
     common = _global_options(defaults=False)
-    parser = argparse.ArgumentParser(prog="jobwire", description="jobwire: Resque-compatible jobs on Redis",
-                                     parents=[_global_options(defaults=True)])
+    parser = argparse.ArgumentParser(
+        prog="jobwire", description="jobwire: Resque-compatible jobs on Redis", parents=[_global_options(defaults=True)]
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     w = sub.add_parser("worker", parents=[common], help="run a worker", allow_abbrev=False)
     options.add_worker_arguments(w, skip=("redis_url", "namespace"))
-    w.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="import MODULE to register its job handlers (repeatable)")
+    w.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE to register its job handlers (repeatable)",
+    )
     w.add_argument("--no-fork", action="store_true", help="run jobs in the worker process instead of a child per job")
     w.add_argument("--verbose", "-v", action="store_true")
 
@@ -71,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("job_class", metavar="CLASS")
     e.add_argument("args", nargs="*", metavar="JSON_ARG", help="each argument as JSON (a bare word is a string)")
     when = e.add_mutually_exclusive_group()
-    when.add_argument("--at", metavar="TIME", help="run at TIME: ISO 8601 (UTC unless it has an offset) or Unix seconds")
+    when.add_argument(
+        "--at", metavar="TIME", help="run at TIME: ISO 8601 (UTC unless it has an offset) or Unix seconds"
+    )
     when.add_argument("--in", dest="in_seconds", type=float, metavar="SECONDS", help="run SECONDS from now")
 
     for name, what in (("scheduled", "delayed jobs"), ("retrying", "jobs waiting for their next attempt")):
@@ -96,15 +109,31 @@ def _parser() -> argparse.ArgumentParser:
     ss.add_argument("--class", dest="job_class", required=True)
     ss.add_argument("--retry", metavar="POLICY", help="retry policy of the jobs (JSON)")
     ss.add_argument("--misfire-grace-ms", type=int)
-    ss.add_argument("--arg", dest="args", action="append", default=[], metavar="JSON_ARG",
-                    help="one job argument as JSON (repeatable; a bare word is a string)")
+    ss.add_argument(
+        "--arg",
+        dest="args",
+        action="append",
+        default=[],
+        metavar="JSON_ARG",
+        help="one job argument as JSON (repeatable; a bare word is a string)",
+    )
     for action in ("remove", "run"):
         scsub.add_parser(action, parents=[common]).add_argument("name")
 
-    e.add_argument("--wait-replicas", type=int, default=0, metavar="N",
-                   help="durable enqueue: succeed only once N replicas have the job (WAIT, protocol.md 15.4)")
-    e.add_argument("--wait-timeout-ms", type=int, default=DEFAULT_WAIT_TIMEOUT_MS, metavar="MS",
-                   help=f"with --wait-replicas: how long to wait (default {DEFAULT_WAIT_TIMEOUT_MS})")
+    e.add_argument(
+        "--wait-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="durable enqueue: succeed only once N replicas have the job (WAIT, protocol.md 15.4)",
+    )
+    e.add_argument(
+        "--wait-timeout-ms",
+        type=int,
+        default=DEFAULT_WAIT_TIMEOUT_MS,
+        metavar="MS",
+        help=f"with --wait-replicas: how long to wait (default {DEFAULT_WAIT_TIMEOUT_MS})",
+    )
     rt = sub.add_parser("route", parents=[common], help="namespace groups: list, show or set a queue's route")
     rt.add_argument("queue", nargs="?")
     rt.add_argument("group", nargs="?", help="the group to route QUEUE to (its namespace {home:group})")
@@ -131,10 +160,14 @@ def _parser() -> argparse.ArgumentParser:
     web = sub.add_parser("web", parents=[common], help="serve the web UI")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8080)
-    web.add_argument("--insecure-no-auth", action="store_true",
-                     help="serve beyond loopback without authentication (a proxy in front must guard it)")
+    web.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve beyond loopback without authentication (a proxy in front must guard it)",
+    )
 
     from .gateway.command import add_parser as add_gateway_parser  # no grpc import until it runs
+
     add_gateway_parser(sub, common)
     return parser
 
@@ -181,18 +214,22 @@ def _scheduling(client: Client, opts) -> None:
         if opts.action == "list":
             for retrying in client.retrying(opts.start, opts.count):
                 last = retrying.attempts[-1] if retrying.attempts else {}
-                print(f"{retrying.key}\t{_utc(retrying.due_ms)}\t{retrying.queue}\t{retrying.job_class}"
-                      f"\tattempt {len(retrying.attempts) + 1}"
-                      f"\t{last.get('exception', '')}: {last.get('error', '')}")
+                print(
+                    f"{retrying.key}\t{_utc(retrying.due_ms)}\t{retrying.queue}\t{retrying.job_class}"
+                    f"\tattempt {len(retrying.attempts) + 1}"
+                    f"\t{last.get('exception', '')}: {last.get('error', '')}"
+                )
         elif not (client.remove_retrying if opts.action == "remove" else client.retry_now)(opts.job_id):
             raise JobwireError(f"retrying job {opts.job_id} was promoted or removed meanwhile")
     elif opts.action == "list":
         for s in client.schedules():
             d = s.definition or {}
             when = d.get("cron") or (f"every {d['every_ms']} ms" if "every_ms" in d else "?")
-            print(f"{s.name}\t{when}\tnext {_utc(s.next_ms)}\t{d.get('queue', '')}\t{d.get('class', '')}"
-                  f"\tfired {s.state.get('fired', 0)}\tmissed {s.state.get('missed', 0)}"
-                  + (f"\terror: {s.state['error']}" if s.state.get("error") else ""))
+            print(
+                f"{s.name}\t{when}\tnext {_utc(s.next_ms)}\t{d.get('queue', '')}\t{d.get('class', '')}"
+                f"\tfired {s.state.get('fired', 0)}\tmissed {s.state.get('missed', 0)}"
+                + (f"\terror: {s.state['error']}" if s.state.get("error") else "")
+            )
     elif opts.action == "set":
         definition = {"queue": opts.queue, "class": opts.job_class, "args": [_json_arg(a) for a in opts.args]}
         if opts.cron:
@@ -218,8 +255,9 @@ def _worker(opts) -> int:
     from .worker import Config, Worker
 
     values = options.resolve(opts)
-    logging.basicConfig(level=logging.DEBUG if opts.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if opts.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     sys.path.insert(0, os.getcwd())
     for module in opts.imports:
         try:
@@ -227,13 +265,20 @@ def _worker(opts) -> int:
         except ImportError as exc:
             raise JobwireError(f"cannot import {module}: {exc}") from None
     try:
-        config = Config(queues=parse_queues(values["queues"]),
-                        namespace=values["namespace"], redis_url=values["redis_url"],
-                        heartbeat_ms=values["heartbeat_ms"], lease_ms=values["lease_ms"],
-                        block_timeout_ms=values["block_timeout_ms"], max_deaths=values["max_deaths"],
-                        job_timeout_ms=values["job_timeout_ms"], max_payload_bytes=values["max_payload_bytes"],
-                        fork=not opts.no_fork,
-                        default_retry=values["default_retry"], scheduler=values["scheduler"])
+        config = Config(
+            queues=parse_queues(values["queues"]),
+            namespace=values["namespace"],
+            redis_url=values["redis_url"],
+            heartbeat_ms=values["heartbeat_ms"],
+            lease_ms=values["lease_ms"],
+            block_timeout_ms=values["block_timeout_ms"],
+            max_deaths=values["max_deaths"],
+            job_timeout_ms=values["job_timeout_ms"],
+            max_payload_bytes=values["max_payload_bytes"],
+            fork=not opts.no_fork,
+            default_retry=values["default_retry"],
+            scheduler=values["scheduler"],
+        )
     except (ValueError, InvalidJob) as exc:
         raise options.UsageError(str(exc)) from None
     if values["concurrency"] > 1:
@@ -269,12 +314,18 @@ def _run(opts) -> int:
         return _worker(opts)
     if opts.command == "gateway":
         from .gateway.command import run as run_gateway
+
         return run_gateway(opts)
     if opts.command == "web":
         from .web import serve
+
         return serve(opts.redis_url, opts.namespace, opts.host, opts.port, insecure_no_auth=opts.insecure_no_auth)
-    client = Client(opts.redis_url, opts.namespace, wait_replicas=getattr(opts, "wait_replicas", 0),
-                    wait_timeout_ms=getattr(opts, "wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS))
+    client = Client(
+        opts.redis_url,
+        opts.namespace,
+        wait_replicas=getattr(opts, "wait_replicas", 0),
+        wait_timeout_ms=getattr(opts, "wait_timeout_ms", DEFAULT_WAIT_TIMEOUT_MS),
+    )
     if opts.command == "enqueue":
         args = [_json_arg(a) for a in opts.args]
         if opts.at is not None:

@@ -71,8 +71,9 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
     if ("cluster", "1") in query or ("cluster", "true") in query:
-        plain = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(
-            [q for q in query if q[0] != "cluster"])))
+        plain = urllib.parse.urlunsplit(
+            parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
+        )
         delay = 0.1
         while True:
             try:
@@ -81,8 +82,9 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
             except redis_lib.exceptions.RedisClusterException as exc:
                 if not wait_for_cluster:
                     raise
-                logging.getLogger("jobwire.client").warning("Redis Cluster unreachable (%s); retrying in %.1f s",
-                                                            exc, delay)
+                logging.getLogger("jobwire.client").warning(
+                    "Redis Cluster unreachable (%s); retrying in %.1f s", exc, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
     return redis_lib.Redis.from_url(url, **options)
@@ -202,9 +204,16 @@ class WorkerView:
 class Client(SchedulingMixin):
     """Talks to one namespace of one Redis."""
 
-    def __init__(self, redis_url: str | None = None, namespace: str = DEFAULTS["namespace"], *,
-                 redis: redis_lib.Redis | None = None, registry: Registry | None = None,
-                 wait_replicas: int = 0, wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS) -> None:
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        namespace: str = DEFAULTS["namespace"],
+        *,
+        redis: redis_lib.Redis | None = None,
+        registry: Registry | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = DEFAULT_WAIT_TIMEOUT_MS,
+    ) -> None:
         """wait_replicas > 0 makes every enqueue durable (protocol.md 15.4): acknowledged only
         once that many replicas have it, else NotReplicated after wait_timeout_ms."""
         self.redis = redis if redis is not None else connect(redis_url)
@@ -218,24 +227,31 @@ class Client(SchedulingMixin):
 
     # -- routing (protocol.md 15.2) ------------------------------------------------------------
 
-    def for_queue(self, queue: str) -> "Client":
+    def for_queue(self, queue: str) -> Client:
         """The client of the namespace `queue` is routed to: this one, or one per group."""
         ns = self.router.namespace_for(queue)
         if ns == self.keys.ns:
             return self
         if ns not in self._groups:
-            self._groups[ns] = Client(redis=self.redis, namespace=ns, registry=self.registry,
-                                      wait_replicas=self.wait_replicas, wait_timeout_ms=self.wait_timeout_ms)
+            self._groups[ns] = Client(
+                redis=self.redis,
+                namespace=ns,
+                registry=self.registry,
+                wait_replicas=self.wait_replicas,
+                wait_timeout_ms=self.wait_timeout_ms,
+            )
         return self._groups[ns]
 
     def namespaces(self) -> list[str]:
         """This home namespace and every group namespace its routing table names."""
         return self.router.namespaces()
 
-    def namespace_clients(self) -> list["Client"]:
+    def namespace_clients(self) -> list[Client]:
         """One client per namespace of namespaces(), this one first (for tools that show all)."""
-        return [self if ns == self.keys.ns else Client(redis=self.redis, namespace=ns, registry=self.registry)
-                for ns in self.namespaces()]
+        return [
+            self if ns == self.keys.ns else Client(redis=self.redis, namespace=ns, registry=self.registry)
+            for ns in self.namespaces()
+        ]
 
     # -- enqueue ------------------------------------------------------------------------------
 
@@ -261,20 +277,20 @@ class Client(SchedulingMixin):
         payloads = [payload for _, payload in built]
         target = self.for_queue(queue)
         for start in range(0, len(payloads), BULK_CHUNK):
-            target._push(queue, payloads[start:start + BULK_CHUNK])
+            target._push(queue, payloads[start : start + BULK_CHUNK])
         return [job_id for job_id, _ in built]
 
     def _push(self, queue: str, payloads: list[bytes]) -> int:
         k = self.keys
-        return self._write("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
-                           [queue, *payloads])
+        return self._write("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue], [queue, *payloads])
 
     def _write(self, name: str, keys: list, args: list):
         """Run an enqueueing script; when durable, WAIT for replicas on the same connection."""
         if not self.wait_replicas:
             return self.scripts.call(name, keys, args)
-        return durable.call(self.redis, getattr(self.scripts, name), keys, args,
-                            self.wait_replicas, self.wait_timeout_ms)
+        return durable.call(
+            self.redis, getattr(self.scripts, name), keys, args, self.wait_replicas, self.wait_timeout_ms
+        )
 
     # -- queues -------------------------------------------------------------------------------
 
@@ -359,19 +375,27 @@ class Client(SchedulingMixin):
             raise InvalidJob(f"failure {failure.key} holds no runnable job (payload is not a valid job)")
         queue = jobmod.validate_queue_name(queue)
         k = self.keys
-        return self.scripts.call(
-            "failed_retry", [k.failed, k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
-            [failure.raw, queue, _raw_member(failure.raw, "payload") or jobmod.dumps(payload)]) == 1
+        return (
+            self.scripts.call(
+                "failed_retry",
+                [k.failed, k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
+                [failure.raw, queue, _raw_member(failure.raw, "payload") or jobmod.dumps(payload)],
+            )
+            == 1
+        )
 
     def remove_failed(self, key: str) -> bool:
         # redis-py types LREM's element as str; the bytes of the record go as they are
         return self.redis.lrem(self.keys.failed, 1, self.get_failed(key).raw) == 1  # type: ignore[arg-type]
 
     def matching_failed(self, queue=None, job_class=None, exception=None) -> list[Failure]:
-        return [f for f in self.all_failed()
-                if (queue is None or f.get("queue") == queue)
-                and (job_class is None or f.job_class == job_class)
-                and (exception is None or f.get("exception") == exception)]
+        return [
+            f
+            for f in self.all_failed()
+            if (queue is None or f.get("queue") == queue)
+            and (job_class is None or f.job_class == job_class)
+            and (exception is None or f.get("exception") == exception)
+        ]
 
     def retry_all(self, queue=None, job_class=None, exception=None) -> int:
         """Retry every matching failure that holds a runnable job; returns how many moved."""
@@ -413,17 +437,23 @@ class Client(SchedulingMixin):
         now_ms = now_s * 1000 + now_us // 1000
         views = []
         for i, wid in enumerate(ids):
-            info, record, started, beat, lease, inflight = replies[i * 6:i * 6 + 6]
+            info, record, started, beat, lease, inflight = replies[i * 6 : i * 6 + 6]
             host, _, rest = wid.partition(":")
             pid, _, queues = rest.partition(":")
-            views.append(WorkerView(
-                id=wid, host=host, pid=pid, queues=queues,
-                info={_text(a): _text(b) for a, b in info.items()},
-                working_on=_loads(record) if record else None,
-                started=_text(started or b""), heartbeat=_text(beat or b""),
-                lease_ms_left=None if lease is None else int(lease) - now_ms,
-                inflight={_text(a): _text(b) for a, b in inflight.items() if a != b"payload"},
-            ))
+            views.append(
+                WorkerView(
+                    id=wid,
+                    host=host,
+                    pid=pid,
+                    queues=queues,
+                    info={_text(a): _text(b) for a, b in info.items()},
+                    working_on=_loads(record) if record else None,
+                    started=_text(started or b""),
+                    heartbeat=_text(beat or b""),
+                    lease_ms_left=None if lease is None else int(lease) - now_ms,
+                    inflight={_text(a): _text(b) for a, b in inflight.items() if a != b"payload"},
+                )
+            )
         return views
 
     def control(self, worker_id: str, command: str) -> None:

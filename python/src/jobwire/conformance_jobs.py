@@ -25,8 +25,14 @@ def _running() -> JobContext:
 
 def _echo(*args) -> None:
     context = _running()
-    record = {"id": context.job.id, "args": list(args), "worker": context.worker_id,
-              "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl}
+    record = {
+        "id": context.job.id,
+        "args": list(args),
+        "worker": context.worker_id,
+        "queue": context.job.queue,
+        "pid": os.getpid(),
+        "impl": context.impl,
+    }
     context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
 
 
@@ -34,8 +40,15 @@ def _flaky(fail_times=0, *_):
     """protocol.md 14.7: echo with the attempt number, then fail while attempt <= fail_times."""
     context = _running()
     attempt = 1 + len(context.job.document.get("attempts") or [])
-    record = {"id": context.job.id, "args": [fail_times, *_], "worker": context.worker_id,
-              "queue": context.job.queue, "pid": os.getpid(), "impl": context.impl, "attempt": attempt}
+    record = {
+        "id": context.job.id,
+        "args": [fail_times, *_],
+        "worker": context.worker_id,
+        "queue": context.job.queue,
+        "pid": os.getpid(),
+        "impl": context.impl,
+        "attempt": attempt,
+    }
     context.redis.rpush(context.keys.conformance_echo, json.dumps(record, separators=(",", ":"), ensure_ascii=False))
     if attempt <= int(fail_times):
         raise ConformanceFailure(f"flaky attempt {attempt}")
@@ -67,6 +80,12 @@ def _noop(*_):
     return None
 
 
-for _name, _fn in (("jobwire.Echo", _echo), ("jobwire.Fail", _fail), ("jobwire.Sleep", _sleep),
-                   ("jobwire.Crash", _crash), ("jobwire.Noop", _noop), ("jobwire.Flaky", _flaky)):
+for _name, _fn in (
+    ("jobwire.Echo", _echo),
+    ("jobwire.Fail", _fail),
+    ("jobwire.Sleep", _sleep),
+    ("jobwire.Crash", _crash),
+    ("jobwire.Noop", _noop),
+    ("jobwire.Flaky", _flaky),
+):
     default_registry.register(_name, _fn)

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 __all__ = ["Cron", "CronError", "next_fire_ms", "SEARCH_YEARS"]
 
-FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
-          ("day of week", 0, 7))
+FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 MAX_STEP = 1000  # protocol.md 14.5: 1 <= s <= 1000
 SEARCH_YEARS = 5  # an expression with no fire time within five years never fires (e.g. 30 Feb)
 

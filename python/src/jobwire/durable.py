@@ -47,7 +47,9 @@ def call(redis, script, keys: list, args: list, replicas: int, timeout_ms: int):
         if isinstance(acked, Exception):
             raise acked
         if acked < replicas:
-            raise NotReplicated(f"the job is on the master, but {acked} of {replicas} replica(s) acknowledged it "
-                                f"within {timeout_ms} ms (WAIT): a failover may lose it")
+            raise NotReplicated(
+                f"the job is on the master, but {acked} of {replicas} replica(s) acknowledged it "
+                f"within {timeout_ms} ms (WAIT): a failover may lose it"
+            )
         return reply
     raise redis_lib.ConnectionError(f"the slot of {keys[0]} kept moving: enqueue outcome unknown")

@@ -57,6 +57,7 @@ class ForkedRunning:
         id: str
         pid: int
         _child: int | None
+        _standby: tuple[int, int, int] | None  # the next job's child: (pid, job pipe, result pipe)
         _exiting: list[int]
         _stop: str | None
         _kill_reason: str | None
@@ -72,7 +73,6 @@ class ForkedRunning:
         _outcome: Callable[[jobmod.Job, dict], Settle | None]
         _failure: Callable[..., Settle]
         _retry_or_fail: Callable[..., Settle]
-
 
     def _reap_exiting(self, block: bool = False) -> None:
         """Collect children that already reported their result."""
@@ -128,8 +128,9 @@ class ForkedRunning:
         if killed_by == "term":
             return None  # given back to its queue when the worker leaves (unregister mode self)
         if killed_by == "timeout":
-            return self._retry_or_fail(job, "jobwire.Timeout",
-                                       f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed")
+            return self._retry_or_fail(
+                job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms; child {pid} was killed"
+            )
         if killed_by:
             return self._failure(job, "jobwire.Killed", f"{killed_by}; child {pid} was killed")
         if os.WIFSIGNALED(status):
@@ -225,7 +226,7 @@ class ForkedRunning:
         try:
             view = memoryview(message)
             while view:
-                view = view[os.write(job_w, view):]
+                view = view[os.write(job_w, view) :]
         except OSError:  # BrokenPipeError: it died
             os.close(job_w)
             self._stop_standby_process(pid, result_r)
@@ -268,8 +269,8 @@ class ForkedRunning:
             if data is None:
                 os._exit(0)
             os.close(job_r)
-            token, queue = data[:token_len].decode(), data[token_len:token_len + queue_len].decode()
-            job = jobmod.Job.decode(queue, data[token_len + queue_len:], token)
+            token, queue = data[:token_len].decode(), data[token_len : token_len + queue_len].decode()
+            job = jobmod.Job.decode(queue, data[token_len + queue_len :], token)
             handler = self.registry.get(job.job_class)
         except BaseException:  # the child must reach os._exit whatever happens
             os._exit(3)
@@ -308,7 +309,7 @@ class ForkedRunning:
             data = jobmod.dumps(result)
             view = memoryview(data)
             while view:
-                view = view[os.write(write_fd, view):]
+                view = view[os.write(write_fd, view) :]
             os.close(write_fd)  # the master reads EOF now, not after this process's teardown
         except BaseException:  # the child must reach os._exit whatever happens
             status = 3

@@ -57,7 +57,6 @@ class InlineRunning:
         _failure: Callable[..., Settle]
         _retry_or_fail: Callable[..., Settle]
 
-
     def _run_inline(self, job: jobmod.Job, handler):
         """Run in this process; the settle tuple, or None to give the job back on leaving."""
         if self.config.job_timeout_ms:
@@ -71,7 +70,9 @@ class InlineRunning:
             if interrupt.reason == "term":
                 return None
             if interrupt.reason == "timeout":
-                return self._retry_or_fail(job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms")
+                return self._retry_or_fail(
+                    job, "jobwire.Timeout", f"job ran longer than {self.config.job_timeout_ms} ms"
+                )
             return self._failure(job, "jobwire.Killed", interrupt.reason)
         finally:
             self._inline_job = False

@@ -45,10 +45,11 @@ class Keys:
     retry_set: str
     schedules: str
     wake_schedule: str
+    routes: str  # namespace groups (protocol.md 15)
 
     @property
     def prefix(self) -> str:
-        """"<ns>:", from which promote.lua builds the keys its data names (protocol.md 14.3)."""
+        """ "<ns>:", from which promote.lua builds the keys its data names (protocol.md 14.3)."""
         return self.ns + ":"
 
     def queue(self, queue: str) -> str:

@@ -27,8 +27,15 @@ UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a
 class Membership:
     """heartbeat.lua and unregister.lua for the worker `worker_id`, on one Redis connection."""
 
-    def __init__(self, redis: redis_lib.Redis, keys: Keys, worker_id: str, lease_ms: int, max_deaths: int,
-                 scripts: Scripts | None = None) -> None:
+    def __init__(
+        self,
+        redis: redis_lib.Redis,
+        keys: Keys,
+        worker_id: str,
+        lease_ms: int,
+        max_deaths: int,
+        scripts: Scripts | None = None,
+    ) -> None:
         self.redis = redis
         self.scripts = scripts or Scripts(redis)
         self.keys = keys
@@ -41,8 +48,14 @@ class Membership:
         """One heartbeat.lua call (mode register or beat); the raw reply."""
         k = self.keys
         keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
-        args = [self.id, self.lease_ms, mode, jobmod.started_now() if mode == "register" else "",
-                spec.spec_major(), *(info or [])]
+        args = [
+            self.id,
+            self.lease_ms,
+            mode,
+            jobmod.started_now() if mode == "register" else "",
+            spec.spec_major(),
+            *(info or []),
+        ]
         return list(self.scripts.call("heartbeat", keys, args))
 
     def register(self, info: list[str]) -> None:
@@ -53,8 +66,7 @@ class Membership:
             # recover its job as a death first, or a job that kills the whole process would be
             # handed back to us forever (protocol.md 7.3).
             result = self.unregister(self.id, "dead")
-            log.warning("worker %s: recovered the job of a dead worker with this id (%s)", self.id,
-                        _text(result[1]))
+            log.warning("worker %s: recovered the job of a dead worker with this id (%s)", self.id, _text(result[1]))
         self.registered_once = True
         try:
             reply = self.heartbeat("register", info)
@@ -96,12 +108,25 @@ class Membership:
         for _ in range(UNREGISTER_RETRIES):
             raw_queue = self.redis.hget(k.inflight(worker_id), "queue")
             queue = _text(raw_queue) if raw_queue else ""
-            keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
-                    k.inflight(worker_id), k.stat_processed_worker(worker_id), k.stat_failed_worker(worker_id),
-                    k.worker_info(worker_id), k.control(worker_id), k.deaths, k.failed, k.stat_processed,
-                    k.stat_failed, k.minutes(jobmod.utc_day()),
-                    k.queue(queue) if queue else k.inflight(worker_id),
-                    k.wake(queue) if queue else k.inflight(worker_id)]
+            keys = [
+                k.leases,
+                k.workers,
+                k.heartbeats,
+                k.worker_record(worker_id),
+                k.worker_started(worker_id),
+                k.inflight(worker_id),
+                k.stat_processed_worker(worker_id),
+                k.stat_failed_worker(worker_id),
+                k.worker_info(worker_id),
+                k.control(worker_id),
+                k.deaths,
+                k.failed,
+                k.stat_processed,
+                k.stat_failed,
+                k.minutes(jobmod.utc_day()),
+                k.queue(queue) if queue else k.inflight(worker_id),
+                k.wake(queue) if queue else k.inflight(worker_id),
+            ]
             args = [worker_id, mode, queue, jobmod.failed_at_now(), self.max_deaths, self.id]
             reply = list(self.scripts.call("unregister", keys, args))
             if reply[0] != b"retry":

@@ -13,8 +13,16 @@ import re
 
 from . import spec
 
-__all__ = ["OPTIONS", "OPTIONS_1_1", "DEFAULTS", "UsageError", "add_worker_arguments", "resolve",
-           "resolve_connection", "check_constraints"]
+__all__ = [
+    "OPTIONS",
+    "OPTIONS_1_1",
+    "DEFAULTS",
+    "UsageError",
+    "add_worker_arguments",
+    "resolve",
+    "resolve_connection",
+    "check_constraints",
+]
 
 OPTIONS: list[dict] = spec.worker_options()["options"]
 # protocol.md 14.1: what a worker claiming delayed/retries/schedules takes besides 7.2's options
@@ -37,9 +45,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser, skip=()) -> None:
         flags = [o["flag"]]
         if o["name"] == "concurrency":
             flags.insert(0, "--processes")  # Python's historical name for the same option
-        parser.add_argument(*flags, dest=o["name"], default=None, metavar=_METAVAR.get(o["type"], "VALUE"),
-                            help=f"{o['help']} ({'required' if o.get('required') else 'default ' + str(o['default'])}"
-                                 f", ${o['env']})")
+        parser.add_argument(
+            *flags,
+            dest=o["name"],
+            default=None,
+            metavar=_METAVAR.get(o["type"], "VALUE"),
+            help=f"{o['help']} ({'required' if o.get('required') else 'default ' + str(o['default'])}, ${o['env']})",
+        )
 
 
 def resolve(opts: argparse.Namespace, env=os.environ) -> dict:

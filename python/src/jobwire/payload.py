@@ -19,8 +19,17 @@ from . import queues, spec
 from .errors import InvalidJob
 
 __all__ = [
-    "Job", "new_job", "new_payload", "new_delayed_item", "validate_queue_name", "failure_record", "dumps",
-    "failed_at_now", "run_at_now", "started_now", "utc_day",
+    "Job",
+    "new_job",
+    "new_payload",
+    "new_delayed_item",
+    "validate_queue_name",
+    "failure_record",
+    "dumps",
+    "failed_at_now",
+    "run_at_now",
+    "started_now",
+    "utc_day",
 ]
 
 _validator = None
@@ -90,8 +99,7 @@ def new_payload(job_class: str, args=(), **extra) -> bytes:
 def new_job(job_class: str, args=(), **extra) -> tuple[str, bytes]:
     """(id, payload): new_payload that also hands back the id it chose."""
     job_id = uuid.uuid4().hex
-    document = {"class": job_class, "args": list(args), "id": job_id,
-                "enqueued_at": int(time.time() * 1000)}
+    document = {"class": job_class, "args": list(args), "id": job_id, "enqueued_at": int(time.time() * 1000)}
     document.update(extra)
     problem = schema_error(document)
     if problem:
@@ -107,8 +115,14 @@ def new_delayed_item(queue: str, job_class: str, args, at_ms: int, **extra) -> t
     third member (resque-scheduler's order) and "scheduled_for_ms" after the id."""
     validate_queue_name(queue)
     job_id = uuid.uuid4().hex
-    document = {"class": job_class, "args": list(args), "queue": queue, "id": job_id,
-                "enqueued_at": int(time.time() * 1000), "scheduled_for_ms": int(at_ms)}
+    document = {
+        "class": job_class,
+        "args": list(args),
+        "queue": queue,
+        "id": job_id,
+        "enqueued_at": int(time.time() * 1000),
+        "scheduled_for_ms": int(at_ms),
+    }
     document.update(extra)
     problem = schema_error(document)
     if problem:
@@ -186,8 +200,15 @@ def _is_json_object(payload: bytes) -> bool:
         return False
 
 
-def failure_record(payload: bytes, exception: str, error: str, backtrace: list[str],
-                   worker: str, queue: str, failed_at: str | None = None) -> bytes:
+def failure_record(
+    payload: bytes,
+    exception: str,
+    error: str,
+    backtrace: list[str],
+    worker: str,
+    queue: str,
+    failed_at: str | None = None,
+) -> bytes:
     """A failure record (protocol.md 6.2) with `payload` embedded verbatim.
 
     `payload` is embedded verbatim when it is a JSON object's bytes by a strict RFC 8259 parser,
@@ -202,12 +223,23 @@ def failure_record(payload: bytes, exception: str, error: str, backtrace: list[s
         payload = b'"payload is not valid UTF-8; its bytes are in payload_hex"'
     if not extra and (exception == "jobwire.InvalidJSON" or not _is_json_object(payload)):
         payload = dumps(payload.decode("utf-8"))  # not JSON text (or not an object): kept as a string
-    return b"".join((
-        b'{"failed_at":', dumps(failed_at or failed_at_now()),
-        b',"payload":', payload,
-        b',"exception":', dumps(str(exception)),
-        b',"error":', dumps(str(error)),
-        b',"backtrace":', dumps([str(line) for line in backtrace]),
-        b',"worker":', dumps(worker),
-        b',"queue":', dumps(queue), extra, b"}",
-    ))
+    return b"".join(
+        (
+            b'{"failed_at":',
+            dumps(failed_at or failed_at_now()),
+            b',"payload":',
+            payload,
+            b',"exception":',
+            dumps(str(exception)),
+            b',"error":',
+            dumps(str(error)),
+            b',"backtrace":',
+            dumps([str(line) for line in backtrace]),
+            b',"worker":',
+            dumps(worker),
+            b',"queue":',
+            dumps(queue),
+            extra,
+            b"}",
+        )
+    )

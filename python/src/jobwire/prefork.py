@@ -77,8 +77,13 @@ class Supervisor:
         redis = None
         try:
             redis = connect(self.config.redis_url)
-            membership = Membership(redis, Keys(self.config.namespace), f"{socket.gethostname()}:{os.getpid()}:supervisor",
-                                    self.config.lease_ms, self.config.max_deaths)
+            membership = Membership(
+                redis,
+                Keys(self.config.namespace),
+                f"{socket.gethostname()}:{os.getpid()}:supervisor",
+                self.config.lease_ms,
+                self.config.max_deaths,
+            )
             result = membership.recover(dead_id, "dead")
             log.warning("recovered worker %s: %s", dead_id, [r.decode() for r in result])
         except Exception as exc:  # lease expiry will recover it instead

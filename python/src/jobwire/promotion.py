@@ -45,12 +45,28 @@ class Promoter:
     def run(self, redis, scripts) -> Promotion:
         """promote.lua until nothing more is due (at most ROUNDS calls), firing due schedules."""
         k = self.keys
-        keys = [k.delayed_schedule, k.queues, k.wake_new_queue, k.failed, k.retry_set,
-                k.schedules if self.fire_schedules else k.delayed_schedule]
+        keys = [
+            k.delayed_schedule,
+            k.queues,
+            k.wake_new_queue,
+            k.failed,
+            k.retry_set,
+            k.schedules if self.fire_schedules else k.delayed_schedule,
+        ]
         result = Promotion()
         for _ in range(ROUNDS):
-            reply = scripts.call("promote", keys, [k.prefix, LIMIT, jobmod.failed_at_now(), self.worker_id,
-                                                   self.max_payload_bytes, "1" if self.fire_schedules else "0"])
+            reply = scripts.call(
+                "promote",
+                keys,
+                [
+                    k.prefix,
+                    LIMIT,
+                    jobmod.failed_at_now(),
+                    self.worker_id,
+                    self.max_payload_bytes,
+                    "1" if self.fire_schedules else "0",
+                ],
+            )
             moved, malformed, more, now_ms, next_due = (int(x) for x in reply[:5])
             result.moved += moved
             result.malformed += malformed
@@ -61,8 +77,11 @@ class Promoter:
             if not more and not due:
                 break
         if result.malformed:
-            log.warning("worker %s: %d delayed items could not be promoted; they are in the failed list",
-                        self.worker_id, result.malformed)
+            log.warning(
+                "worker %s: %d delayed items could not be promoted; they are in the failed list",
+                self.worker_id,
+                result.malformed,
+            )
         return result
 
     def _fire(self, redis, scripts, name: str, score: bytes, now_ms: int) -> int:
@@ -85,32 +104,59 @@ class Promoter:
             payload = self._payload(name, definition, decision.fire_ms) if decision.fire_ms is not None else b""
         except (ValueError, InvalidJob, RecursionError) as exc:
             log.warning("worker %s: schedule %s is broken: %s", self.worker_id, name, exc)
-            scripts.call("fire", [k.schedules, k.schedule(name), k.schedules, k.schedules, k.schedules, k.schedules],
-                         base + ["error", "", "", 0, "", str(exc), "", ""])
+            scripts.call(
+                "fire",
+                [k.schedules, k.schedule(name), k.schedules, k.schedules, k.schedules, k.schedules],
+                base + ["error", "", "", 0, "", str(exc), "", ""],
+            )
             return 0
         missed_at = "" if decision.last_missed_ms is None else decision.last_missed_ms
         if decision.fire_ms is None:
-            scripts.call("fire", [k.schedules, k.schedule(name), k.schedules, k.schedules, k.schedules, k.schedules],
-                         base + ["miss", decision.next_ms, "", decision.missed, missed_at, "", "", ""])
+            scripts.call(
+                "fire",
+                [k.schedules, k.schedule(name), k.schedules, k.schedules, k.schedules, k.schedules],
+                base + ["miss", decision.next_ms, "", decision.missed, missed_at, "", "", ""],
+            )
         else:
             queue = definition["queue"]
-            acted = scripts.call("fire", [k.schedules, k.schedule(name), k.queues, k.queue(queue), k.wake(queue),
-                                          k.wake_new_queue],
-                                 base + ["fire", decision.next_ms, decision.fire_ms, decision.missed, missed_at,
-                                         payload, queue, fire_job_id(name, decision.fire_ms)])
+            acted = scripts.call(
+                "fire",
+                [k.schedules, k.schedule(name), k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
+                base
+                + [
+                    "fire",
+                    decision.next_ms,
+                    decision.fire_ms,
+                    decision.missed,
+                    missed_at,
+                    payload,
+                    queue,
+                    fire_job_id(name, decision.fire_ms),
+                ],
+            )
             if not acted:
                 return 0
         if decision.missed:
-            log.warning("worker %s: schedule %s missed %d fire time(s), the latest at %d ms",
-                        self.worker_id, name, decision.missed, decision.last_missed_ms)
+            log.warning(
+                "worker %s: schedule %s missed %d fire time(s), the latest at %d ms",
+                self.worker_id,
+                name,
+                decision.missed,
+                decision.last_missed_ms,
+            )
         return 0 if decision.fire_ms is None else 1
 
     @staticmethod
     def _payload(name: str, definition: dict, fire_ms: int) -> bytes:
         """The job of one fire: class, args, id, enqueued_at, schedule, scheduled_for_ms, retry."""
-        document = {"class": definition["class"], "args": definition.get("args", []),
-                    "id": fire_job_id(name, fire_ms), "enqueued_at": int(time.time() * 1000),
-                    "schedule": name, "scheduled_for_ms": fire_ms}
+        document = {
+            "class": definition["class"],
+            "args": definition.get("args", []),
+            "id": fire_job_id(name, fire_ms),
+            "enqueued_at": int(time.time() * 1000),
+            "schedule": name,
+            "scheduled_for_ms": fire_ms,
+        }
         if "retry" in definition:
             document["retry"] = definition["retry"]
         return jobmod.dumps(document)

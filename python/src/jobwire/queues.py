@@ -31,8 +31,9 @@ def is_valid_queue_name(name: object) -> bool:
 def validate_queue_name(name: object) -> str:
     """name itself, or InvalidJob saying which rule it breaks (a non-string breaks them all)."""
     if not isinstance(name, str) or not is_valid_queue_name(name):
-        raise InvalidJob(f"invalid queue name {name!r}: 1-255 bytes of UTF-8 without ':', '*', ',', "
-                         "whitespace or control characters")
+        raise InvalidJob(
+            f"invalid queue name {name!r}: 1-255 bytes of UTF-8 without ':', '*', ',', whitespace or control characters"
+        )
     return name
 
 

@@ -14,8 +14,7 @@ from . import spec
 from .cron import Cron, CronError, next_fire_ms  # noqa: F401 - next_fire_ms is part of this module's API
 from .errors import InvalidJob
 
-__all__ = ["FireDecision", "decide", "validate_definition", "fire_job_id", "DEFAULT_GRACE_MS",
-           "MAX_FIRES_PER_CHECK"]
+__all__ = ["FireDecision", "decide", "validate_definition", "fire_job_id", "DEFAULT_GRACE_MS", "MAX_FIRES_PER_CHECK"]
 
 DEFAULT_GRACE_MS = 60000  # protocol.md 14.5: a fire more than this late is missed
 MAX_FIRES_PER_CHECK = 1000  # due fire times looked at per schedule per check
@@ -26,6 +25,7 @@ def _schedule_validator():
     global _validator
     if _validator is None:
         from referencing import Registry, Resource
+
         job = spec.schema("job")
         registry = Registry().with_resource(job["$id"], Resource.from_contents(job))
         _validator = jsonschema.Draft202012Validator(spec.schema("schedule"), registry=registry)

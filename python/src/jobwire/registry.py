@@ -97,9 +97,11 @@ class Registry:
 
     def job(self, name: str):
         """Decorator form of register()."""
+
         def decorate(target):
             self.register(name, target)
             return target
+
         return decorate
 
     def get(self, name: str) -> Handler | None:

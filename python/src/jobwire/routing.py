@@ -40,8 +40,10 @@ def route(home: str, routes: dict[str, str], queue: str) -> str:
     if group == "":
         return home
     if not valid_group(group):
-        raise BadRoute(f"the routing table {Keys(home).routes} maps queue {queue!r} to {group!r}, "
-                       "which is no group name (1-64 of A-Z a-z 0-9 _ . -): nothing was enqueued")
+        raise BadRoute(
+            f"the routing table {Keys(home).routes} maps queue {queue!r} to {group!r}, "
+            "which is no group name (1-64 of A-Z a-z 0-9 _ . -): nothing was enqueued"
+        )
     return group_namespace(home, group)
 
 

@@ -29,8 +29,12 @@ log = logging.getLogger("jobwire.worker")
 # one of ok, fail, crash, retry; arg the failure record, the crash reason, or for retry the tuple
 # (delay_ms, attempt entry, failure record to use if Redis refuses the retry).
 Settle = tuple[str, str, Any, str]
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, redis_lib.BusyLoadingError,
-                redis_lib.exceptions.OutOfMemoryError)
+REDIS_ERRORS = (
+    redis_lib.ConnectionError,
+    redis_lib.TimeoutError,
+    redis_lib.BusyLoadingError,
+    redis_lib.exceptions.OutOfMemoryError,
+)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
 from .errors import InvalidJob, NotFound
@@ -125,6 +125,7 @@ class SchedulingMixin:
         scripts: Scripts
         registry: Registry
         enqueue: Callable[..., str | None]
+        for_queue: Callable[[str], Any]  # the Client of the queue's namespace (protocol.md 15.2)
 
     # -- jobs at a time -----------------------------------------------------------------------
 
@@ -141,8 +142,9 @@ class SchedulingMixin:
         ts = -(-at_ms // 1000)  # ceil: a job never runs early (protocol.md 14.2)
         target = self.for_queue(queue)  # the queue's namespace holds its delayed jobs (15.2)
         k = target.keys
-        target._write("delay", [k.delayed_schedule, k.delayed_bucket(ts), k.delayed_timestamps(item),
-                                k.wake_schedule], [ts, item])
+        target._write(
+            "delay", [k.delayed_schedule, k.delayed_bucket(ts), k.delayed_timestamps(item), k.wake_schedule], [ts, item]
+        )
         if handler is not None:
             handler.after_enqueue(*args)
         return job_id
@@ -206,9 +208,15 @@ class SchedulingMixin:
         queue = job.queue
         if mode == "enqueue":
             jobmod.validate_queue_name(queue)
-        keys = [k.delayed_schedule, k.delayed_bucket(job.ts), k.delayed_timestamps(job.raw), k.queues,
-                k.queue(queue) if mode == "enqueue" else k.queues,
-                k.wake(queue) if mode == "enqueue" else k.queues, k.wake_new_queue]
+        keys = [
+            k.delayed_schedule,
+            k.delayed_bucket(job.ts),
+            k.delayed_timestamps(job.raw),
+            k.queues,
+            k.queue(queue) if mode == "enqueue" else k.queues,
+            k.wake(queue) if mode == "enqueue" else k.queues,
+            k.wake_new_queue,
+        ]
         return self.scripts.call("unschedule", keys, ["delayed", job.ts, job.raw, mode, queue]) == 1
 
     def remove_scheduled(self, key: str) -> bool:
@@ -255,9 +263,15 @@ class SchedulingMixin:
         k = self.keys
         if mode == "enqueue":
             jobmod.validate_queue_name(job.queue)
-        keys = [k.retry_set, k.retry_set, k.retry_set, k.queues,
-                k.queue(job.queue) if mode == "enqueue" else k.queues,
-                k.wake(job.queue) if mode == "enqueue" else k.queues, k.wake_new_queue]
+        keys = [
+            k.retry_set,
+            k.retry_set,
+            k.retry_set,
+            k.queues,
+            k.queue(job.queue) if mode == "enqueue" else k.queues,
+            k.wake(job.queue) if mode == "enqueue" else k.queues,
+            k.wake_new_queue,
+        ]
         return self.scripts.call("unschedule", keys, ["retry", job.member, job.raw, mode, job.queue]) == 1
 
     def remove_retrying(self, key: str) -> bool:
@@ -306,8 +320,15 @@ class SchedulingMixin:
             state = {a.decode(): b.decode("utf-8", "replace") for a, b in fields.items()}
             raw = fields.get(b"definition", b"")
             doc = _loads(raw) if raw else None
-            out.append(Schedule(text(name), score, raw, doc if isinstance(doc, dict) else None,
-                                {a: b for a, b in state.items() if a != "definition"}))
+            out.append(
+                Schedule(
+                    text(name),
+                    score,
+                    raw,
+                    doc if isinstance(doc, dict) else None,
+                    {a: b for a, b in state.items() if a != "definition"},
+                )
+            )
         return out
 
     def get_schedule(self, name: str) -> Schedule:

@@ -14,8 +14,18 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["spec_dir", "spec_version", "spec_major", "schema", "lua_source", "manifest", "errors",
-           "key_templates", "worker_options", "release_version"]
+__all__ = [
+    "spec_dir",
+    "spec_version",
+    "spec_major",
+    "schema",
+    "lua_source",
+    "manifest",
+    "errors",
+    "key_templates",
+    "worker_options",
+    "release_version",
+]
 
 HERE = Path(__file__).resolve().parent
 PACKAGED_SPEC = HERE / "_spec"
@@ -33,9 +43,7 @@ def spec_dir() -> Path:
     for path in candidates:
         if (path / "VERSION").is_file():
             return path
-    raise FileNotFoundError(
-        "jobwire cannot find the protocol files (spec/VERSION); set JOBWIRE_SPEC_DIR"
-    )
+    raise FileNotFoundError("jobwire cannot find the protocol files (spec/VERSION); set JOBWIRE_SPEC_DIR")
 
 
 @functools.cache

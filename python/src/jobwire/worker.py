@@ -50,8 +50,10 @@ from .scripts import Scripts
 try:
     from setproctitle import setproctitle
 except ImportError:  # pragma: no cover - setproctitle is a declared dependency
+
     def setproctitle(title: str) -> None:
         pass
+
 
 __all__ = ["Config", "Worker", "current_job", "JobContext"]
 
@@ -77,7 +79,9 @@ class Config:
     max_payload_bytes: int = DEFAULTS["max_payload_bytes"]
     fork: bool = True
     impl: str = "python"
-    default_retry: object = DEFAULTS["default_retry"]  # protocol.md 14.4: policy of jobs without one (JSON text or value)
+    default_retry: object = DEFAULTS[
+        "default_retry"
+    ]  # protocol.md 14.4: policy of jobs without one (JSON text or value)
     scheduler: str = DEFAULTS["scheduler"]  # protocol.md 14.1: all (promote and fire), promote, off
 
     def __post_init__(self) -> None:
@@ -121,8 +125,9 @@ class Worker(ForkedRunning, InlineRunning):
         # BLPOP gets its own connection, whose read timeout outlasts the longest block (8.3): with
         # redis-py's default 5 s it gave up on a 5 s BLPOP that Redis answered a little late,
         # dropped the connection and slept, deaf for half a second every block timeout.
-        self.block_redis = connect(config.redis_url, wait_for_cluster=True,
-                                   socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S)
+        self.block_redis = connect(
+            config.redis_url, wait_for_cluster=True, socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S
+        )
         self.scripts = Scripts(self.redis)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -143,8 +148,11 @@ class Worker(ForkedRunning, InlineRunning):
         self._exiting: list[int] = []  # children that reported and are exiting
         self._standby: tuple[int, int, int] | None = None  # the next job's child: (pid, job pipe, result pipe)
         self.membership = Membership(self.redis, self.keys, self.id, config.lease_ms, config.max_deaths, self.scripts)
-        self._promoter = None if config.scheduler == "off" else Promoter(
-            self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
+        self._promoter = (
+            None
+            if config.scheduler == "off"
+            else Promoter(self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
+        )
         self._next_due_at: float | None = None  # monotonic time of the next delayed/retry/schedule due
 
     # -- public ------------------------------------------------------------------------------
@@ -229,14 +237,33 @@ class Worker(ForkedRunning, InlineRunning):
         queues = self._queue_list() if reserve else []
         if reserve and not queues and op == "none":
             return [b"none", b"empty"]  # a wildcard worker before any queue exists
-        keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed,
-                k.stat_processed_worker(self.id), k.stat_failed, k.stat_failed_worker(self.id),
-                k.failed, k.deaths, k.minutes(jobmod.utc_day()), k.leases, k.pause_all,
-                k.queue(settle_queue) if settle_queue else k.worker_record(self.id),
-                k.wake(settle_queue) if settle_queue else k.worker_record(self.id)]
+        keys = [
+            k.worker_record(self.id),
+            k.inflight(self.id),
+            k.stat_processed,
+            k.stat_processed_worker(self.id),
+            k.stat_failed,
+            k.stat_failed_worker(self.id),
+            k.failed,
+            k.deaths,
+            k.minutes(jobmod.utc_day()),
+            k.leases,
+            k.pause_all,
+            k.queue(settle_queue) if settle_queue else k.worker_record(self.id),
+            k.wake(settle_queue) if settle_queue else k.worker_record(self.id),
+        ]
         keys += [k.queue(q) for q in queues] + [k.wake(q) for q in queues]
-        args = [self.id, op, token, arg, jobmod.failed_at_now(), jobmod.run_at_now(),
-                self.config.max_deaths, self.config.max_payload_bytes, *queues]
+        args = [
+            self.id,
+            op,
+            token,
+            arg,
+            jobmod.failed_at_now(),
+            jobmod.run_at_now(),
+            self.config.max_deaths,
+            self.config.max_payload_bytes,
+            *queues,
+        ]
         reply = self.scripts.call("work", keys, args)
         if reserve and not queues:
             reply = [reply[0], b"empty"]
@@ -253,9 +280,18 @@ class Worker(ForkedRunning, InlineRunning):
         the wrong type): the job then lands in the failed list rather than being lost."""
         k = self.keys
         delay_ms, entry, record = arg
-        keys = [k.worker_record(self.id), k.inflight(self.id), k.stat_processed, k.stat_processed_worker(self.id),
-                k.stat_failed, k.stat_failed_worker(self.id), k.deaths, k.minutes(jobmod.utc_day()),
-                k.retry_set, k.wake_schedule]
+        keys = [
+            k.worker_record(self.id),
+            k.inflight(self.id),
+            k.stat_processed,
+            k.stat_processed_worker(self.id),
+            k.stat_failed,
+            k.stat_failed_worker(self.id),
+            k.deaths,
+            k.minutes(jobmod.utc_day()),
+            k.retry_set,
+            k.wake_schedule,
+        ]
         try:
             reply = self.scripts.call("retry", keys, [self.id, token, delay_ms, entry, queue])
         except redis_lib.ResponseError as exc:
@@ -363,11 +399,17 @@ class Worker(ForkedRunning, InlineRunning):
         try:
             job = jobmod.Job.decode(job.queue, job.payload, job.token)
         except InvalidJob as exc:
-            kind = "jobwire.InvalidJSON" if str(exc).startswith("payload is not valid JSON") else "jobwire.InvalidPayload"
+            kind = (
+                "jobwire.InvalidJSON" if str(exc).startswith("payload is not valid JSON") else "jobwire.InvalidPayload"
+            )
             return self._failure(job, kind, str(exc))
         handler = self.registry.get(job.job_class)
         if handler is None:
-            return self._failure(job, "jobwire.UnknownClass", "no handler registered for class " + json.dumps(job.job_class, ensure_ascii=False))
+            return self._failure(
+                job,
+                "jobwire.UnknownClass",
+                "no handler registered for class " + json.dumps(job.job_class, ensure_ascii=False),
+            )
         self._held = job
         self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
         if self.config.fork:
@@ -388,8 +430,9 @@ class Worker(ForkedRunning, InlineRunning):
     def _outcome(self, job: jobmod.Job, result: dict):
         if result.get("ok"):
             return ("ok", job.token, "", job.queue)
-        return self._retry_or_fail(job, result.get("exception", "Exception"), result.get("error", ""),
-                                   result.get("backtrace", []))
+        return self._retry_or_fail(
+            job, result.get("exception", "Exception"), result.get("error", ""), result.get("backtrace", [])
+        )
 
     def _retry_or_fail(self, job: jobmod.Job, exception: str, error: str, backtrace=()):
         """A job error or timeout: retry under the job's policy, else fail (protocol.md 14.4)."""
@@ -400,10 +443,25 @@ class Worker(ForkedRunning, InlineRunning):
             return self._failure(job, exception, error, backtrace)
         job_id = document["id"] if isinstance(document.get("id"), str) else ""
         delay = backoff.retry_delay_ms(policy, job_id, attempt)
-        entry = jobmod.dumps({"attempt": attempt, "failed_at_ms": int(time.time() * 1000), "exception": str(exception),
-                              "error": str(error), "worker": self.id, "queue": job.queue, "delay_ms": delay})
-        log.info("worker %s: job %s attempt %d failed (%s); retrying in %d ms", self.id, job_id or job.job_class,
-                 attempt, exception, delay)
+        entry = jobmod.dumps(
+            {
+                "attempt": attempt,
+                "failed_at_ms": int(time.time() * 1000),
+                "exception": str(exception),
+                "error": str(error),
+                "worker": self.id,
+                "queue": job.queue,
+                "delay_ms": delay,
+            }
+        )
+        log.info(
+            "worker %s: job %s attempt %d failed (%s); retrying in %d ms",
+            self.id,
+            job_id or job.job_class,
+            attempt,
+            exception,
+            delay,
+        )
         record = self._failure(job, exception, error, backtrace)[2]  # used if Redis refuses the retry
         return ("retry", job.token, (delay, entry, record), job.queue)
 
@@ -419,10 +477,26 @@ class Worker(ForkedRunning, InlineRunning):
 
     def _register(self) -> None:
         """Register (again), recovering a predecessor with this id and lapsed peers (7.3, 7.6)."""
-        info = ["impl", self.config.impl, "impl_version", __version__, "spec", spec.spec_version(),
-                "host", self.host, "pid", str(self.pid), "queues", ",".join(self.config.queues),
-                "started_ms", str(int(time.time() * 1000)), "mode", "fork" if self.config.fork else "inline",
-                "state", self._state_shown]
+        info = [
+            "impl",
+            self.config.impl,
+            "impl_version",
+            __version__,
+            "spec",
+            spec.spec_version(),
+            "host",
+            self.host,
+            "pid",
+            str(self.pid),
+            "queues",
+            ",".join(self.config.queues),
+            "started_ms",
+            str(int(time.time() * 1000)),
+            "mode",
+            "fork" if self.config.fork else "inline",
+            "state",
+            self._state_shown,
+        ]
         self.membership.register(info)
         self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
@@ -512,8 +586,15 @@ class Worker(ForkedRunning, InlineRunning):
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for sig in (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGCONT, signal.SIGALRM):
+        for sig in (
+            signal.SIGQUIT,
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGCONT,
+            signal.SIGALRM,
+        ):
             signal.signal(sig, self._on_signal)
 
     def _drain_wakeups(self) -> None:

@@ -48,8 +48,9 @@ def server_credentials(cert: str, key: str, client_ca: str | None = None) -> grp
     if client_ca:
         with open(client_ca, "rb") as f:
             ca_pem = f.read()
-    return grpc.ssl_server_credentials([(key_pem, cert_pem)], root_certificates=ca_pem,
-                                       require_client_auth=ca_pem is not None)
+    return grpc.ssl_server_credentials(
+        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=ca_pem is not None
+    )
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
@@ -72,8 +73,11 @@ def _refusing(handler):
     """A handler of the same shape as `handler` that aborts with UNAUTHENTICATED."""
     from .errors import abort
 
-    error = GatewayError(grpc.StatusCode.UNAUTHENTICATED, "jobwire.Unauthenticated",
-                         "missing or wrong token: send metadata 'authorization: Bearer <token>'")
+    error = GatewayError(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "jobwire.Unauthenticated",
+        "missing or wrong token: send metadata 'authorization: Bearer <token>'",
+    )
 
     async def unary(request, context):
         await abort(context, error)

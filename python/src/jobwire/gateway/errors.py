@@ -36,13 +36,13 @@ class GatewayError(Exception):
     def status(self) -> grpc.Status:
         detail = any_pb2.Any()
         detail.Pack(common_pb2.ErrorDetail(name=self.name, message=self.message))
-        status = rpc_status.to_status(status_pb2.Status(code=self.code.value[0], message=self.message,
-                                                        details=[detail]))
+        status = rpc_status.to_status(
+            status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
+        )
         return status
 
 
 async def abort(context, error: GatewayError):
     """End the call with the error's status, details and name trailer."""
     status = error.status()
-    await context.abort(status.code, status.details,
-                        tuple(status.trailing_metadata) + ((NAME_TRAILER, error.name),))
+    await context.abort(status.code, status.details, tuple(status.trailing_metadata) + ((NAME_TRAILER, error.name),))

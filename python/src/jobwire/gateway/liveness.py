@@ -58,8 +58,11 @@ class BeatBatcher:
 
     def __init__(self, redis_url: str, socket_timeout: float) -> None:
         # One connection of its own: beats never queue behind the shared pool (issue #16).
-        self.redis = aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(
-            redis_url, max_connections=1, socket_connect_timeout=5, socket_timeout=socket_timeout))
+        self.redis = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool.from_url(
+                redis_url, max_connections=1, socket_connect_timeout=5, socket_timeout=socket_timeout
+            )
+        )
         self._wanted: dict[object, None] = {}  # insertion-ordered set of sessions
         self._event = asyncio.Event()
         self.batches = 0  # pipelines sent, for logs and tests
@@ -77,7 +80,7 @@ class BeatBatcher:
             self._event.clear()
             batch, self._wanted = list(self._wanted), {}
             for start in range(0, len(batch), BEAT_CHUNK):
-                await self._send(batch[start:start + BEAT_CHUNK])
+                await self._send(batch[start : start + BEAT_CHUNK])
 
     async def _connect(self) -> None:
         """Open the beat connection at start: an idle worker's first beat opens no connection
@@ -98,7 +101,7 @@ class BeatBatcher:
             log.warning("%d beats failed, Redis unavailable (%s); the workers beat again", len(sessions), exc)
             return
         self.batches += 1
-        for s, reply in zip(sessions, replies):
+        for s, reply in zip(sessions, replies, strict=True):
             try:
                 s.beat_reply(reply)
             except Exception:  # noqa: BLE001 - one session's trouble must not drop the others' beats

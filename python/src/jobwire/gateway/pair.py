@@ -58,8 +58,14 @@ def _gateway_child(opts, worker_pid: int, path: str) -> None:
             os.dup2(out, 1)
             os.dup2(out, 2)
         from jobwire.gateway.server import GatewayOptions, serve  # grpc (and jobwire) only after the fork
-        options = GatewayOptions(listen=f"unix:{path}", redis_url=opts.redis_url, namespace=opts.namespace,
-                                 conformance=True, exit_with_pid=worker_pid)
+
+        options = GatewayOptions(
+            listen=f"unix:{path}",
+            redis_url=opts.redis_url,
+            namespace=opts.namespace,
+            conformance=True,
+            exit_with_pid=worker_pid,
+        )
         status = serve(options)
     except BaseException as exc:  # noqa: BLE001 - say why in the worker's log, then exit
         print(f"jobwire.gateway.pair: the gateway failed: {exc!r}", file=sys.stderr, flush=True)

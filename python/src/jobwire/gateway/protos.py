@@ -38,8 +38,15 @@ def generate(proto_root: Path, package_parent: Path) -> list[Path]:
 
     includes = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto
     sources = [str(Path("jobwire") / "v1" / name) for name in PROTO_FILES]
-    argv = ["protoc", f"-I{proto_root}", f"-I{includes}", f"--python_out={package_parent}",
-            f"--pyi_out={package_parent}", f"--grpc_python_out={package_parent}", *sources]
+    argv = [
+        "protoc",
+        f"-I{proto_root}",
+        f"-I{includes}",
+        f"--python_out={package_parent}",
+        f"--pyi_out={package_parent}",
+        f"--grpc_python_out={package_parent}",
+        *sources,
+    ]
     if protoc.main(argv) != 0:
         raise RuntimeError(f"protoc failed on {proto_root}: {' '.join(argv)}")
     (package_parent / "jobwire" / "v1" / "__init__.py").write_text(_INIT)

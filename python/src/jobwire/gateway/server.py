@@ -39,9 +39,21 @@ REDIS_TIMEOUT_S = 10  # a Redis that answers nothing for this long is treated as
 class GatewayOptions:
     """What `jobwire gateway` was told; see cli.py for the flags."""
 
-    def __init__(self, listen="127.0.0.1:7460", redis_url=None, namespace="resque", token=None,
-                 tls_cert=None, tls_key=None, tls_client_ca=None, allow_insecure=False,
-                 conformance=False, extra_namespaces=(), any_namespace=False, exit_with_pid=None) -> None:
+    def __init__(
+        self,
+        listen="127.0.0.1:7460",
+        redis_url=None,
+        namespace="resque",
+        token=None,
+        tls_cert=None,
+        tls_key=None,
+        tls_client_ca=None,
+        allow_insecure=False,
+        conformance=False,
+        extra_namespaces=(),
+        any_namespace=False,
+        exit_with_pid=None,
+    ) -> None:
         self.listen, self.redis_url, self.namespace = listen, redis_url, namespace
         self.token, self.tls_cert, self.tls_key, self.tls_client_ca = token, tls_cert, tls_key, tls_client_ca
         self.allow_insecure, self.conformance = allow_insecure, conformance
@@ -68,13 +80,19 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
         first = await context.read()
         try:
             if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
-                raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest",
-                                   "the first message on a worker stream must be hello")
+                raise GatewayError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "jobwire.InvalidRequest",
+                    "the first message on a worker stream must be hello",
+                )
             config = WorkerConfig(first.hello)
             namespace = first.hello.namespace or self.gw.options.namespace
             if namespace not in self.gw.options.namespaces and not self.gw.options.any_namespace:
-                raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, "jobwire.NamespaceDenied",
-                                   f"this gateway serves namespace {self.gw.options.namespace!r}, not {namespace!r}")
+                raise GatewayError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "jobwire.NamespaceDenied",
+                    f"this gateway serves namespace {self.gw.options.namespace!r}, not {namespace!r}",
+                )
             session = Session(self.gw, config, context, Keys(namespace))
             self.gw.add_session(session)
             try:
@@ -83,8 +101,9 @@ class WorkerService(worker_pb2_grpc.WorkerServiceServicer):
                 self.gw.discard_session(session)
             error = self.gw.errors.pop(session, None)
             if error is None and session.stopping:
-                error = GatewayError(grpc.StatusCode.UNAVAILABLE, "jobwire.GatewayStopping",
-                                     "the gateway is shutting down; reconnect")
+                error = GatewayError(
+                    grpc.StatusCode.UNAVAILABLE, "jobwire.GatewayStopping", "the gateway is shutting down; reconnect"
+                )
             if error is not None:
                 raise error
         except GatewayError as exc:
@@ -98,9 +117,15 @@ class Gateway:
         self.options = options
         self.redis_url = options.redis_url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         self.keys = Keys(options.namespace)
-        self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            self.redis_url, max_connections=64, timeout=BLOCK_POOL_TIMEOUT_S, socket_connect_timeout=5,
-            socket_timeout=REDIS_TIMEOUT_S))
+        self.redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                self.redis_url,
+                max_connections=64,
+                timeout=BLOCK_POOL_TIMEOUT_S,
+                socket_connect_timeout=5,
+                socket_timeout=REDIS_TIMEOUT_S,
+            )
+        )
         self.scripts = _AsyncScripts(self.redis)
         self.gateway_id = f"{socket.gethostname()}:{os.getpid()}"
         self.conformance = options.conformance
@@ -117,8 +142,12 @@ class Gateway:
     def new_block_pool(self, block_timeout_ms: int):
         """A one-connection pool for one session's BLPOP (a blocked connection serves no one else),
         whose read timeout outlasts the longest BLPOP so that only a hanging Redis trips it."""
-        return aioredis.ConnectionPool.from_url(self.redis_url, max_connections=1, socket_connect_timeout=5,
-                                                socket_timeout=block_timeout_ms / 1000 + REDIS_TIMEOUT_S)
+        return aioredis.ConnectionPool.from_url(
+            self.redis_url,
+            max_connections=1,
+            socket_connect_timeout=5,
+            socket_timeout=block_timeout_ms / 1000 + REDIS_TIMEOUT_S,
+        )
 
     def add_session(self, session: Session) -> None:
         self.sessions.add(session)
@@ -146,17 +175,27 @@ class Gateway:
         o = self.options
         local = host.startswith("unix:") or is_loopback(host)
         if not local and not o.token and not o.allow_insecure:
-            raise ValueError(f"refusing to listen on {host} without authentication: set $JOBWIRE_GATEWAY_TOKEN "
-                             "(or --token-file), or pass --insecure-no-auth to accept anyone who can connect")
+            raise ValueError(
+                f"refusing to listen on {host} without authentication: set $JOBWIRE_GATEWAY_TOKEN "
+                "(or --token-file), or pass --insecure-no-auth to accept anyone who can connect"
+            )
         interceptors = [TokenInterceptor(o.token)] if o.token else []
-        self.server = grpc.aio.server(interceptors=interceptors, options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
-            ("grpc.keepalive_time_ms", 20000), ("grpc.keepalive_timeout_ms", 10000),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
-            ("grpc.keepalive_permit_without_calls", 1), ("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.max_send_message_length", MAX_MESSAGE),
+                ("grpc.keepalive_time_ms", 20000),
+                ("grpc.keepalive_timeout_ms", 10000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
         producer_pb2_grpc.add_ProducerServiceServicer_to_server(ProducerService(self), self.server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(
-            AdminService(Client(self.redis_url, o.namespace)), self.server)
+            AdminService(Client(self.redis_url, o.namespace)), self.server
+        )
         worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerService(self), self.server)
         if host.startswith("unix:"):
             address = host
@@ -202,9 +241,12 @@ async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:
     port = await gateway.start()
     host, _ = parse_listen(options.listen)
     where = host if host.startswith("unix:") else f"{host}:{port}"
-    print(f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
-          f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
-          file=sys.stderr, flush=True)
+    print(
+        f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
+        f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
+        file=sys.stderr,
+        flush=True,
+    )
     if ready_fd is not None:
         os.write(ready_fd, f"{port}\n".encode())
         os.close(ready_fd)

@@ -34,6 +34,7 @@ def _unavailable(exc: Exception) -> GatewayError:
 
 def _guarded(method):
     """Turn jobwire's exceptions into statuses with an ErrorDetail (spec/errors.json names)."""
+
     async def wrapper(self, request, context):
         try:
             return await method(self, request, context)
@@ -51,6 +52,7 @@ def _guarded(method):
             await abort(context, error)
         except REDIS_ERRORS as exc:
             await abort(context, _unavailable(exc))
+
     wrapper.__name__ = method.__name__
     return wrapper
 
@@ -61,11 +63,11 @@ def _build(queue: str, job: ppb.NewJob) -> tuple[str, bytes]:
     try:
         args = json.loads(job.args_json) if job.args_json else []
     except ValueError as exc:
-        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest",
-                           f"args_json is not JSON: {exc}") from None
+        raise GatewayError(
+            grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest", f"args_json is not JSON: {exc}"
+        ) from None
     if not isinstance(args, list):
-        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest",
-                           "args_json must be a JSON array")
+        raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest", "args_json must be a JSON array")
     return jobmod.new_job(job.job_class, args)
 
 
@@ -75,8 +77,9 @@ class ProducerService(producer_pb2_grpc.ProducerServiceServicer):
 
     async def _push(self, queue: str, payloads: list[bytes]) -> None:
         k = self.gw.keys
-        await self.gw.scripts.call("enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue],
-                                   [queue, *payloads])
+        await self.gw.scripts.call(
+            "enqueue", [k.queues, k.queue(queue), k.wake(queue), k.wake_new_queue], [queue, *payloads]
+        )
 
     @_guarded
     async def Enqueue(self, request, context):
@@ -87,18 +90,25 @@ class ProducerService(producer_pb2_grpc.ProducerServiceServicer):
     @_guarded
     async def BulkEnqueue(self, request, context):
         if len(request.jobs) > MAX_BULK:
-            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "jobwire.InvalidRequest",
-                               f"{len(request.jobs)} jobs in one request; at most {MAX_BULK}")
+            raise GatewayError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "jobwire.InvalidRequest",
+                f"{len(request.jobs)} jobs in one request; at most {MAX_BULK}",
+            )
         built = [_build(request.queue, job) for job in request.jobs]  # all validated before any push
         payloads = [p for _, p in built]
         for start in range(0, len(payloads), BULK_CHUNK):
-            await self._push(request.queue, payloads[start:start + BULK_CHUNK])
+            await self._push(request.queue, payloads[start : start + BULK_CHUNK])
         return ppb.BulkEnqueueResponse(job_ids=[i for i, _ in built])
 
 
 def _worker_message(w) -> apb.Worker:
-    msg = apb.Worker(id=w.id, state=w.state, info=w.info,
-                     working_on_json=json.dumps(w.working_on, separators=(",", ":")) if w.working_on else "")
+    msg = apb.Worker(
+        id=w.id,
+        state=w.state,
+        info=w.info,
+        working_on_json=json.dumps(w.working_on, separators=(",", ":")) if w.working_on else "",
+    )
     if w.lease_ms_left is not None:
         msg.lease_ms_left = w.lease_ms_left
     return msg
@@ -130,10 +140,20 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         count = min(request.count or 50, 1000)
         page = await self._run(self.client.failed, max(0, request.start), count)
         total = await self._run(self.client.failed_count)
-        return apb.ListFailuresResponse(total=total, failures=[apb.Failure(
-            id=f.key, record_json=f.raw.decode("utf-8", "replace"), queue=str(f.get("queue") or ""),
-            job_class=f.job_class, exception=str(f.get("exception") or ""), error=str(f.get("error") or ""))
-            for f in page])
+        return apb.ListFailuresResponse(
+            total=total,
+            failures=[
+                apb.Failure(
+                    id=f.key,
+                    record_json=f.raw.decode("utf-8", "replace"),
+                    queue=str(f.get("queue") or ""),
+                    job_class=f.job_class,
+                    exception=str(f.get("exception") or ""),
+                    error=str(f.get("error") or ""),
+                )
+                for f in page
+            ],
+        )
 
     @_guarded
     async def RetryFailure(self, request, context):

@@ -117,8 +117,11 @@ class Session:
         reader = None
         try:
             await self._with_redis(self._register)
-            await self._send(pb.WorkResponse(welcome=pb.Welcome(
-                worker_id=self.id, namespace=self.keys.ns, spec_version=spec.spec_version())))
+            await self._send(
+                pb.WorkResponse(
+                    welcome=pb.Welcome(worker_id=self.id, namespace=self.keys.ns, spec_version=spec.spec_version())
+                )
+            )
             reader = asyncio.create_task(self._read())
             await self._loop()
         except asyncio.CancelledError:
@@ -174,8 +177,11 @@ class Session:
                     await self._call_work(reserve=False)
                 result = await self._unregister(self.id, mode)
                 if mode == "dead" and result[1] != b"none":
-                    log.warning("worker %s: stream broke; its job %s was recovered as a death", self.id,
-                                result[1].decode("utf-8", "replace"))
+                    log.warning(
+                        "worker %s: stream broke; its job %s was recovered as a death",
+                        self.id,
+                        result[1].decode("utf-8", "replace"),
+                    )
                 break
             except REDIS_ERRORS as exc:
                 log.warning("worker %s: Redis unavailable while leaving (%s); the lease will lapse", self.id, exc)
@@ -254,8 +260,11 @@ class Session:
 
     async def _echo(self, record_json: str) -> None:
         if not self.gw.conformance:
-            raise GatewayError(grpc.StatusCode.FAILED_PRECONDITION, "jobwire.InvalidRequest",
-                               "conformance_echo: this gateway was not started with --conformance")
+            raise GatewayError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "jobwire.InvalidRequest",
+                "conformance_echo: this gateway was not started with --conformance",
+            )
         try:
             if not isinstance(json.loads(record_json), dict):
                 raise ValueError("not an object")
@@ -278,14 +287,33 @@ class Session:
         queues = self._expanded if reserve else []
         if reserve and not queues and op == "none":
             return [b"none", b"empty"]  # a wildcard worker before any queue exists
-        keys = [k.worker_record(wid), k.inflight(wid), k.stat_processed, k.stat_processed_worker(wid),
-                k.stat_failed, k.stat_failed_worker(wid), k.failed, k.deaths, k.minutes(jobmod.utc_day()),
-                k.leases, k.pause_all,
-                k.queue(settle_queue) if settle_queue else k.worker_record(wid),
-                k.wake(settle_queue) if settle_queue else k.worker_record(wid)]
+        keys = [
+            k.worker_record(wid),
+            k.inflight(wid),
+            k.stat_processed,
+            k.stat_processed_worker(wid),
+            k.stat_failed,
+            k.stat_failed_worker(wid),
+            k.failed,
+            k.deaths,
+            k.minutes(jobmod.utc_day()),
+            k.leases,
+            k.pause_all,
+            k.queue(settle_queue) if settle_queue else k.worker_record(wid),
+            k.wake(settle_queue) if settle_queue else k.worker_record(wid),
+        ]
         keys += [k.queue(q) for q in queues] + [k.wake(q) for q in queues]
-        args = [wid, op, token, arg, jobmod.failed_at_now(), jobmod.run_at_now(),
-                self.cfg.max_deaths, self.cfg.max_payload_bytes, *queues]
+        args = [
+            wid,
+            op,
+            token,
+            arg,
+            jobmod.failed_at_now(),
+            jobmod.run_at_now(),
+            self.cfg.max_deaths,
+            self.cfg.max_payload_bytes,
+            *queues,
+        ]
         reply = await self.gw.scripts.call("work", keys, args)
         if reserve and not queues:
             reply = [reply[0], b"empty"]
@@ -305,8 +333,14 @@ class Session:
         """heartbeat.lua for this worker; queued on `client` when it is a pipeline (a beat batch)."""
         k = self.keys
         keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
-        args = [self.id, self.cfg.lease_ms, mode, jobmod.started_now() if mode == "register" else "",
-                spec.spec_major(), *(info or [])]
+        args = [
+            self.id,
+            self.cfg.lease_ms,
+            mode,
+            jobmod.started_now() if mode == "register" else "",
+            spec.spec_major(),
+            *(info or []),
+        ]
         return await self.gw.scripts.call("heartbeat", keys, args, client=client)
 
     def alive_within_lease(self) -> bool:
@@ -319,14 +353,39 @@ class Session:
         """heartbeat.lua register; first recover a dead predecessor with this id (protocol.md 7.3)."""
         if not self._registered_once and await self.gw.redis.exists(self.keys.inflight(self.id)):
             result = await self._unregister(self.id, "dead")
-            log.warning("worker %s: recovered the job of a dead worker with this id (%s)", self.id,
-                        result[1].decode("utf-8", "replace"))
+            log.warning(
+                "worker %s: recovered the job of a dead worker with this id (%s)",
+                self.id,
+                result[1].decode("utf-8", "replace"),
+            )
         self._registered_once = True
         c = self.cfg
-        info = ["impl", c.impl, "impl_version", c.impl_version, "spec", spec.spec_version(),
-                "host", c.host, "pid", c.pid, "queues", ",".join(c.queues),
-                "started_ms", str(int(time.time() * 1000)), "mode", c.mode, "state", self._state_shown,
-                "gateway", self.gw.gateway_id, "gateway_version", __version__, "features", ",".join(c.features)]
+        info = [
+            "impl",
+            c.impl,
+            "impl_version",
+            c.impl_version,
+            "spec",
+            spec.spec_version(),
+            "host",
+            c.host,
+            "pid",
+            c.pid,
+            "queues",
+            ",".join(c.queues),
+            "started_ms",
+            str(int(time.time() * 1000)),
+            "mode",
+            c.mode,
+            "state",
+            self._state_shown,
+            "gateway",
+            self.gw.gateway_id,
+            "gateway_version",
+            __version__,
+            "features",
+            ",".join(c.features),
+        ]
         try:
             reply = await self.heartbeat_call("register", info)
         except rexc.ResponseError as exc:
@@ -356,12 +415,25 @@ class Session:
         for _ in range(UNREGISTER_RETRIES):
             queue = await self.gw.redis.hget(k.inflight(worker_id), "queue")
             queue = queue.decode("utf-8", "replace") if queue else ""
-            keys = [k.leases, k.workers, k.heartbeats, k.worker_record(worker_id), k.worker_started(worker_id),
-                    k.inflight(worker_id), k.stat_processed_worker(worker_id), k.stat_failed_worker(worker_id),
-                    k.worker_info(worker_id), k.control(worker_id), k.deaths, k.failed, k.stat_processed,
-                    k.stat_failed, k.minutes(jobmod.utc_day()),
-                    k.queue(queue) if queue else k.inflight(worker_id),
-                    k.wake(queue) if queue else k.inflight(worker_id)]
+            keys = [
+                k.leases,
+                k.workers,
+                k.heartbeats,
+                k.worker_record(worker_id),
+                k.worker_started(worker_id),
+                k.inflight(worker_id),
+                k.stat_processed_worker(worker_id),
+                k.stat_failed_worker(worker_id),
+                k.worker_info(worker_id),
+                k.control(worker_id),
+                k.deaths,
+                k.failed,
+                k.stat_processed,
+                k.stat_failed,
+                k.minutes(jobmod.utc_day()),
+                k.queue(queue) if queue else k.inflight(worker_id),
+                k.wake(queue) if queue else k.inflight(worker_id),
+            ]
             args = [worker_id, mode, queue, jobmod.failed_at_now(), self.cfg.max_deaths, self.id]
             reply = await self.gw.scripts.call("unregister", keys, args)
             if reply[0] != b"retry":
@@ -483,5 +555,3 @@ class Session:
         """The gateway shuts down: leave (a held job goes back to its queue, no death)."""
         self.stopping = True
         self._nudge.set()
-
-

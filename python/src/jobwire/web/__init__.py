@@ -57,8 +57,15 @@ def create_app(client: Client, auth: Auth | dict | None = None, *, secret_key: b
     return app
 
 
-def serve(redis_url: str | None, namespace: str, host: str = "127.0.0.1", port: int = 8080, *,
-          insecure_no_auth: bool = False, threads: int = 8) -> int:
+def serve(
+    redis_url: str | None,
+    namespace: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    insecure_no_auth: bool = False,
+    threads: int = 8,
+) -> int:
     """Run the UI under waitress, a production WSGI server (pure Python, no C build, no fork).
 
     werkzeug's development server is not meant for anything but development; waitress bounds
@@ -77,11 +84,21 @@ def serve(redis_url: str | None, namespace: str, host: str = "127.0.0.1", port: 
     redis = connect(redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10)
     app = create_app(Client(namespace=namespace, redis=redis), auth)
     # A live-update page polls every 2 s; 8 threads serve a few operators without queueing.
-    server = create_server(app, host=host, port=port, threads=threads, channel_timeout=60,
-                           max_request_body_size=MAX_BODY_BYTES, ident="jobwire")
+    server = create_server(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        channel_timeout=60,
+        max_request_body_size=MAX_BODY_BYTES,
+        ident="jobwire",
+    )
     signal.signal(signal.SIGTERM, _exit_quietly)  # `docker stop`, supervisors: exit 0 at once
-    print(f"jobwire web: http://{host}:{port}/ (namespace {namespace}, waitress, {threads} threads)",
-          file=sys.stderr, flush=True)
+    print(
+        f"jobwire web: http://{host}:{port}/ (namespace {namespace}, waitress, {threads} threads)",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.run()
     except (KeyboardInterrupt, SystemExit):

@@ -17,6 +17,7 @@ __all__ = ["register"]
 
 def register(app: Flask, client: Client) -> None:
     """Add /api/overview, /api/queues, /api/workers, /api/failed, /api/stats and /metrics."""
+
     @app.get("/api/overview")
     def api_overview():
         return jsonify(data.overview(client))
@@ -32,8 +33,9 @@ def register(app: Flask, client: Client) -> None:
         wid = request.args.get("id")
         if wid is not None:
             match = [w for w in items if w["id"] == wid]
-            return jsonify(worker=match[0] if match else None,
-                           stats=data.worker_stats(client, wid) if match else None, now_ms=now)
+            return jsonify(
+                worker=match[0] if match else None, stats=data.worker_stats(client, wid) if match else None, now_ms=now
+            )
         return jsonify(workers=items, counts=data.worker_counts(items), now_ms=now)
 
     @app.get("/api/failed")
@@ -50,10 +52,12 @@ def register(app: Flask, client: Client) -> None:
     def api_stats():
         hours = stats_hours()
         now = data.redis_now_ms(client)
-        return jsonify(info=client.info(), hours=hours, series=data.minute_series(client, now, hours * 60),
-                       now_ms=now)
+        return jsonify(info=client.info(), hours=hours, series=data.minute_series(client, now, hours * 60), now_ms=now)
 
     @app.get("/metrics")
     def prometheus():
-        return Response(metrics.render(data.overview(client), scheduling=scheduling.gauges(client)), 200,
-                        {"Content-Type": metrics.CONTENT_TYPE})
+        return Response(
+            metrics.render(data.overview(client), scheduling=scheduling.gauges(client)),
+            200,
+            {"Content-Type": metrics.CONTENT_TYPE},
+        )

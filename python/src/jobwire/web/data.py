@@ -57,7 +57,7 @@ def pretty(document, raw: bytes | None = None) -> str:
 
 def preview(value) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= PREVIEW_LIMIT else text[:PREVIEW_LIMIT - 1] + "…"
+    return text if len(text) <= PREVIEW_LIMIT else text[: PREVIEW_LIMIT - 1] + "…"
 
 
 def _parse_time(text: str) -> int | None:
@@ -82,6 +82,7 @@ def _int(value) -> int | None:
 
 # -- queues -----------------------------------------------------------------------------------
 
+
 def queue_summaries(client: Client, now_ms: int) -> list[dict]:
     """Every queue with its size and the age of its head job (from enqueued_at, when set)."""
     out: list[dict] = []
@@ -91,10 +92,14 @@ def queue_summaries(client: Client, now_ms: int) -> list[dict]:
             head = client.peek(name, 0, 1)
             if head and isinstance(head[0].document, dict):
                 oldest = _int(head[0].document.get("enqueued_at"))
-        out.append({
-            "name": name, "size": size, "oldest_enqueued_at": oldest,
-            "oldest_age_ms": None if oldest is None else max(0, now_ms - oldest),
-        })
+        out.append(
+            {
+                "name": name,
+                "size": size,
+                "oldest_enqueued_at": oldest,
+                "oldest_age_ms": None if oldest is None else max(0, now_ms - oldest),
+            }
+        )
     biggest = max([int(q["size"]) for q in out] + [1])
     for q in out:
         q["max"] = biggest  # scale of the size bars
@@ -105,14 +110,19 @@ def queued_job(job: QueuedJob, now_ms: int) -> dict:
     doc = job.document if isinstance(job.document, dict) else None
     enqueued = _int(doc.get("enqueued_at")) if doc else None
     return {
-        "key": job.key, "class": job.job_class, "id": doc.get("id") if doc else None,
+        "key": job.key,
+        "class": job.job_class,
+        "id": doc.get("id") if doc else None,
         "args_preview": preview(doc.get("args", [])) if doc else "",
-        "enqueued_at": enqueued, "age_ms": None if enqueued is None else max(0, now_ms - enqueued),
-        "valid_json": job.document is not None, "pretty": pretty(job.document, job.raw),
+        "enqueued_at": enqueued,
+        "age_ms": None if enqueued is None else max(0, now_ms - enqueued),
+        "valid_json": job.document is not None,
+        "pretty": pretty(job.document, job.raw),
     }
 
 
 # -- workers ----------------------------------------------------------------------------------
+
 
 def worker(view: WorkerView, now_ms: int) -> dict:
     info = view.info
@@ -127,24 +137,35 @@ def worker(view: WorkerView, now_ms: int) -> dict:
         since = _int(view.inflight.get("reserved_ms")) or run_at
         job = {
             "queue": (record or {}).get("queue", "") or view.inflight.get("queue", ""),
-            "class": payload.get("class", ""), "id": payload.get("id"),
+            "class": payload.get("class", ""),
+            "id": payload.get("id"),
             "args_preview": preview(payload.get("args", [])),
-            "run_at": (record or {}).get("run_at", ""), "since_ms": since,
+            "run_at": (record or {}).get("run_at", ""),
+            "since_ms": since,
             "running_ms": None if since is None else max(0, now_ms - since),
             "pretty": pretty(payload if payload else view.working_on),
         }
     return {
-        "id": view.id, "host": info.get("host") or view.host, "pid": info.get("pid") or view.pid,
-        "queues": info.get("queues") or view.queues, "state": view.state,
-        "busy": view.state == "busy" or job is not None, "paused": view.state == "paused",
-        "impl": info.get("impl", ""), "impl_version": info.get("impl_version", ""),
-        "spec": info.get("spec", ""), "mode": info.get("mode", ""),
-        "started": view.started, "started_ms": started_ms,
+        "id": view.id,
+        "host": info.get("host") or view.host,
+        "pid": info.get("pid") or view.pid,
+        "queues": info.get("queues") or view.queues,
+        "state": view.state,
+        "busy": view.state == "busy" or job is not None,
+        "paused": view.state == "paused",
+        "impl": info.get("impl", ""),
+        "impl_version": info.get("impl_version", ""),
+        "spec": info.get("spec", ""),
+        "mode": info.get("mode", ""),
+        "started": view.started,
+        "started_ms": started_ms,
         "uptime_ms": None if started_ms is None else max(0, now_ms - started_ms),
-        "heartbeat": view.heartbeat, "heartbeat_age_ms": None if beat is None else max(0, now_ms - beat),
+        "heartbeat": view.heartbeat,
+        "heartbeat_age_ms": None if beat is None else max(0, now_ms - beat),
         "lease_ms_left": view.lease_ms_left,
         "lease_expired": view.lease_ms_left is not None and view.lease_ms_left < 0,
-        "job": job, "token": view.inflight.get("token", ""),
+        "job": job,
+        "token": view.inflight.get("token", ""),
         "job_text": f"{job['queue']} {job['class']}" if job else "",
     }
 
@@ -171,6 +192,7 @@ def worker_stats(client: Client, worker_id: str) -> dict:
 
 # -- failures ---------------------------------------------------------------------------------
 
+
 def failure(item: Failure) -> dict:
     rec = item.record
     backtrace = rec.get("backtrace")
@@ -181,13 +203,18 @@ def failure(item: Failure) -> dict:
     payload = rec.get("payload")
     runnable = isinstance(payload, dict) and isinstance(payload.get("class"), str) and bool(payload.get("class"))
     return {
-        "key": item.key, "failed_at": str(rec.get("failed_at", "")), "queue": str(rec.get("queue", "") or ""),
-        "class": item.job_class, "exception": str(rec.get("exception", "") or ""),
-        "error": str(rec.get("error", "") or ""), "worker": str(rec.get("worker", "") or ""),
+        "key": item.key,
+        "failed_at": str(rec.get("failed_at", "")),
+        "queue": str(rec.get("queue", "") or ""),
+        "class": item.job_class,
+        "exception": str(rec.get("exception", "") or ""),
+        "error": str(rec.get("error", "") or ""),
+        "worker": str(rec.get("worker", "") or ""),
         "backtrace": [str(frame) for frame in backtrace],
         "args_preview": preview(payload.get("args", [])) if isinstance(payload, dict) else "",
         "payload_pretty": pretty(payload) if rec else pretty(None, item.raw),
-        "runnable": runnable, "readable": bool(rec),
+        "runnable": runnable,
+        "readable": bool(rec),
     }
 
 
@@ -196,10 +223,11 @@ def failures(client: Client, start: int, count: int, queue=None, job_class=None,
     if queue is None and job_class is None and exception is None:
         return [failure(f) for f in client.failed(start, count)], client.failed_count()
     matching = client.matching_failed(queue, job_class, exception)
-    return [failure(f) for f in matching[start:start + count]], len(matching)
+    return [failure(f) for f in matching[start : start + count]], len(matching)
 
 
 # -- stats ------------------------------------------------------------------------------------
+
 
 def minute_series(client: Client, now_ms: int, minutes: int) -> dict:
     """processed and failed per minute for the last `minutes` minutes, oldest first."""
@@ -214,8 +242,12 @@ def minute_series(client: Client, now_ms: int, minutes: int) -> dict:
     processed = [counters.get(m, {}).get("processed", 0) for m in range(first, last + 1)]
     failed = [counters.get(m, {}).get("failed", 0) for m in range(first, last + 1)]
     return {
-        "first_minute": first, "minutes": minutes, "processed": processed, "failed": failed,
-        "processed_sum": sum(processed), "failed_sum": sum(failed),
+        "first_minute": first,
+        "minutes": minutes,
+        "processed": processed,
+        "failed": failed,
+        "processed_sum": sum(processed),
+        "failed_sum": sum(failed),
         "peak": max(processed + failed + [0]),
     }
 
@@ -231,9 +263,12 @@ def overview(client: Client) -> dict:
     queues = queue_summaries(client, now)
     all_workers = workers(client, now)
     return {
-        "now_ms": now, "info": info, "queues": queues,
-        "busy": [w for w in all_workers if w["busy"]], "workers": worker_counts(all_workers),
-        "failed_count": info["failed_list"], "series": minute_series(client, now, 60),
+        "now_ms": now,
+        "info": info,
+        "queues": queues,
+        "busy": [w for w in all_workers if w["busy"]],
+        "workers": worker_counts(all_workers),
+        "failed_count": info["failed_list"],
+        "series": minute_series(client, now, 60),
         "namespaces": namespaces(client, info),
     }
-

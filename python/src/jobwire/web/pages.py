@@ -23,8 +23,18 @@ CONTROL_VERBS = ("pause", "resume", "quit", "kill")
 
 def failed_url(filters: dict) -> str:
     """The failed list's URL keeping the filters in force (after a change on it)."""
-    return url_for("failed", **{k: v for k, v in (("queue", filters["queue"]), ("class", filters["job_class"]),
-                                                   ("exception", filters["exception"])) if v})
+    return url_for(
+        "failed",
+        **{
+            k: v
+            for k, v in (
+                ("queue", filters["queue"]),
+                ("class", filters["job_class"]),
+                ("exception", filters["exception"]),
+            )
+            if v
+        },
+    )
 
 
 def register(app: Flask, client: Client) -> None:
@@ -44,8 +54,16 @@ def register(app: Flask, client: Client) -> None:
         if not known and not size:
             abort(404, "no such queue")
         jobs = [data.queued_job(j, now) for j in client.peek(name, start, QUEUE_PAGE)]
-        return render_template("queue.html", title=f"Queue {name}", name=name, size=size, jobs=jobs,
-                               start=start, count=QUEUE_PAGE, page="overview")
+        return render_template(
+            "queue.html",
+            title=f"Queue {name}",
+            name=name,
+            size=size,
+            jobs=jobs,
+            start=start,
+            count=QUEUE_PAGE,
+            page="overview",
+        )
 
     @app.post("/queue/remove-job")
     def queue_remove_job():
@@ -67,8 +85,9 @@ def register(app: Flask, client: Client) -> None:
     def workers():
         now = data.redis_now_ms(client)
         items = data.workers(client, now)
-        return render_template("workers.html", title="Workers", workers=items,
-                               counts=data.worker_counts(items), page="workers")
+        return render_template(
+            "workers.html", title="Workers", workers=items, counts=data.worker_counts(items), page="workers"
+        )
 
     @app.get("/worker")
     def worker():
@@ -77,8 +96,13 @@ def register(app: Flask, client: Client) -> None:
         found = [w for w in client.workers() if w.id == wid]
         if not found:
             abort(404, "no such worker (it may have left)")
-        return render_template("worker.html", title=f"Worker {wid}", w=data.worker(found[0], now),
-                               stats=data.worker_stats(client, wid), page="workers")
+        return render_template(
+            "worker.html",
+            title=f"Worker {wid}",
+            w=data.worker(found[0], now),
+            stats=data.worker_stats(client, wid),
+            page="workers",
+        )
 
     @app.post("/worker/control")
     def worker_control():
@@ -98,10 +122,15 @@ def register(app: Flask, client: Client) -> None:
         except NotFound:
             flash(f"Worker {wid_text} is no longer registered.", "warn")
             return redirect(url_for("workers"), 303)
-        flash({"pause": f"Asked {wid_text} to pause after its current job.",
-               "resume": f"Asked {wid_text} to resume.",
-               "quit": f"Asked {wid_text} to finish its job and quit.",
-               "kill": f"Asked {wid_text} to kill its running job; it will be recorded as jobwire.Killed."}[verb], "ok")
+        flash(
+            {
+                "pause": f"Asked {wid_text} to pause after its current job.",
+                "resume": f"Asked {wid_text} to resume.",
+                "quit": f"Asked {wid_text} to finish its job and quit.",
+                "kill": f"Asked {wid_text} to kill its running job; it will be recorded as jobwire.Killed.",
+            }[verb],
+            "ok",
+        )
         back = {"workers": url_for("workers"), "overview": url_for("overview")}
         return redirect(back.get(request.form.get("back", ""), url_for("worker", id=wid)), 303)
 
@@ -110,9 +139,18 @@ def register(app: Flask, client: Client) -> None:
         filters = failed_filters()
         start = params.start()
         items, total = data.failures(client, start, FAILED_PAGE, **filters)
-        return render_template("failed.html", title="Failed", items=items, total=total, start=start,
-                               count=FAILED_PAGE, filters=filters, all_count=client.failed_count(),
-                               filtered=any(filters.values()), page="failed")
+        return render_template(
+            "failed.html",
+            title="Failed",
+            items=items,
+            total=total,
+            start=start,
+            count=FAILED_PAGE,
+            filters=filters,
+            all_count=client.failed_count(),
+            filtered=any(filters.values()),
+            page="failed",
+        )
 
     @app.post("/failed/retry")
     def failed_retry():
@@ -125,8 +163,10 @@ def register(app: Flask, client: Client) -> None:
         except InvalidJob as exc:
             flash(f"Cannot retry {shown}: {short(str(exc), 300)}", "error")
         else:
-            flash(f"Retried {shown}." if moved else f"Failure {shown} changed meanwhile; nothing retried.",
-                  "ok" if moved else "warn")
+            flash(
+                f"Retried {shown}." if moved else f"Failure {shown} changed meanwhile; nothing retried.",
+                "ok" if moved else "warn",
+            )
         return redirect(failed_url(failed_filters()), 303)
 
     @app.post("/failed/remove")
@@ -162,6 +202,12 @@ def register(app: Flask, client: Client) -> None:
     def stats():
         hours = stats_hours()
         now = data.redis_now_ms(client)
-        return render_template("stats.html", title="Stats", info=client.info(), hours=hours,
-                               choices=STATS_HOURS, series=data.minute_series(client, now, hours * 60),
-                               page="stats")
+        return render_template(
+            "stats.html",
+            title="Stats",
+            info=client.info(),
+            hours=hours,
+            choices=STATS_HOURS,
+            series=data.minute_series(client, now, hours * 60),
+            page="stats",
+        )

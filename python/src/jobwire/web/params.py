@@ -18,7 +18,7 @@ def optional(name: str) -> str | None:
 
 def short(value: str, limit: int = 100) -> str:
     """A value quoted in a flash message, cut so that the session cookie stays small."""
-    return value if len(value) <= limit else value[:limit - 1] + "…"
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def start() -> int:

@@ -28,21 +28,40 @@ def _args_preview(document) -> str:
 
 
 def scheduled_rows(client: Client, start: int, count: int, now_ms: int) -> list[dict]:
-    return [{"key": j.key, "queue": j.queue, "class": j.job_class, "due_ms": j.ts * 1000,
-             "in_ms": j.ts * 1000 - now_ms, "args_preview": _args_preview(j.document),
-             "payload_pretty": data.pretty(j.document, j.raw), "runnable": bool(j.queue)}
-            for j in client.scheduled(start, count)]
+    return [
+        {
+            "key": j.key,
+            "queue": j.queue,
+            "class": j.job_class,
+            "due_ms": j.ts * 1000,
+            "in_ms": j.ts * 1000 - now_ms,
+            "args_preview": _args_preview(j.document),
+            "payload_pretty": data.pretty(j.document, j.raw),
+            "runnable": bool(j.queue),
+        }
+        for j in client.scheduled(start, count)
+    ]
 
 
 def retrying_rows(client: Client, start: int, count: int, now_ms: int) -> list[dict]:
     rows = []
     for j in client.retrying(start, count):
         last = j.attempts[-1] if j.attempts and isinstance(j.attempts[-1], dict) else {}
-        rows.append({"key": j.key, "queue": j.queue, "class": j.job_class, "due_ms": j.due_ms,
-                     "in_ms": j.due_ms - now_ms, "attempt": len(j.attempts) + 1,
-                     "exception": str(last.get("exception", "")), "error": str(last.get("error", "")),
-                     "attempts": [a for a in j.attempts if isinstance(a, dict)],
-                     "args_preview": _args_preview(j.document), "payload_pretty": data.pretty(j.document, j.raw)})
+        rows.append(
+            {
+                "key": j.key,
+                "queue": j.queue,
+                "class": j.job_class,
+                "due_ms": j.due_ms,
+                "in_ms": j.due_ms - now_ms,
+                "attempt": len(j.attempts) + 1,
+                "exception": str(last.get("exception", "")),
+                "error": str(last.get("error", "")),
+                "attempts": [a for a in j.attempts if isinstance(a, dict)],
+                "args_preview": _args_preview(j.document),
+                "payload_pretty": data.pretty(j.document, j.raw),
+            }
+        )
     return rows
 
 
@@ -52,23 +71,36 @@ def schedule_rows(client: Client, now_ms: int) -> list[dict]:
         d = s.definition or {}
         when = d.get("cron") or (f"every {data.duration(d['every_ms'])}" if isinstance(d.get("every_ms"), int) else "")
         next_ms = s.next_ms if s.next_ms is not None and not math.isinf(s.next_ms) else None
-        rows.append({"name": s.name, "when": when, "queue": str(d.get("queue", "")), "class": str(d.get("class", "")),
-                     "next_ms": None if next_ms is None else int(next_ms),
-                     "in_ms": None if next_ms is None else int(next_ms) - now_ms,
-                     "fired": s.state.get("fired", "0"), "missed": s.state.get("missed", "0"),
-                     "last_fire_ms": s.state.get("last_fire_ms", ""), "error": s.state.get("error", ""),
-                     "broken": s.broken, "definition_pretty": data.pretty(s.definition, s.raw),
-                     "runnable": s.definition is not None and not s.state.get("error")})
+        rows.append(
+            {
+                "name": s.name,
+                "when": when,
+                "queue": str(d.get("queue", "")),
+                "class": str(d.get("class", "")),
+                "next_ms": None if next_ms is None else int(next_ms),
+                "in_ms": None if next_ms is None else int(next_ms) - now_ms,
+                "fired": s.state.get("fired", "0"),
+                "missed": s.state.get("missed", "0"),
+                "last_fire_ms": s.state.get("last_fire_ms", ""),
+                "error": s.state.get("error", ""),
+                "broken": s.broken,
+                "definition_pretty": data.pretty(s.definition, s.raw),
+                "runnable": s.definition is not None and not s.state.get("error"),
+            }
+        )
     return rows
 
 
 def gauges(client: Client) -> dict:
     """Figures /metrics exports: scheduled and retrying jobs, schedules by state, misses."""
     schedules = client.schedules()
-    return {"scheduled": client.scheduled_count(), "retrying": client.retrying_count(),
-            "schedules_ok": sum(1 for s in schedules if not s.broken),
-            "schedules_broken": sum(1 for s in schedules if s.broken),
-            "missed": {s.name: int(s.state.get("missed", "0") or 0) for s in schedules}}
+    return {
+        "scheduled": client.scheduled_count(),
+        "retrying": client.retrying_count(),
+        "schedules_ok": sum(1 for s in schedules if not s.broken),
+        "schedules_broken": sum(1 for s in schedules if s.broken),
+        "missed": {s.name: int(s.state.get("missed", "0") or 0) for s in schedules},
+    }
 
 
 def register(app, client: Client) -> None:
@@ -78,8 +110,15 @@ def register(app, client: Client) -> None:
     def scheduled():
         start, now = _start(), data.redis_now_ms(client)
         total = client.scheduled_count()
-        return render_template("scheduled.html", title="Scheduled", items=scheduled_rows(client, start, PAGE, now),
-                               total=total, start=start, count=PAGE, page="scheduled")
+        return render_template(
+            "scheduled.html",
+            title="Scheduled",
+            items=scheduled_rows(client, start, PAGE, now),
+            total=total,
+            start=start,
+            count=PAGE,
+            page="scheduled",
+        )
 
     @app.post("/scheduled/<action>")
     def scheduled_action(action):
@@ -102,8 +141,15 @@ def register(app, client: Client) -> None:
     @app.get("/retrying")
     def retrying():
         start, now = _start(), data.redis_now_ms(client)
-        return render_template("retrying.html", title="Retrying", items=retrying_rows(client, start, PAGE, now),
-                               total=client.retrying_count(), start=start, count=PAGE, page="retrying")
+        return render_template(
+            "retrying.html",
+            title="Retrying",
+            items=retrying_rows(client, start, PAGE, now),
+            total=client.retrying_count(),
+            start=start,
+            count=PAGE,
+            page="retrying",
+        )
 
     @app.post("/retrying/<action>")
     def retrying_action(action):
@@ -126,8 +172,7 @@ def register(app, client: Client) -> None:
     @app.get("/schedules")
     def schedules():
         now = data.redis_now_ms(client)
-        return render_template("schedules.html", title="Schedules", items=schedule_rows(client, now),
-                               page="schedules")
+        return render_template("schedules.html", title="Schedules", items=schedule_rows(client, now), page="schedules")
 
     @app.post("/schedules/<action>")
     def schedules_action(action):
@@ -137,8 +182,10 @@ def register(app, client: Client) -> None:
         try:
             if action == "remove":
                 done = client.remove_schedule(name)
-                flash(f"Removed schedule {_short(name)}." if done else f"No schedule {_short(name)}.",
-                      "ok" if done else "warn")
+                flash(
+                    f"Removed schedule {_short(name)}." if done else f"No schedule {_short(name)}.",
+                    "ok" if done else "warn",
+                )
             else:
                 job_id = client.run_schedule_now(name)
                 flash(f"Enqueued schedule {_short(name)}'s job now ({_short(str(job_id))}).", "ok")

@@ -27,8 +27,10 @@ from . import metrics
 __all__ = ["Auth", "CSP", "MAX_BODY_BYTES", "check_exposure", "install"]
 
 MAX_BODY_BYTES = 64 * 1024  # forms only: larger requests are refused before Flask sees them
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,9 @@ def _same(given: str | None, wanted: str | None) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), wanted.encode("utf-8"))
 
 
-
 def install(app: Flask, auth: Auth | None) -> None:
     """Guard every request of `app`: authentication, CSRF, headers, error pages, /login, /logout."""
+
     def csrf_token() -> str:
         token = session.get("csrf")
         if not token:
@@ -92,7 +94,9 @@ def install(app: Flask, auth: Auth | None) -> None:
     def _login_mark(token: str) -> str:
         # The session cookie is signed; it stores a digest of the token, never the token.
         key = app.secret_key  # create_app always sets one
-        return hmac.new(key if isinstance(key, bytes) else str(key).encode(), token.encode("utf-8"), "sha256").hexdigest()
+        return hmac.new(
+            key if isinstance(key, bytes) else str(key).encode(), token.encode("utf-8"), "sha256"
+        ).hexdigest()
 
     def wants_json() -> bool:
         return request.path.startswith("/api/") or request.path == "/metrics"
@@ -113,8 +117,11 @@ def install(app: Flask, auth: Auth | None) -> None:
         if auth.token and not wants_json() and request.method == "GET" and not auth.basic:
             return redirect(url_for("login"))
         if auth.basic:
-            return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="jobwire"',
-                                                              "Content-Type": "text/plain; charset=utf-8"})
+            return Response(
+                "authentication required\n",
+                401,
+                {"WWW-Authenticate": 'Basic realm="jobwire"', "Content-Type": "text/plain; charset=utf-8"},
+            )
         if wants_json():
             return jsonify(error="authentication required"), 401
         abort(401)
@@ -146,8 +153,9 @@ def install(app: Flask, auth: Auth | None) -> None:
     def http_error(exc):
         if wants_json():
             return jsonify(error=exc.description), exc.code
-        return render_template("error.html", error=f"{exc.code} {exc.name}: {exc.description}",
-                               title=exc.name, redis_ok=True), exc.code
+        return render_template(
+            "error.html", error=f"{exc.code} {exc.name}: {exc.description}", title=exc.name, redis_ok=True
+        ), exc.code
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
@@ -191,8 +199,9 @@ def check_exposure(host: str, auth: Auth | None, insecure_no_auth: bool = False)
             f"refusing to serve the web UI on {host or 'every address'} without authentication: anyone who "
             "reaches it could retry, remove and kill jobs. Set JOBWIRE_WEB_TOKEN (or JOBWIRE_WEB_USER and "
             "JOBWIRE_WEB_PASSWORD), or listen on 127.0.0.1, or pass --insecure-no-auth if a proxy or firewall "
-            "in front of it does the authentication")
-    return (f"WARNING: serving on {host} with no authentication (--insecure-no-auth): whatever reaches this "
-            "port can change jobs")
-
-
+            "in front of it does the authentication"
+        )
+    return (
+        f"WARNING: serving on {host} with no authentication (--insecure-no-auth): whatever reaches this "
+        "port can change jobs"
+    )
