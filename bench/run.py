@@ -93,31 +93,31 @@ def systems() -> list[System]:
     ]
     nodepeer = ["node", str(PEERS / "node_peers.mjs"), "worker"]
     return [
-        System("jobwire python fork", "jobwire", jw, 3000),
-        System("jobwire python --no-fork", "jobwire", [*jw, "--no-fork"], 20000),
-        System("jobwire node c1", "jobwire", node, 20000),
-        System("jobwire node c50", "jobwire", [*node, "--concurrency", "50"], 20000),
-        System("jobwire c fork", "jobwire", [str(REPO / "examples-c/jobwire-worker"), "--queues", "bench"], 6000),
-        System("rq fork (Worker)", "rq", [f"{b}/rq", "worker", "--quiet", "bench"], 200, env=peer_env),
+        System("jobwire python fork", "jobwire", jw, 1200),
+        System("jobwire python --no-fork", "jobwire", [*jw, "--no-fork"], 10000),
+        System("jobwire node c1", "jobwire", node, 10000),
+        System("jobwire node c50", "jobwire", [*node, "--concurrency", "50"], 15000),
+        System("jobwire c fork", "jobwire", [str(REPO / "examples-c/jobwire-worker"), "--queues", "bench"], 3000),
+        System("rq fork (Worker)", "rq", [f"{b}/rq", "worker", "--quiet", "bench"], 100, env=peer_env),
         System(
             "rq SimpleWorker",
             "rq",
             [f"{b}/rq", "worker", "--quiet", "-w", "rq.worker.SimpleWorker", "bench"],
-            2000,
+            1000,
             env=peer_env,
         ),
-        System("celery prefork -c1", "celery", [*celery, "-P", "prefork", "-c", "1"], 4000, env=peer_env),
-        System("celery solo", "celery", [*celery, "-P", "solo"], 4000, env=peer_env),
+        System("celery prefork -c1", "celery", [*celery, "-P", "prefork", "-c", "1"], 2000, env=peer_env),
+        System("celery solo", "celery", [*celery, "-P", "solo"], 2000, env=peer_env),
         System(
             "dramatiq 1 proc x 8 threads",
             "dramatiq",
             [f"{b}/dramatiq", "pyjobs", "-p", "1", "-t", "8", "-Q", "bench"],
-            6000,
+            4000,
             env=peer_env,
         ),
-        System("node-resque (timeout 5 ms)", "node-resque", [*nodepeer, "node-resque", "1"], 8000),
-        System("bullmq c1", "bullmq", [*nodepeer, "bullmq", "1"], 10000),
-        System("bullmq c50", "bullmq", [*nodepeer, "bullmq", "50"], 20000),
+        System("node-resque (timeout 5 ms)", "node-resque", [*nodepeer, "node-resque", "1"], 5000),
+        System("bullmq c1", "bullmq", [*nodepeer, "bullmq", "1"], 6000),
+        System("bullmq c50", "bullmq", [*nodepeer, "bullmq", "50"], 15000),
     ]
 
 
@@ -560,7 +560,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="output folder (default bench/latest, --quick bench/out-quick)")
     opts = parser.parse_args()
     rounds = opts.rounds or (1 if opts.quick else 3)
-    scale, samples, window = (0.1, 20, 2.0) if opts.quick else (1.0, 100, 8.0)
+    scale, samples, window = (0.15, 20, 2.0) if opts.quick else (1.0, 100, 8.0)
     out_dir = opts.out or BENCH / ("out-quick" if opts.quick else "latest")
     chosen = systems()
     if opts.baseline:

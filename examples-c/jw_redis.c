@@ -553,8 +553,10 @@ static int accepted_reply(void *reply) {
     return ok;
 }
 
-/* A connection with the master's settings, or NULL. */
-static redisContext *connect_new(const jw_env *env) {
+/* jobwire.h: a fresh connection with the master's settings. A forked child
+ * must not use the master's socket, whose protocol state belongs to the
+ * master. */
+redisContext *jw_connect(const jw_env *env) {
     const jw_redis *r = env->redis;
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
@@ -565,29 +567,4 @@ static redisContext *connect_new(const jw_env *env) {
         return NULL;
     }
     return c;
-}
-
-/* The connection a standby child made before its job (jw_connect_ahead). */
-static redisContext *ahead;
-
-/* A standby child (jw_child.c) connects before its job arrives, so the job's
- * first jw_connect() costs no connect. Failure is fine: jw_connect retries. */
-void jw_connect_ahead(const jw_env *env) {
-    if (!ahead) ahead = connect_new(env);
-}
-
-/* jobwire.h: a fresh connection with the master's settings. A forked child
- * must not use the master's socket, whose protocol state belongs to the
- * master. The first call in a standby child returns the connection that
- * child made ahead, unused, unless Redis closed it meanwhile (readable:
- * EOF or an error). */
-redisContext *jw_connect(const jw_env *env) {
-    redisContext *c = ahead;
-    ahead = NULL;
-    if (c) {
-        struct pollfd p = {c->fd, POLLIN, 0};
-        if (poll(&p, 1, 0) == 0) return c;
-        redisFree(c);
-    }
-    return connect_new(env);
 }

@@ -59,8 +59,6 @@ redisReply *jw_redis_cmd(jw_redis *r, jw_args *a);
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a);
 redisReply *jw_redis_auth(redisContext *c, const jw_redis *r);
 long long jw_redis_wait(jw_redis *r, int replicas, long long timeout_ms);
-struct jw_env;
-void jw_connect_ahead(const struct jw_env *env);
 int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out);
 
 #endif
