@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import echoes, wait_for
+from jobwire_conformance.redisutil import pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -175,13 +176,7 @@ def test_sigkilled_master_job_is_recovered_once_and_child_dies_too(client, r, sp
     children = [int(p) for p in os.popen(f"pgrep -P {worker.pid}").read().split()]
     worker.kill()
     for child in children:
-        wait_for(
-            lambda child=child: (
-                not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]
-            ),
-            timeout=3,
-            message="orphan child killed",
-        )
+        wait_for(lambda child=child: not pid_alive(child), timeout=3, message="orphan child killed")
     spawn("q")
     wait_for(lambda: echoes(r), timeout=15, message="recovered job completes")
     time.sleep(2)
