@@ -683,9 +683,8 @@ def _signal_round(ctx, w) -> str | None:
         "worker.signal.control-after-interrupt",
         P83_BLOCK,
         MUST,
-        "signals cutting an idle worker's BLPOP short (SIGCONT; SIGUSR2 then SIGCONT, three times) "
-        "leave at most one of its connections blocked in Redis, and a pause command pushed just "
-        "after a signal pauses it within 1 s",
+        "after signals cut an idle BLPOP short, at most one connection is blocked in Redis "
+        "and a pause pushed next pauses within 1 s",
     ),
     private_redis=True,
     weight=2,
