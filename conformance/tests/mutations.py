@@ -468,6 +468,16 @@ MUTATIONS = [
         mode="inline",
     ),
     patch(
+        "child-runs-two-jobs",
+        ["worker.fork.child-per-job"],
+        "each child runs two jobs (a reused child or standby): pids repeat, none is the master's",
+    ),
+    patch(
+        "drop-without-shutdown",
+        ["worker.signal.control-after-interrupt"],
+        "a connection dropped after a signal stays open in the standby child: its BLPOP eats the next command",
+    ),
+    patch(
         "failure-record-embeds-object", RFC + ["payload.json.rfc8259-only"], "the Python failure-record bug of issue 11"
     ),
     patch(
@@ -624,6 +634,8 @@ SAMPLE = [
     "broken.echo-omits-null-id",
     "lua.attempts-first",
     "script.sched_random_jitter",
+    "patch.drop-without-shutdown",
+    "patch.child-runs-two-jobs",
 ]
 
 

@@ -21,6 +21,7 @@ P63 = "protocol.md#63-heartbeat-value"
 P61 = "protocol.md#61-working-on-record"
 P84 = "protocol.md#84-register-and-heartbeat"
 P85 = "protocol.md#85-unregister-leave"
+P83_BLOCK = "protocol.md#83-blocking-while-idle"
 KL_R = "key-layout.md#resque-keys-shared-with-ruby-resque-and-node-resque"
 KL_J = "key-layout.md#jobwire-extension-keys"
 
@@ -624,3 +625,96 @@ def pause_timing(ctx):
             echo is not None and state == "idle",
             f"after SIGSTOP + SIGCONT: job ran {echo is not None}, state {state!r}",
         )
+
+
+SIGNAL_ROUNDS = 3  # each round: a bare SIGCONT, then SIGUSR2 + SIGCONT (pause and resume)
+# Beats and blocks of 10 s: a BLPOP a signal cuts short had seconds left, so a connection the
+# worker dropped but something still holds stays blocked in Redis (until that timeout) long
+# enough to be seen, and to pop a command pushed next.
+LONG_TIMINGS = {"heartbeat_ms": 10000, "lease_ms": 30000, "block_timeout_ms": 10000}
+SETTLE_S = 0.3  # after a signal: the worker is back in BLPOP, a connection it closed is gone
+
+
+def _blocked(ctx) -> list[dict]:
+    """Clients of the group's private Redis blocked in a command (flags has b): only the worker
+    under test connects to it besides the suite, and the suite never blocks."""
+    return [c for c in ctx.r.client_list() if "b" in c.get("flags", "")]
+
+
+def _show_blocked(clients: list[dict]) -> str:
+    return ", ".join(f"{c.get('addr')} {c.get('cmd')} idle {c.get('idle')} s" for c in clients) or "none"
+
+
+def _state_is(ctx, w, state: str, timeout: float) -> bool:
+    return bool(ctx.wait_for(lambda: info(ctx, w.worker_id).get("state") == state, timeout))
+
+
+def _one_blocked_after(ctx, w, what: str) -> str | None:
+    """Shortly after a signal, at most one connection of the worker is blocked: what is wrong, or None."""
+    time.sleep(SETTLE_S)
+    ctx.wait_for(lambda: len(_blocked(ctx)) <= 1, SETTLE_S)
+    blocked = _blocked(ctx)
+    if len(blocked) <= 1:
+        return None
+    return (
+        f"after {what} {len(blocked)} connections are blocked in Redis (one the worker dropped is "
+        f"still open, e.g. held by a child): {_show_blocked(blocked)}"
+    )
+
+
+def _signal_round(ctx, w) -> str | None:
+    """A bare SIGCONT, then a pause and a resume by signal: what went wrong, or None."""
+    w.signal(signal.SIGCONT)  # not paused: it only cuts the idle BLPOP short
+    if problem := _one_blocked_after(ctx, w, "SIGCONT"):
+        return problem
+    w.signal(signal.SIGUSR2)
+    if not _state_is(ctx, w, "paused", 1.5):
+        return f"SIGUSR2 did not pause within 1.5 s (state {info(ctx, w.worker_id).get('state')!r})"
+    if problem := _one_blocked_after(ctx, w, "SIGUSR2"):
+        return problem
+    w.signal(signal.SIGCONT)
+    if not _state_is(ctx, w, "idle", 1.5):
+        return f"SIGCONT did not resume within 1.5 s (state {info(ctx, w.worker_id).get('state')!r})"
+    return _one_blocked_after(ctx, w, "SIGUSR2 and SIGCONT")
+
+
+@group(
+    Test(
+        "worker.signal.control-after-interrupt",
+        P83_BLOCK,
+        MUST,
+        "after signals cut an idle BLPOP short, at most one connection is blocked in Redis "
+        "and a pause pushed next pauses within 1 s",
+    ),
+    private_redis=True,
+    weight=2,
+)
+def control_after_interrupt(ctx):
+    w = ctx.start_worker("ci", **LONG_TIMINGS)
+    test_id = "worker.signal.control-after-interrupt"
+    first = ctx.enqueue("ci", "jobwire.Echo", ["first"])  # a job first: a standby may fork during it
+    ctx.require(ctx.wait_echo(first, 5) is not None, f"the first job did not run: {w.describe()}")
+    ctx.require(ctx.wait_for(lambda: _blocked(ctx), 5), f"the idle worker never blocked in Redis: {w.describe()}")
+    for n in range(SIGNAL_ROUNDS):
+        if problem := _signal_round(ctx, w):
+            ctx.fail(test_id, f"round {n + 1}: {problem}; {w.describe()}")
+            return
+    w.signal(signal.SIGCONT)
+    time.sleep(SETTLE_S)
+    control = ctx.k.control(w.worker_id)
+    ctx.r.rpush(control, "pause")
+    if not ctx.check(
+        test_id,
+        _state_is(ctx, w, "paused", 1.0),
+        f"a pause command pushed {SETTLE_S} s after a SIGCONT did not pause within 1 s (state "
+        f"{info(ctx, w.worker_id).get('state')!r}, {ctx.r.llen(control)} commands left in the list, "
+        f"blocked: {_show_blocked(_blocked(ctx))}); {w.describe()}",
+    ):
+        return
+    ctx.r.rpush(control, "resume")
+    job = ctx.enqueue("ci", "jobwire.Echo", ["after the signals"])
+    ctx.check(
+        test_id,
+        ctx.wait_echo(job, 3) is not None and w.alive(),
+        f"after resume the next job did not run within 3 s: {w.describe()}",
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import sys
 
 from jobwire import cli, forked, membership, options, payload as jobmod, queues as qmod, running, worker as wmod
@@ -343,6 +344,81 @@ def sleep_int_only():
 def block_ignores_wake():
     """Blocks on the control list only: a job is found at the next beat, not when enqueued."""
     wrap(W, "_block", lambda f: lambda self, control_only=False: f(self, control_only=True))
+
+
+@defect
+def drop_without_shutdown():
+    """Drops a connection with close() alone, never shutdown(): the standby child forked during a job
+    holds a copy of the master's blocking socket, so when a signal cuts the idle BLPOP short the
+    connection stays open in Redis with its BLPOP blocked and pops the next control command into a
+    socket nobody reads (the C worker's standby bug, fixed by closing the socket in every child)."""
+    from redis.connection import AbstractConnection
+
+    def make(f):
+        def disconnect(self, *args, **kwargs):
+            pid, self.pid = self.pid, -1  # redis-py shuts a socket down only in the process that opened it
+            try:
+                return f(self, *args, **kwargs)
+            finally:
+                self.pid = pid
+
+        return disconnect
+
+    wrap(AbstractConnection, "disconnect", make)
+
+
+@defect
+def child_runs_two_jobs():
+    """Each child runs two jobs before it exits (a child reused for the next job, like a standby
+    that loops): more than one pid runs the jobs, never the master's, yet pids repeat (protocol.md
+    7.4). Only what the fork tests touch: no kill, timeout or control while a job runs."""
+    state: dict[str, list] = {}
+
+    def serve(self, job_r: int, result_w: int) -> None:
+        """The reused child: two jobs from the pipe, each result length-prefixed, then _exit."""
+        try:
+            self._child_prepare()
+            for _ in range(2):
+                lengths = forked._read_exact(job_r, 8)
+                if lengths is None:
+                    break
+                queue_len, payload_len = struct.unpack("=II", lengths)
+                data = forked._read_exact(job_r, queue_len + payload_len)
+                job = jobmod.Job.decode(data[:queue_len].decode(), data[queue_len:], "")
+                result = jobmod.dumps(self._perform(job, self.registry.get(job.job_class)))
+                os.write(result_w, struct.pack("=I", len(result)) + result)
+        finally:
+            os._exit(0)
+
+    def make(f):
+        def run_forked(self, job, handler):
+            if "child" not in state:
+                job_r, job_w = os.pipe()
+                result_r, result_w = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(job_w)
+                    os.close(result_r)
+                    serve(self, job_r, result_w)
+                os.close(job_r)
+                os.close(result_w)
+                state["child"] = [pid, job_w, result_r, 2]
+            child = state["child"]
+            queue = job.queue.encode()
+            os.write(child[1], struct.pack("=II", len(queue), len(job.payload)) + queue + job.payload)
+            (length,) = struct.unpack("=I", forked._read_exact(child[2], 4))
+            result = json.loads(forked._read_exact(child[2], length))
+            child[3] -= 1
+            if child[3] == 0:
+                del state["child"]
+                os.close(child[1])
+                os.close(child[2])
+                os.waitpid(child[0], 0)
+            return self._outcome(job, result)
+
+        return run_forked
+
+    wrap(forked.ForkedRunning, "_run_forked", make)
 
 
 def _signal_as(mapping):
