@@ -47,6 +47,8 @@ export class Worker extends EventEmitter {
    * @param {Map<string,Function>} [options.handlers] shared handler registry
    * @param {boolean} [options.fork]         run jobs in a child process that can be killed
    * @param {string[]} [options.jobModules]   with fork: modules the child imports for its handlers
+   * @param {object} [options.shared]       given by WorkerProcess: {redis} the process's command
+   *   connection (this worker neither opens nor closes one), and the process beats for it
    * Other options: redisUrl, namespace, heartbeatMs, leaseMs, blockTimeoutMs, maxDeaths,
    * jobTimeoutMs, maxPayloadBytes, logger, host, pid.
    */
@@ -108,7 +110,8 @@ export class Worker extends EventEmitter {
   /** Runs until told to stop; resolves after the worker has left. Rejects on a spec mismatch. */
   async run() {
     const onError = (err) => this.log.debug(`${this.id}: redis: ${err.message}`);
-    this.cmd = connect(this.options.redisUrl, { onError });
+    const shared = this.options.shared;
+    this.cmd = shared?.redis ?? connect(this.options.redisUrl, { onError });
     this.onRedisError = onError;
     this.membership = new Membership({
       redis: this.cmd, scripts: this.scripts, keys: this.k, id: this.id,
@@ -120,7 +123,7 @@ export class Worker extends EventEmitter {
       child?.catch(() => {});
       await this.registerUntilDone();
       if (this.stopping) return;
-      this.scheduleBeat();
+      if (!shared) this.scheduleBeat(); // else WorkerProcess beats for all its workers at once
       if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
       if (this.stopping) return;
       await this.loop();
@@ -130,7 +133,7 @@ export class Worker extends EventEmitter {
       if (this.registered) await this.leave();
       await this.runner?.stop();
       this.closeBlock();
-      this.cmd.disconnect();
+      if (!shared) this.cmd.disconnect();
       this.setState('Stopped');
     }
   }
@@ -299,7 +302,11 @@ export class Worker extends EventEmitter {
     }, this.options.heartbeatMs);
   }
 
-  async beat() {
+  /**
+   * One heartbeat; a busy worker also promotes (protocol.md 14.3 (2)) unless `promote` is false
+   * (WorkerProcess promotes once per beat for all its workers).
+   */
+  async beat({ promote = true } = {}) {
     try {
       const alive = await this.membership.beat();
       if (this.stopping) return;
@@ -310,7 +317,7 @@ export class Worker extends EventEmitter {
         return;
       }
       // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
-      if (this.current && this.promoter) await this.promote({ remember: false });
+      if (promote && this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
       if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
     }
