@@ -210,6 +210,33 @@ test('a process with concurrency 3 hosts three workers host:pid+n:queues', { tim
   assert.equal(await r.scard('resque:workers'), 0);
 });
 
+test('the N workers of a process share one command connection and beat together', { timeout: 60000 }, async () => {
+  // lib/worker-process.js: one command connection for the process plus one blocking connection
+  // per idle worker (N + 1 sockets, not 2N), and one beat timer that renews every lease.
+  const r = server.redis;
+  const clients = async () => (await r.client('LIST')).trim().split('\n').length;
+  const before = await clients();
+  const p = new WorkerProcess({ queues: 'q', concurrency: 3, redisUrl: server.url, blockTimeoutMs: 5000,
+    heartbeatMs: 200, leaseMs: 1000, logger: quiet });
+  registerConformanceJobs(p);
+  const done = p.run();
+  try {
+    await waitFor(() => r.scard('resque:workers').then((n) => n === 3), { what: '3 registered' });
+    await waitFor(async () => (await clients()) - before === 4, { what: 'N + 1 connections', timeout: 5000 })
+      .catch(async (err) => { throw new Error(`${err.message}: ${(await clients()) - before} connections`); });
+    await sleep(1500); // longer than the lease: only beats keep the three registered
+    const now = Date.now();
+    for (const w of p.workers) {
+      assert.ok(Number(await r.zscore('resque:jobwire:leases', w.id)) > now, `${w.id}: lease renewed`);
+    }
+    assert.equal(await r.scard('resque:workers'), 3);
+  } finally {
+    p.quit();
+    await done;
+  }
+  assert.equal(await r.scard('resque:workers'), 0);
+});
+
 test('recovers an expired peer and requeues its job at the head', { timeout: 60000 }, async () => {
   const r = server.redis;
   const dead = 'ghost:1:q';
