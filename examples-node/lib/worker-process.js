@@ -1,6 +1,7 @@
 // N protocol workers in one Node process: the shared handler registry, the signals of
 // protocol.md 7.5 and the process title (7.8), and what the N share (spec/rationale.md,
-// "Node concurrency N"): one command connection and one beat timer.
+// "Node concurrency N"): one command connection, one beat timer and, for N > 1, one blocking call
+// for the idle workers (lib/idle.js).
 //
 // Each of the N stays a protocol worker of its own (its id, lease, in-flight and working-on
 // records, its own work.lua calls): sharing is below the protocol. One ioredis connection
@@ -15,6 +16,8 @@ import { stderrLogger } from './log.js';
 import { parseQueues } from './queues.js';
 import { Worker } from './worker.js';
 import { connect } from './util.js';
+import { isClusterUrl } from './cluster.js';
+import { IdleDispatcher } from './idle.js';
 
 /**
  * N protocol workers in this process (ids host:pid+n:queues, or host:pid:queues for N = 1)
@@ -33,6 +36,9 @@ export class WorkerProcess extends EventEmitter {
     this.workers = [];
     this.redis = null; // the shared command connection, opened by run()
     this.shared = {}; // handed to each worker; run() sets shared.redis before they start
+    // One blocking call for the idle workers (lib/idle.js); not on a cluster, where CLIENT
+    // UNBLOCK would have to find the node that holds the watcher's connection.
+    if (n > 1 && !isClusterUrl(o.redisUrl ?? '')) this.shared.idle = new IdleDispatcher({ log: this.log });
     for (let i = 1; i <= n; i++) {
       const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i, shared: this.shared });
       w.on('state', () => this.scheduleTitle());
