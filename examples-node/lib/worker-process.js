@@ -1,10 +1,23 @@
 // N protocol workers in one Node process: the shared handler registry, the signals of
-// protocol.md 7.5 and the process title (7.8).
+// protocol.md 7.5 and the process title (7.8), and what the N share (spec/rationale.md,
+// "Node concurrency N"): one command connection, one beat timer and, for N > 1, one blocking call
+// for the idle workers (lib/idle.js).
+//
+// Each of the N stays a protocol worker of its own (its id, lease, in-flight and working-on
+// records, its own work.lua calls): sharing is below the protocol. One ioredis connection
+// pipelines the N workers' commands on one socket (Redis runs each script atomically whatever
+// the socket, and replies come back in order), so N workers cost one command socket, not N.
+// The N beats fire in one tick, so ioredis writes them as one pipeline: one round trip per
+// beat period for the process; a busy worker's promotion pass (14.3 (2)) runs once per beat
+// for the process, not once per busy worker (promote.lua moves each due job once whoever runs it).
 import { EventEmitter } from 'node:events';
 import { DEFAULTS } from './options.js';
 import { stderrLogger } from './log.js';
 import { parseQueues } from './queues.js';
 import { Worker } from './worker.js';
+import { connect } from './util.js';
+import { isClusterUrl } from './cluster.js';
+import { IdleDispatcher } from './idle.js';
 
 /**
  * N protocol workers in this process (ids host:pid+n:queues, or host:pid:queues for N = 1)
@@ -21,8 +34,13 @@ export class WorkerProcess extends EventEmitter {
     const n = Math.max(1, Math.floor(Number(o.concurrency) || 1));
     this.queuesLabel = parseQueues(o.queues).join(',');
     this.workers = [];
+    this.redis = null; // the shared command connection, opened by run()
+    this.shared = {}; // handed to each worker; run() sets shared.redis before they start
+    // One blocking call for the idle workers (lib/idle.js); not on a cluster, where CLIENT
+    // UNBLOCK would have to find the node that holds the watcher's connection.
+    if (n > 1 && !isClusterUrl(o.redisUrl ?? '')) this.shared.idle = new IdleDispatcher({ log: this.log });
     for (let i = 1; i <= n; i++) {
-      const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i });
+      const w = new Worker({ ...o, handlers: this.handlers, logger: this.log, index: n === 1 ? undefined : i, shared: this.shared });
       w.on('state', () => this.scheduleTitle());
       this.workers.push(w);
     }
@@ -38,9 +56,44 @@ export class WorkerProcess extends EventEmitter {
   /** Runs every worker; resolves when all have left. */
   async run() {
     this.log.info(`starting ${this.workers.length} worker(s) on ${this.queuesLabel}: ${this.workers.map((w) => w.id).join(' ')}`);
-    const results = await Promise.allSettled(this.workers.map((w) => w.run()));
+    this.redis = connect(this.options.redisUrl, { onError: (err) => this.log.debug(`redis: ${err.message}`) });
+    this.shared.redis = this.redis;
+    this.scheduleBeat();
+    let results;
+    try {
+      results = await Promise.allSettled(this.workers.map((w) => w.run()));
+    } finally {
+      clearTimeout(this.beatTimer);
+      this.beatTimer = null;
+      this.left = true;
+      this.redis.disconnect();
+    }
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /** The next beat of every worker, heartbeat-ms after the last one finished (protocol.md 7.6). */
+  scheduleBeat() {
+    if (this.left) return;
+    this.beatTimer = setTimeout(() => {
+      this.beatAll().finally(() => this.scheduleBeat());
+    }, this.options.heartbeatMs);
+  }
+
+  /**
+   * Beats every registered worker in the same tick (one pipeline on the shared connection),
+   * then, when any is busy, one promotion pass for the process (protocol.md 14.3 (2)).
+   */
+  async beatAll() {
+    const live = this.workers.filter((w) => w.registered && !w.stopping);
+    await Promise.all(live.map((w) => w.beat({ promote: false })));
+    const busy = live.find((w) => w.current && w.promoter && !w.stopping);
+    if (!busy) return;
+    try {
+      await busy.promote({ remember: false });
+    } catch (err) {
+      this.log.warn(`promotion during a beat failed: ${err.message}`);
+    }
   }
 
   quit() { this.setTitle('Shutting down'); for (const w of this.workers) w.quit(); }

@@ -1,12 +1,14 @@
 // The jobwire worker (protocol.md sections 7 and 8), running jobs in-process ("inline" mode) or,
 // with option fork, in a child process it can kill (lib/job-runner.js).
 //
-// Worker: one protocol worker (one id, one job at a time, its own blocking connection). This
+// Worker: one protocol worker (one id, one job at a time; alone, its own connections; in a
+// WorkerProcess of N, the process's command connection and idle dispatcher, lib/idle.js). This
 // module is its loop (protocol.md 7.9: idle, busy, paused, leaving): settle and reserve, the
 // blocking wait, control commands and beats. Its other parts, one module each:
 //   membership.js      register, beat, leave, recover peers (heartbeat.lua, unregister.lua)
 //   running.js         running a reserved job and deciding its outcome (a mixin of Worker)
 //   worker-process.js  WorkerProcess: N workers in one process, signals, the process title
+//   idle.js            IdleDispatcher: one blocking call for the idle workers of a process
 //   queues.js, failure-record.js, latch.js
 //
 // Names shared with Python (jobwire/worker.py) and C (jw_worker.c): run() is the worker's whole
@@ -47,6 +49,8 @@ export class Worker extends EventEmitter {
    * @param {Map<string,Function>} [options.handlers] shared handler registry
    * @param {boolean} [options.fork]         run jobs in a child process that can be killed
    * @param {string[]} [options.jobModules]   with fork: modules the child imports for its handlers
+   * @param {object} [options.shared]       given by WorkerProcess: {redis} the process's command
+   *   connection (this worker neither opens nor closes one), and the process beats for it
    * Other options: redisUrl, namespace, heartbeatMs, leaseMs, blockTimeoutMs, maxDeaths,
    * jobTimeoutMs, maxPayloadBytes, logger, host, pid.
    */
@@ -108,7 +112,8 @@ export class Worker extends EventEmitter {
   /** Runs until told to stop; resolves after the worker has left. Rejects on a spec mismatch. */
   async run() {
     const onError = (err) => this.log.debug(`${this.id}: redis: ${err.message}`);
-    this.cmd = connect(this.options.redisUrl, { onError });
+    const shared = this.options.shared;
+    this.cmd = shared?.redis ?? connect(this.options.redisUrl, { onError });
     this.onRedisError = onError;
     this.membership = new Membership({
       redis: this.cmd, scripts: this.scripts, keys: this.k, id: this.id,
@@ -120,17 +125,19 @@ export class Worker extends EventEmitter {
       child?.catch(() => {});
       await this.registerUntilDone();
       if (this.stopping) return;
-      this.scheduleBeat();
+      if (!shared) this.scheduleBeat(); // else WorkerProcess beats for all its workers at once
       if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
       if (this.stopping) return;
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
       this.heartbeatTimer = null;
+      this.options.shared?.idle?.release(this);
+      this.options.shared?.idle?.unpark(this);
       if (this.registered) await this.leave();
       await this.runner?.stop();
       this.closeBlock();
-      this.cmd.disconnect();
+      if (!shared) this.cmd.disconnect();
       this.setState('Stopped');
     }
   }
@@ -140,6 +147,7 @@ export class Worker extends EventEmitter {
     while (!this.stopping) {
       try {
         if (this.paused) {
+          this.options.shared?.idle?.release(this); // a paused worker blocks on its own (control only)
           // protocol.md 7.3/7.9: a paused worker holds no finished job; settle it first (no queues)
           if (this.pending.op !== 'none') await this.untilStopped(this.callWork([]));
           await this.idleBlock(true);
@@ -148,6 +156,7 @@ export class Worker extends EventEmitter {
         if (this.resync) {
           const held = await this.untilStopped(this.resynchronise());
           if (held) {
+            this.options.shared?.idle?.release(this);
             await this.runJob(held.token, held.queue, held.payload);
             continue;
           }
@@ -158,6 +167,7 @@ export class Worker extends EventEmitter {
         errors = 0;
         switch (reply.status) {
           case 'job':
+            this.options.shared?.idle?.release(this); // busy: a parked worker watches meanwhile
             await this.runJob(reply.token, reply.queue, reply.payload);
             break;
           case 'retry':
@@ -299,7 +309,11 @@ export class Worker extends EventEmitter {
     }, this.options.heartbeatMs);
   }
 
-  async beat() {
+  /**
+   * One heartbeat; a busy worker also promotes (protocol.md 14.3 (2)) unless `promote` is false
+   * (WorkerProcess promotes once per beat for all its workers).
+   */
+  async beat({ promote = true } = {}) {
     try {
       const alive = await this.membership.beat();
       if (this.stopping) return;
@@ -310,7 +324,7 @@ export class Worker extends EventEmitter {
         return;
       }
       // protocol.md 14.3 (2): a worker busy with a job still promotes once per beat.
-      if (this.current && this.promoter) await this.promote({ remember: false });
+      if (promote && this.current && this.promoter) await this.promote({ remember: false });
     } catch (err) {
       if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
     }
@@ -457,6 +471,7 @@ export class Worker extends EventEmitter {
   // ---- idle ---------------------------------------------------------------------------
 
   closeBlock() {
+    this.options.shared?.idle?.unpark(this); // a parked worker loops again (pause, resume, stop)
     const b = this.block;
     this.block = null;
     this.interruptBlock?.();
@@ -468,14 +483,72 @@ export class Worker extends EventEmitter {
   async idleBlock(controlOnly) {
     if (this.stopping) return;
     if (controlOnly) this.setState('Paused');
-    const k = this.k;
-    const control = k.control(this.id);
-    const blockKeys = [control];
-    if (!controlOnly) {
-      for (const q of this.queueList) blockKeys.push(k.wake(q));
-      if (this.wildcard) blockKeys.push(k.wakeNewQueue());
-      if (this.promoter) blockKeys.push(k.wakeSchedule());
+    const idle = this.options.shared?.idle;
+    if (idle && !controlOnly) return this.idleShared(idle);
+    const timeoutMs = await this.idleTimeout(controlOnly);
+    if (timeoutMs === null) return;
+    const control = this.k.control(this.id);
+    const res = await this.blpop([control, ...this.wakeKeys(controlOnly)], timeoutMs);
+    if (res && res[0] === control) this.command(res[1]);
+    if (this.wildcard) await this.untilStopped(this.refreshQueues());
+  }
+
+  /**
+   * Idle in a process with an IdleDispatcher (lib/idle.js): park while another worker watches,
+   * else watch for every parked one. Leaves to reserve on a wake marker (handing the watch on),
+   * on the timeout (keeping it), or when woken from the park.
+   */
+  async idleShared(idle) {
+    if (!idle.claim(this)) {
+      try {
+        await this.untilStopped(idle.park(this));
+      } finally {
+        idle.unpark(this);
+      }
+      if (this.wildcard && !this.stopping) await this.untilStopped(this.refreshQueues());
+      return;
     }
+    let timeoutMs = await this.idleTimeout(false);
+    if (timeoutMs === null) return;
+    const deadline = Date.now() + timeoutMs;
+    const control = this.k.control(this.id);
+    try {
+      for (;;) {
+        await this.blockConnectionId(); // before the keys: a park from here on unblocks this call
+        const keys = [control, ...idle.parkedControls(this.k), ...this.wakeKeys(false)];
+        idle.rearm = false;
+        const res = await this.blpop(keys, timeoutMs, idle);
+        if (res && res[0] === control) this.command(res[1]);
+        else if (res && idle.deliver(res[0], res[1], this.k)) { /* a parked worker's command */ } else if (res) {
+          idle.release(this); // a wake marker: reserve, and let a parked worker watch meanwhile
+          break;
+        } else if (!idle.rearm) break; // the timeout: look again (work.lua), still watching
+        timeoutMs = deadline - Date.now();
+        if (timeoutMs < 1 || this.stopping || this.paused) break;
+      }
+    } catch (err) {
+      idle.release(this);
+      throw err;
+    }
+    if (this.paused || this.stopping) idle.release(this);
+    if (this.wildcard) await this.untilStopped(this.refreshQueues());
+  }
+
+  /** The wake markers an idle worker blocks on after its control list (none when paused). */
+  wakeKeys(controlOnly) {
+    if (controlOnly) return [];
+    const k = this.k;
+    const keys = this.queueList.map((q) => k.wake(q));
+    if (this.wildcard) keys.push(k.wakeNewQueue());
+    if (this.promoter) keys.push(k.wakeSchedule());
+    return keys;
+  }
+
+  /**
+   * The block timeout in ms (protocol.md 8.3, 14.3), or null when the next due time is so close
+   * that it was waited for here instead.
+   */
+  async idleTimeout(controlOnly) {
     let timeoutMs = this.options.blockTimeoutMs;
     if (!controlOnly && this.promoter && this.nextDueAt !== null) {
       // protocol.md 14.3: wake when the next job falls due; Redis times a blocked client out on
@@ -484,24 +557,45 @@ export class Worker extends EventEmitter {
       if (dueIn < LOCAL_WAIT_MS && dueIn <= timeoutMs) {
         this.nextDueAt = null;
         await this.sleepUnlessStopped(dueIn);
-        return;
+        return null;
       }
       timeoutMs = Math.min(timeoutMs, Math.max(1, dueIn - LOCAL_WAIT_MS));
     }
+    return timeoutMs;
+  }
+
+  /** The CLIENT ID of the blocking connection (asked once per connection). */
+  async blockConnectionId() {
+    if (!this.block) {
+      this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
+      const b = this.block;
+      b.on('ready', () => { b.jobwireId = undefined; }); // a new connection has a new id
+    }
+    const b = this.block;
+    if (b.jobwireId === undefined) b.jobwireId = await this.untilStopped(b.client('ID'));
+    return b.jobwireId;
+  }
+
+  /**
+   * BLPOP `keys` on this worker's blocking connection; with `idle`, publishes the connection's
+   * CLIENT ID while it blocks so that a worker parking meanwhile can unblock it.
+   */
+  async blpop(keys, timeoutMs, idle = null) {
     if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
     const block = this.block;
     // closeBlock() interrupts the wait: disconnecting alone does not settle a BLPOP that sits in
     // ioredis's offline queue while Redis is unreachable.
     const interrupted = new Promise((resolve, reject) => { this.interruptBlock = () => reject(new Stopped()); });
-    let res;
     try {
-      res = await Promise.race([block.blpop(...blockKeys, (timeoutMs / 1000).toFixed(3)), interrupted]);
+      const call = block.blpop(...keys, (timeoutMs / 1000).toFixed(3));
+      if (idle) idle.blockedId = block.jobwireId;
+      return await Promise.race([call, interrupted]);
     } catch (err) {
       if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
       throw err;
+    } finally {
+      if (idle) idle.blockedId = null;
     }
-    if (res && res[0] === control) this.command(res[1]);
-    if (this.wildcard) await this.untilStopped(this.refreshQueues());
   }
 
   async refreshQueues() {

@@ -210,6 +210,46 @@ test('a process with concurrency 3 hosts three workers host:pid+n:queues', { tim
   assert.equal(await r.scard('resque:workers'), 0);
 });
 
+test('the N workers of a process share their connections and beat together', { timeout: 60000 }, async () => {
+  // lib/worker-process.js, lib/idle.js: one command connection and one blocking connection (the
+  // watcher's) for an idle process, not 2N; one beat timer renews every lease; a parked worker's
+  // control command reaches it at once, not after the 5 s block timeout.
+  const r = server.redis;
+  const clients = async () => (await r.client('LIST')).trim().split('\n').length;
+  const before = await clients();
+  const p = new WorkerProcess({ queues: 'q', concurrency: 3, redisUrl: server.url, blockTimeoutMs: 5000,
+    heartbeatMs: 200, leaseMs: 1000, logger: quiet });
+  registerConformanceJobs(p);
+  const done = p.run();
+  try {
+    await waitFor(() => r.scard('resque:workers').then((n) => n === 3), { what: '3 registered' });
+    await waitFor(async () => (await clients()) - before === 2, { what: '2 connections', timeout: 5000 })
+      .catch(async (err) => { throw new Error(`${err.message}: ${(await clients()) - before} connections`); });
+    await sleep(1500); // longer than the lease: only beats keep the three registered
+    const now = Date.now();
+    for (const w of p.workers) {
+      assert.ok(Number(await r.zscore('resque:jobwire:leases', w.id)) > now, `${w.id}: lease renewed`);
+    }
+    assert.equal(await r.scard('resque:workers'), 3);
+    // the two that park (not the watcher) get the command through the watcher's call
+    const parked = p.workers.filter((w) => w !== p.shared.idle.watcher);
+    assert.equal(parked.length, 2);
+    for (const w of parked) await r.rpush(`resque:jobwire:control:${w.id}`, 'pause');
+    await waitFor(() => parked.every((w) => w.paused), { what: 'both parked workers paused', timeout: 1500 });
+    assert.ok(!p.shared.idle.watcher.paused, 'the watcher was not paused');
+    await r.rpush(`resque:jobwire:control:${p.shared.idle.watcher.id}`, 'pause');
+    await waitFor(() => p.workers.every((w) => w.paused), { what: 'all three paused', timeout: 1500 });
+    await r.rpush('resque:queue:q', JSON.stringify({ class: 'jobwire.Echo', args: ['after resume'] }));
+    for (const w of p.workers) await r.rpush(`resque:jobwire:control:${w.id}`, 'resume');
+    await waitFor(() => p.workers.every((w) => !w.paused), { what: 'all three resumed', timeout: 1500 });
+    await waitFor(() => echoes(r).then((e) => e.length === 1), { what: 'a job after resume (no wake marker: the watcher looks)', timeout: 8000 });
+  } finally {
+    p.quit();
+    await done;
+  }
+  assert.equal(await r.scard('resque:workers'), 0);
+});
+
 test('recovers an expired peer and requeues its job at the head', { timeout: 60000 }, async () => {
   const r = server.redis;
   const dead = 'ghost:1:q';
