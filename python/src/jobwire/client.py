@@ -31,7 +31,7 @@ from .routing import Router
 from .scheduling import SchedulingMixin
 from .scripts import Scripts
 
-__all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect"]
+__all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect", "is_cluster_url"]
 
 DEFAULT_REDIS_URL = DEFAULTS["redis_url"]  # spec/options.json
 BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
@@ -70,7 +70,7 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
         options.update(_driver_options())
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
-    if ("cluster", "1") in query or ("cluster", "true") in query:
+    if is_cluster_url(url):
         plain = urllib.parse.urlunsplit(
             parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
         )
@@ -88,6 +88,13 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
     return redis_lib.Redis.from_url(url, **options)
+
+
+def is_cluster_url(url: str | None) -> bool:
+    """Whether `url` (default $REDIS_URL) names a Redis Cluster (`?cluster=1` or `?cluster=true`)."""
+    url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    query = urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)
+    return ("cluster", "1") in query or ("cluster", "true") in query
 
 
 def _text(value) -> str:
