@@ -35,6 +35,14 @@ def test_enqueue_pushes_sets_queue_and_wake_marker(client, r):
     assert r.llen("resque:jobwire:wake:high") == 1
 
 
+def test_a_script_flushed_from_redis_is_loaded_again(client, r):
+    client.enqueue("high", "Mail", 1)
+    r.script_flush()  # what a restarted or new Redis looks like to a client that loaded it before
+    client.enqueue("high", "Mail", 2)
+    assert r.llen("resque:queue:high") == 2
+    assert r.script_exists(client.scripts.enqueue.sha) == [True]
+
+
 def test_reserve_is_strictly_by_priority_and_records_working_on(client, r, redis_server):
     client.enqueue("low", "L")
     client.enqueue("high", "H")
