@@ -46,10 +46,13 @@ def _job_validator():
     return _validator
 
 
+# json.dumps with these options makes a new encoder per call: half its time for a small payload.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value) -> bytes:
     """Compact JSON as UTF-8 bytes; lone surrogates become \\u escapes instead of errors."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8", "backslashreplace")
+    return _ENCODER.encode(value).encode("utf-8", "backslashreplace")
 
 
 def validate_queue_name(queue: object) -> str:
