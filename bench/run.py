@@ -32,7 +32,7 @@ from pathlib import Path
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -595,7 +595,7 @@ def main() -> int:
             rd["workers"] = {s.name: rd["workers"][s.name] for s in chosen}
             results.append(rd)
     finally:
-        server.stop()
+        server.close()
     summary = summarize(results)
     summary["ratios"] = ratio_rows(summary, judge_idle=not opts.quick) if not opts.only else []
     meta = {
