@@ -17,7 +17,7 @@ import redis
 
 from conftest import REPO, JOBWIRE, wait_for
 from jobwire.client import Client
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 NS = "aclns"
 PASSWORD = "s3cret-acl-pw"
@@ -71,7 +71,7 @@ def acl_server():
     admin.execute_command("ACL", "SETUSER", *acl_setuser_line())
     yield server, admin, f"redis://jobwire:{PASSWORD}@127.0.0.1:{server.port}/0"
     admin.close()
-    server.stop()
+    server.close()
 
 
 def _denials(admin) -> list:
