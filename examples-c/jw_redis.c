@@ -155,29 +155,31 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
         p = at + 1;
     }
     size_t hostlen = strcspn(p, ":/");
+    if (hostlen == 0) {
+        snprintf(err, errlen, "no host in the Redis URL %s", url_for_message(url, shown, sizeof shown));
+        return -1;
+    }
     r->host = jw_strndup(p, hostlen);
-    if (hostlen == 0) { free(r->host); r->host = jw_strdup("127.0.0.1"); }
     p += hostlen;
     r->port = 6379;
     r->db = 0;
     if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port <= 0 || port > 65535) {
-            snprintf(err, errlen, "bad port in Redis URL %s", url_for_message(url, shown, sizeof shown));
+        size_t digits = strspn(p + 1, "0123456789");
+        long port = digits && digits <= 5 ? strtol(p + 1, NULL, 10) : 0;
+        if (port < 1 || port > 65535 || (p[1 + digits] != '/' && p[1 + digits] != '\0')) {
+            snprintf(err, errlen, "bad port in the Redis URL %s (1-65535)", url_for_message(url, shown, sizeof shown));
             return -1;
         }
         r->port = (int)port;
-        p = end;
+        p += 1 + digits;
     }
     if (*p == '/' && p[1]) {
-        char *end;
-        long db = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end || db < 0) {
-            snprintf(err, errlen, "bad database number in Redis URL %s", url_for_message(url, shown, sizeof shown));
+        size_t digits = strspn(p + 1, "0123456789");
+        if (!digits || p[1 + digits] != '\0' || digits > 9) {
+            snprintf(err, errlen, "bad database number in the Redis URL %s", url_for_message(url, shown, sizeof shown));
             return -1;
         }
-        r->db = (int)db;
+        r->db = (int)strtol(p + 1, NULL, 10);
     }
     return 0;
 }
