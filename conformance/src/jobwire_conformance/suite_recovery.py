@@ -176,9 +176,8 @@ def poison(ctx):
         "recovery.child-crash.requeued",
         P74,
         MUST,
-        "fork mode: the worker's child processes are SIGKILLed from outside during a job; the master settles "
-        "it as a crash (one death), the job goes back to its queue and runs to completion once, the master "
-        "lives on",
+        "fork mode: the children SIGKILLed mid-job, the job is requeued with one death and runs once more; "
+        "the master lives on",
     ),
     weight=2,
 )
