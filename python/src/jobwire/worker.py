@@ -363,7 +363,7 @@ class Worker(ForkedRunning, InlineRunning):
         if self._next_due_at is not None and time.monotonic() >= self._next_due_at - LOCAL_WAIT_S:
             return False
         earliest = self.redis.zrange(self.keys.delayed_schedule, 0, 0, withscores=True)
-        return not earliest or (0 <= self._next_due_ms <= earliest[0][1] * 1000)
+        return not earliest or (0 <= self._next_due_ms <= float(earliest[0][1]) * 1000)
 
     def _settle_pending(self) -> None:
         if self._pending:
