@@ -97,6 +97,14 @@ MUTATIONS = [
         "reserve scans the queues lowest priority first",
     ),
     lua(
+        "crash-poisons-at-once",
+        W,
+        "if deaths >= max_deaths then",
+        "if deaths >= 1 then",
+        ["recovery.child-crash.requeued"],
+        "a job whose child died once is failed as a poison job instead of going back to its queue",
+    ),
+    lua(
         "unrunnable-embedded-raw",
         W,
         "elseif exception ~= 'jobwire.InvalidPayload' or not string.find(raw, '^%s*{') then",
@@ -647,6 +655,7 @@ SAMPLE = [
     "patch.child-runs-two-jobs",
     "patch.no-quiet-look",
     "patch.idle-beats-ignore-lapse",
+    "lua.crash-poisons-at-once",
 ]
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import jobwire
 from conftest import JOBWIRE, echoes, wait_for
-from jobwire.devserver import free_port
+from jobwire_conformance.redisutil import free_port
 from web_support import add_failure
 
 NS = "cliopts"

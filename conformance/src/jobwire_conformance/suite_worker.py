@@ -531,6 +531,12 @@ def spec_mismatch(ctx):
         MUST,
         "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2",
     ),
+    Test(
+        "worker.options.bad-redis-url",
+        "protocol.md#72-configuration",
+        SHOULD,
+        "a worker given an invalid --redis-url (port, db, scheme, %-escape) exits with status 2, its password unprinted",
+    ),
 )
 def bad_options(ctx):
     w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
@@ -548,7 +554,28 @@ def bad_options(ctx):
             code == 2 and not ctx.r.smembers(ctx.k.workers()),
             f"--queues {queues!r}: exit status {code}: {w.describe()}",
         ):
-            return
+            break
+    # protocol.md 7.2 "Redis URL" (vectors/v1/redis-urls.json): found before connecting, so a port
+    # that no Redis listens on cannot make a worker wait; the password never reaches its output
+    secret = "hunter2-never-printed"
+    for url in (
+        f"redis://jobwire:{secret}@127.0.0.1:99999/0",
+        f"redis://jobwire:{secret}@127.0.0.1:1/x",
+        f"http://jobwire:{secret}@127.0.0.1:1/0",
+        f"redis://jobwire:{secret}%zz@127.0.0.1:1/0",
+    ):
+        w = ctx.start_worker("q", register=False, redis_url=url)
+        code = w.wait(10)
+        if code is None:
+            w.kill_all()
+        shown = w.output(20000)
+        if not ctx.check(
+            "worker.options.bad-redis-url",
+            code == 2 and secret not in shown,
+            f"--redis-url {url.replace(secret, '***')}: exit status {code}"
+            f"{'; the password is in its output' if secret in shown else ''}: {w.describe().replace(secret, '***')}",
+        ):
+            break
 
 
 @group(

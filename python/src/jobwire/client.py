@@ -19,7 +19,7 @@ from typing import cast
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from . import durable
+from . import durable, redisurl
 from . import payload as jobmod
 from .durable import DEFAULT_WAIT_TIMEOUT_MS
 from .errors import InvalidJob, NotFound
@@ -65,12 +65,13 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
     `wait_for_cluster` (workers: protocol.md 7.7) retries that with the protocol's backoff instead.
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    cluster = redisurl.parse(url).cluster  # InvalidRedisUrl (a ValueError) before anything connects
     options.setdefault("socket_connect_timeout", 5)
     if "lib_name" not in options and "lib_version" not in options:
         options.update(_driver_options())
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
-    if ("cluster", "1") in query or ("cluster", "true") in query:
+    if cluster:
         plain = urllib.parse.urlunsplit(
             parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
         )

@@ -11,7 +11,7 @@ import argparse
 import os
 import re
 
-from . import spec
+from . import redisurl, spec
 
 __all__ = [
     "OPTIONS",
@@ -92,4 +92,8 @@ def resolve_connection(opts: argparse.Namespace, env=os.environ) -> tuple[str, s
     for name in ("redis_url", "namespace"):
         o = BY_NAME[name]
         out.append(getattr(opts, name, None) or env.get(o["env"]) or o["default"])
+    try:
+        redisurl.parse(out[0])  # a bad URL is bad usage, found before anything connects
+    except redisurl.InvalidRedisUrl as exc:
+        raise UsageError(str(exc)) from None
     return out[0], out[1]
