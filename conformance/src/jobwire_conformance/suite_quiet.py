@@ -39,9 +39,8 @@ def _issued(ctx) -> tuple[int, int]:
         "worker.idle.quiet-cost",
         P16,
         MUST,
-        f"an idle worker with the default timings divided by {SCALE} issues at most {MAX_PER_S:.0f} Redis "
-        f"commands a second over {WINDOW_S:.0f} s (1 a second at the defaults), scripts' inner commands "
-        "and a blocking call still waiting included",
+        f"idle at the default timings / {SCALE}: at most {MAX_PER_S:.0f} Redis commands a second over "
+        f"{WINDOW_S:.0f} s, inner and blocking ones counted (1 a second at the defaults)",
         feature=FEATURE,
     ),
     private_redis=True,
@@ -79,8 +78,8 @@ def _register_ghost(ctx, wid: str, lease_ms: int) -> None:
         "recovery.quiet-idle.next-lapse",
         P16,
         MUST,
-        f"a peer that registers just after an idle worker's beat with a {GHOST_LEASE_MS} ms lease (it lapses "
-        f"between two idle beats) is recovered within {RECOVERY_BOUND_MS} ms of its lapse",
+        f"a peer whose {GHOST_LEASE_MS} ms lease lapses between two idle beats is recovered within "
+        f"{RECOVERY_BOUND_MS} ms of its lapse",
         feature=FEATURE,
     ),
 )
