@@ -63,6 +63,18 @@ void jw_args_free(jw_args *a) {
 
 /* ============================ Setup ===================================== */
 
+/* Does a URL query ("a=1&db=3") name a database other than 0 (db=N, as
+ * redis-py and ioredis read it)? A cluster URL may not (protocol.md 15.1). */
+static int query_names_db(const char *q) {
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        if (n > 3 && strncmp(q, "db=", 3) == 0 && !(n == 4 && q[3] == '0')) return 1;
+        q += n;
+        if (*q == '&') q++;
+    }
+    return 0;
+}
+
 /* Parse redis://[[user]:password@]host[:port][/db] into r (a user names a
  * Redis ACL user, protocol.md 8.9). Returns 0, or -1 with a message in err. */
 static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
@@ -73,7 +85,7 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
         char *bare = jw_strndup(url, (size_t)(query - url));
         int rc = parse_url(r, bare, err, errlen);
         free(bare);
-        if (rc == 0 && r->cluster && r->db != 0) {
+        if (rc == 0 && r->cluster && (r->db != 0 || query_names_db(query + 1))) {
             snprintf(err, errlen, "Redis Cluster has only database 0: %s", url);
             return -1;
         }

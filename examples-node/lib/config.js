@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { OPTIONS, OPTIONS_1_1, DEFAULTS, DEFAULTS_1_1, SCHEDULER_MODES, usage } from './options.js';
 import { parseDefaultPolicy } from './backoff.js';
+import { checkRedisUrl } from './cluster.js';
 
 export { OPTIONS_1_1, DEFAULTS_1_1, SCHEDULER_MODES }; // their home was this module; kept for importers
 
@@ -55,6 +56,11 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
     throw new ConfigError(`--scheduler (JOBWIRE_SCHEDULER) is ${SCHEDULER_MODES.join(', ')}, not ${JSON.stringify(config.scheduler)}`);
   }
   if (!config.queues) throw new ConfigError('--queues (or JOBWIRE_QUEUES) is required');
+  try {
+    checkRedisUrl(config.redisUrl); // protocol.md 15.1: a cluster has only database 0
+  } catch (err) {
+    throw new ConfigError(err.message);
+  }
   if (!(config.leaseMs > 2 * config.heartbeatMs)) {
     throw new ConfigError(`--lease-ms (${config.leaseMs}) must exceed 2 x --heartbeat-ms (${config.heartbeatMs})`);
   }

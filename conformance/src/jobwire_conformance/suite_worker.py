@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import time
+import urllib.parse
 
 from . import schemas
 from .checks import RUN_AT, STARTED, raw_member
@@ -531,6 +532,12 @@ def spec_mismatch(ctx):
         MUST,
         "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2",
     ),
+    Test(
+        "worker.options.cluster-database",
+        "protocol.md#151-running-on-a-cluster",
+        MUST,
+        "a worker given a cluster URL (?cluster=1) that names database 3 exits with status 2 and registers nothing",
+    ),
 )
 def bad_options(ctx):
     w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
@@ -549,6 +556,16 @@ def bad_options(ctx):
             f"--queues {queues!r}: exit status {code}: {w.describe()}",
         ):
             return
+    # protocol.md 15.1: a cluster has only database 0; the suite's own node, asked for database 3
+    where = urllib.parse.urlsplit(ctx.redis_url)
+    url = f"redis://{where.netloc}/3?cluster=1"
+    w = ctx.start_worker("q", register=False, redis_url=url)
+    code = w.wait(10)
+    ctx.check(
+        "worker.options.cluster-database",
+        code == 2 and not ctx.r.smembers(ctx.k.workers()),
+        f"--redis-url {url}: exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
+    )
 
 
 @group(

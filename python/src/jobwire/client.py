@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -25,6 +24,7 @@ from .durable import DEFAULT_WAIT_TIMEOUT_MS
 from .errors import InvalidJob, NotFound
 from .keys import Keys
 from .options import DEFAULTS
+from .redis_url import check_url, is_cluster_url, without_cluster_flag
 from .registry import Registry, default_registry
 from .replies import bytes_list
 from .routing import Router
@@ -68,12 +68,9 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
     options.setdefault("socket_connect_timeout", 5)
     if "lib_name" not in options and "lib_version" not in options:
         options.update(_driver_options())
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query)
-    if ("cluster", "1") in query or ("cluster", "true") in query:
-        plain = urllib.parse.urlunsplit(
-            parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
-        )
+    check_url(url)  # a cluster URL with a database other than 0: ValueError now, not a retry loop
+    if is_cluster_url(url):
+        plain = without_cluster_flag(url)
         delay = 0.1
         while True:
             try:
