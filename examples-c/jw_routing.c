@@ -72,3 +72,33 @@ char *jw_route_lookup(jw_redis *r, const char *home, const char *queue, char *er
     freeReplyObject(rep);
     return ns;
 }
+
+/* qsort order of group names: their bytes (strcmp compares as unsigned char). */
+static int by_bytes(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every namespace of a home, as tools show them (protocol.md 15.2): the home
+ * first, then the group namespace of each distinct valid value of the routing
+ * table (`values`, its n_values values) in byte order; invalid values are left
+ * out. Returns a list of *count strings; free it with jw_namespaces_free. */
+char **jw_namespaces(const char *home, const char *const *values, size_t n_values, size_t *count) {
+    const char **groups = jw_malloc(sizeof(char *) * (n_values ? n_values : 1));
+    size_t n = 0;
+    for (size_t i = 0; i < n_values; i++)
+        if (jw_group_valid(values[i])) groups[n++] = values[i];
+    qsort(groups, n, sizeof(char *), by_bytes);
+    char **out = jw_malloc(sizeof(char *) * (n + 1));
+    size_t k = 0;
+    out[k++] = jw_strdup(home);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(groups[i], groups[i - 1]) != 0) out[k++] = jw_group_namespace(home, groups[i]);
+    free(groups);
+    *count = k;
+    return out;
+}
+
+void jw_namespaces_free(char **list, size_t count) {
+    for (size_t i = 0; i < count; i++) free(list[i]);
+    free(list);
+}
