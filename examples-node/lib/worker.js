@@ -119,15 +119,22 @@ export class Worker extends EventEmitter {
       redis: this.cmd, scripts: this.scripts, keys: this.k, id: this.id,
       leaseMs: this.options.leaseMs, maxDeaths: this.options.maxDeaths, log: this.log,
     });
+    // The blocking connection is opened now, while we register, not at the first idle moment:
+    // on a cluster a new connection first asks the URL's node for the slot map, and that node
+    // may be busy with another namespace's long script (seconds) just when we go idle.
+    if (!shared?.idle) this.block ??= connect(this.options.redisUrl, { onError });
     try {
-      // The job child starts while we register; one that cannot load its modules is fatal.
-      const child = this.runner?.start();
-      child?.catch(() => {});
+      // The job child starts while we register, and the loop does not wait for it: an idle
+      // worker needs no child, and a Node start takes seconds on a loaded machine (the first
+      // job waits for it in runInChild). One that cannot load its modules is still fatal.
+      this.runner?.start().catch((err) => {
+        if (this.stopping) return;
+        this.fatal = err;
+        this.terminate();
+      });
       await this.registerUntilDone();
       if (this.stopping) return;
       if (!shared) this.scheduleBeat(); // else WorkerProcess beats for all its workers at once
-      if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
-      if (this.stopping) return;
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
@@ -140,6 +147,7 @@ export class Worker extends EventEmitter {
       if (!shared) this.cmd.disconnect();
       this.setState('Stopped');
     }
+    if (this.fatal) throw this.fatal;
   }
 
   async loop() {
