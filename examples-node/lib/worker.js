@@ -29,6 +29,7 @@ import { Latch, Stopped, throwStopped } from './latch.js';
 import { Membership } from './membership.js';
 import { jobRunning } from './running.js';
 import { Promoter } from './promotion.js';
+import { routedElsewhere, routedWarning } from './routing.js';
 import { parseDefaultPolicy } from './backoff.js';
 import { connect, failedAt, runAt, utcDay, backoffMs, sleep } from './util.js';
 
@@ -135,6 +136,7 @@ export class Worker extends EventEmitter {
       await this.registerUntilDone();
       if (this.stopping) return;
       if (!shared) this.scheduleBeat(); // else WorkerProcess beats for all its workers at once
+      if (!this.options.index || this.options.index === 1) this.warnRouted(); // once per process
       await this.loop();
     } finally {
       clearTimeout(this.heartbeatTimer);
@@ -305,6 +307,19 @@ export class Worker extends EventEmitter {
     this.pending = NONE; // nothing reserved under an older registration may be settled
     this.log.info(`${this.id}: registered (spec ${specVersion()}, lease ${this.options.leaseMs} ms)`);
     if (this.wildcard) await this.refreshQueues();
+  }
+
+  /**
+   * protocol.md 15.2: warns once, at start-up, about each of our queues that the routing table of
+   * our namespace sends elsewhere (we still serve what is left in ours). Best effort, not awaited.
+   */
+  warnRouted() {
+    const ns = this.options.namespace;
+    this.cmd.hgetall(this.k.routes()).then((table) => {
+      for (const [queue, where] of routedElsewhere(ns, table, this.queuesConfigured)) {
+        this.log.warn(`${this.id}: ${routedWarning(ns, queue, where)}`);
+      }
+    }, (err) => this.log.debug(`${this.id}: cannot read the routing table: ${err.message}`));
   }
 
   scheduleBeat() {

@@ -570,6 +570,31 @@ def bad_options(ctx):
 
 @group(
     Test(
+        "worker.routes.warns-routed-queue",
+        "protocol.md#152-namespace-groups-past-one-slot",
+        SHOULD,
+        "a worker one of whose --queues its namespace's routing table sends to a group warns at start-up, "
+        "naming the queue and the group's namespace",
+    )
+)
+def routed_queue_warning(ctx):
+    ctx.r.hset(ctx.k.routes(), mapping={"rtw": "elsewhere", "other": "mail"})
+    where = "{" + ctx.ns.replace("{", "").replace("}", "") + ":elsewhere}"  # protocol.md 15.2
+    w = ctx.start_worker("rtx,rtw")
+
+    def warned():
+        return any("rtw" in line and where in line for line in w.output(20000).splitlines())
+
+    seen = ctx.wait_for(warned, 3.0, 0.05)
+    ctx.check(
+        "worker.routes.warns-routed-queue",
+        bool(seen),
+        f"no output line names queue rtw and {where} within 3 s of registering: {w.describe()}",
+    )
+
+
+@group(
+    Test(
         "worker.signal.prompt-while-blocked",
         "protocol.md#79-the-worker-state-machine",
         MUST,
