@@ -3,7 +3,7 @@ with the same workers, in one run; and the cost of durable (WAIT) enqueue. Ratio
 
     .venv/bin/python bench/cluster.py [--jobs N] [--worker KIND] [--json FILE]
 
-Starts a Redis Cluster of 3 masters and 3 replicas on loopback ports (jobwire.devserver), then:
+Starts a Redis Cluster of 3 masters and 3 replicas on loopback ports (jobwire_conformance.redisutil), then:
 1. `one slot`: N no-op jobs in namespace {b0}; three workers all serve it (one master does all
    the Redis work);
 2. `three slots`: N/3 jobs in each of three namespaces whose slots live on the three masters; one
@@ -28,7 +28,7 @@ import redis
 from redis.crc import key_slot
 
 import jobwire
-from jobwire.devserver import RedisClusterServer
+from jobwire_conformance.redisutil import ClusterServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import WORKERS, stop  # noqa: E402  (the same worker commands as bench/run.py)
@@ -146,7 +146,7 @@ def main() -> int:
     p.add_argument("--enqueues", type=int, default=2000, help="one-by-one enqueues per mode (default 2000)")
     p.add_argument("--json", metavar="FILE")
     opts = p.parse_args()
-    with RedisClusterServer(replicas=1) as cluster:
+    with ClusterServer(replicas=1, node_timeout_ms=2000) as cluster:
         slots = masters(cluster)
         spread = namespaces_on(slots)
         one = drain(cluster, [("{b0}", opts.jobs)], opts.worker, len(spread))

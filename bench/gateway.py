@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import redis_rows as base  # noqa: E402  (the Redis-native rows' functions)
 
-from jobwire.devserver import RedisServer, free_port  # noqa: E402
+from jobwire_conformance.redisutil import RedisServer, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = ("node c1", "node gateway c1", "node c8", "node gateway c8")
@@ -79,7 +79,7 @@ def main() -> int:
     finally:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(15)
-        server.stop()
+        server.close()
     print(
         f"\n{'worker (no-op jobs)':<20}{'jobs/s':>10}{'cmds/job':>10}{'reserve p50/p99 ms':>22}{'done p50/p99 ms':>20}"
     )

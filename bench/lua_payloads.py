@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT = 16 * 1024 * 1024
@@ -104,6 +104,7 @@ def main() -> int:
         return 0 if same else 1
     finally:
         srv.kill()
+        srv.close()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "bench"
@@ -562,7 +562,13 @@ def main() -> int:
         help="also run jobwire's workers from this checkout (built), as rows '... @base'",
     )
     parser.add_argument("--out", type=Path, help="output folder (default bench/latest, --quick bench/out-quick)")
+    parser.add_argument(
+        "--install-only", action="store_true", help="install the peers (and build C's enqueuer), run nothing"
+    )
     opts = parser.parse_args()
+    if opts.install_only:
+        install_peers()
+        return 0
     rounds = opts.rounds or (1 if opts.quick else 3)
     scale, samples, window = (0.15, 20, 2.0) if opts.quick else (1.0, 100, 8.0)
     out_dir = opts.out or BENCH / ("out-quick" if opts.quick else "latest")
@@ -595,7 +601,7 @@ def main() -> int:
             rd["workers"] = {s.name: rd["workers"][s.name] for s in chosen}
             results.append(rd)
     finally:
-        server.stop()
+        server.close()
     summary = summarize(results)
     summary["ratios"] = ratio_rows(summary, judge_idle=not opts.quick) if not opts.only else []
     meta = {

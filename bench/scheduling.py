@@ -25,7 +25,7 @@ from pathlib import Path
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 JOBWIRE = str(Path(sys.executable).with_name("jobwire"))

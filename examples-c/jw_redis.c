@@ -63,21 +63,58 @@ void jw_args_free(jw_args *a) {
 
 /* ============================ Setup ===================================== */
 
-/* Does a URL query ("a=1&db=3") name a database other than 0 (db=N, as
- * redis-py and ioredis read it)? A cluster URL may not (protocol.md 15.1). */
-static int query_names_db(const char *q) {
-    while (*q) {
-        size_t n = strcspn(q, "&");
-        if (n > 3 && strncmp(q, "db=", 3) == 0 && !(n == 4 && q[3] == '0')) return 1;
-        q += n;
-        if (*q == '&') q++;
+/* The value of one hex digit, or -1. */
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* A malloc'ed copy of the n bytes at s with %XX escapes decoded (RFC 3986
+ * userinfo, as Python's and Node's clients read it), or NULL when an escape
+ * is not two hex digits or decodes to a NUL byte. */
+static char *percent_decode(const char *s, size_t n) {
+    char *out = malloc(n + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
     }
-    return 0;
+    *o = '\0';
+    return out;
+}
+
+/* url for an error message, its password (if any) shown as "***": logs and
+ * supervisors keep what a worker prints. Writes into buf (len bytes). */
+static const char *url_for_message(const char *url, char *buf, size_t len) {
+    const char *auth = strstr(url, "://");
+    if (!auth) return url;
+    auth += 3;
+    const char *at = NULL;
+    for (const char *c = auth; *c && *c != '/' && *c != '?'; c++)
+        if (*c == '@') at = c;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon) return url;
+    snprintf(buf, len, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    return buf;
 }
 
 /* Parse redis://[[user]:password@]host[:port][/db] into r (a user names a
- * Redis ACL user, protocol.md 8.9). Returns 0, or -1 with a message in err. */
+ * Redis ACL user, protocol.md 8.9; both percent-decoded, the userinfo ending
+ * at the authority's last '@'). Returns 0, or -1 with a message in err. */
 static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
+    char shown[512];
     const char *p = url;
     const char *query = strchr(url, '?');
     if (query) {
@@ -85,8 +122,8 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
         char *bare = jw_strndup(url, (size_t)(query - url));
         int rc = parse_url(r, bare, err, errlen);
         free(bare);
-        if (rc == 0 && r->cluster && (r->db != 0 || query_names_db(query + 1))) {
-            snprintf(err, errlen, "Redis Cluster has only database 0: %s", url);
+        if (rc == 0 && r->cluster && r->db != 0) {
+            snprintf(err, errlen, "Redis Cluster has only database 0: %s", url_for_message(url, shown, sizeof shown));
             return -1;
         }
         return rc;
@@ -97,42 +134,52 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
         return -1;
     }
     if (strncmp(p, "redis://", 8) != 0) {
-        snprintf(err, errlen, "REDIS_URL must start with redis://: %s", url);
+        snprintf(err, errlen, "REDIS_URL must start with redis://: %s", url_for_message(url, shown, sizeof shown));
         return -1;
     }
     p += 8;
-    const char *at = strchr(p, '@');
+    const char *at = NULL;
+    for (const char *c = p; *c && *c != '/'; c++)
+        if (*c == '@') at = c;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
-        if (at > pw) r->password = jw_strndup(pw, (size_t)(at - pw));
-        if (colon && colon > p) r->username = jw_strndup(p, (size_t)(colon - p));
+        if (at > pw && !(r->password = percent_decode(pw, (size_t)(at - pw)))) {
+            snprintf(err, errlen, "bad %%-escape in the password of the Redis URL");
+            return -1;
+        }
+        if (colon && colon > p && !(r->username = percent_decode(p, (size_t)(colon - p)))) {
+            snprintf(err, errlen, "bad %%-escape in the user name of the Redis URL");
+            return -1;
+        }
         p = at + 1;
     }
     size_t hostlen = strcspn(p, ":/");
+    if (hostlen == 0) {
+        snprintf(err, errlen, "no host in the Redis URL %s", url_for_message(url, shown, sizeof shown));
+        return -1;
+    }
     r->host = jw_strndup(p, hostlen);
-    if (hostlen == 0) { free(r->host); r->host = jw_strdup("127.0.0.1"); }
     p += hostlen;
     r->port = 6379;
     r->db = 0;
     if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port <= 0 || port > 65535) {
-            snprintf(err, errlen, "bad port in Redis URL %s", url);
+        size_t digits = strspn(p + 1, "0123456789");
+        long port = digits && digits <= 5 ? strtol(p + 1, NULL, 10) : 0;
+        if (port < 1 || port > 65535 || (p[1 + digits] != '/' && p[1 + digits] != '\0')) {
+            snprintf(err, errlen, "bad port in the Redis URL %s (1-65535)", url_for_message(url, shown, sizeof shown));
             return -1;
         }
         r->port = (int)port;
-        p = end;
+        p += 1 + digits;
     }
     if (*p == '/' && p[1]) {
-        char *end;
-        long db = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end || db < 0) {
-            snprintf(err, errlen, "bad database number in Redis URL %s", url);
+        size_t digits = strspn(p + 1, "0123456789");
+        if (!digits || p[1 + digits] != '\0' || digits > 9) {
+            snprintf(err, errlen, "bad database number in the Redis URL %s", url_for_message(url, shown, sizeof shown));
             return -1;
         }
-        r->db = (int)db;
+        r->db = (int)strtol(p + 1, NULL, 10);
     }
     return 0;
 }
@@ -568,9 +615,10 @@ static int accepted_reply(void *reply) {
 /* jobwire.h: a fresh connection with the master's settings. A forked child
  * must not use the master's socket, whose protocol state belongs to the
  * master. */
-static redisContext *connect_to(const jw_redis *r, const char *host, int port) {
+redisContext *jw_connect(const jw_env *env) {
+    const jw_redis *r = env->redis;
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
         (r->password && !accepted_reply(jw_redis_auth(c, r))) ||
         (r->db && !accepted_reply(redisCommand(c, "SELECT %d", r->db)))) {
@@ -578,40 +626,4 @@ static redisContext *connect_to(const jw_redis *r, const char *host, int port) {
         return NULL;
     }
     return c;
-}
-
-redisContext *jw_connect(const jw_env *env) {
-    return connect_to(env->redis, env->redis->host, env->redis->port);
-}
-
-/* jobwire.h. A redirect names "host:port" (the last colon splits it). */
-redisReply *jw_command_fresh(const jw_env *env, int argc, const char **argv, const size_t *len) {
-    const jw_redis *r = env->redis;
-    char host[256];
-    snprintf(host, sizeof host, "%s", r->host);
-    int port = r->port, asking = 0;
-    for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
-        redisContext *c = connect_to(r, host, port);
-        if (!c) return NULL;
-        redisReply *rep = NULL;
-        if (asking) {
-            redisReply *ok = redisCommand(c, "ASKING");
-            if (ok) freeReplyObject(ok);
-        }
-        rep = redisCommandArgv(c, argc, argv, len);
-        redisFree(c);
-        size_t n = 0;
-        const char *addr = NULL;
-        int moved = r->cluster && is_error(rep, "MOVED"), ask = r->cluster && is_error(rep, "ASK");
-        if (!(moved || ask) || !(addr = redirect_target(rep, &n))) return rep;
-        const char *colon = NULL;
-        for (size_t i = 0; i < n; i++) if (addr[i] == ':') colon = addr + i;
-        if (!colon || (size_t)(colon - addr) >= sizeof host) return rep;
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-        port = atoi(colon + 1);
-        asking = ask;
-        freeReplyObject(rep);
-    }
-    return NULL;
 }

@@ -9,7 +9,7 @@ run, so lost = acknowledged and never run, duplicate = run more than once. A dup
 only for a job that was in flight at a kill (held by a killed worker, run by a killed pid, or held
 in Redis when Redis was killed); any other duplicate fails the run.
 
-Bounded: loopback only, one private redis-server (jobwire.devserver), every process started here
+Bounded: loopback only, one private redis-server (jobwire_conformance.redisutil), every process started here
 is stopped here by its pid (each worker is a process-group leader, so orphaned children go too),
 and every phase has a deadline. `--ci` is the short form scripts/test.sh runs.
 
@@ -38,7 +38,7 @@ import redis
 
 from jobwire import Client
 from jobwire import payload as jobmod
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "chaos"

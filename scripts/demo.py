@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -110,7 +110,7 @@ def main() -> int:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        server.stop()
+        server.close()
 
 
 if __name__ == "__main__":

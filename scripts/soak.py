@@ -27,7 +27,7 @@ import redis
 
 from jobwire import payload as jobmod
 from jobwire import Client
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "soak"
@@ -80,6 +80,7 @@ def run(jobs: int, logdir: str) -> dict:
                 proc.kill()
                 proc.wait(10)
         server.kill()
+        server.close()
 
 
 def feed_and_sample(server: RedisServer, procs: dict, jobs: int) -> dict:

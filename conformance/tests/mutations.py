@@ -97,6 +97,14 @@ MUTATIONS = [
         "reserve scans the queues lowest priority first",
     ),
     lua(
+        "crash-poisons-at-once",
+        W,
+        "if deaths >= max_deaths then",
+        "if deaths >= 1 then",
+        ["recovery.child-crash.requeued"],
+        "a job whose child died once is failed as a poison job instead of going back to its queue",
+    ),
+    lua(
         "unrunnable-embedded-raw",
         W,
         "elseif exception ~= 'jobwire.InvalidPayload' or not string.find(raw, '^%s*{') then",
@@ -641,6 +649,7 @@ SAMPLE = [
     "script.sched_random_jitter",
     "patch.drop-without-shutdown",
     "patch.child-runs-two-jobs",
+    "lua.crash-poisons-at-once",
 ]
 
 

@@ -2,7 +2,8 @@
 base (debootstrap's minbase plus ca-certificates: no Python, no Node, no Redis, no compiler, no
 make). The committed files (`git archive HEAD`) are copied in; then, as root on the host's network,
 as a new user would: `apt-get install make` (the README's one prerequisite), `make setup`, the
-Python tests and the Node tests. Also `scripts/containers.sh clean` where no docker exists at all.
+Python tests, the Node tests and the install of the benchmark's peers (what `make bench` installs
+first). Also `scripts/containers.sh clean` where no docker exists at all.
 
 apt uses the Debian mirror of this machine's apt sources (the base was bootstrapped from it); pip
 and npm get this machine's index and registry settings, read at run time (containers.sh passes
@@ -44,6 +45,8 @@ step python-tests
 .venv/bin/python -m pytest -q -p no:cacheprovider python/tests
 step node-tests
 (cd examples-node && npm test)
+step bench-install
+.venv/bin/python bench/run.py --install-only
 step done
 """
 

@@ -11,27 +11,18 @@ export function isClusterUrl(url) {
   return v === '1' || v === 'true';
 }
 
-/**
- * The seed node and credentials of a cluster URL; a cluster has one database, 0, so a database
- * in the path (`/3`) or in the query (`?db=3`, as ioredis and redis-py read it) is refused.
- */
+/** The seed node and credentials of a cluster URL; a cluster has one database, 0. */
 export function parseClusterUrl(url) {
   const u = new URL(url);
   if (u.protocol !== 'redis:') throw new Error(`a cluster REDIS_URL starts with redis://, got ${url}`);
-  const db = [u.pathname.replace(/^\//, ''), ...u.searchParams.getAll('db')].find((d) => d !== '' && d !== '0');
-  if (db !== undefined) throw new Error(`Redis Cluster has only database 0, not ${db} (${url})`);
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && db !== '0') throw new Error(`Redis Cluster has only database 0, not ${db} (${url})`);
   return {
     host: u.hostname || '127.0.0.1',
     port: Number(u.port || 6379),
     username: u.username ? decodeURIComponent(u.username) : undefined,
     password: u.password ? decodeURIComponent(u.password) : undefined,
   };
-}
-
-/** Throws when `url` is a cluster URL that cannot be used (protocol.md 15.1): callers check it
- * before connecting, so that a bad URL is bad usage (exit status 2) rather than a runtime error. */
-export function checkRedisUrl(url) {
-  if (isClusterUrl(url)) parseClusterUrl(url);
 }
 
 /**

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { OPTIONS, OPTIONS_1_1, DEFAULTS, DEFAULTS_1_1, SCHEDULER_MODES, usage } from './options.js';
 import { parseDefaultPolicy } from './backoff.js';
-import { checkRedisUrl } from './cluster.js';
+import { parseRedisUrl } from './redis-url.js';
 
 export { OPTIONS_1_1, DEFAULTS_1_1, SCHEDULER_MODES }; // their home was this module; kept for importers
 
@@ -57,7 +57,7 @@ export function workerConfig(argv = process.argv.slice(2), env = process.env) {
   }
   if (!config.queues) throw new ConfigError('--queues (or JOBWIRE_QUEUES) is required');
   try {
-    checkRedisUrl(config.redisUrl); // protocol.md 15.1: a cluster has only database 0
+    parseRedisUrl(config.redisUrl); // a bad URL is bad usage, found before anything connects
   } catch (err) {
     throw new ConfigError(err.message);
   }

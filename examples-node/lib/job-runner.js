@@ -89,7 +89,9 @@ export class ChildRunner {
       // 'close' comes after the exit and after every IPC message was delivered, so a result
       // the job reported before it died is seen first (and stands).
       child.on('close', (code, signal) => {
-        reject(new Error(`the job child exited before it was ready (${exitReason(child.pid, code, signal)})`));
+        const err = new Error(`the job child exited before it was ready (${exitReason(child.pid, code, signal)})`);
+        err.killed = signal !== null; // killed from outside: not a sign of a broken set-up
+        reject(err);
         this.onClose(child, code, signal);
       });
     });
@@ -153,7 +155,9 @@ export class ChildRunner {
         return await this.start();
       } catch (err) {
         if (this.stopping) throw err;
-        if (this.spawns <= 1) throw err; // the first start failing is a configuration error
+        // The first start failing by itself is a configuration error (a module that cannot load);
+        // a child killed by a signal (an operator, the OOM killer) is started again.
+        if (this.spawns <= 1 && !err.killed) throw err;
         this.ready = null;
         const delay = backoffMs(attempt);
         this.log.warn(`${err.message}; starting another in ${delay} ms`);

@@ -135,7 +135,7 @@ export const jobRunning = {
       this.fail(token, raw, queue, { exception: 'jobwire.Killed', error: `${o.killedBy}; child ${o.pid} was killed` });
     } else if (o.crash) {
       this.log.warn(`${this.id}: ${o.crash} while running ${className}`);
-      this.pending = { op: 'crash', token, record: o.crash };
+      this.pending = { op: 'crash', token, record: o.crash, queue }; // a crash requeues to `queue`
       this.stats.processed += 1;
     } else if (o.notRetried) {
       this.fail(token, raw, queue, o.error);

@@ -3,6 +3,7 @@ import { parse as losslessParse, isInteger, isLosslessNumber } from 'lossless-js
 import Redis from 'ioredis';
 import { isClusterUrl, clusterConnect } from './cluster.js';
 import { DEFAULTS } from './options.js';
+import { parseRedisUrl } from './redis-url.js';
 
 // ---- JSON -------------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ export function backoffMs(attempt) {
 export const REPLY_LOST = 'JOBWIRE_REPLY_LOST';
 
 export function connect(url = DEFAULT_REDIS_URL, { onError, waitForever = true } = {}) {
+  parseRedisUrl(url); // InvalidRedisUrl (password hidden) before ioredis sees it
   if (isClusterUrl(url)) {
     const cluster = clusterConnect(url, { retryStrategy: backoffMs, maxRetriesPerRequest: waitForever ? null : 3 });
     cluster.on('error', onError ?? (() => {}));

@@ -127,8 +127,9 @@ export class Worker extends EventEmitter {
     try {
       // The job child starts while we register, and the loop does not wait for it: an idle
       // worker needs no child, and a Node start takes seconds on a loaded machine (the first
-      // job waits for it in runInChild). One that cannot load its modules is still fatal.
-      this.runner?.start().catch((err) => {
+      // job waits for it in runInChild). One that cannot load its modules is still fatal, one
+      // killed from outside is started again (readyChild).
+      this.runner?.readyChild().catch((err) => {
         if (this.stopping) return;
         this.fatal = err;
         this.terminate();
@@ -419,14 +420,16 @@ export class Worker extends EventEmitter {
         fixed: [
           k.workerRecord(id), k.inflight(id), k.statProcessed(), k.statProcessedWorker(id), k.statFailed(),
           k.statFailedWorker(id), k.failed(), k.deaths(), k.minutes(day), k.leases(), k.pauseAll(),
-          k.workerRecord(id), k.workerRecord(id),
         ],
+        noSettleQueue: [k.workerRecord(id), k.workerRecord(id)],
       };
     }
     if (this.queueKeys?.list !== queues) {
       this.queueKeys = { list: queues, keys: [...queues.map((q) => k.queue(q)), ...queues.map((q) => k.wake(q))] };
     }
-    const keys = [...this.workKeys.fixed, ...this.queueKeys.keys];
+    // KEYS[12..13]: op crash pushes the job back to its own queue; any other op pushes nowhere.
+    const settleKeys = p.op === 'crash' ? [k.queue(p.queue), k.wake(p.queue)] : this.workKeys.noSettleQueue;
+    const keys = [...this.workKeys.fixed, ...settleKeys, ...this.queueKeys.keys];
     const args = [id, p.op, p.token, p.record, failedAt(now), runAt(now), this.options.maxDeaths,
       this.options.maxPayloadBytes, ...queues];
     let reply;

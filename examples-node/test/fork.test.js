@@ -139,6 +139,27 @@ test('a job that ends its process is settled as a crash: deaths, then jobwire.Po
   assert.ok(await r.sismember('resque:workers', w.id), 'the worker never died');
 });
 
+test('a job child killed before it is ready is started again; the worker goes on', { timeout: 60000 }, async () => {
+  const r = server.redis;
+  const p = spawnNode('worker.js', ['--queues', 'early', '--redis-url', server.url, '--heartbeat-ms', '300', '--lease-ms', '1500']);
+  procs.push(p);
+  // the first child appears within milliseconds and needs far longer to load its modules
+  const jobChild = () => childrenOf(p.pid).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('job-child.js');
+    } catch {
+      return false;
+    }
+  });
+  const child = await waitFor(jobChild, { what: 'the first job child', interval: 2, timeout: 10000 });
+  process.kill(child, 'SIGKILL');
+  const id = await client.enqueue('early', 'jobwire.Echo', ['after']);
+  const ran = await waitFor(() => echoes(r).then((l) => l.length && l), { timeout: 20000 }).catch(() => null);
+  assert.ok(ran, `the job did not run in a new child; worker ${p.proc.exitCode === null ? 'alive' : 'exited'}: ${p.output()}`);
+  assert.equal(ran[0].id, id);
+  assert.notEqual(ran[0].pid, child);
+});
+
 test('terminate() while a job spins: the child is killed, the job goes back to its queue', { timeout: 60000 }, async () => {
   const r = server.redis;
   const w = startWorker('q');

@@ -1,46 +1,20 @@
 // Delayed jobs shared with the real node-resque (npm), protocol.md 14.2 and 14.6: node-resque's
 // Scheduler moves the delayed jobs our client stores, and our worker promotes and runs the jobs
 // node-resque's enqueueAt / enqueueIn store, without any node-resque scheduler running.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Queue } from 'node-resque';
-import { startRedis, spawnWorker, spawnNode, killProc, waitFor, echoes } from './helpers.js';
-import { Client } from '../lib/client.js';
+import { spawnWorker, spawnNode, waitFor, echoes } from './helpers.js';
+import { useNodeResque } from './node-resque-fixture.js';
 
-let server;
-let client;
-let nrQueue;
-let procs = [];
-before(async () => {
-  server = await startRedis();
-  client = new Client({ redisUrl: server.url });
-  nrQueue = new Queue({ connection: { host: '127.0.0.1', port: server.port, namespace: 'resque' } });
-  nrQueue.on('error', () => {});
-  await nrQueue.connect();
-}, { timeout: 30000 });
-after(async () => {
-  await nrQueue?.end();
-  await client?.close();
-  await server?.stop();
-}, { timeout: 30000 });
-afterEach(async () => {
-  for (const p of procs) await killProc(p, 'SIGTERM');
-  procs = [];
-  await server.redis.flushdb();
-}, { timeout: 30000 });
-
-function spawn(p) {
-  procs.push(p);
-  return p;
-}
+const nr = useNodeResque();
 
 test('node-resque\'s Scheduler moves a delayed job our client stored; our worker runs it', { timeout: 60000 }, async () => {
-  const r = server.redis;
+  const r = nr.server.redis;
   // Our worker does not promote here (--scheduler off): only node-resque's scheduler can move it.
-  spawn(spawnWorker(server.url, 'nrs', ['--scheduler', 'off']));
-  spawn(spawnNode('interop/node-resque-scheduler.js', ['--redis-url', server.url]));
+  nr.track(spawnWorker(nr.server.url, 'nrs', ['--scheduler', 'off']));
+  nr.track(spawnNode('interop/node-resque-scheduler.js', ['--redis-url', nr.server.url]));
   const due = Date.now() + 1500;
-  await client.enqueueAt('nrs', 'jobwire.Echo', ['from-jobwire'], due);
+  await nr.client.enqueueAt('nrs', 'jobwire.Echo', ['from-jobwire'], due);
   const [rec] = await waitFor(async () => {
     const e = await echoes(r);
     return e.length === 1 ? e : null;
@@ -55,12 +29,12 @@ test('node-resque\'s Scheduler moves a delayed job our client stored; our worker
 });
 
 test('our worker promotes and runs node-resque\'s enqueueAt and enqueueIn jobs', { timeout: 60000 }, async () => {
-  const r = server.redis;
-  const w = spawn(spawnWorker(server.url, 'nrd'));
+  const r = nr.server.redis;
+  const w = nr.track(spawnWorker(nr.server.url, 'nrd'));
   await waitFor(async () => (await r.scard('resque:workers')) === 1, { what: 'our worker registered' });
   const at = Date.now() + 1200;
-  await nrQueue.enqueueAt(at, 'nrd', 'jobwire.Echo', ['at']);
-  await nrQueue.enqueueIn(800, 'nrd', 'jobwire.Echo', ['in']);
+  await nr.queue.enqueueAt(at, 'nrd', 'jobwire.Echo', ['at']);
+  await nr.queue.enqueueIn(800, 'nrd', 'jobwire.Echo', ['in']);
   const stored = await r.zcard('resque:delayed_queue_schedule');
   assert.ok(stored >= 1 || (await echoes(r)).length > 0, 'node-resque stored them in delayed_queue_schedule');
   const runs = await waitFor(async () => {

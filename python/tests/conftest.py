@@ -14,7 +14,7 @@ import pytest
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ def redis_server():
     server = RedisServer()
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

@@ -11,16 +11,19 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import urllib.parse
 
 import pytest
 import redis
 
 from conftest import REPO, JOBWIRE, wait_for
 from jobwire.client import Client
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 NS = "aclns"
-PASSWORD = "s3cret-acl-pw"
+# Characters a URL must percent-encode (protocol.md 8.9: user and password are URL-decoded), so
+# every client is shown to decode them.
+PASSWORD = "s3cret/acl@pw%:x"
 NODE = ["node", str(REPO / "examples-node/worker.js")]
 WORKERS = {
     "python": [JOBWIRE, "worker", "--import", "jobwire.conformance_jobs"],
@@ -69,9 +72,9 @@ def acl_server():
     server = RedisServer().start()
     admin = redis.Redis.from_url(server.url)
     admin.execute_command("ACL", "SETUSER", *acl_setuser_line())
-    yield server, admin, f"redis://jobwire:{PASSWORD}@127.0.0.1:{server.port}/0"
+    yield server, admin, f"redis://jobwire:{urllib.parse.quote(PASSWORD, safe='')}@127.0.0.1:{server.port}/0"
     admin.close()
-    server.stop()
+    server.close()
 
 
 def _denials(admin) -> list:

@@ -18,7 +18,7 @@ import pytest
 
 import jobwire
 from conftest import JOBWIRE, echoes, wait_for
-from jobwire.devserver import free_port
+from jobwire_conformance.redisutil import free_port
 from web_support import add_failure
 
 NS = "cliopts"
@@ -155,7 +155,7 @@ def test_web(place, redis_server, ns_client):
 
 @pytest.mark.parametrize(
     "url",
-    ["redis://127.0.0.1:1/3?cluster=1", "redis://127.0.0.1:1/?db=2&cluster=true"],
+    ["redis://127.0.0.1:1/3?cluster=1", "redis://127.0.0.1:1/2?cluster=true"],
 )
 @pytest.mark.parametrize("command", [["worker", "--queues", "a"], ["enqueue", "q", "C"], ["info"]])
 def test_a_cluster_url_naming_a_database_is_bad_usage(url, command):

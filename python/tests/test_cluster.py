@@ -11,7 +11,7 @@ import pytest
 import jobwire
 from conftest import JOBWIRE, REPO, wait_for
 from jobwire.client import connect
-from jobwire.devserver import RedisClusterServer
+from jobwire_conformance.redisutil import ClusterServer
 
 pytestmark = pytest.mark.timeout(90)
 NS = "{jw}"
@@ -19,7 +19,7 @@ NS = "{jw}"
 
 @pytest.fixture(scope="module")
 def cluster():
-    with RedisClusterServer() as server:
+    with ClusterServer(replicas=0, node_timeout_ms=2000) as server:
         yield server
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from conftest import JOBWIRE, REPO
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -43,9 +43,9 @@ def pair(tmp_path_factory):
     """A master and one replica of it, both throwaway (the replica writes the RDB of its first
     sync into --dir: a temporary one, not the checkout)."""
     where = str(tmp_path_factory.mktemp("durable"))
-    with RedisServer(("--dir", where)) as master:
+    with RedisServer(extra_args=("--dir", where)) as master:
         with RedisServer(
-            ("--replicaof", "127.0.0.1", str(master.port), "--dir", where, "--dbfilename", "replica.rdb")
+            extra_args=("--replicaof", "127.0.0.1", str(master.port), "--dir", where, "--dbfilename", "replica.rdb")
         ) as replica:
             m, r = redis.Redis(port=master.port), redis.Redis(port=replica.port)
             deadline = time.monotonic() + 20

@@ -13,7 +13,7 @@ import redis
 
 import jobwire
 from conftest import wait_for
-from jobwire.devserver import RedisClusterServer
+from jobwire_conformance.redisutil import ClusterServer
 from test_cluster import start_worker
 
 pytestmark = pytest.mark.timeout(180)
@@ -58,7 +58,7 @@ IMPLS = ("python", "node", "c")
 
 
 def test_workers_of_every_language_survive_a_failover_and_only_unreplicated_jobs_are_lost(tmp_path):
-    with RedisClusterServer(replicas=1, node_timeout_ms=1000) as cluster:
+    with ClusterServer(replicas=1, node_timeout_ms=1000) as cluster:
         logs = {impl: open(tmp_path / f"{impl}.log", "w") for impl in IMPLS}
         workers = [start_worker(cluster, impl, queues="fo", log=logs[impl]) for impl in IMPLS]
         rc = jobwire.client.connect(cluster.url)

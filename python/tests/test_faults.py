@@ -22,7 +22,7 @@ import pytest
 import redis
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from fault_proxy import Proxy  # noqa: E402  (tests/fault_proxy.py: one proxy for every language's tests)
@@ -48,6 +48,7 @@ def server():
     srv.start()
     yield srv
     srv.kill()
+    srv.close()
     shutil.rmtree(workdir, ignore_errors=True)
 
 

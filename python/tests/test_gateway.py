@@ -22,7 +22,7 @@ import pytest
 from grpc_status import rpc_status
 
 from conftest import JOBWIRE, REPO, echoes, wait_for
-from jobwire.devserver import free_port
+from jobwire_conformance.redisutil import free_port
 from jobwire.v1 import admin_pb2, admin_pb2_grpc, common_pb2, producer_pb2, producer_pb2_grpc
 from jobwire.v1 import worker_pb2, worker_pb2_grpc
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jobwire
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -122,6 +122,7 @@ class Rig:
         for log in self.logs.values():
             log.close()
         self.server.kill()
+        self.server.close()
 
 
 @pytest.fixture(scope="module")

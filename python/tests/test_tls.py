@@ -25,7 +25,7 @@ import redis
 
 from conftest import JOBWIRE, REPO, wait_for
 from jobwire.client import Client, connect
-from jobwire.devserver import free_port
+from jobwire_conformance.redisutil import free_port
 
 NODE = ["node", str(REPO / "examples-node/worker.js")]
 C_WORKER = str(REPO / "examples-c/jobwire-worker")

@@ -16,7 +16,7 @@ import pytest
 from web_support import (
     CHROMIUM,
     XSS,
-    RedisProcess,
+    RedisServer,
     WebServer,
     add_failure,
     chromium_available,
@@ -179,7 +179,7 @@ def test_banner_when_redis_is_unreachable(browser):
 
 
 def test_live_banner_while_redis_is_down(browser):
-    redis_proc = RedisProcess().start()
+    redis_proc = RedisServer().start()
     server = WebServer(redis_proc.url)
     ui = Page(browser, server.url)
     try:
@@ -197,4 +197,4 @@ def test_live_banner_while_redis_is_down(browser):
     finally:
         ui.context.close()
         server.stop()
-        redis_proc.stop()
+        redis_proc.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jobwire
 from conftest import wait_for  # noqa: F401 (re-exported for the web tests)
-from jobwire.devserver import RedisServer, free_port  # noqa: F401
+from jobwire_conformance.redisutil import RedisServer, free_port  # noqa: F401
 from jobwire.web import create_app
 
 JOBWIRE = str(Path(sys.executable).with_name("jobwire"))
@@ -291,11 +291,6 @@ def html_problems(html: str) -> list[str]:
         if raw in html:
             problems.append(f"raw {raw!r} in the page")
     return problems
-
-
-# -- processes --------------------------------------------------------------------------------
-
-RedisProcess = RedisServer  # a private redis-server that a test may stop and start again
 
 
 # -- a real `jobwire web` server -------------------------------------------------------------

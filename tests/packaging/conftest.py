@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from jobwire.devserver import RedisServer
+from jobwire_conformance.redisutil import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 DEV_PYTHON = sys.executable  # the dev venv: build, twine and pip with the locked versions

@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from conftest import DEV_PYTHON, REPO, RUNTIME_LOCK, clean_env, run
-from jobwire.devserver import free_port
+from jobwire_conformance.redisutil import free_port
 
 VERSION = (REPO / "VERSION").read_text().strip()
 SPEC_VERSION = (REPO / "spec" / "VERSION").read_text().strip()

@@ -43,12 +43,18 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server on 127.0.0.1:<free port>, no persistence; stopped by its pid only."""
+    """A redis-server on 127.0.0.1:<free port>, no persistence; stopped by its pid only.
 
-    def __init__(self, port: int | None = None) -> None:
+    The one throwaway server of the repository: the suite's, and the tests', the demo's and the
+    benchmarks' (`with RedisServer() as server: ... server.url`). stop() then start() keeps the
+    port and the data directory; close() also removes the directory."""
+
+    def __init__(self, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        """extra_args go after the defaults and so override them (the chaos driver adds AOF)."""
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
-        self.dir = tempfile.mkdtemp(prefix="jobwire-conformance-redis-")
+        self.dir = tempfile.mkdtemp(prefix="jobwire-redis-")
+        self.extra_args = tuple(extra_args)
 
     @property
     def url(self) -> str:
@@ -72,19 +78,23 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            probe = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
             try:
-                redis_lib.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                probe.ping()
                 return self
-            except redis_lib.ConnectionError:
+            except (redis_lib.ConnectionError, redis_lib.BusyLoadingError):  # not up, or loading its AOF
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}") from None
                 time.sleep(0.05)
+            finally:
+                probe.close()
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout} s")
 
     def stop(self) -> None:
@@ -96,6 +106,18 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no final fsync, no shutdown save."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def restart(self, down_s: float = 0.0) -> None:
         self.stop()
@@ -140,7 +162,8 @@ def slot_master(r, key: str) -> redis_lib.Redis:
 class ClusterServer:
     """A Redis Cluster of `masters` masters with `replicas` replicas each, one redis-server per
     node on 127.0.0.1 (free ports whose bus port, +10000, is free too), joined by
-    `redis-cli --cluster create`; stopped by pid. The suite tests no failover: a long
+    `redis-cli --cluster create`; stopped by pid. The suite tests no failover (the failover test
+    and the cluster benchmark pass a short node_timeout_ms and kill() a master): a long
     cluster-node-timeout (Redis' default) keeps a master that is busy with a multi-MiB payload's
     script (seconds on a loaded machine, the cluster bus unanswered) from being failed over, and a
     long busy-reply-threshold makes other groups on that master wait for it instead of reading
@@ -246,8 +269,8 @@ class ClusterServer:
         return [p for p, proc in self.procs.items() if proc.poll() is None]
 
     def master_port(self, key: str) -> int:
-        """The port of the master that owns `key`'s slot now."""
-        r = cluster_client(self.url)
+        """The port of the master that owns `key`'s slot now (asked of a node still alive)."""
+        r = RedisCluster(host="127.0.0.1", port=self.live_ports()[0], socket_connect_timeout=5)
         try:
             return int(r.get_node_from_key(key).port)
         finally:
@@ -271,6 +294,12 @@ class ClusterServer:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"the Redis Cluster did not come up within {timeout} s")
+
+    def __enter__(self) -> ClusterServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         for proc in self.procs.values():
@@ -332,6 +361,53 @@ class Keys:
             )
 
         return build
+
+    def work_keys(self, worker_id: str, queues: list[str], settle_queue: str | None = None) -> list[str]:
+        """KEYS of work.lua (protocol.md 8.2, manifest.json): the fixed ones, the settle queue's
+        list and wake key (the worker record twice when the settlement pushes nowhere), then each
+        reserve queue's list and then each one's wake key, in priority order."""
+        settle = (
+            [self.queue(settle_queue), self.wake(settle_queue)] if settle_queue else [self.worker_record(worker_id)] * 2
+        )
+        return [
+            self.worker_record(worker_id),
+            self.inflight(worker_id),
+            self.stat_processed(),
+            self.stat_processed_worker(worker_id),
+            self.stat_failed(),
+            self.stat_failed_worker(worker_id),
+            self.failed(),
+            self.deaths(),
+            self.minutes(utc("%Y-%m-%d")),
+            self.leases(),
+            self.pause_all(),
+            *settle,
+            *[self.queue(q) for q in queues],
+            *[self.wake(q) for q in queues],
+        ]
+
+    def unregister_keys(self, worker_id: str, queue: str = "") -> list[str]:
+        """KEYS of unregister.lua (protocol.md 8.5) for worker_id, whose in-flight job came from
+        `queue` ("" when it holds none: the two queue slots then repeat its in-flight key)."""
+        held = [self.queue(queue), self.wake(queue)] if queue else [self.inflight(worker_id)] * 2
+        return [
+            self.leases(),
+            self.workers(),
+            self.heartbeats(),
+            self.worker_record(worker_id),
+            self.worker_started(worker_id),
+            self.inflight(worker_id),
+            self.stat_processed_worker(worker_id),
+            self.stat_failed_worker(worker_id),
+            self.worker_info(worker_id),
+            self.control(worker_id),
+            self.deaths(),
+            self.failed(),
+            self.stat_processed(),
+            self.stat_failed(),
+            self.minutes(utc("%Y-%m-%d")),
+            *held,
+        ]
 
 
 def redis_time_ms(redis: redis_lib.Redis) -> int:

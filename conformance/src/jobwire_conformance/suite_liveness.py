@@ -106,25 +106,7 @@ def beat_unknown(ctx):
     queue = (ctx.r.hget(k.inflight(wid), "queue") or b"bu").decode()
     reply = Scripts(ctx.r).call(
         "unregister",
-        [
-            k.leases(),
-            k.workers(),
-            k.heartbeats(),
-            k.worker_record(wid),
-            k.worker_started(wid),
-            k.inflight(wid),
-            k.stat_processed_worker(wid),
-            k.stat_failed_worker(wid),
-            k.worker_info(wid),
-            k.control(wid),
-            k.deaths(),
-            k.failed(),
-            k.stat_processed(),
-            k.stat_failed(),
-            k.minutes(utc("%Y-%m-%d")),
-            k.queue(queue),
-            k.wake(queue),
-        ],
+        k.unregister_keys(wid, queue),
         [wid, "dead", queue, utc("%Y/%m/%d %H:%M:%S UTC"), 3, "conformance-peer:1:bu"],
     )
     # the reply, not the workers set: a worker that beats within 200 ms may be back already

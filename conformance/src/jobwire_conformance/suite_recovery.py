@@ -171,6 +171,57 @@ def poison(ctx):
     ctx.check("recovery.poison.not-retried", not problems, "; ".join(problems))
 
 
+@group(
+    Test(
+        "recovery.child-crash.requeued",
+        P74,
+        MUST,
+        "fork mode: the children SIGKILLed mid-job, the job is requeued with one death and runs once more; "
+        "the master lives on",
+    ),
+    weight=2,
+)
+def child_crash(ctx):
+    if ctx.impl.mode != "fork":
+        ctx.na(
+            "recovery.child-crash.requeued", f"not applicable: jobs run in the worker's own process ({ctx.impl.mode})"
+        )
+        return
+    w = ctx.start_worker("cc")
+    job_id, raw = ctx.payload("jobwire.Sleep", [2500])
+    ctx.push_raw("cc", raw)
+    if not ctx.wait_for(lambda: ctx.r.llen(ctx.k.queue("cc")) == 0, 5, 0.01):
+        raise Failed(f"the worker did not take the job within 5 s: {w.describe()}")
+    time.sleep(0.3)  # the child has the job by now; standby children die too, which a worker survives
+    children = w.children()
+    if not children:
+        raise Failed(f"no child process while the job runs in fork mode: {w.describe()}")
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if ctx.echo_for(job_id):
+        raise Failed("inconclusive: the 2.5 s job finished before its child was killed")
+    echo = ctx.wait_echo(job_id, 15)
+    time.sleep(0.3)
+    problems = []
+    if echo is None:
+        problems.append(
+            f"the job did not run again within 15 s; failure records {[d for _, d in ctx.failure_for(job_id)]}; "
+            f"deaths {ctx.r.hgetall(ctx.k.deaths())}; queue length {ctx.r.llen(ctx.k.queue('cc'))}"
+        )
+    elif len(ctx.echo_for(job_id)) != 1:
+        problems.append(f"{len(ctx.echo_for(job_id))} echo records")
+    if ctx.failure_for(job_id):
+        problems.append("a failure record for a job that died once")
+    if echo is not None and ctx.r.hlen(ctx.k.deaths()):
+        problems.append(f"deaths left after the job succeeded: {ctx.r.hgetall(ctx.k.deaths())}")
+    if not w.alive():
+        problems.append("the master exited")
+    ctx.check("recovery.child-crash.requeued", not problems, "; ".join(problems) + f"; {w.describe()}")
+
+
 def _fake_dead_worker(ctx, queue: str, wid: str, raw: bytes, deaths: int = 0, lapsed: bool = True) -> None:
     """Register a worker with a 1 ms lease through the spec's scripts and make it hold raw
     (lapsed=False: keep the 60 s lease, as a predecessor that died a moment ago has)."""
@@ -207,23 +258,7 @@ def _fake_dead_worker(ctx, queue: str, wid: str, raw: bytes, deaths: int = 0, la
     ctx.r.rpush(k.queue(queue), raw)
     reply = s.call(
         "work",
-        [
-            k.worker_record(wid),
-            k.inflight(wid),
-            k.stat_processed(),
-            k.stat_processed_worker(wid),
-            k.stat_failed(),
-            k.stat_failed_worker(wid),
-            k.failed(),
-            k.deaths(),
-            k.minutes(utc("%Y-%m-%d")),
-            k.leases(),
-            k.pause_all(),
-            k.worker_record(wid),
-            k.worker_record(wid),
-            k.queue(queue),
-            k.wake(queue),
-        ],
+        k.work_keys(wid, [queue]),
         [wid, "none", "", "", utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216, queue],
     )
     if reply[1] != b"job":

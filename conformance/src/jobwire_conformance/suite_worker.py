@@ -533,6 +533,12 @@ def spec_mismatch(ctx):
         "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2",
     ),
     Test(
+        "worker.options.bad-redis-url",
+        "protocol.md#72-configuration",
+        SHOULD,
+        "a worker given an invalid --redis-url (port, db, scheme, %-escape) exits with status 2, its password unprinted",
+    ),
+    Test(
         "worker.options.cluster-database",
         "protocol.md#151-running-on-a-cluster",
         MUST,
@@ -555,7 +561,28 @@ def bad_options(ctx):
             code == 2 and not ctx.r.smembers(ctx.k.workers()),
             f"--queues {queues!r}: exit status {code}: {w.describe()}",
         ):
-            return
+            break
+    # protocol.md 7.2 "Redis URL" (vectors/v1/redis-urls.json): found before connecting, so a port
+    # that no Redis listens on cannot make a worker wait; the password never reaches its output
+    secret = "hunter2-never-printed"
+    for url in (
+        f"redis://jobwire:{secret}@127.0.0.1:99999/0",
+        f"redis://jobwire:{secret}@127.0.0.1:1/x",
+        f"http://jobwire:{secret}@127.0.0.1:1/0",
+        f"redis://jobwire:{secret}%zz@127.0.0.1:1/0",
+    ):
+        w = ctx.start_worker("q", register=False, redis_url=url)
+        code = w.wait(10)
+        if code is None:
+            w.kill_all()
+        shown = w.output(20000)
+        if not ctx.check(
+            "worker.options.bad-redis-url",
+            code == 2 and secret not in shown,
+            f"--redis-url {url.replace(secret, '***')}: exit status {code}"
+            f"{'; the password is in its output' if secret in shown else ''}: {w.describe().replace(secret, '***')}",
+        ):
+            break
     # protocol.md 15.1: a cluster has only database 0; the suite's own node, asked for database 3
     where = urllib.parse.urlsplit(ctx.redis_url)
     url = f"redis://{where.netloc}/3?cluster=1"
@@ -566,6 +593,7 @@ def bad_options(ctx):
         code == 2 and not ctx.r.smembers(ctx.k.workers()),
         f"--redis-url {url}: exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
     )
+
 
 
 @group(

@@ -251,21 +251,7 @@ def check_deaths(cases) -> list[str]:
                 [wid, 60000, "register", utc("%Y-%m-%d %H:%M:%S +0000"), "1"],
             )
             r.rpush(k.queue(q), raw)
-            base_keys = [
-                k.worker_record(wid),
-                k.inflight(wid),
-                k.stat_processed(),
-                k.stat_processed_worker(wid),
-                k.stat_failed(),
-                k.stat_failed_worker(wid),
-                k.failed(),
-                k.deaths(),
-                k.minutes(utc("%Y-%m-%d")),
-                k.leases(),
-                k.pause_all(),
-                k.queue(q),
-                k.wake(q),
-            ]
+            base_keys = k.work_keys(wid, [], settle_queue=q)
             argv = [
                 wid,
                 "none",
@@ -276,7 +262,7 @@ def check_deaths(cases) -> list[str]:
                 case["max_deaths"],
                 16777216,
             ]
-            reply = s.call("work", base_keys + [k.queue(q), k.wake(q)], argv + [q])
+            reply = s.call("work", k.work_keys(wid, [q], settle_queue=q), argv + [q])
             token = reply[2]
             job_key = r.hget(k.inflight(wid), "job_key")
             if case["deaths_before"]:
@@ -301,25 +287,7 @@ def check_deaths(cases) -> list[str]:
                     r.zadd(k.leases(), {wid: 1})
                 res = s.call(
                     "unregister",
-                    [
-                        k.leases(),
-                        k.workers(),
-                        k.heartbeats(),
-                        k.worker_record(wid),
-                        k.worker_started(wid),
-                        k.inflight(wid),
-                        k.stat_processed_worker(wid),
-                        k.stat_failed_worker(wid),
-                        k.worker_info(wid),
-                        k.control(wid),
-                        k.deaths(),
-                        k.failed(),
-                        k.stat_processed(),
-                        k.stat_failed(),
-                        k.minutes(utc("%Y-%m-%d")),
-                        k.queue(q),
-                        k.wake(q),
-                    ],
+                    k.unregister_keys(wid, q),
                     [wid, ev, q, utc("%Y/%m/%d %H:%M:%S UTC"), case["max_deaths"], "recoverer:2:q"],
                 )
                 outcome = res[1].decode()

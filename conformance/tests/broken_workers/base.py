@@ -178,22 +178,7 @@ def main(defect: str | None = None) -> int:
                 time.sleep(0.05)
             continue
         op, token, arg = pending
-        keys = [
-            k.worker_record(wid),
-            k.inflight(wid),
-            k.stat_processed(),
-            k.stat_processed_worker(wid),
-            k.stat_failed(),
-            k.stat_failed_worker(wid),
-            k.failed(),
-            k.deaths(),
-            k.minutes(utc("%Y-%m-%d")),
-            k.leases(),
-            k.pause_all(),
-            k.worker_record(wid),
-            k.worker_record(wid),
-        ]
-        keys += [k.queue(q) for q in order] + [k.wake(q) for q in order]
+        keys = k.work_keys(wid, order)
         reply = s.call(
             "work",
             keys,
@@ -232,44 +217,12 @@ def main(defect: str | None = None) -> int:
     if pending[0] != "none":
         s.call(
             "work",
-            [
-                k.worker_record(wid),
-                k.inflight(wid),
-                k.stat_processed(),
-                k.stat_processed_worker(wid),
-                k.stat_failed(),
-                k.stat_failed_worker(wid),
-                k.failed(),
-                k.deaths(),
-                k.minutes(utc("%Y-%m-%d")),
-                k.leases(),
-                k.pause_all(),
-                k.worker_record(wid),
-                k.worker_record(wid),
-            ],
+            k.work_keys(wid, []),
             [wid, *pending, utc("%Y/%m/%d %H:%M:%S UTC"), utc("%Y-%m-%dT%H:%M:%SZ"), 3, 16777216],
         )
     s.call(
         "unregister",
-        [
-            k.leases(),
-            k.workers(),
-            k.heartbeats(),
-            k.worker_record(wid),
-            k.worker_started(wid),
-            k.inflight(wid),
-            k.stat_processed_worker(wid),
-            k.stat_failed_worker(wid),
-            k.worker_info(wid),
-            k.control(wid),
-            k.deaths(),
-            k.failed(),
-            k.stat_processed(),
-            k.stat_failed(),
-            k.minutes(utc("%Y-%m-%d")),
-            k.inflight(wid),
-            k.inflight(wid),
-        ],
+        k.unregister_keys(wid),
         [wid, "self", "", utc("%Y/%m/%d %H:%M:%S UTC"), 3, wid],
     )
     return 0

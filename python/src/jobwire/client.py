@@ -12,19 +12,19 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import cast
 
 import redis as redis_lib
 from redis.cluster import RedisCluster
 
-from . import durable
+from . import durable, redisurl
 from . import payload as jobmod
 from .durable import DEFAULT_WAIT_TIMEOUT_MS
 from .errors import InvalidJob, NotFound
 from .keys import Keys
 from .options import DEFAULTS
-from .redis_url import check_url, is_cluster_url, without_cluster_flag
 from .registry import Registry, default_registry
 from .replies import bytes_list
 from .routing import Router
@@ -65,12 +65,16 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
     `wait_for_cluster` (workers: protocol.md 7.7) retries that with the protocol's backoff instead.
     """
     url = url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    cluster = redisurl.parse(url).cluster  # InvalidRedisUrl (a ValueError) before anything connects
     options.setdefault("socket_connect_timeout", 5)
     if "lib_name" not in options and "lib_version" not in options:
         options.update(_driver_options())
-    check_url(url)  # a cluster URL with a database other than 0: ValueError now, not a retry loop
-    if is_cluster_url(url):
-        plain = without_cluster_flag(url)
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    if cluster:
+        plain = urllib.parse.urlunsplit(
+            parts._replace(query=urllib.parse.urlencode([q for q in query if q[0] != "cluster"]))
+        )
         delay = 0.1
         while True:
             try:

@@ -18,7 +18,7 @@ from .errors import SpecMismatch
 from .keys import Keys
 from .scripts import Scripts
 
-__all__ = ["Membership", "UNREGISTER_RETRIES"]
+__all__ = ["Membership", "UNREGISTER_RETRIES", "unregister_call"]
 
 log = logging.getLogger("jobwire.worker")
 UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
@@ -108,26 +108,7 @@ class Membership:
         for _ in range(UNREGISTER_RETRIES):
             raw_queue = self.redis.hget(k.inflight(worker_id), "queue")
             queue = _text(raw_queue) if raw_queue else ""
-            keys = [
-                k.leases,
-                k.workers,
-                k.heartbeats,
-                k.worker_record(worker_id),
-                k.worker_started(worker_id),
-                k.inflight(worker_id),
-                k.stat_processed_worker(worker_id),
-                k.stat_failed_worker(worker_id),
-                k.worker_info(worker_id),
-                k.control(worker_id),
-                k.deaths,
-                k.failed,
-                k.stat_processed,
-                k.stat_failed,
-                k.minutes(jobmod.utc_day()),
-                k.queue(queue) if queue else k.inflight(worker_id),
-                k.wake(queue) if queue else k.inflight(worker_id),
-            ]
-            args = [worker_id, mode, queue, jobmod.failed_at_now(), self.max_deaths, self.id]
+            keys, args = unregister_call(k, worker_id, mode, queue, self.max_deaths, self.id)
             reply = list(self.scripts.call("unregister", keys, args))
             if reply[0] != b"retry":
                 return reply
@@ -136,3 +117,29 @@ class Membership:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def unregister_call(k, worker_id: str, mode: str, queue: str, max_deaths: int, by: str) -> tuple[list, list]:
+    """KEYS and ARGV of unregister.lua (protocol.md 8.5) for `worker_id`, whose in-flight record
+    names `queue` ("" when none: the queue slots then repeat an existing key). `by` is the id of
+    the worker calling; the synchronous worker and the gateway's async sessions both use this."""
+    keys = [
+        k.leases,
+        k.workers,
+        k.heartbeats,
+        k.worker_record(worker_id),
+        k.worker_started(worker_id),
+        k.inflight(worker_id),
+        k.stat_processed_worker(worker_id),
+        k.stat_failed_worker(worker_id),
+        k.worker_info(worker_id),
+        k.control(worker_id),
+        k.deaths,
+        k.failed,
+        k.stat_processed,
+        k.stat_failed,
+        k.minutes(jobmod.utc_day()),
+        k.queue(queue) if queue else k.inflight(worker_id),
+        k.wake(queue) if queue else k.inflight(worker_id),
+    ]
+    return keys, [worker_id, mode, queue, jobmod.failed_at_now(), max_deaths, by]

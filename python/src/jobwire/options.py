@@ -11,8 +11,7 @@ import argparse
 import os
 import re
 
-from . import spec
-from .redis_url import check_url
+from . import redisurl, spec
 
 __all__ = [
     "OPTIONS",
@@ -88,14 +87,13 @@ def check_constraints(values: dict) -> None:
 
 
 def resolve_connection(opts: argparse.Namespace, env=os.environ) -> tuple[str, str]:
-    """--redis-url and --namespace, which every command takes: flag, variable, default. A cluster
-    URL with a database other than 0 is bad usage (protocol.md 15.1)."""
+    """--redis-url and --namespace, which every command takes: flag, variable, default."""
     out = []
     for name in ("redis_url", "namespace"):
         o = BY_NAME[name]
         out.append(getattr(opts, name, None) or env.get(o["env"]) or o["default"])
     try:
-        check_url(out[0])
-    except ValueError as exc:
+        redisurl.parse(out[0])  # a bad URL is bad usage, found before anything connects
+    except redisurl.InvalidRedisUrl as exc:
         raise UsageError(str(exc)) from None
     return out[0], out[1]

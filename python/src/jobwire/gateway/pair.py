@@ -39,6 +39,25 @@ def _parse(argv):
     return opts
 
 
+def _redis_url_problem(url: str) -> str | None:
+    """Why url is not a valid Redis URL, or None: jobwire/redisurl.py loaded by its path, which
+    imports nothing of jobwire (importing the package would cost the worker's start-up time)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_jobwire_redisurl", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "redisurl.py")
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses looks the module up by name
+    spec.loader.exec_module(module)
+    try:
+        module.parse(url)
+    except module.InvalidRedisUrl as exc:
+        return str(exc)
+    return None
+
+
 def _socket_path(worker_pid: int) -> str:
     """A Unix socket of this worker's own: no port to race for with the suite's other groups."""
     return os.path.join(tempfile.gettempdir(), f"jobwire-gateway-{worker_pid}-{os.urandom(4).hex()}.sock")
@@ -81,6 +100,10 @@ def main(argv=None) -> int:
     """Start the gateway and exec the worker at once: both start up in parallel, and the worker's
     reconnect backoff (protocol.md 7.7) covers the moment before the gateway listens."""
     opts = _parse(sys.argv[1:] if argv is None else argv)
+    problem = _redis_url_problem(opts.redis_url)
+    if problem:  # bad usage (protocol.md 7.2): exit 2 before starting either process
+        print(f"jobwire.gateway.pair: {problem}", file=sys.stderr)
+        return 2
     worker_pid = os.getpid()  # exec keeps it: the worker will have this pid
     path = _socket_path(worker_pid)
     sys.stdout.flush()

@@ -28,6 +28,7 @@ from .. import __version__, spec
 from .. import payload as jobmod
 from ..errors import InvalidJob
 from ..keys import Keys
+from ..membership import UNREGISTER_RETRIES, unregister_call
 from ..queues import WILDCARD, expand_queues, parse_queues
 from ..replies import text
 from ..running import Settle
@@ -39,7 +40,6 @@ __all__ = ["Session", "WorkerConfig"]
 log = logging.getLogger("jobwire.gateway.session")
 REDIS_ERRORS = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError)
 CONTROL_CHECK_S = 1.0  # protocol.md 11: the control list is read at least this often while busy
-UNREGISTER_RETRIES = 10  # protocol.md 8.5: calls on "retry" before giving up (a later beat tries again)
 LEAVE_GIVE_UP_S = 10.0  # protocol.md 7.5: a leaving worker tries Redis this long
 _PID = re.compile(r"^[0-9]{1,10}(\+[0-9]{1,6})?$")
 _HOST = re.compile(r"^[^:\s\x00-\x1f\x7f]{1,255}$")
@@ -415,26 +415,7 @@ class Session:
         for _ in range(UNREGISTER_RETRIES):
             queue = await self.gw.redis.hget(k.inflight(worker_id), "queue")
             queue = queue.decode("utf-8", "replace") if queue else ""
-            keys = [
-                k.leases,
-                k.workers,
-                k.heartbeats,
-                k.worker_record(worker_id),
-                k.worker_started(worker_id),
-                k.inflight(worker_id),
-                k.stat_processed_worker(worker_id),
-                k.stat_failed_worker(worker_id),
-                k.worker_info(worker_id),
-                k.control(worker_id),
-                k.deaths,
-                k.failed,
-                k.stat_processed,
-                k.stat_failed,
-                k.minutes(jobmod.utc_day()),
-                k.queue(queue) if queue else k.inflight(worker_id),
-                k.wake(queue) if queue else k.inflight(worker_id),
-            ]
-            args = [worker_id, mode, queue, jobmod.failed_at_now(), self.cfg.max_deaths, self.id]
+            keys, args = unregister_call(k, worker_id, mode, queue, self.cfg.max_deaths, self.id)
             reply = await self.gw.scripts.call("unregister", keys, args)
             if reply[0] != b"retry":
                 return reply

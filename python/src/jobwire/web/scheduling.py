@@ -106,68 +106,38 @@ def gauges(client: Client) -> dict:
 def register(app, client: Client) -> None:
     """Add the Scheduled, Retrying and Schedules pages and their POST actions to the app."""
 
-    @app.get("/scheduled")
-    def scheduled():
-        start, now = _start(), data.redis_now_ms(client)
-        total = client.scheduled_count()
-        return render_template(
-            "scheduled.html",
-            title="Scheduled",
-            items=scheduled_rows(client, start, PAGE, now),
-            total=total,
-            start=start,
-            count=PAGE,
-            page="scheduled",
-        )
-
-    @app.post("/scheduled/<action>")
-    def scheduled_action(action):
-        key = request.form.get("key", "")
-        if action not in ("remove", "run"):
-            abort(404)
-        try:
-            done = (client.remove_scheduled if action == "remove" else client.enqueue_scheduled_now)(key)
-        except NotFound:
-            done = False
-        except InvalidJob as exc:
-            flash(f"Cannot enqueue {_short(key)}: {_short(str(exc), 300)}", "error")
-            return redirect(url_for("scheduled"), 303)
-        if done:
-            flash(f"{'Removed' if action == 'remove' else 'Enqueued'} scheduled job {_short(key)}.", "ok")
-        else:
-            flash(f"Scheduled job {_short(key)} was already promoted or removed.", "warn")
-        return redirect(url_for("scheduled"), 303)
-
-    @app.get("/retrying")
-    def retrying():
-        start, now = _start(), data.redis_now_ms(client)
-        return render_template(
-            "retrying.html",
-            title="Retrying",
-            items=retrying_rows(client, start, PAGE, now),
-            total=client.retrying_count(),
-            start=start,
-            count=PAGE,
-            page="retrying",
-        )
-
-    @app.post("/retrying/<action>")
-    def retrying_action(action):
-        key = request.form.get("key", "")
-        if action not in ("remove", "run"):
-            abort(404)
-        try:
-            done = (client.remove_retrying if action == "remove" else client.retry_now)(key)
-        except NotFound:
-            done = False
-        except InvalidJob as exc:
-            flash(f"Cannot retry {_short(key)}: {_short(str(exc), 300)}", "error")
-            return redirect(url_for("retrying"), 303)
-        if done:
-            flash(f"{'Removed' if action == 'remove' else 'Queued the next attempt of'} {_short(key)}.", "ok")
-        else:
-            flash(f"Retrying job {_short(key)} was already promoted or removed.", "warn")
-        return redirect(url_for("retrying"), 303)
+    _register_time_set(
+        app,
+        client,
+        "scheduled",
+        "Scheduled",
+        rows=lambda start, now: scheduled_rows(client, start, PAGE, now),
+        total=client.scheduled_count,
+        remove=client.remove_scheduled,
+        run=client.enqueue_scheduled_now,
+        said={
+            "cannot": "Cannot enqueue {key}",
+            "remove": "Removed scheduled job {key}.",
+            "run": "Enqueued scheduled job {key}.",
+            "gone": "Scheduled job {key} was already promoted or removed.",
+        },
+    )
+    _register_time_set(
+        app,
+        client,
+        "retrying",
+        "Retrying",
+        rows=lambda start, now: retrying_rows(client, start, PAGE, now),
+        total=client.retrying_count,
+        remove=client.remove_retrying,
+        run=client.retry_now,
+        said={
+            "cannot": "Cannot retry {key}",
+            "remove": "Removed {key}.",
+            "run": "Queued the next attempt of {key}.",
+            "gone": "Retrying job {key} was already promoted or removed.",
+        },
+    )
 
     @app.get("/schedules")
     def schedules():
@@ -194,3 +164,36 @@ def register(app, client: Client) -> None:
         except InvalidJob as exc:
             flash(f"Cannot run {_short(name)}: {_short(str(exc), 300)}", "error")
         return redirect(url_for("schedules"), 303)
+
+
+def _register_time_set(app, client: Client, name: str, title: str, *, rows, total, remove, run, said) -> None:
+    """GET /<name> (a page of one time-ordered set: delayed or retrying jobs) and POST
+    /<name>/remove|run naming an item by key. The endpoints are `name` and `<name>_action`
+    (templates link to them); `said` holds the flash texts, each formatted with the item's key."""
+
+    def listing():
+        start = _start()
+        items = rows(start, data.redis_now_ms(client))
+        return render_template(
+            f"{name}.html", title=title, items=items, total=total(), start=start, count=PAGE, page=name
+        )
+
+    def action(action):
+        key = request.form.get("key", "")
+        if action not in ("remove", "run"):
+            abort(404)
+        try:
+            done = (remove if action == "remove" else run)(key)
+        except NotFound:
+            done = False
+        except InvalidJob as exc:
+            flash(f"{said['cannot'].format(key=_short(key))}: {_short(str(exc), 300)}", "error")
+            return redirect(url_for(name), 303)
+        if done:
+            flash(said[action].format(key=_short(key)), "ok")
+        else:
+            flash(said["gone"].format(key=_short(key)), "warn")
+        return redirect(url_for(name), 303)
+
+    app.add_url_rule(f"/{name}", name, listing, methods=["GET"])
+    app.add_url_rule(f"/{name}/<action>", f"{name}_action", action, methods=["POST"])
