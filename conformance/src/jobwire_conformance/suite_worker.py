@@ -595,7 +595,6 @@ def bad_options(ctx):
     )
 
 
-
 @group(
     Test(
         "worker.routes.warns-routed-queue",
