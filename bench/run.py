@@ -570,7 +570,10 @@ def main() -> int:
         install_peers()
         return 0
     rounds = opts.rounds or (1 if opts.quick else 3)
-    scale, samples, window = (0.15, 20, 2.0) if opts.quick else (1.0, 100, 8.0)
+    # The idle window is a whole number of every worker's idle cycle (jobwire 1.2: 5 s; a quiet
+    # idle worker, protocol.md 16: 10 s; the peers: 1 s), so a periodic call is counted as often
+    # as it happens, not 0 or 2 times by the window's phase.
+    scale, samples, window = (0.15, 20, 2.0) if opts.quick else (1.0, 100, 10.0)
     out_dir = opts.out or BENCH / ("out-quick" if opts.quick else "latest")
     chosen = systems()
     if opts.baseline:

@@ -183,6 +183,7 @@ static int promote_once(jw_redis *r, const char *ns, const char *worker_id, long
     int more = reply_int(rep, 2) == 1;
     long long now_ms = reply_int(rep, 3), next_due = reply_int(rep, 4);
     out->next_due_in_ms = next_due < 0 ? -1 : (next_due - now_ms > 1 ? next_due - now_ms : 1);
+    out->next_due_ms = next_due < 0 ? -1 : next_due;
     int due = 0;
     for (size_t i = 5; i + 1 < rep->elements; i += 2) {
         if (rep->element[i]->type != REDIS_REPLY_STRING || rep->element[i + 1]->type != REDIS_REPLY_STRING) continue;
@@ -201,6 +202,7 @@ int jw_promote(jw_redis *r, const char *ns, const char *worker_id, long long max
                int fire_schedules, jw_promotion *out) {
     memset(out, 0, sizeof *out);
     out->next_due_in_ms = -1;
+    out->next_due_ms = -1;
     int rc = 0;
     for (int round = 0; round < PROMOTE_ROUNDS; round++) {
         int more = promote_once(r, ns, worker_id, max_payload, fire_schedules, out);

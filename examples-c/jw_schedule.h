@@ -32,6 +32,7 @@ char *jw_attempt_entry(int attempt, long long failed_at_ms, const char *exceptio
 typedef struct jw_promotion {
     long long moved, malformed, fired;
     long long next_due_in_ms;   /* -1: nothing waits */
+    long long next_due_ms;      /* the same on Redis's clock, as promote.lua gave it; -1 none */
 } jw_promotion;
 
 int jw_promote(jw_redis *r, const char *ns, const char *worker_id, long long max_payload,

@@ -74,6 +74,7 @@ static struct {
     int promote;                /* --scheduler promote/all (1) or off (0) */
     int fire;                   /* --scheduler all: also fire recurring schedules */
     long long next_due_ms;      /* monotonic time of the next delayed/retry due time, -1 none */
+    long long next_due_redis_ms; /* the same on Redis's clock (-1 none), for the quiet look */
     long long next_promote_ms;  /* while a job runs: monotonic time of the next promotion */
 
     char host[256];
@@ -91,6 +92,8 @@ static struct {
     int registered;             /* holds a lease (as far as we know) */
     int warned_routes;          /* jw_warn_routed() has run (protocol.md 15.2) */
     long long next_beat_ms;     /* monotonic time of the next beat */
+    long long last_beat_ms;     /* monotonic time of the last beat: a job pulls the next one in */
+    int timed_out;              /* the last BLPOP popped nothing: a quiet look may do (16.3) */
     long long next_control_ms;  /* monotonic time of the next control check while busy */
     int paused;                 /* SIGUSR2 or "pause" */
     int state_dirty;            /* the info hash's state field must be rewritten */
@@ -337,10 +340,10 @@ static const char *unregister(const char *who, const char *mode) {
     return "error";
 }
 
-/* Recover the expired peers listed after the status of a heartbeat.lua
- * reply (protocol.md 7.6). */
-static void recover_peers(const redisReply *rep) {
-    for (size_t i = 1; i < rep->elements; i++) {
+/* Recover the expired peers a heartbeat.lua reply lists from element
+ * `from` on (protocol.md 7.6). */
+static void recover_peers(const redisReply *rep, size_t from) {
+    for (size_t i = from; i < rep->elements; i++) {
         if (rep->element[i]->type != REDIS_REPLY_STRING) continue;
         const char *dead = rep->element[i]->str;
         const char *job = unregister(dead, "expired");
@@ -393,22 +396,43 @@ static void do_register(void) {
     if (reply_is(rep, 0, "ok")) {
         W.registered = 1;
         W.state_dirty = 0;
-        W.next_beat_ms = jw_mono_ms() + W.heartbeat_ms;
-        recover_peers(rep);
+        W.last_beat_ms = jw_mono_ms();
+        W.next_beat_ms = W.last_beat_ms + W.heartbeat_ms;
+        recover_peers(rep, 1);
     } else {
         script_error("heartbeat.lua register", rep);
     }
     freeReplyObject(rep);
 }
 
-/* Beat if one is due (protocol.md 7.6). A beat answered "unknown" means we
- * were recovered as dead: the held job is no longer ours, so its outcome is
- * dropped, and we register afresh. */
+/* Milliseconds from a beat to the next (protocol.md 16.2): heartbeat-ms
+ * while a job runs; while idle the quiet idle period max(heartbeat,
+ * min(2 x heartbeat, lease / 3)), but no later than just after the earliest
+ * lease of another worker lapses (`next_lapse`, -1: none seen), so that a
+ * dead peer is still recovered when its lease lapses. */
+static long long beat_period(long long next_lapse) {
+    if (W.run.pid) return W.heartbeat_ms;
+    long long period = 2 * W.heartbeat_ms < W.lease_ms / 3 ? 2 * W.heartbeat_ms : W.lease_ms / 3;
+    if (period < W.heartbeat_ms) period = W.heartbeat_ms;
+    if (next_lapse >= 0 && next_lapse + 10 < period) period = next_lapse + 10;
+    return period;
+}
+
+/* A job was reserved: the next beat comes heartbeat-ms after the last one
+ * at the latest, not at the idle period (protocol.md 16.2). */
+static void beats_busy(void) {
+    if (W.next_beat_ms > W.last_beat_ms + W.heartbeat_ms) W.next_beat_ms = W.last_beat_ms + W.heartbeat_ms;
+}
+
+/* Beat if one is due (protocol.md 7.6), with heartbeat.lua mode renew
+ * (16.1): ["ok", next_lapse_ms, u, unknown ids..., expired ids...]. Our id
+ * among the unknown means we were recovered as dead: the held job is no
+ * longer ours, so its outcome is dropped, and we register afresh. */
 static void beat_if_due(void) {
     long long now = jw_mono_ms();
     if (!W.registered || now < W.next_beat_ms) return;
     jw_args a = {0};
-    heartbeat_args(&a, "beat");
+    heartbeat_args(&a, "renew");
     jw_args_add(&a, "");
     jw_args_add(&a, W.spec_major);
     redisReply *rep = jw_redis_eval(&W.r, JW_S_HEARTBEAT, 6, &a);
@@ -418,17 +442,20 @@ static void beat_if_due(void) {
         W.next_beat_ms = now + (jw_redis_wait_hint(&W.r) > 100 ? jw_redis_wait_hint(&W.r) : 100);
         return;
     }
+    W.last_beat_ms = now;
     W.next_beat_ms = now + W.heartbeat_ms;
-    if (reply_is(rep, 0, "unknown")) {
+    if (!reply_is(rep, 0, "ok") || rep->elements < 3 || rep->element[1]->type != REDIS_REPLY_INTEGER ||
+        rep->element[2]->type != REDIS_REPLY_INTEGER) {
+        script_error("heartbeat.lua renew", rep);
+    } else if (rep->element[2]->integer > 0) {
         jw_log("our lease lapsed and we were recovered as dead; registering again");
         W.registered = 0;
         if (W.run.pid) W.job_lost = 1;
         if (W.out.op) W.out.op = NULL;
         do_register();
-    } else if (reply_is(rep, 0, "ok")) {
-        recover_peers(rep);
     } else {
-        script_error("heartbeat.lua beat", rep);
+        W.next_beat_ms = now + beat_period(rep->element[1]->integer);
+        recover_peers(rep, 3);
     }
     freeReplyObject(rep);
 }
@@ -517,7 +544,7 @@ static void idle_wait(int control_only) {
         }
     }
     long long timeout = W.next_beat_ms - jw_mono_ms();
-    if (timeout > W.block_ms) timeout = W.block_ms;
+    if (timeout > 2 * W.block_ms) timeout = 2 * W.block_ms; /* protocol.md 16.3: a quiet idle block */
     if (!control_only && W.promote && W.next_due_ms >= 0) {
         /* protocol.md 14.3: wake when the next job falls due. Redis times a
          * blocked client out on its event-loop tick (up to 100 ms late), so
@@ -534,6 +561,7 @@ static void idle_wait(int control_only) {
     }
     redisReply *rep = NULL;
     int rc = jw_redis_blpop(&W.r, &keys, timeout, W.sigpipe[0], &rep);
+    W.timed_out = !control_only && rc == 1 && rep && rep->type == REDIS_REPLY_NIL;
     if (rc == 1 && rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
         strcmp(rep->element[0]->str, keys.v[0]) == 0)
         handle_command(rep->element[1]->str, rep->element[1]->len);
@@ -701,6 +729,7 @@ static long long promote_due(void) {
     jw_promotion p;
     if (jw_promote(&W.r, W.ns, W.id, W.max_payload, W.fire, &p) < 0) return 0;
     W.next_due_ms = p.next_due_in_ms < 0 ? -1 : jw_mono_ms() + p.next_due_in_ms;
+    W.next_due_redis_ms = p.next_due_ms;
     return p.moved + p.fired;
 }
 
@@ -849,6 +878,7 @@ static void run_job(const char *token, const char *queue, const char *payload, s
     W.killed = KILL_NONE;
     W.job_lost = 0;
     W.next_promote_ms = jw_mono_ms() + W.heartbeat_ms;
+    beats_busy();
     W.run_token = token;
     int rc = start_child(&job, &env, h);
     if (rc < 0) {
@@ -874,10 +904,50 @@ static void title_waiting(void) {
     else title_setf("Waiting for %s", W.queues_cfg);
 }
 
+/* The quiet look after a BLPOP that timed out (protocol.md 16.3): 1 when no
+ * queue of ours holds a job (one EXISTS) and nothing is due for promotion:
+ * no due time has come and no delayed bucket earlier than the known next
+ * due time was stored without a marker (one ZRANGE). Then work.lua and
+ * promote.lua would find nothing. 0 otherwise, or when Redis failed. */
+static int nothing_new(void) {
+    jw_args a = {0};
+    if (W.nqueues > 0) {
+        jw_args_add(&a, "EXISTS");
+        for (int i = 0; i < W.nqueues; i++) add_key(&a, JW_K_QUEUE, W.queues[i]);
+        redisReply *rep = jw_redis_cmd(&W.r, &a);
+        jw_args_free(&a);
+        int some = !rep || rep->type != REDIS_REPLY_INTEGER || rep->integer > 0;
+        freeReplyObject(rep);
+        if (some) return 0;
+    }
+    if (!W.promote) return 1;
+    if (W.next_due_ms >= 0 && jw_mono_ms() >= W.next_due_ms - LOCAL_WAIT_MS) return 0;
+    jw_args_add(&a, "ZRANGE");
+    add_key(&a, JW_K_DELAYED_SCHEDULE, NULL);
+    jw_args_add(&a, "0");
+    jw_args_add(&a, "0");
+    jw_args_add(&a, "WITHSCORES");
+    redisReply *rep = jw_redis_cmd(&W.r, &a);
+    jw_args_free(&a);
+    int quiet = rep && rep->type == REDIS_REPLY_ARRAY &&
+                (rep->elements < 2 || (rep->element[1]->type == REDIS_REPLY_STRING && W.next_due_redis_ms >= 0 &&
+                                       W.next_due_redis_ms <= (long long)(strtod(rep->element[1]->str, NULL) * 1000)));
+    freeReplyObject(rep);
+    return quiet;
+}
+
 /* One turn of the loop of protocol.md 7.3: settle + reserve, then run the
- * job or block. */
+ * job or block; after a block that timed out, the quiet look first. */
 static void work_once(void) {
     if (W.wildcard && W.refresh_queues && refresh_queues() < 0) return;
+    if (W.timed_out && !W.out.op) {
+        W.timed_out = 0;
+        if (nothing_new()) {
+            title_waiting();
+            idle_wait(0);
+            return;
+        }
+    }
     redisReply *rep = call_work(1);
     if (!rep) return;
     if (reply_is(rep, 1, "job") && rep->elements >= 5) {
@@ -1160,6 +1230,7 @@ static void configure_1_1(int argc, char **argv) {
     W.promote = strcmp(mode, "off") != 0;
     W.fire = strcmp(mode, "all") == 0;
     W.next_due_ms = -1;
+    W.next_due_redis_ms = -1;
     free(mode);
 }
 

@@ -35,7 +35,7 @@ BROKEN = HERE / "broken_workers"
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(BROKEN))
 
-FEATURES = ["kill-running-job", "fork-per-job", "job-timeout", "delayed", "retries", "schedules"]
+FEATURES = ["kill-running-job", "fork-per-job", "job-timeout", "delayed", "retries", "schedules", "quiet-idle"]
 
 
 @dataclass(frozen=True)
@@ -311,18 +311,19 @@ MUTATIONS = [
         ["worker.register.lease"],
         "the lease ends before it starts",
     ),
-    lua(
-        "no-expired-peers",
-        H,
-        "  if other ~= id and #result <= 10 then",
-        "  if false then",
-        [
+    Mutation(
+        "lua.no-expired-peers",
+        (
             "recovery.expired-peer",
             "recovery.sigkill.exactly-once",
             "recovery.sigkill.dead-worker-removed",
             "recovery.stalled-worker.reregisters",
-        ],
-        "a beat never lists lapsed peers: nobody is recovered",
+        ),
+        (
+            (H, "  if other ~= id and #result <= 10 then", "  if false then"),
+            (H, "        if #expired < 10 then expired[#expired + 1] = w end", "        if false then end"),
+        ),
+        why="a beat (mode beat or renew) never lists lapsed peers: nobody is recovered",
     ),
     # -- unregister.lua --------------------------------------------------------------------------
     lua(
@@ -479,6 +480,14 @@ MUTATIONS = [
         "child-runs-two-jobs",
         ["worker.fork.child-per-job"],
         "each child runs two jobs (a reused child or standby): pids repeat, none is the master's",
+    ),
+    patch(
+        "no-quiet-look", ["worker.idle.quiet-cost"], "an idle worker calls work.lua and promote.lua after every block"
+    ),
+    patch(
+        "idle-beats-ignore-lapse",
+        ["recovery.quiet-idle.next-lapse"],
+        "idle beats ignore the next lapse: a peer lapsing between two is recovered a period late",
     ),
     patch(
         "drop-without-shutdown",
@@ -649,6 +658,8 @@ SAMPLE = [
     "script.sched_random_jitter",
     "patch.drop-without-shutdown",
     "patch.child-runs-two-jobs",
+    "patch.no-quiet-look",
+    "patch.idle-beats-ignore-lapse",
     "lua.crash-poisons-at-once",
 ]
 

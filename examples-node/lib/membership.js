@@ -48,14 +48,25 @@ export class Membership {
 
   /**
    * Renews the lease and recovers the lapsed peers the reply lists. False when this worker was
-   * itself recovered as dead (reply `unknown`): the caller must register again (protocol.md 7.6).
+   * itself recovered as dead (it holds no lease): the caller must register again (protocol.md 7.6).
    */
   async beat() {
+    const { unknown } = await this.renew([]);
+    return unknown.length === 0;
+  }
+
+  /**
+   * heartbeat.lua mode renew (protocol.md 16.1) for this id and `others` (the other workers of
+   * the process, same lease) in one call; recovers the lapsed peers listed. Resolves to
+   * {nextLapseMs (null: none seen), unknown: the given ids that hold no lease}.
+   */
+  async renew(others) {
     const reply = await this.scripts.call(this.redis, 'heartbeat', this.heartbeatKeys(),
-      [this.id, this.leaseMs, 'beat', '', specMajor()]);
-    if (reply[0] === 'unknown') return false;
-    this.recoverAll(reply.slice(1));
-    return true;
+      [this.id, this.leaseMs, 'renew', '', specMajor(), ...others]);
+    const nextLapse = Number(reply[1]);
+    const u = Number(reply[2]);
+    this.recoverAll(reply.slice(3 + u));
+    return { nextLapseMs: nextLapse < 0 ? null : nextLapse, unknown: reply.slice(3, 3 + u).map(String) };
   }
 
   /** Unregisters this worker (mode self: an unsettled job goes back to its queue, 7.3). */

@@ -16,13 +16,13 @@ export class Promoter {
 
   /**
    * promote.lua until nothing more is due (at most ROUNDS calls), firing due schedules.
-   * Returns {moved, malformed, fired, nextDueInMs (null: nothing waits)}.
+   * Returns {moved, malformed, fired, nextDueInMs (null: nothing waits), nextDueMs (Redis time; -1)}.
    */
   async run(redis) {
     const k = this.k;
     const keys = [k.delayedSchedule(), k.queues(), k.wakeNewQueue(), k.failed(), k.retrySet(),
       this.fireSchedules ? k.schedules() : k.delayedSchedule()];
-    const result = { moved: 0, malformed: 0, fired: 0, nextDueInMs: null };
+    const result = { moved: 0, malformed: 0, fired: 0, nextDueInMs: null, nextDueMs: -1 };
     for (let round = 0; round < ROUNDS; round++) {
       const reply = await this.scripts.call(redis, 'promote', keys, [k.prefix, LIMIT, failedAt(), this.workerId,
         this.maxPayloadBytes, this.fireSchedules ? '1' : '0']);
@@ -32,6 +32,7 @@ export class Promoter {
       const due = reply.slice(5);
       for (let i = 0; i < due.length; i += 2) result.fired += await this.fire(redis, String(due[i]), String(due[i + 1]), nowMs);
       result.nextDueInMs = nextDue < 0 ? null : Math.max(1, nextDue - nowMs);
+      result.nextDueMs = nextDue; // on Redis's clock, for the quiet look (protocol.md 16.3)
       if (!more && due.length === 0) break;
     }
     if (result.malformed) {

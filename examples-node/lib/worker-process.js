@@ -7,8 +7,9 @@
 // records, its own work.lua calls): sharing is below the protocol. One ioredis connection
 // pipelines the N workers' commands on one socket (Redis runs each script atomically whatever
 // the socket, and replies come back in order), so N workers cost one command socket, not N.
-// The N beats fire in one tick, so ioredis writes them as one pipeline: one round trip per
-// beat period for the process; a busy worker's promotion pass (14.3 (2)) runs once per beat
+// The N beats are one heartbeat.lua call in mode renew (protocol.md 16.1), every heartbeat-ms
+// while a worker is busy and at the quiet idle period otherwise (16.2, lib/beats.js); a busy
+// worker's promotion pass (14.3 (2)) runs once per beat
 // for the process, not once per busy worker (promote.lua moves each due job once whoever runs it).
 import { EventEmitter } from 'node:events';
 import { DEFAULTS } from './options.js';
@@ -18,6 +19,7 @@ import { Worker } from './worker.js';
 import { connect } from './util.js';
 import { isClusterUrl } from './cluster.js';
 import { IdleDispatcher } from './idle.js';
+import { BeatTimer } from './beats.js';
 
 /**
  * N protocol workers in this process (ids host:pid+n:queues, or host:pid:queues for N = 1)
@@ -63,8 +65,7 @@ export class WorkerProcess extends EventEmitter {
     try {
       results = await Promise.allSettled(this.workers.map((w) => w.run()));
     } finally {
-      clearTimeout(this.beatTimer);
-      this.beatTimer = null;
+      this.beats.stop();
       this.left = true;
       this.redis.disconnect();
     }
@@ -72,28 +73,40 @@ export class WorkerProcess extends EventEmitter {
     if (failed) throw failed.reason;
   }
 
-  /** The next beat of every worker, heartbeat-ms after the last one finished (protocol.md 7.6). */
+  /** The beats of every worker (lib/beats.js), the first heartbeat-ms after start (protocol.md 7.6). */
   scheduleBeat() {
-    if (this.left) return;
-    this.beatTimer = setTimeout(() => {
-      this.beatAll().finally(() => this.scheduleBeat());
-    }, this.options.heartbeatMs);
+    this.beats = new BeatTimer({
+      heartbeatMs: this.options.heartbeatMs, leaseMs: this.options.leaseMs,
+      beat: () => this.beatAll(), busy: () => this.workers.some((w) => w.current),
+    });
+    this.shared.beats = this.beats; // a worker that reserves a job pulls the next beat in
+    this.beats.start();
   }
 
   /**
-   * Beats every registered worker in the same tick (one pipeline on the shared connection),
-   * then, when any is busy, one promotion pass for the process (protocol.md 14.3 (2)).
+   * Beats every registered worker in one heartbeat.lua renew call (protocol.md 16.1), then, when
+   * any is busy, one promotion pass for the process (protocol.md 14.3 (2)). Resolves to the
+   * reply's next_lapse_ms (null: none seen, or the beat failed).
    */
   async beatAll() {
     const live = this.workers.filter((w) => w.registered && !w.stopping);
-    await Promise.all(live.map((w) => w.beat({ promote: false })));
+    if (!live.length) return null;
+    let renewed;
+    try {
+      renewed = await live[0].membership.renew(live.slice(1).map((w) => w.id));
+    } catch (err) {
+      this.log.warn(`heartbeat failed: ${err.message}`);
+      return null;
+    }
+    await Promise.all(live.map((w) => w.afterBeat(!renewed.unknown.includes(w.id), { promote: false })));
     const busy = live.find((w) => w.current && w.promoter && !w.stopping);
-    if (!busy) return;
+    if (!busy) return renewed.nextLapseMs;
     try {
       await busy.promote({ remember: false });
     } catch (err) {
       this.log.warn(`promotion during a beat failed: ${err.message}`);
     }
+    return renewed.nextLapseMs;
   }
 
   quit() { this.setTitle('Shutting down'); for (const w of this.workers) w.quit(); }

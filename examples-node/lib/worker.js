@@ -30,6 +30,7 @@ import { Membership } from './membership.js';
 import { jobRunning } from './running.js';
 import { Promoter } from './promotion.js';
 import { routedElsewhere, routedWarning } from './routing.js';
+import { BeatTimer } from './beats.js';
 import { parseDefaultPolicy } from './backoff.js';
 import { connect, failedAt, runAt, utcDay, backoffMs, sleep } from './util.js';
 
@@ -83,6 +84,8 @@ export class Worker extends EventEmitter {
       fireSchedules: o.scheduler === 'all', log: this.log,
     });
     this.nextDueAt = null; // Date.now() value of the next delayed/retry/schedule due time, or null
+    this.nextDueMs = -1; // the same on Redis's clock, as promote.lua gave it (-1: none), for the quiet look
+    this.timedOut = false; // the last block popped nothing: a quiet look may do (protocol.md 16.3)
 
     this.cmd = null;
     this.block = null;
@@ -94,8 +97,7 @@ export class Worker extends EventEmitter {
     this.stopping = null; // null | 'quit' | 'terminate'
     this.state = 'Starting';
     this.resync = false;
-    this.heartbeatTimer = null;
-    this.beating = null;
+    this.beats = null; // BeatTimer of a worker alone; in a WorkerProcess, shared.beats
     this.stats = { processed: 0, failed: 0 };
     this.stopLatch = new Latch(); // quit or terminate
     this.terminateLatch = new Latch(); // terminate only
@@ -140,8 +142,7 @@ export class Worker extends EventEmitter {
       if (!this.options.index || this.options.index === 1) this.warnRouted(); // once per process
       await this.loop();
     } finally {
-      clearTimeout(this.heartbeatTimer);
-      this.heartbeatTimer = null;
+      this.beats?.stop();
       this.options.shared?.idle?.release(this);
       this.options.shared?.idle?.unpark(this);
       if (this.registered) await this.leave();
@@ -168,17 +169,23 @@ export class Worker extends EventEmitter {
           const held = await this.untilStopped(this.resynchronise());
           if (held) {
             this.options.shared?.idle?.release(this);
+            this.noteBusy();
             await this.runJob(held.token, held.queue, held.payload);
             continue;
           }
         }
         if (this.stopping) break;
+        if (this.timedOut && (await this.untilStopped(this.nothingNew()))) {
+          await this.idleBlock(false); // protocol.md 16.3: nothing to reserve or promote; keep waiting
+          continue;
+        }
         // While Redis is unreachable the call waits for it; a stop request must not.
         const reply = await this.untilStopped(this.callWork(this.queueList));
         errors = 0;
         switch (reply.status) {
           case 'job':
             this.options.shared?.idle?.release(this); // busy: a parked worker watches meanwhile
+            this.noteBusy();
             await this.runJob(reply.token, reply.queue, reply.payload);
             break;
           case 'retry':
@@ -323,23 +330,43 @@ export class Worker extends EventEmitter {
     }, (err) => this.log.debug(`${this.id}: cannot read the routing table: ${err.message}`));
   }
 
+  /** Beats of a worker alone (lib/beats.js): every heartbeat-ms while busy, quieter while idle. */
   scheduleBeat() {
     if (this.stopping) return;
-    this.heartbeatTimer = setTimeout(() => {
-      this.beating = this.beat().finally(() => {
-        this.beating = null;
-        this.scheduleBeat();
-      });
-    }, this.options.heartbeatMs);
+    this.beats = new BeatTimer({
+      heartbeatMs: this.options.heartbeatMs, leaseMs: this.options.leaseMs,
+      beat: () => this.beat(), busy: () => Boolean(this.current),
+    });
+    this.beats.start();
+  }
+
+  /** A job was reserved: beats every heartbeat-ms again (protocol.md 16.2). */
+  noteBusy() {
+    (this.options.shared?.beats ?? this.beats)?.busyNow();
   }
 
   /**
-   * One heartbeat; a busy worker also promotes (protocol.md 14.3 (2)) unless `promote` is false
-   * (WorkerProcess promotes once per beat for all its workers).
+   * One heartbeat (heartbeat.lua mode renew); resolves to the renew reply's next_lapse_ms
+   * (null: none seen, or the beat failed).
    */
   async beat({ promote = true } = {}) {
     try {
-      const alive = await this.membership.beat();
+      const { nextLapseMs, unknown } = await this.membership.renew([]);
+      await this.afterBeat(unknown.length === 0, { promote });
+      return nextLapseMs;
+    } catch (err) {
+      if (!this.stopping) this.log.warn(`${this.id}: heartbeat failed: ${err.message}`);
+      return null;
+    }
+  }
+
+  /**
+   * After this worker's beat: register again when it holds no lease (`alive` false); a busy
+   * worker also promotes (protocol.md 14.3 (2)) unless `promote` is false (WorkerProcess
+   * promotes once per beat for all its workers).
+   */
+  async afterBeat(alive, { promote = true } = {}) {
+    try {
       if (this.stopping) return;
       if (!alive) {
         // We were recovered as dead: our held job is gone, so its outcome must not be settled.
@@ -369,7 +396,10 @@ export class Worker extends EventEmitter {
       this.log.error(`${this.id}: promotion failed: ${err.message}`);
       return false;
     }
-    if (remember) this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
+    if (remember) {
+      this.nextDueAt = done.nextDueInMs === null ? null : Date.now() + done.nextDueInMs;
+      this.nextDueMs = done.nextDueMs;
+    }
     return done.moved > 0 || done.fired > 0;
   }
 
@@ -515,6 +545,7 @@ export class Worker extends EventEmitter {
     if (timeoutMs === null) return;
     const control = this.k.control(this.id);
     const res = await this.blpop([control, ...this.wakeKeys(controlOnly)], timeoutMs);
+    this.timedOut = !res && !controlOnly;
     if (res && res[0] === control) this.command(res[1]);
     if (this.wildcard) await this.untilStopped(this.refreshQueues());
   }
@@ -548,7 +579,10 @@ export class Worker extends EventEmitter {
         else if (res && idle.deliver(res[0], res[1], this.k)) { /* a parked worker's command */ } else if (res) {
           idle.release(this); // a wake marker: reserve, and let a parked worker watch meanwhile
           break;
-        } else if (!idle.rearm) break; // the timeout: look again (work.lua), still watching
+        } else if (!idle.rearm) {
+          this.timedOut = true; // the timeout: look again (quietly, 16.3), still watching
+          break;
+        }
         timeoutMs = deadline - Date.now();
         if (timeoutMs < 1 || this.stopping || this.paused) break;
       }
@@ -558,6 +592,22 @@ export class Worker extends EventEmitter {
     }
     if (this.paused || this.stopping) idle.release(this);
     if (this.wildcard) await this.untilStopped(this.refreshQueues());
+  }
+
+  /**
+   * The quiet look after a block that timed out (protocol.md 16.3): true when no queue of this
+   * worker holds a job (one EXISTS) and nothing is due for promotion: no due time has come and
+   * no delayed bucket earlier than the known next due time was stored without a marker (one
+   * ZRANGE). Then work.lua and promote.lua would find nothing.
+   */
+  async nothingNew() {
+    this.timedOut = false;
+    const k = this.k;
+    if (this.queueList.length && (await this.cmd.exists(...this.queueList.map((q) => k.queue(q))))) return false;
+    if (!this.promoter) return true;
+    if (this.nextDueAt !== null && Date.now() >= this.nextDueAt - LOCAL_WAIT_MS) return false;
+    const earliest = await this.cmd.zrange(k.delayedSchedule(), 0, 0, 'WITHSCORES');
+    return earliest.length === 0 || (this.nextDueMs >= 0 && this.nextDueMs <= Number(earliest[1]) * 1000);
   }
 
   /** The wake markers an idle worker blocks on after its control list (none when paused). */
@@ -575,7 +625,7 @@ export class Worker extends EventEmitter {
    * that it was waited for here instead.
    */
   async idleTimeout(controlOnly) {
-    let timeoutMs = this.options.blockTimeoutMs;
+    let timeoutMs = 2 * this.options.blockTimeoutMs; // protocol.md 16.3: a quiet idle worker's longest block
     if (!controlOnly && this.promoter && this.nextDueAt !== null) {
       // protocol.md 14.3: wake when the next job falls due; Redis times a blocked client out on
       // its event-loop tick (up to 100 ms late), so the last moments are waited for here.

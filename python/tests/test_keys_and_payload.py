@@ -2,6 +2,7 @@
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -42,6 +43,14 @@ def test_new_payload_has_class_args_id_and_time_in_order():
     assert list(doc) == ["class", "args", "id", "enqueued_at", "tag"]
     assert re.fullmatch(r"[0-9a-f]{32}", doc["id"])
     assert raw.startswith(b'{"class":"Mail","args":["a",1],')
+
+
+def test_new_id_is_the_hex_of_a_random_version_4_uuid():
+    ids = {payload.new_id() for _ in range(500)}
+    assert len(ids) == 500
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert parsed.hex == job_id and parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 @pytest.mark.parametrize("job_class,args", [("", []), (7, []), ("X", [float("nan")]), ("X", [object()])])

@@ -35,6 +35,14 @@ def test_enqueue_pushes_sets_queue_and_wake_marker(client, r):
     assert r.llen("resque:jobwire:wake:high") == 1
 
 
+def test_a_script_flushed_from_redis_is_loaded_again(client, r):
+    client.enqueue("high", "Mail", 1)
+    r.script_flush()  # what a restarted or new Redis looks like to a client that loaded it before
+    client.enqueue("high", "Mail", 2)
+    assert r.llen("resque:queue:high") == 2
+    assert r.script_exists(client.scripts.enqueue.sha) == [True]
+
+
 def test_reserve_is_strictly_by_priority_and_records_working_on(client, r, redis_server):
     client.enqueue("low", "L")
     client.enqueue("high", "H")
@@ -143,6 +151,68 @@ def test_expired_peer_is_listed_and_its_job_recovered(client, r, redis_server):
     dead._pending = ("ok", reply[2].decode(), "", "high")
     assert dead._call_work(reserve=False)[0] == b"stale"
     assert dead.membership.heartbeat("beat")[0] == b"unknown"
+
+
+def test_renew_beats_several_ids_and_reports_unknown_expired_and_next_lapse(r, redis_server):
+    """heartbeat.lua mode renew (protocol.md 16.1): one call for several ids, the ids that hold no
+    lease named apart, lapsed peers listed, and the time to the earliest other lease's lapse."""
+    a = make_worker(redis_server.url, queues=("a",), lease_ms=30000)
+    b = make_worker(redis_server.url, queues=("b",), lease_ms=30000)
+    peer = make_worker(redis_server.url, queues=("p",), lease_ms=9000)
+    r.zadd("resque:jobwire:leases", {"ghost:1:x": 1})  # lapsed long ago
+    before = {w: r.zscore("resque:jobwire:leases", w) for w in (a.id, b.id)}
+    r.hdel("resque:workers:heartbeat", a.id, b.id)
+    time.sleep(0.01)
+    reply = a.membership.heartbeat("renew", [b.id, "gone:2:y"])
+    assert reply[0] == b"ok" and int(reply[2]) == 1 and reply[3] == b"gone:2:y"
+    assert reply[4:] == [b"ghost:1:x"]
+    assert 0 < int(reply[1]) <= 9000  # the peer's lease, the earliest of those not beaten
+    for w in (a.id, b.id):
+        assert r.zscore("resque:jobwire:leases", w) > before[w]
+        assert r.hexists("resque:workers:heartbeat", w)
+    assert r.zscore("resque:jobwire:leases", "gone:2:y") is None  # never added
+    assert not r.hexists("resque:workers:heartbeat", "gone:2:y")
+    # alone in the namespace: no next lapse
+    for w in (b.id, peer.id, "ghost:1:x"):
+        r.zrem("resque:jobwire:leases", w)
+    assert a.membership.heartbeat("renew")[:3] == [b"ok", -1, 0]
+    assert a.membership.beat() and a.membership.next_lapse_s is None
+
+
+def test_renew_answers_an_id_that_was_recovered_as_unknown(r, redis_server):
+    w = make_worker(redis_server.url)
+    r.zrem("resque:jobwire:leases", w.id)
+    assert not w.membership.beat()  # the caller registers again (protocol.md 7.6)
+    assert r.zscore("resque:jobwire:leases", w.id) is None
+
+
+def test_quiet_idle_beats_at_the_idle_period_but_not_past_a_lapse():
+    """protocol.md 16.2: max(heartbeat, min(2 x heartbeat, lease / 3)), bounded by the next lapse."""
+    from jobwire.worker import quiet_beat_s
+
+    defaults = Config(["q"])
+    assert quiet_beat_s(defaults, None) == 10.0
+    assert quiet_beat_s(defaults, 2.5) == pytest.approx(2.51)
+    assert quiet_beat_s(Config(["q"], heartbeat_ms=250, lease_ms=600), None) == 0.25  # lease / 3 < beat
+    assert quiet_beat_s(Config(["q"], heartbeat_ms=1000, lease_ms=60000), None) == 2.0
+
+
+def test_quiet_look_sees_jobs_and_delayed_items_pushed_without_a_marker(client, r, redis_server):
+    """protocol.md 16.3: after a timeout, EXISTS and ZRANGE decide whether work.lua or promote.lua
+    has anything to do."""
+    w = make_worker(redis_server.url)
+    w._promote()
+    assert w._next_due_ms == -1 and w._nothing_new()
+    r.rpush("resque:queue:low", json.dumps({"class": "Plain", "args": []}))  # a Resque producer
+    assert not w._nothing_new()
+    r.delete("resque:queue:low")
+    bucket = int(r.time()[0]) + 60
+    r.zadd("resque:delayed_queue_schedule", {str(bucket): bucket})  # resque-scheduler's layout
+    assert not w._nothing_new()  # nothing was known: a bucket appeared
+    w._next_due_ms = bucket * 1000
+    assert w._nothing_new()  # the known due time is that bucket's
+    w._next_due_ms = (bucket + 5) * 1000
+    assert not w._nothing_new()  # an earlier bucket than the one known
 
 
 def test_reserve_refuses_a_worker_whose_lease_lapsed(client, r, redis_server):

@@ -244,3 +244,37 @@ def test_supervisor_restarts_and_recovers_a_killed_worker(client, r, spawn):
     sup.signal(signal.SIGQUIT)
     assert sup.wait() == 0
     assert not registered(r)
+
+
+def test_fork_children_inherit_one_job_client_and_connect_their_own_sockets(redis_server, r):
+    """make_for_children: the master makes its children's job client once and never connects
+    it; each child's first command opens a socket of its own (one Redis client id per child)."""
+    from jobwire import payload, running
+
+    running._for_children.clear()
+    running.make_for_children(redis_server.url)
+    made = running._for_children[redis_server.url]
+    job = payload.Job.decode("q", payload.new_payload("jobwire.Echo"), "token")
+    context = running.JobContext(job, "w", "resque", redis_server.url, "python")
+    ids = []
+    for _ in range(2):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report whether it got the master's object, and its client id
+            status = 1
+            try:
+                client = context.redis
+                os.write(write_fd, f"{client is made} {client.client_id()}".encode())
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_fd)
+        reply = os.read(read_fd, 100).decode()
+        os.close(read_fd)
+        assert os.waitpid(pid, 0)[1] == 0
+        inherited, client_id = reply.split()
+        assert inherited == "True"
+        ids.append(int(client_id))
+    assert len(set(ids)) == 2 and r.client_id() not in ids
+    pool = made.connection_pool
+    assert not pool._available_connections and not pool._in_use_connections  # never connected here

@@ -9,15 +9,20 @@
 -- KEYS[6]  <ns>:jobwire:meta             hash; field "spec_major"
 -- ARGV[1]  worker id
 -- ARGV[2]  lease in ms (default 30000)
--- ARGV[3]  mode: "register" | "beat"
+-- ARGV[3]  mode: "register" | "beat" | "renew" (protocol 1.3, section 16)
 -- ARGV[4]  started, "%Y-%m-%d %H:%M:%S +0000" (mode "register"; ignored otherwise)
 -- ARGV[5]  the spec major version the worker speaks ("1")
--- ARGV[6..] field, value, field, value ... for KEYS[5] (mode "register"; see key-layout.md)
+-- ARGV[6..] mode "register": field, value, field, value ... for KEYS[5] (see key-layout.md);
+--           mode "renew": more worker ids beaten in the same call with the same lease
 --
 -- Returns: { status, expired_id_1, ..., expired_id_k }   k <= 10, the caller's own id excluded
 --   status: "ok"
 --           "unknown"  mode "beat" but the worker holds no lease (it was recovered as dead):
 --                      it MUST NOT settle or reserve again under this id; it registers afresh.
+-- Mode "renew" returns { "ok", next_lapse_ms, u, unknown_id_1..u, expired_id_1..k }: the ms until
+--   the earliest lease of another worker lapses (-1: none seen), the u given ids that hold no
+--   lease (recovered as dead: each registers afresh) and the lapsed peers, k <= 10, given ids
+--   excluded. It writes the same keys as "beat" for every id that holds a lease.
 -- Errors:  "JOBWIRE_SPEC_MISMATCH ..." when <ns>:jobwire:meta names another spec major.
 --
 -- Leases use Redis's clock only, so liveness never depends on hosts' clocks agreeing.
@@ -44,7 +49,56 @@ local function iso8601(sec)
     math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60)
 end
 
-if mode == 'register' then
+-- Mode "renew" (section 16): beat every given id in one ZADD and one HSET, and list lapsed peers
+-- and the next lapse from one ZRANGE over the lowest leases.
+local function renew()
+  local ids = { id }
+  for i = 6, #ARGV do ids[#ids + 1] = ARGV[i] end
+  local deadline, beat = now_ms + lease_ms, iso8601(now_s)
+  local zargs, hargs, own = {}, {}, {}
+  for _, w in ipairs(ids) do
+    zargs[#zargs + 1] = deadline
+    zargs[#zargs + 1] = w
+    own[w] = true
+  end
+  local unknown, lost = {}, {}
+  if redis.call('ZADD', KEYS[3], 'XX', 'CH', unpack(zargs)) < #ids then
+    -- some id holds no lease (or was renewed in this very ms): tell them apart one by one
+    for _, w in ipairs(ids) do
+      if tonumber(redis.call('ZSCORE', KEYS[3], w)) ~= deadline then
+        unknown[#unknown + 1] = w
+        lost[w] = true
+      end
+    end
+  end
+  for _, w in ipairs(ids) do
+    if not lost[w] then
+      hargs[#hargs + 1] = w
+      hargs[#hargs + 1] = beat
+    end
+  end
+  if #hargs > 0 then redis.call('HSET', KEYS[2], unpack(hargs)) end
+  local next_lapse, expired = -1, {}
+  local lowest = redis.call('ZRANGE', KEYS[3], 0, 10 + #ids, 'WITHSCORES')
+  for i = 1, #lowest, 2 do
+    local w, score = lowest[i], tonumber(lowest[i + 1])
+    if not own[w] then
+      if score < now_ms then
+        if #expired < 10 then expired[#expired + 1] = w end
+      elseif next_lapse < 0 then
+        next_lapse = score - now_ms
+      end
+    end
+  end
+  local result = { 'ok', next_lapse, #unknown }
+  for _, w in ipairs(unknown) do result[#result + 1] = w end
+  for _, w in ipairs(expired) do result[#result + 1] = w end
+  return result
+end
+
+if mode == 'renew' then
+  return renew()
+elseif mode == 'register' then
   local major = redis.call('HGET', KEYS[6], 'spec_major')
   if major and major ~= ARGV[5] then
     return redis.error_reply('JOBWIRE_SPEC_MISMATCH this Redis holds spec major ' .. major ..

@@ -31,6 +31,7 @@ FEATURES = {
     "delayed": "protocol 1.1: the worker promotes due delayed jobs and retries, without a leader (protocol.md 14.3)",
     "retries": "protocol 1.1: retry policies, the backoff formula and attempt history (protocol.md 14.4)",
     "schedules": "protocol 1.1: the worker fires recurring schedules exactly once (protocol.md 14.5)",
+    "quiet-idle": "protocol 1.3: an idle worker costs Redis at most 1 command a second at the defaults (protocol.md 16)",
 }
 
 # The flags the runner passes a --worker-cmd, from spec/options.json (their one source); every

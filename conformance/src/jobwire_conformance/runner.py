@@ -211,3 +211,4 @@ class Runner:
 
 # issue 11's liveness tests register their groups too (imported here, after the other suites)
 from . import suite_liveness  # noqa: F401,E402
+from . import suite_quiet  # noqa: F401,E402  (protocol 1.3 feature quiet-idle)

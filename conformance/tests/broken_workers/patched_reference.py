@@ -562,16 +562,38 @@ def no_predecessor_recovery():
 
 @defect
 def ignores_unknown_beat():
-    """A beat answered 'unknown' is taken for 'ok' (work.lua's 'expired' makes it register later)."""
+    """A beat answered 'unknown' (mode renew: its id among the unknown) is taken for 'ok'
+    (work.lua's 'expired' makes it register later)."""
 
     def make(f):
         def heartbeat(self, mode, info=None):
             reply = f(self, mode, info)
+            if mode == "renew" and reply and int(reply[2]) > 0:
+                return [b"ok", reply[1], 0, *reply[3 + int(reply[2]) :]]
             return [b"ok"] if mode == "beat" and reply and reply[0] == b"unknown" else reply
 
         return heartbeat
 
     wrap(M, "heartbeat", make)
+
+
+@defect
+def no_quiet_look():
+    """After a block that timed out, work.lua and promote.lua every time (1.2's idle loop), not the
+    quiet look of protocol.md 16.3."""
+
+    def nothing_new(self):
+        self._timed_out = False
+        return False
+
+    W._nothing_new = nothing_new
+
+
+@defect
+def idle_beats_ignore_lapse():
+    """Idle beats at the idle beat period only, never sooner for a peer's lapse (protocol.md 16.2)."""
+    original = wmod.quiet_beat_s
+    wmod.quiet_beat_s = lambda config, next_lapse_s: original(config, None)
 
 
 @defect

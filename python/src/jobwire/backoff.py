@@ -90,6 +90,8 @@ def parse_default(text) -> Policy:
     import json
 
     value = json.loads(text) if isinstance(text, (str, bytes)) else text
+    if value is False:  # the default: valid by the schema, and no jsonschema in the worker for it
+        return NEVER
     if not _validator().is_valid(value):
         raise ValueError(f"--default-retry is not a retry policy (false or an object, protocol.md 14.4): {text!r}")
     return parse_policy(value)

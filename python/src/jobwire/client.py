@@ -31,7 +31,7 @@ from .routing import Router
 from .scheduling import SchedulingMixin
 from .scripts import Scripts
 
-__all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect"]
+__all__ = ["Client", "Failure", "QueuedJob", "WorkerView", "DEFAULT_REDIS_URL", "connect", "is_cluster_url"]
 
 DEFAULT_REDIS_URL = DEFAULTS["redis_url"]  # spec/options.json
 BULK_CHUNK = 1000  # protocol.md section 11: payloads per enqueue call
@@ -89,6 +89,11 @@ def connect(url: str | None = None, *, wait_for_cluster: bool = False, **options
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
     return redis_lib.Redis.from_url(url, **options)
+
+
+def is_cluster_url(url: str | None) -> bool:
+    """Whether `url` (default $REDIS_URL) names a Redis Cluster (redisurl.parse says how)."""
+    return redisurl.parse(url or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL).cluster
 
 
 def _text(value) -> str:

@@ -20,7 +20,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
-from .running import connect_ahead
+from .client import is_cluster_url
+from .running import connect_ahead, make_for_children
 
 if TYPE_CHECKING:  # for the declarations in the class body
     from collections.abc import Callable
@@ -88,6 +89,7 @@ class ForkedRunning:
         """Start the job's child (the standby, or a fork), fork the next job's standby while it
         runs, wait for the child's report, settle: the tuple for work.lua, or None (give back)."""
         self._reap_exiting()
+        make_for_children(self.config.redis_url)
         self.registry.run_hooks("before_fork", job)
         pid, read_fd = self._hand_to_standby(job)
         if pid is None:
@@ -260,7 +262,8 @@ class ForkedRunning:
         try:
             self._child_prepare()
             self._title(f"Ready since {int(time.time())}")
-            connect_ahead(self.config.redis_url)
+            if is_cluster_url(self.config.redis_url):
+                connect_ahead(self.config.redis_url)
             lengths = _read_exact(job_r, 12)
             if lengths is None:
                 os._exit(0)

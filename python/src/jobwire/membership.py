@@ -43,9 +43,10 @@ class Membership:
         self.lease_ms = lease_ms
         self.max_deaths = max_deaths
         self.registered_once = False  # the predecessor check runs before the first register only
+        self.next_lapse_s: float | None = None  # from the last renew (protocol.md 16.2)
 
     def heartbeat(self, mode: str, info: list[str] | None = None) -> list:
-        """One heartbeat.lua call (mode register or beat); the raw reply."""
+        """One heartbeat.lua call (mode register, beat or renew); the raw reply."""
         k = self.keys
         keys = [k.workers, k.heartbeats, k.leases, k.worker_started(self.id), k.worker_info(self.id), k.meta]
         args = [
@@ -77,13 +78,15 @@ class Membership:
         self.recover_all(reply[1:])  # register lists lapsed peers too (protocol.md 7.6)
 
     def beat(self) -> bool:
-        """Renew the lease and recover the lapsed peers the reply lists. False when this worker
-        was itself recovered as dead (reply `unknown`): the caller must register again (7.6)."""
-        reply = self.heartbeat("beat")
-        if reply[0] == b"unknown":
-            return False
-        self.recover_all(reply[1:])
-        return True
+        """Renew the lease (heartbeat.lua mode renew, protocol.md 16.1) and recover the lapsed
+        peers the reply lists. False when this worker was itself recovered as dead (it holds no
+        lease): the caller must register again (7.6). Sets `next_lapse_s`, the seconds until the
+        earliest other lease lapses (None: none seen), which bounds a quiet idle beat (16.2)."""
+        reply = self.heartbeat("renew")
+        next_lapse_ms, unknown = int(reply[1]), int(reply[2])
+        self.next_lapse_s = None if next_lapse_ms < 0 else next_lapse_ms / 1000
+        self.recover_all(reply[3 + unknown :])
+        return unknown == 0
 
     def leave(self) -> list:
         """Unregister this worker (mode self: an unsettled job goes back to its queue, 7.3)."""

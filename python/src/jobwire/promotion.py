@@ -33,6 +33,7 @@ class Promotion:
     malformed: int = 0
     fired: int = 0
     next_due_s: float | None = None
+    next_due_ms: int = -1  # the same due time on Redis's clock, as promote.lua gave it (-1: none)
 
 
 class Promoter:
@@ -74,6 +75,7 @@ class Promoter:
             for i in range(0, len(due), 2):
                 result.fired += self._fire(redis, scripts, due[i].decode("utf-8", "replace"), due[i + 1], now_ms)
             result.next_due_s = None if next_due < 0 else max(0.001, (next_due - now_ms) / 1000)
+            result.next_due_ms = next_due
             if not more and not due:
                 break
         if result.malformed:

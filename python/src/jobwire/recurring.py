@@ -8,7 +8,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-import jsonschema
 
 from . import spec
 from .cron import Cron, CronError, next_fire_ms  # noqa: F401 - next_fire_ms is part of this module's API
@@ -23,7 +22,8 @@ _validator = None
 
 def _schedule_validator():
     global _validator
-    if _validator is None:
+    if _validator is None:  # jsonschema imported at first need (payload._job_validator says why)
+        import jsonschema
         from referencing import Registry, Resource
 
         job = spec.schema("job")
@@ -36,7 +36,9 @@ def validate_definition(definition) -> dict:
     """The definition if it is usable; else InvalidJob saying why (schema, then cron)."""
     if not isinstance(definition, dict):
         raise InvalidJob("a schedule definition is a JSON object")
-    error = jsonschema.exceptions.best_match(_schedule_validator().iter_errors(definition))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_schedule_validator().iter_errors(definition))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "definition"
         raise InvalidJob(f"invalid schedule: {where}: {error.message}")

@@ -99,6 +99,19 @@ class Config:
             raise ValueError(f"--scheduler is {', '.join(modes[:-1])} or {modes[-1]}, not {self.scheduler!r}")
 
 
+def quiet_block_s(config: Config) -> float:
+    """The longest idle block of a quiet idle worker: 2 x block-timeout-ms (protocol.md 16.3)."""
+    return 2 * config.block_timeout_ms / 1000
+
+
+def quiet_beat_s(config: Config, next_lapse_s: float | None) -> float:
+    """Seconds from an idle beat to the next (protocol.md 16.2): the idle beat period, or sooner
+    when another worker's lease lapses before it, so that its recovery is not delayed."""
+    hb, lease = config.heartbeat_ms, config.lease_ms
+    period = max(hb, min(2 * hb, lease // 3)) / 1000
+    return period if next_lapse_s is None else max(0.01, min(period, next_lapse_s + 0.01))
+
+
 class _Wakeup(BaseException):
     """Raised by a signal handler to end a blocking wait early."""
 
@@ -126,7 +139,7 @@ class Worker(ForkedRunning, InlineRunning):
         # redis-py's default 5 s it gave up on a 5 s BLPOP that Redis answered a little late,
         # dropped the connection and slept, deaf for half a second every block timeout.
         self.block_redis = connect(
-            config.redis_url, wait_for_cluster=True, socket_timeout=config.block_timeout_ms / 1000 + BLOCK_READ_MARGIN_S
+            config.redis_url, wait_for_cluster=True, socket_timeout=quiet_block_s(config) + BLOCK_READ_MARGIN_S
         )
         self.scripts = Scripts(self.redis)
         self.host = socket.gethostname()
@@ -154,6 +167,9 @@ class Worker(ForkedRunning, InlineRunning):
             else Promoter(self.keys, self.id, config.max_payload_bytes, config.scheduler == "all")
         )
         self._next_due_at: float | None = None  # monotonic time of the next delayed/retry/schedule due
+        self._next_due_ms = -1  # the same on Redis's clock (-1: nothing waits), for the quiet look
+        self._last_beat = 0.0  # monotonic time of the last beat: a reserved job pulls the next one in
+        self._timed_out = False  # the last BLPOP popped nothing: a quiet look may do (16.3)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -198,6 +214,9 @@ class Worker(ForkedRunning, InlineRunning):
                 self._block(control_only=True)
                 continue
             self._show_state("idle")
+            if self._timed_out and self._with_redis(self._nothing_new):
+                self._block()  # protocol.md 16.3: nothing to reserve or promote; keep waiting
+                continue
             reply = self._with_redis(lambda: self._call_work(reserve=True))
             if reply is None:
                 continue
@@ -206,6 +225,7 @@ class Worker(ForkedRunning, InlineRunning):
                 job = jobmod.Job(reply[3].decode("utf-8", "replace"), reply[4], reply[2].decode())
                 self._kill_reason = None  # a kill that arrives from here on is for this job
                 self._held = job
+                self._busy_beats()
                 self._pending = self._run(job)
             elif status in (b"empty", b"paused"):
                 if self._promoter and self._with_redis(self._promote):
@@ -326,7 +346,25 @@ class Worker(ForkedRunning, InlineRunning):
             return False
         if remember:
             self._next_due_at = None if done.next_due_s is None else time.monotonic() + done.next_due_s
+            self._next_due_ms = done.next_due_ms
         return done.moved > 0 or done.fired > 0
+
+    def _nothing_new(self) -> bool:
+        """The quiet look after a BLPOP that timed out (protocol.md 16.3): True when no queue of
+        this worker holds a job (one EXISTS) and nothing is due for promotion: no due time has
+        come and no delayed bucket earlier than the known next due time was stored without a
+        marker (one ZRANGE). Then work.lua and promote.lua would find nothing."""
+        self._timed_out = False
+        self._expand()
+        queues = self._queue_list()
+        if queues and self.redis.exists(*[self.keys.queue(q) for q in queues]):
+            return False
+        if self._promoter is None:
+            return True
+        if self._next_due_at is not None and time.monotonic() >= self._next_due_at - LOCAL_WAIT_S:
+            return False
+        earliest = self.redis.zrange(self.keys.delayed_schedule, 0, 0, withscores=True)
+        return not earliest or (0 <= self._next_due_ms <= float(earliest[0][1]) * 1000)
 
     def _settle_pending(self) -> None:
         if self._pending:
@@ -344,7 +382,7 @@ class Worker(ForkedRunning, InlineRunning):
                 keys.append(k.wake_new_queue)
             if self._promoter:
                 keys.append(k.wake_schedule)
-        timeout = min(self.config.block_timeout_ms / 1000, max(0.01, self._next_beat - time.monotonic()))
+        timeout = min(quiet_block_s(self.config), max(0.01, self._next_beat - time.monotonic()))
         if self._promoter and self._next_due_at is not None and not control_only:
             due_in = max(0.001, self._next_due_at - time.monotonic())
             if due_in < LOCAL_WAIT_S and due_in <= timeout:
@@ -366,6 +404,7 @@ class Worker(ForkedRunning, InlineRunning):
             self._backoff(exc)
         finally:
             self._blocking = False
+        self._timed_out = reply is None and not control_only and not self._stop
         if reply and text(reply[0]) == k.control(self.id):
             self._command(text(reply[1]))
 
@@ -499,7 +538,8 @@ class Worker(ForkedRunning, InlineRunning):
             self._state_shown,
         ]
         self.membership.register(info)
-        self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+        self._last_beat = time.monotonic()
+        self._next_beat = self._last_beat + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
 
     def _warn_routed(self) -> None:
@@ -519,7 +559,8 @@ class Worker(ForkedRunning, InlineRunning):
 
     def _beat(self) -> None:
         """Renew the lease; register again if a peer recovered us; promote while busy (14.3)."""
-        self._next_beat = time.monotonic() + self.config.heartbeat_ms / 1000
+        self._last_beat = time.monotonic()
+        self._next_beat = self._last_beat + self.config.heartbeat_ms / 1000
         if not self.membership.beat():
             log.warning("worker %s was recovered as dead by a peer; registering again", self.id)
             self._pending = None
@@ -527,6 +568,12 @@ class Worker(ForkedRunning, InlineRunning):
             return
         if self._promoter and self._child:  # protocol.md 14.3: promote every beat while busy
             self._promote(remember=False)
+        if not self._child and not self._inline_job:
+            self._next_beat = self._last_beat + quiet_beat_s(self.config, self.membership.next_lapse_s)
+
+    def _busy_beats(self) -> None:
+        """A reserved job: beats every heartbeat-ms again, not at the idle period (16.2)."""
+        self._next_beat = min(self._next_beat, self._last_beat + self.config.heartbeat_ms / 1000)
 
     def _leave(self) -> None:
         """Settle what is pending, unregister (mode self), close the connections."""
