@@ -109,6 +109,12 @@ json_t *jw_job_args(const jw_job *job);
  * Never use the master's connection from a child. NULL on failure. */
 redisContext *jw_connect(const jw_env *env);
 
+/* One command (argv/len as redisCommandArgv) on a fresh connection made by
+ * jw_connect(), following Redis Cluster's MOVED and ASK (protocol.md 15.1) to
+ * the node they name: the slot may have moved since the worker reserved the
+ * job. NULL when no reply came (the connection broke or was refused). */
+redisReply *jw_command_fresh(const jw_env *env, int argc, const char **argv, const size_t *len);
+
 /* The library's release version, e.g. "1.0.0" (the repository's VERSION). */
 const char *jw_version(void);
 

@@ -15,25 +15,24 @@
 #include "jw_keys.h"
 #include "jw_util.h"
 
-/* RPUSH value onto key, on a fresh connection each try. A lost connection
- * (no reply at all) is retried up to twice more, as redis-py (3 retries)
- * and ioredis (resend after reconnect) do for the Python and Node echo: a
- * reply cut on the way back must not fail the job on one language only.
- * An error reply is not retried. Returns 0, or -1 with err filled. */
+/* RPUSH value onto key, on a fresh connection each try (jw_command_fresh:
+ * on a cluster it follows MOVED and ASK, as the worker's own connection does,
+ * so a slot that moved while the job ran does not fail the job). A lost
+ * connection (no reply at all) is retried up to twice more, as redis-py
+ * (3 retries) and ioredis (resend after reconnect) do for the Python and Node
+ * echo: a reply cut on the way back must not fail the job on one language
+ * only. An error reply is not retried. Returns 0, or -1 with err filled. */
 static int rpush_retrying(const jw_env *env, const char *key, const char *value, jw_error *err) {
+    const char *argv[] = {"RPUSH", key, value};
+    size_t len[] = {5, strlen(key), strlen(value)};
     for (int attempt = 1; ; attempt++) {
-        redisContext *c = jw_connect(env);
-        if (!c) {
-            if (attempt < 3) continue;
-            return jw_fail(err, "RedisError", "cannot connect to Redis to echo");
-        }
-        redisReply *rep = redisCommand(c, "RPUSH %s %s", key, value);
+        redisReply *rep = jw_command_fresh(env, 3, argv, len);
         int ok = rep && rep->type == REDIS_REPLY_INTEGER;
         if (!ok && (rep || attempt >= 3))
-            jw_fail(err, "RedisError", "RPUSH failed: %s", rep && rep->str ? rep->str : c->errstr);
+            jw_fail(err, "RedisError", rep ? "RPUSH failed: %s" : "cannot reach Redis to echo%s",
+                    rep && rep->str ? rep->str : "");
         int lost = !rep;
         if (rep) freeReplyObject(rep);
-        redisFree(c);
         if (ok) return 0;
         if (!lost || attempt >= 3) return -1;
     }

@@ -612,13 +612,10 @@ static int accepted_reply(void *reply) {
     return ok;
 }
 
-/* jobwire.h: a fresh connection with the master's settings. A forked child
- * must not use the master's socket, whose protocol state belongs to the
- * master. */
-redisContext *jw_connect(const jw_env *env) {
-    const jw_redis *r = env->redis;
+/* A fresh connection to host:port with the master's AUTH and database. */
+static redisContext *connect_to(const jw_redis *r, const char *host, int port) {
     struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
         (r->password && !accepted_reply(jw_redis_auth(c, r))) ||
         (r->db && !accepted_reply(redisCommand(c, "SELECT %d", r->db)))) {
@@ -626,4 +623,43 @@ redisContext *jw_connect(const jw_env *env) {
         return NULL;
     }
     return c;
+}
+
+/* jobwire.h: a fresh connection with the master's settings. A forked child
+ * must not use the master's socket, whose protocol state belongs to the
+ * master. */
+redisContext *jw_connect(const jw_env *env) {
+    return connect_to(env->redis, env->redis->host, env->redis->port);
+}
+
+/* jobwire.h. A redirect names "host:port" (the last colon splits it). */
+redisReply *jw_command_fresh(const jw_env *env, int argc, const char **argv, const size_t *len) {
+    const jw_redis *r = env->redis;
+    char host[256];
+    snprintf(host, sizeof host, "%s", r->host);
+    int port = r->port, asking = 0;
+    for (int hop = 0; hop <= MAX_REDIRECTS; hop++) {
+        redisContext *c = connect_to(r, host, port);
+        if (!c) return NULL;
+        redisReply *rep = NULL;
+        if (asking) {
+            redisReply *ok = redisCommand(c, "ASKING");
+            if (ok) freeReplyObject(ok);
+        }
+        rep = redisCommandArgv(c, argc, argv, len);
+        redisFree(c);
+        size_t n = 0;
+        const char *addr = NULL;
+        int moved = r->cluster && is_error(rep, "MOVED"), ask = r->cluster && is_error(rep, "ASK");
+        if (!(moved || ask) || !(addr = redirect_target(rep, &n))) return rep;
+        const char *colon = NULL;
+        for (size_t i = 0; i < n; i++) if (addr[i] == ':') colon = addr + i;
+        if (!colon || (size_t)(colon - addr) >= sizeof host) return rep;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        port = atoi(colon + 1);
+        asking = ask;
+        freeReplyObject(rep);
+    }
+    return NULL;
 }

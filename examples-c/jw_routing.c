@@ -72,3 +72,69 @@ char *jw_route_lookup(jw_redis *r, const char *home, const char *queue, char *er
     freeReplyObject(rep);
     return ns;
 }
+
+/* qsort order of group names: their bytes (strcmp compares as unsigned char). */
+static int by_bytes(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Every namespace of a home, as tools show them (protocol.md 15.2): the home
+ * first, then the group namespace of each distinct valid value of the routing
+ * table (`values`, its n_values values) in byte order; invalid values are left
+ * out. Returns a list of *count strings; free it with jw_namespaces_free. */
+char **jw_namespaces(const char *home, const char *const *values, size_t n_values, size_t *count) {
+    const char **groups = jw_malloc(sizeof(char *) * (n_values ? n_values : 1));
+    size_t n = 0;
+    for (size_t i = 0; i < n_values; i++)
+        if (jw_group_valid(values[i])) groups[n++] = values[i];
+    qsort(groups, n, sizeof(char *), by_bytes);
+    char **out = jw_malloc(sizeof(char *) * (n + 1));
+    size_t k = 0;
+    out[k++] = jw_strdup(home);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(groups[i], groups[i - 1]) != 0) out[k++] = jw_group_namespace(home, groups[i]);
+    free(groups);
+    *count = k;
+    return out;
+}
+
+void jw_namespaces_free(char **list, size_t count) {
+    for (size_t i = 0; i < count; i++) free(list[i]);
+    free(list);
+}
+
+/* The value of field `name` in an HGETALL reply, or NULL. */
+static const char *table_value(const redisReply *rep, const char *name) {
+    for (size_t i = 0; i + 1 < rep->elements; i += 2)
+        if (rep->element[i]->type == REDIS_REPLY_STRING && strcmp(rep->element[i]->str, name) == 0 &&
+            rep->element[i + 1]->type == REDIS_REPLY_STRING)
+            return rep->element[i + 1]->str;
+    return NULL;
+}
+
+/* protocol.md 15.2 ("Workers are not routed"): at start-up, a warning for
+ * each configured queue (not "*") that the routing table of our namespace
+ * sends to another namespace; we still serve what is left in ours. One try,
+ * best effort: an unreadable table is no reason to stop. */
+void jw_warn_routed(jw_redis *r, const char *ns, char **queues, int nqueues) {
+    jw_args a = {0};
+    char *key = jw_key(ns, JW_K_ROUTES, NULL);
+    jw_args_add(&a, "HGETALL");
+    jw_args_take(&a, key, strlen(key));
+    redisReply *rep = jw_redis_cmd(r, &a);
+    jw_args_free(&a);
+    for (int i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < nqueues; i++) {
+        if (strcmp(queues[i], "*") == 0) continue;
+        char err[512] = "";
+        char *where = jw_route(ns, queues[i], table_value(rep, queues[i]), err, sizeof err);
+        char *rkey = jw_key(ns, JW_K_ROUTES, NULL);
+        if (!where)
+            jw_log("queue %s: %s", queues[i], err);
+        else if (strcmp(where, ns) != 0)
+            jw_log("queue %s is routed to namespace %s by %s: new jobs for it go there, and this worker "
+                   "serves %s only (start a worker with --namespace '%s')", queues[i], where, rkey, ns, where);
+        free(rkey);
+        free(where);
+    }
+    if (rep) freeReplyObject(rep);
+}

@@ -36,6 +36,7 @@
 #include "jw_job.h"
 #include "jw_keys.h"
 #include "jw_redis.h"
+#include "jw_routing.h"
 #include "jw_schedule.h"
 #include "jw_util.h"
 
@@ -89,6 +90,7 @@ static struct {
 
     int started_clean;          /* recover_previous_self() has run */
     int registered;             /* holds a lease (as far as we know) */
+    int warned_routes;          /* jw_warn_routed() has run (protocol.md 15.2) */
     long long next_beat_ms;     /* monotonic time of the next beat */
     long long last_beat_ms;     /* monotonic time of the last beat: a job pulls the next one in */
     int timed_out;              /* the last BLPOP popped nothing: a quiet look may do (16.3) */
@@ -1025,6 +1027,8 @@ static int worker_run(void) {
         if (!W.registered) {
             do_register();
             if (!W.registered) { nap(jw_redis_wait_hint(&W.r) + 100); continue; }
+            if (!W.warned_routes) jw_warn_routed(&W.r, W.ns, W.configured, W.nconfigured);
+            W.warned_routes = 1; /* once, after the first registration */
         }
         sync_state();
         beat_if_due();

@@ -29,20 +29,14 @@ jobwire-conformance "${impls[@]}" --matrix --jobs "${CONFORMANCE_JOBS:-4}" \
   --json reports/conformance.json --junit reports/conformance.xml || status=$?
 
 # The same suite on a Redis Cluster (3 masters, 3 replicas, six redis-server processes on
-# loopback ports): Python and C and the matrix, in one run (~2 min on 2 cores; the groups that
-# need a private single redis-server are reported not applicable). Node passes it alone, but in
-# this parallel run on a loaded machine it fails timing-bound tests (worker.process-title,
-# recovery.expired-peer.at-register) about one run in two: it is left out of CI until that is
-# understood (issue 15); run it with JOBWIRE_CLUSTER_NODE=1. Node on a cluster is still tested by
-# python/tests/test_cluster.py and test_failover.py.
+# loopback ports): Python, Node and C and the matrix, in one run (~2-3 min on 2 cores; the groups
+# that need a private single redis-server are reported not applicable).
 cluster_impls=(--impl python)
 if [ "${CI:-}" = true ]; then
-  cluster_impls+=(--impl c)
+  cluster_impls+=(--impl node --impl c)
 else
+  [ -d examples-node/node_modules ] && cluster_impls+=(--impl node)
   [ -x examples-c/jobwire-worker ] && cluster_impls+=(--impl c)
-fi
-if [ "${JOBWIRE_CLUSTER_NODE:-}" = 1 ]; then
-  cluster_impls+=(--impl node)
 fi
 echo "== conformance on a Redis Cluster: ${cluster_impls[*]} + matrix"
 jobwire-conformance --cluster "${cluster_impls[@]}" --matrix --no-figures --jobs "${CONFORMANCE_JOBS:-4}" \

@@ -531,6 +531,11 @@ MUTATIONS = [
         ["worker.options.lease-too-short", "worker.options.bad-queues"],
         "bad options are accepted",
     ),
+    patch(
+        "accepts-cluster-database",
+        ["worker.options.cluster-database"],
+        "a cluster URL naming database 3 is not refused before connecting",
+    ),
     patch("pause-shown-after-job", ["worker.signal.pause-while-busy"], "state shows paused only after the job"),
     patch("cont-ignored", ["worker.signal.cont-after-stop-resumes"], "SIGCONT does not resume"),
     patch("dies-on-invalid-json", ["payload.invalid.worker-survives"] + RFC, "exits on a payload it cannot parse"),

@@ -1,6 +1,8 @@
-/* routing_test.c -- jw_route against spec/routing-vectors.json (protocol.md
- * 15.2): each case's queue, with the table's value for it, routes to exactly
- * its namespace, or is refused as jobwire.BadRoute.
+/* routing_test.c -- jw_route and jw_namespaces against
+ * spec/routing-vectors.json (protocol.md 15.2): each case's queue, with the
+ * table's value for it, routes to exactly its namespace, or is refused as
+ * jobwire.BadRoute; each "namespaces" vector's table lists exactly its
+ * namespaces, in order.
  * Usage: routing-test SPEC_DIR */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,32 @@ static int check(json_t *c) {
     return bad;
 }
 
+/* One "namespaces" vector; returns 1 when it fails (and says why). */
+static int check_namespaces(json_t *c) {
+    const char *id = json_string_value(json_object_get(c, "id"));
+    const char *home = json_string_value(json_object_get(c, "home"));
+    json_t *routes = json_object_get(c, "routes");
+    json_t *want = json_object_get(c, "namespaces");
+    const char **values = malloc(sizeof(char *) * (json_object_size(routes) + 1));
+    size_t n = 0;
+    const char *field;
+    json_t *value;
+    json_object_foreach(routes, field, value) values[n++] = json_string_value(value);
+    size_t count;
+    char **got = jw_namespaces(home, values, n, &count);
+    int bad = count != json_array_size(want);
+    for (size_t i = 0; !bad && i < count; i++)
+        bad = strcmp(got[i], json_string_value(json_array_get(want, i))) != 0;
+    if (bad) {
+        printf("FAIL %s: got", id);
+        for (size_t i = 0; i < count; i++) printf(" %s", got[i]);
+        printf("\n");
+    }
+    jw_namespaces_free(got, count);
+    free(values);
+    return bad;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) { fprintf(stderr, "usage: routing-test SPEC_DIR\n"); return 2; }
     char path[4096];
@@ -36,7 +64,9 @@ int main(int argc, char **argv) {
     json_t *c;
     int failures = 0, n = 0;
     json_array_foreach(json_object_get(doc, "cases"), i, c) { failures += check(c); n++; }
+    int listed = 0;
+    json_array_foreach(json_object_get(doc, "namespaces"), i, c) { failures += check_namespaces(c); listed++; }
     json_decref(doc);
-    printf("routing vectors: %d cases, %d failures\n", n, failures);
-    return failures || n < 10 ? 1 : 0;
+    printf("routing vectors: %d cases, %d namespace lists, %d failures\n", n, listed, failures);
+    return failures || n < 10 || listed < 4 ? 1 : 0;
 }

@@ -765,6 +765,8 @@ def test_config_errors():
         ["--queues", "*,a,*"],
         ["--queues", " a"],
         ["--queues", "q", "--heartbeat-ms", "+5"],
+        # protocol.md 15.1: a cluster has only database 0, refused before connecting
+        ["--queues", "q", "--redis-url", "redis://127.0.0.1:1/3?cluster=1"],
     ):
         r = subprocess.run([exe] + args, capture_output=True, env=child_env(), timeout=10)
         assert r.returncode == 2 and r.stderr, (args, r)

@@ -6,6 +6,7 @@
 // process group, so that only its master ends it (with SIGKILL), and it exits when the master
 // goes away (PR_SET_PDEATHSIG through setpriv, or the IPC channel closing).
 import { parseJson, needsLosslessParse, connect } from './util.js';
+import { isClusterUrl } from './cluster.js';
 import { keys as keyBuilder } from './keys.js';
 import { describeError } from './errors.js';
 import { stderrLogger } from './log.js';
@@ -39,13 +40,18 @@ async function loadModules(modules) {
   defaultRegistry.applyTo(target);
 }
 
+/** This process's own connection, for the jobs' ctx.redis. */
+function jobRedis() {
+  return connect(config.redisUrl, { onError: (err) => log.debug(`job redis: ${err.message}`) });
+}
+
 /** The job context, as in-process: `this` of the handler. Redis is this process's own connection. */
 function context(job, args) {
   return {
     id: job.jobId, className: job.className, queue: job.queue, token: job.token, args, payload: job.payload,
     worker: config.workerId, pid: process.pid, keys: k, log, attempt: job.attempt, // attempt: protocol.md 14.4
     get redis() {
-      redis ??= connect(config.redisUrl, { onError: (err) => log.debug(`job redis: ${err.message}`) });
+      redis ??= jobRedis();
       return redis;
     },
   };
@@ -82,6 +88,12 @@ process.on('message', (msg) => {
     if (process.connected) process.send({ type: 'done', seq: msg.seq, ...outcome });
   });
 });
+
+// On a cluster a new connection first reads the slot map through the URL's node, which may be
+// busy for seconds with another namespace's long script: connect now, while the modules load and
+// the master registers, so that the first job's ctx.redis does not pay for it. (On a single
+// Redis the connection stays lazy: it costs one round trip.)
+if (config.redisUrl && isClusterUrl(config.redisUrl)) redis = jobRedis();
 
 try {
   await loadModules(config.modules ?? []);

@@ -53,6 +53,7 @@ export class ChildRunner {
     this.seq = 0;
     this.stopping = false;
     this.spawns = 0;
+    this.waiting = null; // {killedBy} while run() waits for the child to be ready
   }
 
   /** Starts the child; resolves once it has loaded the job modules. Rejects if it cannot. */
@@ -132,7 +133,13 @@ export class ChildRunner {
    * kill(), or {crash: reason, pid} when the child died without a result.
    */
   async run(job, { timeoutMs = 0 } = {}) {
-    const child = await this.readyChild();
+    // A job may be reserved before the child is ready (the worker does not wait for it to go
+    // idle): a kill meanwhile (SIGTERM, SIGUSR1, a kill command) applies to this job, which then
+    // never starts.
+    const waiting = { killedBy: null };
+    this.waiting = waiting;
+    const child = await this.readyChild().finally(() => { this.waiting = null; });
+    if (waiting.killedBy) return { killedBy: waiting.killedBy, pid: child.pid };
     const seq = ++this.seq;
     return new Promise((resolve) => {
       this.busy = { seq, resolve, child, killedBy: null, timer: null };
@@ -162,6 +169,10 @@ export class ChildRunner {
   /** SIGKILLs the child if it is running a job; `reason` comes back as outcome.killedBy. */
   kill(reason) {
     const b = this.busy;
+    if (!b && this.waiting && !this.waiting.killedBy) {
+      this.waiting.killedBy = reason; // the job waiting for the child (run())
+      return true;
+    }
     if (!b || b.killedBy) return false;
     b.killedBy = reason;
     b.child.kill('SIGKILL');

@@ -45,6 +45,33 @@ export function namespaces(home, routes) {
 }
 
 /**
+ * The queues among `queues` (not `*`) that producers put in another namespace than `home`
+ * (protocol.md 15.2, "Workers are not routed"): [queue, that namespace or the BadRoute message].
+ * A worker of `home` warns about each at start-up.
+ */
+export function routedElsewhere(home, routes, queues) {
+  const found = [];
+  for (const queue of queues) {
+    if (queue === '*') continue;
+    try {
+      const ns = route(home, routes, queue);
+      if (ns !== home) found.push([queue, ns]);
+    } catch (err) {
+      if (!(err instanceof BadRouteError)) throw err;
+      found.push([queue, err.message]);
+    }
+  }
+  return found;
+}
+
+/** The start-up warning for one routed queue, the same words in every language. */
+export function routedWarning(home, queue, where) {
+  if (!where.startsWith('{')) return `queue ${queue}: ${where}`;
+  return `queue ${queue} is routed to namespace ${where} by ${keyBuilder(home).routes()}: new jobs for it go there, `
+    + `and this worker serves ${home} only (start a worker with --namespace '${where}')`;
+}
+
+/**
  * The routing table of one home namespace. A producer reads one queue's route with HGET (what
  * protocol.md 8.9's user may run), cached for at most ROUTE_CACHE_MS; tools read it all (HGETALL).
  */

@@ -29,6 +29,7 @@ import { Latch, Stopped, throwStopped } from './latch.js';
 import { Membership } from './membership.js';
 import { jobRunning } from './running.js';
 import { Promoter } from './promotion.js';
+import { routedElsewhere, routedWarning } from './routing.js';
 import { BeatTimer } from './beats.js';
 import { parseDefaultPolicy } from './backoff.js';
 import { connect, failedAt, runAt, utcDay, backoffMs, sleep } from './util.js';
@@ -121,16 +122,24 @@ export class Worker extends EventEmitter {
       redis: this.cmd, scripts: this.scripts, keys: this.k, id: this.id,
       leaseMs: this.options.leaseMs, maxDeaths: this.options.maxDeaths, log: this.log,
     });
+    // The blocking connection is opened now, while we register, not at the first idle moment:
+    // on a cluster a new connection first asks the URL's node for the slot map, and that node
+    // may be busy with another namespace's long script (seconds) just when we go idle.
+    if (!shared?.idle) this.block ??= connect(this.options.redisUrl, { onError });
     try {
-      // The job child starts while we register; one that cannot load its modules is fatal, one
+      // The job child starts while we register, and the loop does not wait for it: an idle
+      // worker needs no child, and a Node start takes seconds on a loaded machine (the first
+      // job waits for it in runInChild). One that cannot load its modules is still fatal, one
       // killed from outside is started again (readyChild).
-      const child = this.runner?.readyChild();
-      child?.catch(() => {});
+      this.runner?.readyChild().catch((err) => {
+        if (this.stopping) return;
+        this.fatal = err;
+        this.terminate();
+      });
       await this.registerUntilDone();
       if (this.stopping) return;
       if (!shared) this.scheduleBeat(); // else WorkerProcess beats for all its workers at once
-      if (child) await this.stopLatch.race(child, () => undefined); // a stop need not wait for it
-      if (this.stopping) return;
+      if (!this.options.index || this.options.index === 1) this.warnRouted(); // once per process
       await this.loop();
     } finally {
       this.beats?.stop();
@@ -142,6 +151,7 @@ export class Worker extends EventEmitter {
       if (!shared) this.cmd.disconnect();
       this.setState('Stopped');
     }
+    if (this.fatal) throw this.fatal;
   }
 
   async loop() {
@@ -305,6 +315,19 @@ export class Worker extends EventEmitter {
     this.pending = NONE; // nothing reserved under an older registration may be settled
     this.log.info(`${this.id}: registered (spec ${specVersion()}, lease ${this.options.leaseMs} ms)`);
     if (this.wildcard) await this.refreshQueues();
+  }
+
+  /**
+   * protocol.md 15.2: warns once, at start-up, about each of our queues that the routing table of
+   * our namespace sends elsewhere (we still serve what is left in ours). Best effort, not awaited.
+   */
+  warnRouted() {
+    const ns = this.options.namespace;
+    this.cmd.hgetall(this.k.routes()).then((table) => {
+      for (const [queue, where] of routedElsewhere(ns, table, this.queuesConfigured)) {
+        this.log.warn(`${this.id}: ${routedWarning(ns, queue, where)}`);
+      }
+    }, (err) => this.log.debug(`${this.id}: cannot read the routing table: ${err.message}`));
   }
 
   /** Beats of a worker alone (lib/beats.js): every heartbeat-ms while busy, quieter while idle. */

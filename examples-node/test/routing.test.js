@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readSpecJson } from '../lib/spec.js';
-import { route, namespaces, BadRouteError } from '../lib/routing.js';
+import { route, namespaces, BadRouteError, routedElsewhere, routedWarning } from '../lib/routing.js';
 import { Client } from '../lib/client.js';
 import { startRedis } from './helpers.js';
 
@@ -37,4 +37,13 @@ test('the client enqueues a routed queue into its group namespace, others home',
     await client.close();
     await server.stop();
   }
+});
+
+test('routedElsewhere() lists the queues a worker of home warns about (protocol.md 15.2)', () => {
+  const table = { welcome: 'mail', broken: 'no good', high: '' };
+  const found = routedElsewhere('{app}', table, ['high', 'welcome', '*', 'broken', 'low']);
+  assert.deepEqual(found.map(([q]) => q), ['welcome', 'broken']);
+  assert.equal(found[0][1], '{app:mail}');
+  assert.match(found[1][1], /no group name/);
+  assert.match(routedWarning('{app}', 'welcome', '{app:mail}'), /\{app:mail\}/);
 });

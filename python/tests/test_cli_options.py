@@ -151,3 +151,18 @@ def test_web(place, redis_server, ns_client):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:1/3?cluster=1", "redis://127.0.0.1:1/2?cluster=true"],
+)
+@pytest.mark.parametrize("command", [["worker", "--queues", "a"], ["enqueue", "q", "C"], ["info"]])
+def test_a_cluster_url_naming_a_database_is_bad_usage(url, command):
+    # protocol.md 15.1: a cluster has only database 0; refused before connecting (port 1 is dead),
+    # exit status 2 as every bad value (options.json exit_codes), not a retry loop or a Redis error
+    proc = subprocess.run(
+        [JOBWIRE, *command, "--redis-url", url], capture_output=True, text=True, timeout=30, env=_env()
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "only database 0" in proc.stderr

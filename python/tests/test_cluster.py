@@ -95,3 +95,44 @@ def test_jobs_failures_and_recovery_on_a_cluster(cluster, rc, impl):
     finally:
         worker.send_signal(signal.SIGQUIT)
         worker.wait(10)
+
+
+def move_slot(cluster, key: str, to_port: int) -> None:
+    """Reshard by hand: `key`'s slot, with every key in it, moves to the master on `to_port`
+    (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE), as `redis-cli --cluster
+    reshard` does. Clients then get MOVED (or ASK while it migrates)."""
+    import redis
+
+    src_port = cluster.master_port(key)
+    src, dst = redis.Redis(port=src_port), redis.Redis(port=to_port)
+    slot = src.execute_command("CLUSTER", "KEYSLOT", key)
+    src_id, dst_id = (n.execute_command("CLUSTER", "MYID") for n in (src, dst))
+    dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+    while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+        src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+    for port in cluster.ports:
+        redis.Redis(port=port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+
+@pytest.mark.parametrize("impl", WORKERS)
+def test_a_slot_moved_mid_job_is_followed_by_the_job_and_the_worker(cluster, rc, impl):
+    # protocol.md 15.1: the echo of a job that started before its slot moved goes to the new master
+    # (MOVED), and so do the worker's settle and its next reserve; nothing fails, nothing is lost
+    client = jobwire.Client(redis=rc, namespace=NS)
+    others = [p for p in cluster.ports if p not in (cluster.ports[0], cluster.master_port(NS))]
+    worker = start_worker(cluster, impl)
+    try:
+        wait_for(lambda: client.workers(), timeout=20, message="registered")
+        sleeper = client.enqueue("high", "jobwire.Sleep", 1500)
+        wait_for(lambda: client.workers()[0].working_on, timeout=10, message="busy")
+        move_slot(cluster, NS, others[0])
+        assert cluster.master_port(NS) == others[0]
+        wait_for(lambda: sleeper in [e["id"] for e in echoes(rc)], timeout=20, message="echo after the move")
+        after = client.enqueue("low", "jobwire.Echo", "after the move")
+        wait_for(lambda: after in [e["id"] for e in echoes(rc)], timeout=20, message="next job")
+        wait_for(lambda: int(rc.get(f"{NS}:stat:processed") or 0) == 2, timeout=10, message="both settled")
+        assert client.failed_count() == 0
+    finally:
+        worker.send_signal(signal.SIGQUIT)
+        worker.wait(10)

@@ -9,6 +9,7 @@ import pytest
 import jobwire
 from conftest import JOBWIRE, REPO
 from jobwire.durable import NotReplicated
+from jobwire import routing
 from jobwire.routing import BadRoute, namespaces, route
 
 VECTORS = json.loads((REPO / "spec" / "routing-vectors.json").read_text())
@@ -67,3 +68,13 @@ def test_durable_enqueue_without_replicas_says_so(r, redis_server):
     with pytest.raises(NotReplicated, match="0 of 1 replica"):
         client.enqueue("q", "jobwire.Echo")
     assert r.llen("resque:queue:q") == 1  # it is on the master: the error says so
+
+
+def test_routed_elsewhere_lists_the_queues_a_worker_of_home_warns_about():
+    # protocol.md 15.2: a queue routed to a group, or to an invalid value; `*` and home routes not
+    table = {"welcome": "mail", "broken": "no good", "high": ""}
+    found = routing.routed_elsewhere("{app}", table, ["high", "welcome", "*", "broken", "low"])
+    assert [q for q, _ in found] == ["welcome", "broken"]
+    assert found[0][1] == "{app:mail}" and "BadRoute" not in found[0][1]
+    assert "no group name" in found[1][1]
+    assert "{app:mail}" in routing.routed_warning("{app}", "welcome", "{app:mail}")

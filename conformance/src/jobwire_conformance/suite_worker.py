@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import time
+import urllib.parse
 
 from . import schemas
 from .checks import RUN_AT, STARTED, raw_member
@@ -537,6 +538,12 @@ def spec_mismatch(ctx):
         SHOULD,
         "a worker given an invalid --redis-url (port, db, scheme, %-escape) exits with status 2, its password unprinted",
     ),
+    Test(
+        "worker.options.cluster-database",
+        "protocol.md#151-running-on-a-cluster",
+        MUST,
+        "a worker given a cluster URL (?cluster=1) that names database 3 exits with status 2 and registers nothing",
+    ),
 )
 def bad_options(ctx):
     w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
@@ -576,6 +583,41 @@ def bad_options(ctx):
             f"{'; the password is in its output' if secret in shown else ''}: {w.describe().replace(secret, '***')}",
         ):
             break
+    # protocol.md 15.1: a cluster has only database 0; the suite's own node, asked for database 3
+    where = urllib.parse.urlsplit(ctx.redis_url)
+    url = f"redis://{where.netloc}/3?cluster=1"
+    w = ctx.start_worker("q", register=False, redis_url=url)
+    code = w.wait(10)
+    ctx.check(
+        "worker.options.cluster-database",
+        code == 2 and not ctx.r.smembers(ctx.k.workers()),
+        f"--redis-url {url}: exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
+    )
+
+
+@group(
+    Test(
+        "worker.routes.warns-routed-queue",
+        "protocol.md#152-namespace-groups-past-one-slot",
+        SHOULD,
+        "a worker one of whose --queues its namespace's routing table sends to a group warns at start-up, "
+        "naming the queue and the group's namespace",
+    )
+)
+def routed_queue_warning(ctx):
+    ctx.r.hset(ctx.k.routes(), mapping={"rtw": "elsewhere", "other": "mail"})
+    where = "{" + ctx.ns.replace("{", "").replace("}", "") + ":elsewhere}"  # protocol.md 15.2
+    w = ctx.start_worker("rtx,rtw")
+
+    def warned():
+        return any("rtw" in line and where in line for line in w.output(20000).splitlines())
+
+    seen = ctx.wait_for(warned, 3.0, 0.05)
+    ctx.check(
+        "worker.routes.warns-routed-queue",
+        bool(seen),
+        f"no output line names queue rtw and {where} within 3 s of registering: {w.describe()}",
+    )
 
 
 @group(

@@ -278,6 +278,18 @@ def accepts_bad_options():
 
 
 @defect
+def accepts_cluster_database():
+    """A cluster URL naming a database other than 0 is not refused up front (the 1.2.0 Python
+    worker: redis-py refuses it on every connect, so the worker retried for ever)."""
+    import re
+
+    from jobwire import redisurl
+
+    strict = redisurl.parse
+    redisurl.parse = lambda url: strict(re.sub(r"/[0-9]+(?=\?)", "/0", url))
+
+
+@defect
 def pause_shown_after_job():
     """SIGUSR2 during a job: state shows paused only once the job is done (1.0 Python)."""
     W._show_pause = lambda self, redis=None: None

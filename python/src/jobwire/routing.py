@@ -53,6 +53,34 @@ def namespaces(home: str, routes: dict[str, str]) -> list[str]:
     return [home, *(group_namespace(home, g) for g in groups)]
 
 
+def routed_elsewhere(home: str, routes: dict[str, str], queues) -> list[tuple[str, str]]:
+    """The queues among `queues` (not `*`) that producers put in another namespace than `home`
+    (protocol.md 15.2, "Workers are not routed"): (queue, that namespace, or the BadRoute
+    message for an invalid route). A worker of `home` warns about each at start-up."""
+    found = []
+    for queue in queues:
+        if queue == "*":
+            continue
+        try:
+            ns = route(home, routes, queue)
+        except BadRoute as exc:
+            found.append((queue, str(exc)))
+            continue
+        if ns != home:
+            found.append((queue, ns))
+    return found
+
+
+def routed_warning(home: str, queue: str, where: str) -> str:
+    """The start-up warning for one routed queue, the same words in every language."""
+    return (
+        f"queue {queue} is routed to namespace {where} by {Keys(home).routes}: new jobs for it go there, "
+        f"and this worker serves {home} only (start a worker with --namespace '{where}')"
+        if where.startswith("{")
+        else f"queue {queue}: {where}"
+    )
+
+
 def _text(value) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import redis as redis_lib
 
-from . import __version__, backoff, spec
+from . import __version__, backoff, routing, spec
 from . import payload as jobmod
 from .client import connect
 from .errors import InvalidJob
@@ -178,6 +178,7 @@ class Worker(ForkedRunning, InlineRunning):
         self._install_signals()
         self._title("Starting")
         self._with_redis(self._register)
+        self._warn_routed()
         self.registry.run_hooks("before_first_fork")
         self._watch_done = threading.Event()
         gc.freeze()  # keep the start-up heap out of the collector: fewer copied pages per fork
@@ -540,6 +541,17 @@ class Worker(ForkedRunning, InlineRunning):
         self._last_beat = time.monotonic()
         self._next_beat = self._last_beat + self.config.heartbeat_ms / 1000
         log.info("worker %s registered (%s)", self.id, "fork per job" if self.config.fork else "inline")
+
+    def _warn_routed(self) -> None:
+        """protocol.md 15.2: warn once, at start-up, about each of our queues that the routing table
+        of our namespace sends elsewhere (we still serve what is left in ours). Best effort."""
+        try:
+            table = {text(q): text(g) for q, g in self.redis.hgetall(self.keys.routes).items()}
+        except REDIS_ERRORS as exc:
+            log.debug("worker %s: cannot read the routing table: %s", self.id, exc)
+            return
+        for queue, where in routing.routed_elsewhere(self.keys.ns, table, self.config.queues):
+            log.warning("worker %s: %s", self.id, routing.routed_warning(self.keys.ns, queue, where))
 
     def _beat_if_due(self) -> None:
         if time.monotonic() >= self._next_beat:
