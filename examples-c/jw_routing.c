@@ -103,30 +103,30 @@ void jw_namespaces_free(char **list, size_t count) {
     free(list);
 }
 
-/* The value of field `name` in an HGETALL reply, or NULL. */
-static const char *table_value(const redisReply *rep, const char *name) {
-    for (size_t i = 0; i + 1 < rep->elements; i += 2)
-        if (rep->element[i]->type == REDIS_REPLY_STRING && strcmp(rep->element[i]->str, name) == 0 &&
-            rep->element[i + 1]->type == REDIS_REPLY_STRING)
-            return rep->element[i + 1]->str;
-    return NULL;
-}
-
 /* protocol.md 15.2 ("Workers are not routed"): at start-up, a warning for
  * each configured queue (not "*") that the routing table of our namespace
  * sends to another namespace; we still serve what is left in ours. One try,
  * best effort: an unreadable table is no reason to stop. */
 void jw_warn_routed(jw_redis *r, const char *ns, char **queues, int nqueues) {
+    /* HMGET of the named queues: protocol.md 8.9's user may run it (HGETALL is for tools). */
     jw_args a = {0};
     char *key = jw_key(ns, JW_K_ROUTES, NULL);
-    jw_args_add(&a, "HGETALL");
+    jw_args_add(&a, "HMGET");
     jw_args_take(&a, key, strlen(key));
-    redisReply *rep = jw_redis_cmd(r, &a);
+    int named = 0;
+    for (int i = 0; i < nqueues; i++)
+        if (strcmp(queues[i], "*") != 0) {
+            jw_args_add(&a, queues[i]);
+            named++;
+        }
+    redisReply *rep = named ? jw_redis_cmd(r, &a) : NULL;
     jw_args_free(&a);
-    for (int i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < nqueues; i++) {
+    int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == (size_t)named;
+    for (int i = 0, j = 0; ok && i < nqueues; i++) {
         if (strcmp(queues[i], "*") == 0) continue;
+        const redisReply *v = rep->element[j++];
         char err[512] = "";
-        char *where = jw_route(ns, queues[i], table_value(rep, queues[i]), err, sizeof err);
+        char *where = jw_route(ns, queues[i], v->type == REDIS_REPLY_STRING ? v->str : NULL, err, sizeof err);
         char *rkey = jw_key(ns, JW_K_ROUTES, NULL);
         if (!where)
             jw_log("queue %s: %s", queues[i], err);

@@ -323,7 +323,11 @@ export class Worker extends EventEmitter {
    */
   warnRouted() {
     const ns = this.options.namespace;
-    this.cmd.hgetall(this.k.routes()).then((table) => {
+    const named = this.queuesConfigured.filter((q) => q !== '*');
+    if (!named.length) return;
+    // HMGET of the named queues: protocol.md 8.9's user may run it (HGETALL is for tools)
+    this.cmd.hmget(this.k.routes(), ...named).then((values) => {
+      const table = Object.fromEntries(named.flatMap((q, i) => (values[i] === null ? [] : [[q, values[i]]])));
       for (const [queue, where] of routedElsewhere(ns, table, this.queuesConfigured)) {
         this.log.warn(`${this.id}: ${routedWarning(ns, queue, where)}`);
       }

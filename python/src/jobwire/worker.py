@@ -544,9 +544,14 @@ class Worker(ForkedRunning, InlineRunning):
 
     def _warn_routed(self) -> None:
         """protocol.md 15.2: warn once, at start-up, about each of our queues that the routing table
-        of our namespace sends elsewhere (we still serve what is left in ours). Best effort."""
+        of our namespace sends elsewhere (we still serve what is left in ours). Best effort. HMGET of
+        the named queues: protocol.md 8.9's user may run it (HGETALL is for tools)."""
+        named = [q for q in self.config.queues if q != "*"]
+        if not named:
+            return
         try:
-            table = {text(q): text(g) for q, g in self.redis.hgetall(self.keys.routes).items()}
+            values = self.redis.hmget(self.keys.routes, named)
+            table = {q: text(g) for q, g in zip(named, values, strict=True) if g is not None}
         except REDIS_ERRORS as exc:
             log.debug("worker %s: cannot read the routing table: %s", self.id, exc)
             return
