@@ -24,7 +24,7 @@ import grpc
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
-from .. import __version__, spec
+from .. import __version__, routing, spec
 from .. import payload as jobmod
 from ..errors import InvalidJob
 from ..keys import Keys
@@ -102,6 +102,7 @@ class Session:
         self.stopping = False  # the gateway shuts down
         self.need_register = False
         self._registered_once = False
+        self._warned_routes = False  # the routed-queue warning (protocol.md 15.2) is given once
         self._state_shown = "idle"
         self._nudge = asyncio.Event()
         self._write_lock = asyncio.Lock()
@@ -394,6 +395,24 @@ class Session:
             raise
         self._last_alive = self.gw.clock.now()
         self.gw.recoveries.offer(self, reply[1:])  # register lists lapsed peers too (protocol.md 7.6)
+        if not self._warned_routes:
+            self._warned_routes = True
+            await self._warn_routed()
+
+    async def _warn_routed(self) -> None:
+        """protocol.md 15.2: warn once, at the stream's first registration, about each of its queues
+        that the routing table of its namespace sends elsewhere, as a worker does. Best effort."""
+        named = [q for q in self.cfg.queues if q != WILDCARD]
+        if not named:
+            return
+        try:
+            values = await self.gw.redis.hmget(self.keys.routes, named)
+        except REDIS_ERRORS as exc:
+            log.debug("worker %s: cannot read the routing table: %s", self.id, exc)
+            return
+        table = {q: text(g) for q, g in zip(named, values, strict=True) if g is not None}
+        for queue, where in routing.routed_elsewhere(self.keys.ns, table, named):
+            log.warning("worker %s: %s", self.id, routing.routed_warning(self.keys.ns, queue, where))
 
     def beat_reply(self, reply) -> None:
         """The answer to this worker's beat in a batch: re-register if recovered, else offer lapsed peers."""
