@@ -30,6 +30,8 @@ def test_deaf_worker_fails_the_idle_test(tmp_path):
             worker,
             "--mode",
             "inline",
+            "--feature",
+            "quiet-idle",  # the reference worker it patches blocks 2 x block-timeout (protocol.md 16.3)
             "--impl-name",
             "python",
             "--only",

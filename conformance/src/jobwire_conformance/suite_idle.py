@@ -20,6 +20,14 @@ P83 = "protocol.md#83-blocking-while-idle"
 DEFAULTS = {"heartbeat_ms": 5000, "lease_ms": 30000, "block_timeout_ms": 5000}  # protocol.md 11
 BLOCK_S = DEFAULTS["block_timeout_ms"] / 1000
 IDLE_S = 2 * BLOCK_S + 1.0  # longer than two block timeouts
+
+
+def idle_s(ctx) -> float:
+    """Longer than two of the worker's longest idle blocks: 2 x block-timeout for a worker claiming
+    quiet-idle (protocol.md 16.3), so that a client read timeout equal to the block shows."""
+    return (2 * IDLE_S - 1.0) if ctx.impl.has("quiet-idle") else IDLE_S
+
+
 PROBES = 6
 RESERVE_BOUND_S = 0.3  # enqueue -> reserved; a healthy idle worker takes a few ms, a deaf one 500+
 # What a worker writes when something is wrong: level words and the words of a lost connection.
@@ -83,13 +91,14 @@ def idle_worker(ctx):
     time.sleep(0.3)  # its start-up lines are written
     offset, conns = _log_size(w), _connections_received(ctx)
 
-    time.sleep(IDLE_S)
+    idle_for = idle_s(ctx)
+    time.sleep(idle_for)
     new_conns = _connections_received(ctx) - conns
     trouble = _log_since(w, offset)
     ctx.check(
         "worker.idle.quiet",
         w.alive() and new_conns == 0 and not trouble,
-        f"in {IDLE_S:.0f} s idle: {new_conns} new connections to Redis, log lines {trouble[:4]}; {w.describe()}",
+        f"in {idle_for:.0f} s idle: {new_conns} new connections to Redis, log lines {trouble[:4]}; {w.describe()}",
     )
 
     rng = random.Random()

@@ -31,6 +31,7 @@ def poll_only() -> None:
     def no_next_due(self, redis, scripts):
         done = run(self, redis, scripts)
         done.next_due_s = None
+        done.next_due_ms = -1  # knows no due time at all: the quiet look (16.3) then promotes at each look
         return done
 
     promotion.Promoter.run = no_next_due
