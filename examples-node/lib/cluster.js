@@ -2,27 +2,22 @@
 // key of one namespace carries the namespace's hash tag, so a script's keys share one slot and
 // ioredis' Cluster sends each call to the master that owns it, following MOVED and ASK.
 import Redis from 'ioredis';
+import { parseRedisUrl, redacted } from './redis-url.js';
 
-/** Is this URL a Redis Cluster seed (`?cluster=1` or `?cluster=true`, as Python's client)? */
+/** Is this URL a Redis Cluster seed (`?cluster=1` or `?cluster=true`, protocol.md 7.2)? */
 export function isClusterUrl(url) {
-  const q = url.indexOf('?');
-  if (q < 0) return false;
-  const v = new URLSearchParams(url.slice(q + 1)).get('cluster');
-  return v === '1' || v === 'true';
+  try {
+    return parseRedisUrl(url).cluster;
+  } catch {
+    return false; // not a valid URL at all: connect() says why
+  }
 }
 
-/** The seed node and credentials of a cluster URL; a cluster has one database, 0. */
+/** The seed node and credentials of a cluster URL (lib/redis-url.js: database 0 only). */
 export function parseClusterUrl(url) {
-  const u = new URL(url);
-  if (u.protocol !== 'redis:') throw new Error(`a cluster REDIS_URL starts with redis://, got ${url}`);
-  const db = u.pathname.replace(/^\//, '');
-  if (db !== '' && db !== '0') throw new Error(`Redis Cluster has only database 0, not ${db} (${url})`);
-  return {
-    host: u.hostname || '127.0.0.1',
-    port: Number(u.port || 6379),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-  };
+  const { host, port, username, password, tls } = parseRedisUrl(url);
+  if (tls) throw new Error(`a cluster REDIS_URL starts with redis://, got ${redacted(url)}`);
+  return { host, port, username: username ?? undefined, password: password ?? undefined };
 }
 
 /**
