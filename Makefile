@@ -20,8 +20,8 @@ lint: setup ## ruff (lint, format check), mypy, ESLint, C -pedantic -Werror (WER
 test: setup ## every test: Python, Node, C, the conformance matrix, the containers
 	bash scripts/test.sh
 
-test-python: setup ## Python reference tests (pytest)
-	$(PY) -m pytest -q python/tests
+test-python: setup ## Python reference tests (pytest, three processes)
+	$(PY) -m pytest -q -n 3 --dist worksteal python/tests
 
 test-node: setup ## Node worker tests (node --test)
 	cd examples-node && npm test

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,9 @@ import pytest
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+import install_check  # noqa: E402,F401  (tests/install_check.py: the part of the suite an image runs)
+
 RUN_ID = os.environ.get("JOBWIRE_CONTAINERS_RUN_ID") or f"jwc-{os.getpid()}"
 LABELS = {"org.jobwire.containers": RUN_ID}
 
@@ -97,7 +101,7 @@ class RedisContainer:
         self.container = run_container(
             engine,
             REDIS_IMAGE,
-            name,
+            f"{name}-{self.port}",  # unique: the test files run in two processes at once (containers/test.sh)
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
         )
         self.r = redis.Redis.from_url(self.url)

@@ -2,6 +2,13 @@
 (conformance/src/jobwire_conformance/image.py) through the engine, with the mode and features the
 implementation's manifest in conformance/implementations/ claims. Redis is a container too.
 
+Each run is the part of the suite that tests what an image can break (tests/install-check.txt:
+every Lua script, schema and spec file the image carries, its entry point and environment, every
+signal through the engine, the orphan check through the engine's process list); the full suite
+runs against the same sources on this machine (scripts/conformance.sh). The one difference of
+runtime, the stand-in Node image's Debian Node 18, also runs the whole Node test suite in the
+fresh-machine test.
+
 The Python and Node workers are driven by the suite installed on this machine (the recipe
 `pip install 'jobwire-conformance[image]'`); the C worker by the suite in its own image, given the
 engine's socket (the recipe for a CI that only runs containers). A failed MUST test fails the run:
@@ -18,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMAGES, ROOT, RUN_ID, manifest
+from conftest import IMAGES, ROOT, RUN_ID, install_check, manifest
 
 # The worker command in each image (--image-cmd replaces the image's entrypoint); None: the image's
 # own entrypoint, with the suite's standard flags as its arguments.
@@ -43,6 +50,7 @@ def suite_args(impl: str, redis_url: str, report_dir: str) -> list[str]:
         "--no-figures",
         "--jobs",
         "2",
+        *install_check.only_args(),
         "--json",
         f"{report_dir}/containers-{impl}.json",
         "--junit",
@@ -57,20 +65,18 @@ def suite_args(impl: str, redis_url: str, report_dir: str) -> list[str]:
     return args
 
 
-def summary(impl: str) -> str:
-    """The failing tests of the JSON report, for the assertion message."""
+def report(impl: str) -> dict:
+    """The JSON report of IMPL's image run (empty when there is none)."""
     try:
-        data = json.loads((REPORTS / f"containers-{impl}.json").read_text())
-    except (OSError, ValueError) as exc:
-        return f"no report: {exc}"
-    bad = []
-    for rep in data.get("implementations", {}).values():
-        bad += [
-            f"{r.get('id')}: {str(r.get('message', ''))[:300]}"
-            for r in rep.get("results", [])
-            if r.get("status") in ("fail", "error")
-        ]
-    return "\n".join(bad) or json.dumps(data)[:1000]
+        return json.loads((REPORTS / f"containers-{impl}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def summary(impl: str) -> str:
+    """What went wrong by the JSON report (a failed test, a prefix that selected nothing), for the assertion message."""
+    data = report(impl)
+    return "\n".join(install_check.report_problems(data)) or json.dumps(data)[:1000]
 
 
 @pytest.mark.parametrize("impl", ["python", "node"])
@@ -82,6 +88,7 @@ def test_suite_from_this_machine(engine, images, redis_ctr, impl):
     print(done.stdout[-600:])
     assert done.returncode == 0, f"{' '.join(cmd)}\nexit {done.returncode}\n{summary(impl)}\n{done.stderr[-2000:]}"
     assert "CONFORMANT" in done.stdout and " 0 failed" in done.stdout
+    assert not install_check.report_problems(report(impl)), summary(impl)
 
 
 def test_suite_in_its_image(engine, images, redis_ctr):
@@ -115,6 +122,7 @@ def test_suite_in_its_image(engine, images, redis_ctr):
     print(out[-600:])
     assert code == 0, f"exit {code}\n{summary(impl)}\n{out[-2000:]}"
     assert "CONFORMANT" in out
+    assert not install_check.report_problems(report(impl)), summary(impl)
 
 
 def broken_cases() -> dict:

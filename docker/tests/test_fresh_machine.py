@@ -1,9 +1,25 @@
 """A fresh machine: the README's setup from nothing, in a container of the bare stand-in Debian 12
 base (debootstrap's minbase plus ca-certificates: no Python, no Node, no Redis, no compiler, no
 make). The committed files (`git archive HEAD`) are copied in; then, as root on the host's network,
-as a new user would: `apt-get install make` (the README's one prerequisite), `make setup`, the
-Python tests, the Node tests and the install of the benchmark's peers (what `make bench` installs
-first). Also `scripts/containers.sh clean` where no docker exists at all.
+as a new user would: `apt-get install make` (the README's one prerequisite), `make setup`, `make
+demo`, the Python smoke tests, the Node tests, the conformance suite's install check against the
+Python, Node and C workers built there, and the install of the benchmark's peers (what `make bench`
+installs first). Also `scripts/containers.sh clean` where no docker exists at all.
+
+What this proves is the install from nothing, not the code (the host runs every suite in full on
+the same commit): that `make setup` installs everything the tests, the demo and the benchmark need,
+and that each installed tool runs from that install:
+- `make demo`: the Python, Node and C workers and enqueuers, started as the README says; the step
+  fails unless all three ran (its first line names the workers found);
+- `pytest -m smoke python/tests` (CI=true: nothing skips): the tests marked `smoke`, at least one
+  for each thing the install brings (python/README.md, "Tests": the venv of both locks, the
+  jobwire and jobwire-conformance editable installs, the generated gRPC stubs, Debian's
+  redis-server, chromium, socat and openssl, node_modules);
+- the whole Node suite: the machine's Node is Debian's 18 here (the host has 20), so this is the
+  one run of the Node tests on the oldest Node the workers support;
+- `jobwire-conformance` with tests/install-check.txt's part (tests/install_check.py checks the
+  report): the suite and the three workers as built by `make setup`;
+- `bench/run.py --install-only`: the benchmark's own venv, npm peers and C enqueuer.
 
 apt uses the Debian mirror of this machine's apt sources (the base was bootstrapped from it); pip
 and npm get this machine's index and registry settings, read at run time (containers.sh passes
@@ -41,10 +57,18 @@ apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make >/dev/null
 step make-setup
 make setup
-step python-tests
-.venv/bin/python -m pytest -q -p no:cacheprovider python/tests
+step demo
+make demo | tee /tmp/demo.out
+grep -q '^demo: .*; workers: python, node, c$' /tmp/demo.out || { echo "make demo did not run all three workers"; exit 96; }
+step python-smoke
+JOBWIRE_HOSTILE_EXAMPLES=10 .venv/bin/python -m pytest -q -p no:cacheprovider -m smoke python/tests
 step node-tests
 (cd examples-node && npm test)
+step conformance
+mapfile -t only < <(awk '!/^#/ && NF { print "--only"; print $1 }' tests/install-check.txt)
+.venv/bin/jobwire-conformance --impl python --impl node --impl c --no-figures "${only[@]}" \
+  --json /tmp/fresh-conformance.json
+.venv/bin/python tests/install_check.py /tmp/fresh-conformance.json
 step bench-install
 .venv/bin/python bench/run.py --install-only
 step done

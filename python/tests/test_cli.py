@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import pytest
 from conftest import JOBWIRE
 
 import jobwire
@@ -59,6 +60,7 @@ def test_errors_are_one_line_and_non_zero(r, redis_server):
     assert proc.returncode == 1 and proc.stderr.startswith("jobwire: Redis error") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.smoke  # fresh machine: the `jobwire` entry point of the editable install
 def test_version_names_package_and_protocol():
     """The release version is the root VERSION, the protocol's spec/VERSION (one source each)."""
     from conftest import REPO

@@ -130,6 +130,7 @@ def registered(r, pid: int) -> list[str]:
 # -- producers and administration --------------------------------------------------------------
 
 
+@pytest.mark.smoke  # fresh machine: the gateway extra: grpcio and the stubs make setup generates
 def test_enqueue_and_bulk_enqueue_push_jobwire_payloads(gateways, r):
     g = gateways()
     producer = producer_pb2_grpc.ProducerServiceStub(g.channel())

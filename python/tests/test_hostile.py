@@ -199,6 +199,7 @@ CORPUS = [
 ]
 
 
+@pytest.mark.smoke  # fresh machine: the Python, Node and C workers side by side
 def test_fixed_corpus(rig):
     for raw in CORPUS:
         rig.feed(raw)
@@ -232,6 +233,7 @@ def _is_runnable(raw: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("class") in KNOWN
 
 
+@pytest.mark.smoke  # fresh machine: hypothesis (the fresh machine sets JOBWIRE_HOSTILE_EXAMPLES low)
 @settings(
     max_examples=int(__import__("os").environ.get("JOBWIRE_HOSTILE_EXAMPLES", "150")),
     deadline=None,

@@ -68,6 +68,7 @@ def node_worker(redis_server, r):
             proc.kill()
 
 
+@pytest.mark.smoke  # fresh machine: examples-node's node_modules (node-resque, ioredis)
 def test_node_resque_runs_jobs_jobwire_enqueued(client, r, node_worker):
     job_id = client.enqueue("q", "jobwire.Echo", 1, "ü", {"deep": [[]]})
     fail_id = client.enqueue("q", "jobwire.Fail", "from node-resque")

@@ -283,6 +283,7 @@ def _listening(port) -> bool:
         return False
 
 
+@pytest.mark.smoke  # fresh machine: openssl, socat, Redis' TLS port and the C worker make setup builds
 def test_c_worker_through_a_tls_terminator(tls_redis):
     socat, local = _socat(tls_redis, tls_redis["ca"])
     try:

@@ -48,6 +48,7 @@ def test_schedule(case):
         )
 
 
+@pytest.mark.smoke  # fresh machine: the vectors of conformance/ read by the Python package
 def test_fire_job_id():
     v = SCHEDULE_FILE["fire_job_id"]
     assert recurring.fire_job_id(v["name"], v["fire_ms"]) == v["id"]

@@ -83,6 +83,7 @@ def ui(browser, web):
     page.context.close()
 
 
+@pytest.mark.smoke  # fresh machine: Playwright and Debian's chromium
 def test_overview_screenshot(ui, client, tmp_path):
     seed_demo(client)
     page = ui.goto("/")

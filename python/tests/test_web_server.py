@@ -66,6 +66,7 @@ def test_cli_refuses_before_listening(redis_server):
     assert not _listening(port)
 
 
+@pytest.mark.smoke  # fresh machine: the web extra: Flask and waitress
 def test_served_by_waitress_and_stops_on_sigterm(redis_server):
     server = WebServer(redis_server.url, env={"JOBWIRE_WEB_TOKEN": ""})
     try:

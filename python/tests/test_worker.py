@@ -22,6 +22,7 @@ def registered(r):
     return {w.decode() for w in r.smembers("resque:workers")}
 
 
+@pytest.mark.smoke  # fresh machine: the Python worker in both modes: the runtime lock (redis-py, hiredis, jsonschema, setproctitle) and the editable jobwire
 @pytest.mark.parametrize("mode", [(), ("--no-fork",)])
 def test_processes_jobs_and_records_failures(client, r, spawn, mode):
     ids = [client.enqueue("q", "jobwire.Echo", i, {"nested": [i, "ü"]}) for i in range(5)]
