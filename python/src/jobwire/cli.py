@@ -37,6 +37,14 @@ from .queues import parse_queues
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad usage is one line on stderr and exit status 2 (protocol.md 7.2), not the
+    usage text first; the subcommands' parsers are of this class too (argparse's parser_class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _global_options(defaults: bool) -> argparse.ArgumentParser:
     """--redis-url and --namespace, accepted before and after every subcommand.
 
@@ -59,7 +67,7 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     common = _global_options(defaults=False)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jobwire", description="jobwire: Resque-compatible jobs on Redis", parents=[_global_options(defaults=True)]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
