@@ -118,6 +118,7 @@ def systems() -> list[System]:
         System("node-resque (timeout 5 ms)", "node-resque", [*nodepeer, "node-resque", "1"], 5000),
         System("bullmq c1", "bullmq", [*nodepeer, "bullmq", "1"], 6000),
         System("bullmq c50", "bullmq", [*nodepeer, "bullmq", "50"], 15000),
+        System("floor: redis-py BLPOP loop", "floor", [str(BPY), str(PEERS / "floor.py")], 10000, env=peer_env),
     ]
 
 
@@ -276,7 +277,7 @@ def fill(system: System, url: str, n: int) -> None:
         client = jobwire.Client(url)
         for i in range(0, n, 1000):
             client.enqueue_many("bench", jobs[i : i + 1000])
-    elif system.family in ("rq", "celery", "dramatiq"):
+    elif system.family in ("rq", "celery", "dramatiq", "floor"):
         run_checked(
             [str(BPY), str(PEERS / "pyclient.py"), "fill", system.family, str(n)],
             cwd=PEERS,
@@ -300,7 +301,7 @@ def probe(system: System, url: str, r, proc, samples: int) -> list[float]:
         return latency_loop(lambda: client.enqueue("bench", "jobwire.Echo"), r, JOBWIRE_ECHO, samples)
     cmd = (
         [str(BPY), str(PEERS / "pyclient.py")]
-        if system.family in ("rq", "celery", "dramatiq")
+        if system.family in ("rq", "celery", "dramatiq", "floor")
         else ["node", str(PEERS / "node_peers.mjs")]
     )
     out = run_checked(
