@@ -39,6 +39,14 @@ ECHO_KEY = "resque:jobwire:conformance:echo"  # where jobwire.Echo jobs record t
 IMPLS = ("python", "node", "c")
 
 
+def pytest_collection_modifyitems(items):
+    """Two xdist groups (containers/test.sh runs `-n 2 --dist loadgroup`): the fresh machine, the
+    longest test by far and mostly installing, in one process; every other test in the other."""
+    for item in items:
+        group = "fresh-machine" if item.path.name == "test_fresh_machine.py" else "images-and-compose"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -54,10 +54,10 @@ cmd_test_inner() {
   export JOBWIRE_IMAGE_CONFORMANCE=$IMG_CONF JOBWIRE_STANDIN_DEBIAN=$DEBIAN_BASE
   pkg_build_args
   export JW_PIP_INDEX_URL=$PIP_IDX JW_PIP_EXTRA_INDEX_URL=$PIP_EXTRA JW_NPM_REGISTRY=$NPM_REG
-  # Two processes, one test file at a time each (pytest-xdist, --dist loadfile): the fresh machine
-  # (most of the time, mostly installing) runs beside the other files instead of after them.
+  # Two processes (pytest-xdist, --dist loadgroup; the groups are set in docker/tests/conftest.py):
+  # the fresh machine (the longest test, mostly installing) runs beside all the others instead of after them.
   "$PY" -m pytest -q -p no:cacheprovider -o addopts= --tb=short --rootdir docker/tests docker/tests -rA \
-    -n "${JOBWIRE_CONTAINERS_PROCS:-2}" --dist loadfile "$@" || rc=$?
+    -n "${JOBWIRE_CONTAINERS_PROCS:-2}" --dist loadgroup "$@" || rc=$?
   log "done in $((SECONDS - t0)) s"
   echo "containers: pytest docker/tests exit $rc"  # the closing line CI reads
   return "$rc"
