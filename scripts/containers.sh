@@ -19,7 +19,7 @@
 #                                   default it stops it at the end, by the pid in its pid file)
 #   JOBWIRE_CONTAINERS_TIMEOUT=S    bound for the whole `test` (default 2700 s)
 #   JOBWIRE_CONTAINERS_JOBS=2       jobs per cell of the matrix across containers
-#   JOBWIRE_CONTAINERS_PROCS=2      pytest processes for docker/tests (the fresh machine in one, the rest in the other)
+#   JOBWIRE_CONTAINERS_PROCS=1      pytest processes for docker/tests (2: the fresh machine beside the rest; not in CI)
 #   DOCKER=PATH                     the docker client to use (default /usr/bin/docker, else PATH's)
 #
 # Networking: dockerd runs with no bridge and no NAT; every build and container uses the host's

@@ -40,8 +40,8 @@ IMPLS = ("python", "node", "c")
 
 
 def pytest_collection_modifyitems(items):
-    """Two xdist groups (containers/test.sh runs `-n 2 --dist loadgroup`): the fresh machine, the
-    longest test by far and mostly installing, in one process; every other test in the other."""
+    """Two xdist groups, for JOBWIRE_CONTAINERS_PROCS=2 (containers/test.sh then runs `-n 2 --dist
+    loadgroup`): the fresh machine, the longest test by far, in one process; every other test in the other."""
     for item in items:
         group = "fresh-machine" if item.path.name == "test_fresh_machine.py" else "images-and-compose"
         item.add_marker(pytest.mark.xdist_group(group))
