@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import echoes, wait_for
-from jobwire_conformance.redisutil import pid_alive
+from jobwire_conformance.redisutil import children_of, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -206,6 +206,43 @@ def test_worker_survives_a_redis_restart(client, r, spawn, redis_server):
     wait_for(lambda: echoes(r), timeout=20, message="processing after restart")
     assert worker.proc.poll() is None
     wait_for(lambda: registered(r), timeout=5, message="registered again")
+
+
+def _client_ids(r) -> set[int]:
+    return {int(c["id"]) for c in r.client_list()}
+
+
+@pytest.mark.parametrize("stale_by", ["client kill", "redis restart"])
+def test_standby_connects_ahead_and_its_stale_connection_is_harmless(client, r, spawn, redis_server, stale_by):
+    """The standby child opens its job client's connection before its job arrives
+    (running.connect_ahead). When that connection goes stale while the standby waits (killed with
+    CLIENT KILL, or Redis restarted), the job run next by that standby still reaches Redis through
+    current_job().redis, fails nothing and loses nothing: redis-py's pool checks a connection when
+    it hands it out and reconnects a closed one before sending."""
+    worker = spawn("q")
+    wait_for(lambda: [c for c in r.client_list() if c.get("cmd") == "blpop"], message="an idle worker")
+    client.redis.ping()
+    known = _client_ids(r)  # the test's, the client's, the worker master's two
+    client.enqueue("q", "jobwire.Noop")  # its child does not touch Redis; the standby forks meanwhile
+    wait_for(lambda: r.get("resque:stat:processed") == b"1", message="the first job")
+    ahead = wait_for(lambda: _client_ids(r) - known, message="the standby's own connection, opened ahead")
+    assert len(ahead) == 1, f"expected the standby's one connection, got {ahead}"
+    standby = wait_for(lambda: [p for p in children_of(worker.pid) if pid_alive(p)], message="the standby")
+    assert len(standby) == 1
+    if stale_by == "client kill":
+        assert r.client_kill_filter(_id=ahead.pop()) == 1
+    else:
+        redis_server.stop()
+        time.sleep(0.5)
+        redis_server.start()
+        r.connection_pool.disconnect()
+        wait_for(lambda: registered(r), timeout=10, message="registered again")
+    assert pid_alive(standby[0])  # the same standby, now with a stale connection, takes the next job
+    job_id = client.enqueue("q", "jobwire.Echo", "after")
+    wait_for(lambda: echoes(r), timeout=10, message="the job after the stale connection")
+    assert [(e["id"], e["pid"]) for e in echoes(r)] == [(job_id, standby[0])]
+    assert r.llen("resque:failed") == 0
+    assert worker.proc.poll() is None
 
 
 def test_hooks_run_in_resque_order(client, r, spawn):

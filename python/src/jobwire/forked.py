@@ -20,7 +20,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
-from .client import is_cluster_url
 from .running import connect_ahead, make_for_children
 
 if TYPE_CHECKING:  # for the declarations in the class body
@@ -262,8 +261,7 @@ class ForkedRunning:
         try:
             self._child_prepare()
             self._title(f"Ready since {int(time.time())}")
-            if is_cluster_url(self.config.redis_url):
-                connect_ahead(self.config.redis_url)
+            connect_ahead(self.config.redis_url)
             lengths = _read_exact(job_r, 12)
             if lengths is None:
                 os._exit(0)
