@@ -20,7 +20,16 @@ from .client import connect, is_cluster_url
 from .keys import Keys
 from .registry import DontPerform
 
-__all__ = ["JobContext", "current_job", "perform", "Interrupt", "REDIS_ERRORS", "Settle", "make_for_children"]
+__all__ = [
+    "JobContext",
+    "current_job",
+    "perform",
+    "Interrupt",
+    "REDIS_ERRORS",
+    "Settle",
+    "make_for_children",
+    "job_client_used",
+]
 
 log = logging.getLogger("jobwire.worker")
 # OutOfMemoryError: Redis at maxmemory with noeviction refuses writes until memory is freed; the
@@ -55,6 +64,8 @@ class JobContext:
     def redis(self) -> redis_lib.Redis:
         """A client for jobs, one per process: a forked child must not share its master's
         sockets, and an inline worker should not connect anew for every job."""
+        global _job_client_used
+        _job_client_used = True
         key = (os.getpid(), self.redis_url)
         client = _job_clients.get(key)
         if client is None:
@@ -68,6 +79,13 @@ _current: JobContext | None = None
 _job_clients: dict[tuple[int, str | None], redis_lib.Redis] = {}
 # Job clients a fork master made for its children (make_for_children), by URL; None: none made.
 _for_children: dict[str | None, redis_lib.Redis | None] = {}
+_job_client_used = False  # whether a job of this process asked for current_job().redis
+
+
+def job_client_used() -> bool:
+    """Whether a job run in this process used its job client (a forked child reports it, so
+    that the master's next standby connects ahead only for jobs that talk to Redis)."""
+    return _job_client_used
 
 
 def make_for_children(redis_url: str | None) -> None:
