@@ -118,6 +118,7 @@ def systems() -> list[System]:
         System("node-resque (timeout 5 ms)", "node-resque", [*nodepeer, "node-resque", "1"], 5000),
         System("bullmq c1", "bullmq", [*nodepeer, "bullmq", "1"], 6000),
         System("bullmq c50", "bullmq", [*nodepeer, "bullmq", "50"], 15000),
+        System("floor: redis-py BLPOP loop", "floor", [str(BPY), str(PEERS / "floor.py")], 10000, env=peer_env),
     ]
 
 
@@ -276,7 +277,7 @@ def fill(system: System, url: str, n: int) -> None:
         client = jobwire.Client(url)
         for i in range(0, n, 1000):
             client.enqueue_many("bench", jobs[i : i + 1000])
-    elif system.family in ("rq", "celery", "dramatiq"):
+    elif system.family in ("rq", "celery", "dramatiq", "floor"):
         run_checked(
             [str(BPY), str(PEERS / "pyclient.py"), "fill", system.family, str(n)],
             cwd=PEERS,
@@ -300,7 +301,7 @@ def probe(system: System, url: str, r, proc, samples: int) -> list[float]:
         return latency_loop(lambda: client.enqueue("bench", "jobwire.Echo"), r, JOBWIRE_ECHO, samples)
     cmd = (
         [str(BPY), str(PEERS / "pyclient.py")]
-        if system.family in ("rq", "celery", "dramatiq")
+        if system.family in ("rq", "celery", "dramatiq", "floor")
         else ["node", str(PEERS / "node_peers.mjs")]
     )
     out = run_checked(
@@ -537,6 +538,30 @@ def markdown(summary: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+README = REPO / "README.md"
+README_BEGIN, README_END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+
+
+def update_readme(table: str, meta: dict) -> None:
+    """Put a full run's tables into the root README between its two markers, so that the README
+    shows the latest committed run and no figure is copied by hand."""
+    text = README.read_text()
+    head, sep, rest = text.partition(README_BEGIN)
+    _, sep2, tail = rest.partition(README_END)
+    if not sep or not sep2:
+        raise SystemExit(f"bench: {README} lacks the markers {README_BEGIN} ... {README_END}")
+    body = (
+        f"`make bench` ({meta['date']}, {meta['machine']}; {meta['rounds']} rounds in {meta['seconds']} s; other\n"
+        "processes may share the cores, so compare ratios within the run, not numbers across runs).\n"
+        "One worker process each, no-op jobs; jobs/s is the median (min-max) of the rounds; p50/p99 is\n"
+        "enqueue to the job's first write with an idle worker; idle cmds/s counts every command, those\n"
+        "inside Lua scripts and a blocking call still waiting included. bench/README.md says how each\n"
+        "figure is taken.\n\n![make bench chart](bench/latest/results.png)\n\n"
+        + table.split("\n", 2)[2]  # the tables, without results.md's first line (said above)
+    )
+    README.write_text(f"{head}{README_BEGIN}\n{body}{README_END}{tail}")
+
+
 def machine() -> str:
     model = next(
         (
@@ -619,6 +644,8 @@ def main() -> int:
     table = markdown(summary, meta)
     (out_dir / "results.md").write_text(table)
     run_checked([str(BPY), str(PEERS / "chart.py"), str(out_dir / "results.json"), str(out_dir / "results.png")])
+    if out_dir == BENCH / "latest" and not opts.only and not opts.baseline:
+        update_readme(table, meta)
     print(table)
     print(f"bench: {meta['seconds']} s; wrote {out_dir}/results.{{json,md,png}}", file=sys.stderr)
     return 0

@@ -1126,9 +1126,22 @@ static const char *const OPTION_LISTS[] = {"options", "options_1_1"};
 
 static const char *flag_value(int argc, char **argv, const char *flag, const char *env);
 
-/* Print usage (generated from options.json) and exit with status code. */
-static void usage(int code) {
-    FILE *f = code ? stderr : stdout;
+/* Bad usage (protocol.md 7.2): one line on stderr, then exit status 2. The
+ * usage text is for --help; printed here it would bury the one line. */
+static void bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void bad_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("jobwire-worker: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see jobwire-worker --help)\n", stderr);
+    exit(2);
+}
+
+/* --help: print usage (generated from options.json) on stdout and exit 0. */
+static void usage(void) {
+    FILE *f = stdout;
     fprintf(f, "usage: jobwire-worker --queues a,b [options]\n"
                "       jobwire-worker --version | --help\n");
     for (size_t l = 0; l < N_OPTION_LISTS; l++) {
@@ -1143,7 +1156,7 @@ static void usage(int code) {
                     json_string_value(json_object_get(o, "help")), dflt, json_string_value(json_object_get(o, "env")));
         }
     }
-    exit(code);
+    exit(0);
 }
 
 /* The options.json entry named name, in either list (exits when missing: a
@@ -1234,7 +1247,7 @@ static void print_version(void) {
 /* Reject unknown flags so a typo is not silently ignored. */
 static void check_flags(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage(0);
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) usage();
         if (strcmp(argv[i], "--version") == 0) print_version();
         int ok = 0;
         for (size_t l = 0; !ok && l < N_OPTION_LISTS; l++) {
@@ -1247,7 +1260,7 @@ static void check_flags(int argc, char **argv) {
                 if (strncmp(argv[i], flag, kl) == 0 && argv[i][kl] == '=') { ok = 1; break; }
             }
         }
-        if (!ok) { fprintf(stderr, "jobwire-worker: unknown argument %s\n", argv[i]); usage(2); }
+        if (!ok) bad_usage("unknown argument %s", argv[i]);
     }
 }
 
@@ -1309,7 +1322,7 @@ static void configure(int argc, char **argv, const char *spec_dir) {
     if (!options_doc) { fprintf(stderr, "jobwire-worker: cannot read %s: %s\n", path, jerr.text); exit(2); }
     check_flags(argc, argv);
     W.queues_cfg = option(argc, argv, "queues");
-    if (!W.queues_cfg) { fprintf(stderr, "jobwire-worker: --queues is required\n"); usage(2); }
+    if (!W.queues_cfg) bad_usage("--queues is required");
     W.redis_url = option(argc, argv, "redis_url");
     W.ns = option(argc, argv, "namespace");
     long long conc = num_option(argc, argv, "concurrency");

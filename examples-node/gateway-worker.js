@@ -218,7 +218,7 @@ try {
   parsed = parseArgv(process.argv.slice(2));
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`gateway-worker: ${err.message}\n--gateway HOST:PORT [--token-file F] [--tls-ca PEM]\n${USAGE}\n`);
+  process.stderr.write(`gateway-worker: ${err.message} (see --help)\n`); // one line: protocol.md 7.2
   process.exit(2);
 }
 if (parsed.config.help) {

@@ -13,9 +13,9 @@ const USAGE = `${OPTIONS_USAGE}
   ${'--import MODULE'.padEnd(25)}import MODULE (a path, or a package name) to register its job classes (lib/registry.js); repeatable
   ${'--version'.padEnd(25)}print the package and protocol versions`;
 
-/** Prints a configuration error with the usage and exits 2. */
+/** Bad usage (protocol.md 7.2): one line on stderr, exit status 2 (the usage text is --help's). */
 function configError(message) {
-  process.stderr.write(`jobwire-node: ${message}\n${USAGE}\n`);
+  process.stderr.write(`jobwire-node: ${message} (see --help)\n`);
   process.exit(2);
 }
 

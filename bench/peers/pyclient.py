@@ -4,7 +4,8 @@
     pyclient.py probe SYSTEM K      K latency probes to an idle worker; prints the ms as JSON
     pyclient.py enqueue N           enqueue rates, one by one and bulk; prints JSON
 
-SYSTEM is rq, celery or dramatiq (the client is the same for each of its worker kinds)."""
+SYSTEM is rq, celery, dramatiq (the client is the same for each of its worker kinds) or floor
+(floor.py: plain RPUSHes of "n" and "e")."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ def senders(system: str):
         )
     if system == "dramatiq":
         return (pyjobs.dramatiq_noop.send, pyjobs.dramatiq_echo.send)
+    if system == "floor":
+        from floor import FLOOR_QUEUE
+
+        r = redis.Redis.from_url(pyjobs.URL)
+        return (lambda: r.rpush(FLOOR_QUEUE, "n"), lambda: r.rpush(FLOOR_QUEUE, "e"))
     raise SystemExit(f"unknown system {system}")
 
 

@@ -536,6 +536,7 @@ MUTATIONS = [
         ["worker.options.cluster-database"],
         "a cluster URL naming database 3 is not refused before connecting",
     ),
+    patch("usage-text-on-error", ["worker.options.usage-one-line"], "bad usage prints the usage text too"),
     patch("pause-shown-after-job", ["worker.signal.pause-while-busy"], "state shows paused only after the job"),
     patch("cont-ignored", ["worker.signal.cont-after-stop-resumes"], "SIGCONT does not resume"),
     patch("dies-on-invalid-json", ["payload.invalid.worker-survives"] + RFC, "exits on a payload it cannot parse"),

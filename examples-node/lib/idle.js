@@ -16,6 +16,28 @@ export class IdleDispatcher {
     this.parked = new Map(); // worker -> resolve() of its park
     this.blockedId = null; // CLIENT ID of the watcher's blocking connection while it blocks
     this.rearm = false; // the watcher's call was unblocked to take in a new parked worker
+    this.conn = null; // the one blocking connection, used by whichever worker watches
+  }
+
+  /**
+   * The watchers' blocking connection, opened by `open()` on first use. Only the watcher blocks
+   * on it, one call at a time, so the watch passes between workers without a connection each
+   * (N workers would otherwise open N blocking connections as the watch went round).
+   */
+  connection(open) {
+    if (!this.conn) {
+      const conn = open();
+      conn.on('ready', () => { conn.jobwireId = undefined; }); // a new connection has a new CLIENT ID
+      this.conn = conn;
+    }
+    return this.conn;
+  }
+
+  /** Drops the blocking connection: interrupts the watcher's call (pause, stop); the next watch opens one. */
+  dropConnection() {
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) conn.disconnect();
   }
 
   /** True when `w` may block now (it is or becomes the watcher); else it should park(). */

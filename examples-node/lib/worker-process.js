@@ -67,6 +67,7 @@ export class WorkerProcess extends EventEmitter {
     } finally {
       this.beats.stop();
       this.left = true;
+      this.shared.idle?.dropConnection(); // the watchers' blocking connection (lib/idle.js)
       this.redis.disconnect();
     }
     const failed = results.find((r) => r.status === 'rejected');

@@ -531,7 +531,9 @@ export class Worker extends EventEmitter {
   // ---- idle ---------------------------------------------------------------------------
 
   closeBlock() {
-    this.options.shared?.idle?.unpark(this); // a parked worker loops again (pause, resume, stop)
+    const idle = this.options.shared?.idle;
+    idle?.unpark(this); // a parked worker loops again (pause, resume, stop)
+    if (idle?.watcher === this) idle.dropConnection(); // the watcher's call on the shared connection ends
     const b = this.block;
     this.block = null;
     this.interruptBlock?.();
@@ -575,7 +577,7 @@ export class Worker extends EventEmitter {
     const control = this.k.control(this.id);
     try {
       for (;;) {
-        await this.blockConnectionId(); // before the keys: a park from here on unblocks this call
+        await this.blockConnectionId(idle); // before the keys: a park from here on unblocks this call
         const keys = [control, ...idle.parkedControls(this.k), ...this.wakeKeys(false)];
         idle.rearm = false;
         const res = await this.blpop(keys, timeoutMs, idle);
@@ -644,25 +646,30 @@ export class Worker extends EventEmitter {
     return timeoutMs;
   }
 
-  /** The CLIENT ID of the blocking connection (asked once per connection). */
-  async blockConnectionId() {
-    if (!this.block) {
-      this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
-      const b = this.block;
-      b.on('ready', () => { b.jobwireId = undefined; }); // a new connection has a new id
-    }
-    const b = this.block;
+  /**
+   * The blocking connection: with `idle` (lib/idle.js) the one its watchers share, else this
+   * worker's own (a paused worker, or a process of one worker).
+   */
+  blockConnection(idle = null) {
+    const open = () => connect(this.options.redisUrl, { onError: this.onRedisError });
+    if (idle) return idle.connection(open);
+    if (!this.block) this.block = open();
+    return this.block;
+  }
+
+  /** The CLIENT ID of the shared blocking connection (asked once per connection). */
+  async blockConnectionId(idle) {
+    const b = this.blockConnection(idle);
     if (b.jobwireId === undefined) b.jobwireId = await this.untilStopped(b.client('ID'));
     return b.jobwireId;
   }
 
   /**
-   * BLPOP `keys` on this worker's blocking connection; with `idle`, publishes the connection's
-   * CLIENT ID while it blocks so that a worker parking meanwhile can unblock it.
+   * BLPOP `keys` on the blocking connection; with `idle`, on the watchers' shared one, and
+   * publishing its CLIENT ID while it blocks so that a worker parking meanwhile can unblock it.
    */
   async blpop(keys, timeoutMs, idle = null) {
-    if (!this.block) this.block = connect(this.options.redisUrl, { onError: this.onRedisError });
-    const block = this.block;
+    const block = this.blockConnection(idle);
     // closeBlock() interrupts the wait: disconnecting alone does not settle a BLPOP that sits in
     // ioredis's offline queue while Redis is unreachable.
     const interrupted = new Promise((resolve, reject) => { this.interruptBlock = () => reject(new Stopped()); });
@@ -671,7 +678,8 @@ export class Worker extends EventEmitter {
       if (idle) idle.blockedId = block.jobwireId;
       return await Promise.race([call, interrupted]);
     } catch (err) {
-      if (block !== this.block || this.stopping) throw new Stopped(); // interrupted on purpose
+      const current = idle ? idle.conn : this.block;
+      if (block !== current || this.stopping) throw new Stopped(); // interrupted on purpose
       throw err;
     } finally {
       if (idle) idle.blockedId = null;

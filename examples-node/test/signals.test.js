@@ -107,11 +107,13 @@ test('a namespace of another spec major: the worker refuses to register and exit
   assert.equal(await server.redis.scard('resque:workers'), 0);
 });
 
-test('bad configuration exits 2 with a message', { timeout: 60000 }, async () => {
+test('bad configuration exits 2 with a one-line message', { timeout: 60000 }, async () => {
   for (const args of [['--lease-ms', '500', '--heartbeat-ms', '300'], ['--concurrency', 'x'],
     ['--lease-ms=500', '--heartbeat-ms=300'], ['--heartbeat-ms', '+5'], ['--bogus', '1']]) {
     const p = worker('q', args);
     const { code } = await p.exited;
     assert.equal(code, 2, p.output());
+    // protocol.md 7.2: bad usage is one line, not the usage text
+    assert.equal(p.output().split('\n').filter((line) => line.trim()).length, 1, p.output());
   }
 });

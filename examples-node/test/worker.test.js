@@ -243,6 +243,14 @@ test('the N workers of a process share their connections and beat together', { t
     for (const w of p.workers) await r.rpush(`resque:jobwire:control:${w.id}`, 'resume');
     await waitFor(() => p.workers.every((w) => !w.paused), { what: 'all three resumed', timeout: 1500 });
     await waitFor(() => echoes(r).then((e) => e.length === 1), { what: 'a job after resume (no wake marker: the watcher looks)', timeout: 8000 });
+    // jobs one at a time pass the watch from worker to worker: still one blocking connection
+    for (let i = 0; i < 12; i++) {
+      await client.enqueue('q', 'jobwire.Echo', [i]); // the shared test client, counted in `before`
+      await waitFor(() => echoes(r).then((e) => e.length === i + 2), { what: `job ${i}` });
+    }
+    assert.ok(new Set((await echoes(r)).map((e) => e.worker)).size >= 2, 'the watch went round');
+    await waitFor(async () => (await clients()) - before === 2, { what: '2 connections after the jobs', timeout: 5000 })
+      .catch(async (err) => { throw new Error(`${err.message}: ${(await clients()) - before} connections`); });
   } finally {
     p.quit();
     await done;

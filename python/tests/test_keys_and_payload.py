@@ -59,6 +59,26 @@ def test_new_payload_rejects_bad_jobs(job_class, args):
         payload.new_payload(job_class, args)
 
 
+def test_bulk_payloads_are_the_bytes_new_job_writes():
+    pairs = [("Mail", ["a", 1]), ("Mail", []), ("Ünï", ["a\ud800", {"x": 1.5}, None]), ("Mail", ("t",))]
+    built = payload.new_jobs(pairs)
+    assert len({job_id for job_id, _ in built}) == len(pairs)
+    for (job_id, raw), (job_class, args) in zip(built, pairs, strict=True):
+        stamp = json.loads(raw)["enqueued_at"]
+        document = {"class": job_class, "args": list(args), "id": job_id, "enqueued_at": stamp}
+        assert raw == payload.dumps(document)
+        parsed = uuid.UUID(hex=job_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize(
+    "job_class,args", [("", []), (7, []), ("X", [float("nan")]), ("X", [object()]), ("x" * 1025, [])]
+)
+def test_bulk_payloads_reject_bad_jobs(job_class, args):
+    with pytest.raises(InvalidJob):
+        payload.new_jobs([("Fine", [1]), (job_class, args)])
+
+
 @pytest.mark.parametrize("name", ["", "a:b", "a b", "*", "a,b", "x" * 256, "tab\t"])
 def test_bad_queue_names(name):
     with pytest.raises(InvalidJob):

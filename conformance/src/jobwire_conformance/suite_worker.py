@@ -519,6 +519,11 @@ def spec_mismatch(ctx):
     )
 
 
+def _output_lines(w) -> int:
+    """How many non-empty lines an exited worker wrote (stdout and stderr together)."""
+    return sum(1 for line in w.output(20000).splitlines() if line.strip())
+
+
 @group(
     Test(
         "worker.options.lease-too-short",
@@ -531,6 +536,12 @@ def spec_mismatch(ctx):
         "protocol.md#72-configuration",
         MUST,
         "a worker given an invalid --queues (an empty entry, a glob, * twice) exits with status 2",
+    ),
+    Test(
+        "worker.options.usage-one-line",
+        "protocol.md#72-configuration",
+        SHOULD,
+        "a worker's bad usage (a short --lease-ms, a bad --queues) is reported in one line of output, no usage text",
     ),
     Test(
         "worker.options.bad-redis-url",
@@ -553,15 +564,23 @@ def bad_options(ctx):
         code == 2 and not ctx.r.smembers(ctx.k.workers()),
         f"exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
     )
+    lines = {"--lease-ms 1200 --heartbeat-ms 600": _output_lines(w)}
     for queues in ("a,,b", "mail*", "*,a,*"):
         w = ctx.start_worker(queues, register=False)
         code = w.wait(10)
+        lines[f"--queues {queues}"] = _output_lines(w)
         if not ctx.check(
             "worker.options.bad-queues",
             code == 2 and not ctx.r.smembers(ctx.k.workers()),
             f"--queues {queues!r}: exit status {code}: {w.describe()}",
         ):
             break
+    long = {given: n for given, n in lines.items() if n != 1}
+    ctx.check(
+        "worker.options.usage-one-line",
+        not long,
+        "; ".join(f"{given}: {n} lines of output" for given, n in long.items()) + f": {w.describe()}",
+    )
     # protocol.md 7.2 "Redis URL" (vectors/v1/redis-urls.json): found before connecting, so a port
     # that no Redis listens on cannot make a worker wait; the password never reaches its output
     secret = "hunter2-never-printed"

@@ -278,6 +278,20 @@ def accepts_bad_options():
 
 
 @defect
+def usage_text_on_error():
+    """Bad usage prints the whole usage text after its one line (the 1.0 Node worker)."""
+    strict = cli.main
+
+    def main(argv=None):
+        code = strict(argv)
+        if code == cli.EXIT_USAGE:
+            cli._parser().print_help(sys.stderr)
+        return code
+
+    cli.main = main
+
+
+@defect
 def accepts_cluster_database():
     """A cluster URL naming a database other than 0 is not refused up front (the 1.2.0 Python
     worker: redis-py refuses it on every connect, so the worker retried for ever)."""

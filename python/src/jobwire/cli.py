@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import sys
+from typing import NoReturn
 
 import redis as redis_lib
 
@@ -37,7 +38,15 @@ from .queues import parse_queues
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
-def _global_options(defaults: bool) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but bad usage is one line on stderr and exit status 2 (protocol.md 7.2), not the
+    usage text first; the subcommands' parsers are of this class too (argparse's parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _global_options(defaults: bool) -> _Parser:
     """--redis-url and --namespace, accepted before and after every subcommand.
 
     Only the top-level parser sets a default (None: options.resolve_connection fills in the
@@ -45,7 +54,7 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
     `jobwire --namespace NS enqueue ...` keeps NS instead of the subparser writing its own default
     over it (argparse copies every attribute a subparser sets onto the shared namespace).
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     for name in ("redis_url", "namespace"):  # every command's; defaults and variables from options.json
         o = options.BY_NAME[name]
         common.add_argument(
@@ -59,7 +68,7 @@ def _global_options(defaults: bool) -> argparse.ArgumentParser:
 
 def _parser() -> argparse.ArgumentParser:
     common = _global_options(defaults=False)
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="jobwire", description="jobwire: Resque-compatible jobs on Redis", parents=[_global_options(defaults=True)]
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

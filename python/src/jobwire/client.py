@@ -279,7 +279,7 @@ class Client(SchedulingMixin):
         Every payload is validated first: one bad job raises InvalidJob and pushes nothing.
         """
         jobmod.validate_queue_name(queue)
-        built = [jobmod.new_job(job_class, args) for job_class, args in jobs]
+        built = jobmod.new_jobs(jobs)
         payloads = [payload for _, payload in built]
         target = self.for_queue(queue)
         for start in range(0, len(payloads), BULK_CHUNK):

@@ -241,12 +241,13 @@ async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:
     port = await gateway.start()
     host, _ = parse_listen(options.listen)
     where = host if host.startswith("unix:") else f"{host}:{port}"
-    print(
-        f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
-        f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
-        file=sys.stderr,
-        flush=True,
-    )
+    if options.exit_with_pid is None:  # a pair's gateway (pair.py) shares its worker's log: errors only
+        print(
+            f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
+            f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
+            file=sys.stderr,
+            flush=True,
+        )
     if ready_fd is not None:
         os.write(ready_fd, f"{port}\n".encode())
         os.close(ready_fd)
