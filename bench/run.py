@@ -149,7 +149,7 @@ def install_peers() -> None:
         nstamp.write_text(nlock)
     c = REPO / "examples-c"
     run_checked(["make", "-C", str(c), "-s", "libjobwire.a", "jobwire-worker"])
-    flags = run_checked(["pkg-config", "--cflags", "--libs", "hiredis", "jansson", "libcrypto"]).stdout.split()
+    flags = run_checked(["pkg-config", "--cflags", "--libs", "hiredis", "jansson", "libmd"]).stdout.split()
     run_checked(
         [
             "cc",

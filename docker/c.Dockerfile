@@ -4,7 +4,7 @@
 ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev libssl-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev make pkg-config libhiredis-dev libjansson-dev libmd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src/examples-c
 # The Makefile reads the release version from ../VERSION (jobwire-worker --version).
@@ -15,7 +15,7 @@ LABEL org.jobwire.image=c-build
 
 FROM ${BASE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis0.14 libjansson4 libssl3 \
+ && apt-get install -y --no-install-recommends libhiredis0.14 libjansson4 libmd0 \
  && rm -rf /var/lib/apt/lists/*
 # The worker finds the protocol files at ../spec next to its executable.
 COPY spec /app/spec

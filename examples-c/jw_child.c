@@ -310,6 +310,25 @@ int jw_child_reap(jw_run *run, int block) {
     }
 }
 
+/* Has the child's one message (the format on top) arrived whole? It is
+ * self-delimiting, so the outcome is known then and the master need not
+ * wait for the pipe's EOF, which comes only once the exiting child has torn
+ * down its memory: that teardown overlaps the next settle and reserve
+ * instead. A message that cannot be one of ours is never whole: the master
+ * then waits for EOF and settles a crash. */
+int jw_child_reported(const jw_run *run) {
+    const char *p = run->result.p;
+    size_t len = run->result.len;
+    if (len == 1 && p[0] == 'O') return 1;
+    if (len < 9 || p[0] != 'E') return 0;
+    char hex[9];
+    memcpy(hex, p + 1, 8);
+    hex[8] = '\0';
+    char *end;
+    size_t n = strtoul(hex, &end, 16);
+    return *end == '\0' && len == 9 + n;
+}
+
 /* Decode the child's message. JW_RESULT_NONE when there is none or it is
  * incomplete; for JW_RESULT_ERROR err is filled (caller frees). */
 jw_result_kind jw_child_result(const jw_run *run, jw_error *err) {

@@ -36,6 +36,7 @@ int jw_child_start(jw_run *run, const jw_job *job, const jw_env *env, jw_handler
                    const int *close_fds, int nclose, void (*title)(const char *));
 int jw_child_read(jw_run *run);
 int jw_child_reap(jw_run *run, int block);
+int jw_child_reported(const jw_run *run);
 jw_result_kind jw_child_result(const jw_run *run, jw_error *err);
 void jw_child_reason(const jw_run *run, char *out, size_t outlen);
 void jw_run_free(jw_run *run);

@@ -2,7 +2,8 @@
  * specified (five numeric fields, UTC, Vixie's day rule), and cron libraries
  * differ on exactly those points, so it is written here to agree with the
  * Python and Node workers to the minute. SHA-256 (the fire's job id) comes
- * from OpenSSL's libcrypto. */
+ * from libmd, a small library (libcrypto mapped 100 dirty pages into the
+ * master, which every job's fork copied and every child's exit unmapped). */
 #define _GNU_SOURCE
 #include "jw_recurring.h"
 #include "jw_job.h"
@@ -11,7 +12,7 @@
 #include "jw_util.h"
 
 #include <math.h>
-#include <openssl/sha.h>
+#include <sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,10 +248,11 @@ void jw_fire_job_id(const char *name, long long fire_ms, char out[33]) {
     jw_buf_adds(&b, name);
     jw_buf_add(&b, "", 1);
     jw_buf_addf(&b, "%lld", fire_ms);
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)b.p, b.len, md);
+    char hex[SHA256_DIGEST_STRING_LENGTH];
+    SHA256Data((const unsigned char *)b.p, b.len, hex);
     jw_buf_free(&b);
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    memcpy(out, hex, 32);
+    out[32] = '\0';
 }
 
 /* The payload of a fire: class, args, id, enqueued_at, schedule,

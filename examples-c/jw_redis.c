@@ -254,6 +254,7 @@ void jw_redis_drop(jw_redis *r, int failed) {
         redisFree(r->ctx);
     }
     r->ctx = NULL;
+    r->pending = 0;
     if (failed) {
         r->was_connected = 0;
         r->next_attempt_ms = jw_mono_ms() + r->backoff_ms;
@@ -498,24 +499,35 @@ static int script_load(jw_redis *r, jw_script s) {
     return ok ? 0 : -1;
 }
 
+/* The EVALSHA argument vector of script s: "EVALSHA", its SHA1 (filled in by
+ * the caller once the script is loaded), nkeys in decimal (written to nk),
+ * then a. The caller frees *argv and *len. Returns the argument count. */
+static int eval_argv(const jw_args *a, int nkeys, char nk[16], const char ***argv, size_t **len) {
+    snprintf(nk, 16, "%d", nkeys);
+    *argv = jw_malloc(sizeof(char *) * (size_t)(a->n + 3));
+    *len = jw_malloc(sizeof(size_t) * (size_t)(a->n + 3));
+    (*argv)[0] = "EVALSHA"; (*len)[0] = 7;
+    (*argv)[1] = ""; (*len)[1] = 0;
+    (*argv)[2] = nk; (*len)[2] = strlen(nk);
+    for (int i = 0; i < a->n; i++) { (*argv)[i + 3] = a->v[i]; (*len)[i + 3] = a->len[i]; }
+    return a->n + 3;
+}
+
 /* EVALSHA script s with nkeys keys followed by the rest of a as arguments.
  * The first call and any NOSCRIPT reply (a restarted or flushed Redis)
  * load the script and retry once. Returns the reply (error replies
  * included) or NULL when the connection broke. */
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
     char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    const char **argv = jw_malloc(sizeof(char *) * (size_t)(a->n + 3));
-    size_t *len = jw_malloc(sizeof(size_t) * (size_t)(a->n + 3));
-    argv[0] = "EVALSHA"; len[0] = 7;
-    argv[2] = nk; len[2] = strlen(nk);
-    for (int i = 0; i < a->n; i++) { argv[i + 3] = a->v[i]; len[i + 3] = a->len[i]; }
+    const char **argv;
+    size_t *len;
+    int argc = eval_argv(a, nkeys, nk, &argv, &len);
     redisReply *rep = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!jw_redis_ready(r)) break;
         if (!r->sha[s][0] && script_load(r, s) < 0) break;
         argv[1] = r->sha[s]; len[1] = 40;
-        rep = raw_cmd(r, a->n + 3, argv, len);
+        rep = raw_cmd(r, argc, argv, len);
         if (!rep) break;
         if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
             freeReplyObject(rep);
@@ -528,6 +540,60 @@ redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
     free(argv);
     free(len);
     return rep;
+}
+
+/* jw_redis_eval in two halves, so that the caller works while Redis runs the
+ * script (the worker forks its next standby child meanwhile): this half
+ * writes the EVALSHA and returns without reading; jw_redis_eval_recv() with
+ * the same s, nkeys and a reads its reply. Nothing else may use r in
+ * between. Returns 0 once written, -1 when not connected, the script could
+ * not be loaded or the write failed (then jw_redis_eval_recv() falls back to
+ * jw_redis_eval, which retries as usual). */
+int jw_redis_eval_send(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
+    r->pending = 0;
+    if (!jw_redis_ready(r)) return -1;
+    if (!r->sha[s][0] && script_load(r, s) < 0) return -1;
+    char nk[16];
+    const char **argv;
+    size_t *len;
+    int argc = eval_argv(a, nkeys, nk, &argv, &len);
+    argv[1] = r->sha[s]; len[1] = 40;
+    int rc = redisAppendCommandArgv(r->ctx, argc, argv, len), done = 0;
+    free(argv);
+    free(len);
+    while (rc == REDIS_OK && !done) rc = redisBufferWrite(r->ctx, &done);
+    if (rc != REDIS_OK) { jw_redis_drop(r, 1); return -1; }
+    r->pending = 1;
+    return 0;
+}
+
+/* Did Redis refuse rep's command without running it, in a way that sending it
+ * again through jw_redis_eval mends (NOSCRIPT: it loads the script; on a
+ * cluster MOVED, ASK, CLUSTERDOWN, TRYAGAIN: raw_cmd follows them)? */
+static int eval_not_run(const jw_redis *r, const redisReply *rep) {
+    if (rep->type != REDIS_REPLY_ERROR) return 0;
+    if (is_error(rep, "NOSCRIPT")) return 1;
+    return r->cluster && (is_error(rep, "MOVED") || is_error(rep, "ASK") || is_error(rep, "CLUSTERDOWN") ||
+                          is_error(rep, "TRYAGAIN"));
+}
+
+/* The reply to jw_redis_eval_send(r, s, nkeys, a), as jw_redis_eval returns
+ * it: a refusal that did not run the script is sent again the synchronous
+ * way (one more round trip, rare), a failed send is retried that way too.
+ * NULL when the connection broke. */
+redisReply *jw_redis_eval_recv(jw_redis *r, jw_script s, int nkeys, jw_args *a) {
+    if (!r->pending || !r->ctx) return jw_redis_eval(r, s, nkeys, a);
+    r->pending = 0;
+    void *reply = NULL;
+    if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply) {
+        if (reply) freeReplyObject(reply);
+        jw_redis_drop(r, 1);
+        return NULL;
+    }
+    if (!eval_not_run(r, reply)) return reply;
+    if (is_error(reply, "NOSCRIPT")) r->sha[s][0] = '\0';
+    freeReplyObject(reply);
+    return jw_redis_eval(r, s, nkeys, a);
 }
 
 /* Durable enqueue (protocol.md 15.4): WAIT replicas timeout_ms on the

@@ -35,6 +35,7 @@ typedef struct jw_redis {
     char **nodes;               /* "host:port" of every node seen (URL seed, CLUSTER SLOTS) */
     int n_nodes;
     int next_node;              /* the node tried after a failed connect */
+    int pending;                /* jw_redis_eval_send wrote a command whose reply is unread */
 } jw_redis;
 
 /* An argument vector under construction; owns its strings. */
@@ -57,6 +58,8 @@ void jw_redis_drop(jw_redis *r, int failed);
 long long jw_redis_wait_hint(jw_redis *r);
 redisReply *jw_redis_cmd(jw_redis *r, jw_args *a);
 redisReply *jw_redis_eval(jw_redis *r, jw_script s, int nkeys, jw_args *a);
+int jw_redis_eval_send(jw_redis *r, jw_script s, int nkeys, jw_args *a);
+redisReply *jw_redis_eval_recv(jw_redis *r, jw_script s, int nkeys, jw_args *a);
 redisReply *jw_redis_auth(redisContext *c, const jw_redis *r);
 long long jw_redis_wait(jw_redis *r, int replicas, long long timeout_ms);
 int jw_redis_blpop(jw_redis *r, jw_args *keys, long long timeout_ms, int intr_fd, redisReply **out);

@@ -43,6 +43,7 @@
 #define CONTROL_EVERY_MS 1000   /* protocol.md 7.5: read control at least this often */
 #define LEAVE_TRIES_MS 10000    /* how long leaving retries an unreachable Redis */
 #define LOCAL_WAIT_MS 150       /* protocol.md 14.3: a due time this close is waited for locally */
+#define MAX_EXITING 8           /* children that reported and are still exiting, reaped later */
 
 /* Why the master killed its child, if it did. */
 typedef enum { KILL_NONE, KILL_TIMEOUT, KILL_USR1, KILL_OPERATOR, KILL_TERM } kill_cause;
@@ -108,7 +109,11 @@ static struct {
     kill_cause killed;
     int job_lost;               /* our lease was lost meanwhile: do not settle */
 
+    pid_t exiting[MAX_EXITING]; /* children that reported their outcome, not reaped yet */
+    int nexiting;
+
     int sigpipe[2];             /* self-pipe: signal handlers write, poll() reads */
+    int chldpipe[2];            /* SIGCHLD's own self-pipe: it must not cut an idle BLPOP short */
 } W;
 
 static volatile sig_atomic_t got_term, got_quit, got_usr1, got_usr2, got_cont;
@@ -183,16 +188,21 @@ static void on_signal(int sig) {
     case SIGUSR1: got_usr1 = 1; break;
     case SIGUSR2: got_usr2 = 1; got_cont = 0; break;
     case SIGCONT: got_cont = 1; got_usr2 = 0; break;
-    case SIGCHLD: break; /* only wakes supervise() the moment the child can be reaped */
     }
-    if (write(W.sigpipe[1], "s", 1) < 0) { /* pipe full: a wake-up is pending anyway */ }
+    /* SIGCHLD only wakes the waits for a child (supervise, reap_exiting): a child that
+     * reported exits while the master is elsewhere, say blocked in BLPOP. */
+    int fd = sig == SIGCHLD ? W.chldpipe[1] : W.sigpipe[1];
+    if (write(fd, "s", 1) < 0) { /* pipe full: a wake-up is pending anyway */ }
     errno = saved;
 }
 
 /* Install the handlers and the self-pipe. No SA_RESTART: a signal should
  * cut short whatever the master waits for. */
 static void signals_init(void) {
-    if (pipe2(W.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0) { perror("pipe"); exit(1); }
+    if (pipe2(W.sigpipe, O_NONBLOCK | O_CLOEXEC) < 0 || pipe2(W.chldpipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        perror("pipe");
+        exit(1);
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -207,12 +217,19 @@ static void signals_init(void) {
 static void kill_child(kill_cause why);
 static void set_paused(int paused);
 static int settle_retry(void);
+static void standby_ensure(void);
+static void reap_exiting(int keep, long long wait_ms);
+
+/* Empty a non-blocking self-pipe: its wake-ups have been seen. */
+static void drain(int fd) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {}
+}
 
 /* Act on the signals that arrived since the last call. Side effects: may
  * kill the running child and change the pause/quit/terminate state. */
 static void handle_signals(void) {
-    char drain[64];
-    while (read(W.sigpipe[0], drain, sizeof drain) > 0) {}
+    drain(W.sigpipe[0]);
     if (got_term) { got_term = 0; W.terminating = 1; kill_child(KILL_TERM); }
     if (got_quit) { got_quit = 0; W.quitting = 1; }
     if (got_usr1) { got_usr1 = 0; kill_child(KILL_USR1); }
@@ -559,6 +576,7 @@ static void idle_wait(int control_only) {
         }
         if (due_in - LOCAL_WAIT_MS < timeout) timeout = due_in - LOCAL_WAIT_MS;
     }
+    reap_exiting(0, 1000); /* the last job's child: no zombie while idle */
     redisReply *rep = NULL;
     int rc = jw_redis_blpop(&W.r, &keys, timeout, W.sigpipe[0], &rep);
     W.timed_out = !control_only && rc == 1 && rep && rep->type == REDIS_REPLY_NIL;
@@ -625,7 +643,9 @@ static redisReply *call_work(int reserve) {
     jw_args_addll(&a, W.max_deaths);
     jw_args_addll(&a, W.max_payload);
     for (int i = 0; i < n; i++) jw_args_add(&a, W.queues[i]);
-    redisReply *rep = jw_redis_eval(&W.r, JW_S_WORK, 13 + 2 * n, &a);
+    jw_redis_eval_send(&W.r, JW_S_WORK, 13 + 2 * n, &a);
+    if (reserve) standby_ensure(); /* while Redis runs the script: the fork is off the job's path */
+    redisReply *rep = jw_redis_eval_recv(&W.r, JW_S_WORK, 13 + 2 * n, &a);
     jw_args_free(&a);
     if (!rep) return NULL;
     if (script_error("work.lua", rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
@@ -741,9 +761,44 @@ static void promote_if_due(void) {
     promote_due();
 }
 
-/* Wait for the child, doing the master's periodic duties meanwhile: beat,
- * read control commands, handle signals, enforce the job timeout. Returns
- * once the child has exited and its pipe is drained. */
+/* Collect the children that reported and are exiting (exiting_add),
+ * waiting up to wait_ms (0: only those gone already) until at most keep
+ * are left. SIGCHLD's self-pipe wakes the wait. */
+static void reap_exiting(int keep, long long wait_ms) {
+    long long until = jw_mono_ms() + wait_ms;
+    for (;;) {
+        for (int i = 0; i < W.nexiting;) {
+            pid_t got = waitpid(W.exiting[i], NULL, WNOHANG);
+            if (got == W.exiting[i] || (got < 0 && errno == ECHILD)) W.exiting[i] = W.exiting[--W.nexiting];
+            else i++;
+        }
+        long long left = until - jw_mono_ms();
+        if (W.nexiting <= keep || left <= 0) return;
+        struct pollfd pfd = {W.chldpipe[0], POLLIN, 0};
+        if (poll(&pfd, 1, (int)left) > 0) drain(W.chldpipe[0]);
+    }
+}
+
+/* Remember a child that reported its outcome and is only exiting now: it is
+ * reaped later, so that the teardown of its memory overlaps the master's
+ * next settle and reserve instead of delaying them (the Python worker does
+ * the same). A full list waits for its oldest; one still there after
+ * LEAVE_TRIES_MS (stopped, say) is SIGKILLed: it has reported already. */
+static void exiting_add(pid_t pid) {
+    if (W.nexiting == MAX_EXITING) reap_exiting(MAX_EXITING - 1, LEAVE_TRIES_MS);
+    if (W.nexiting == MAX_EXITING) {
+        kill(W.exiting[0], SIGKILL);
+        while (waitpid(W.exiting[0], NULL, 0) < 0 && errno == EINTR) {}
+        W.exiting[0] = W.exiting[--W.nexiting];
+    }
+    W.exiting[W.nexiting++] = pid;
+}
+
+/* Wait for the child's outcome, doing the master's periodic duties
+ * meanwhile: beat, read control commands, handle signals, enforce the job
+ * timeout. Returns once the child's message is whole (the child is then
+ * left to exit and reaped later: exiting_add) or, for a child that ended
+ * without one, once it has exited and its pipe is drained. */
 static void supervise(void) {
     long long deadline = W.job_timeout_ms > 0 ? jw_mono_ms() + W.job_timeout_ms : 0;
     int eof = 0;
@@ -755,10 +810,17 @@ static void supervise(void) {
         if (W.promote && W.next_promote_ms - now < wait) wait = W.next_promote_ms - now;
         if (deadline && deadline - now < wait) wait = deadline - now;
         if (wait < 0) wait = 0;
-        struct pollfd pfd[2] = {{W.sigpipe[0], POLLIN, 0}, {eof ? -1 : W.run.fd, POLLIN, 0}};
-        int n = poll(pfd, 2, (int)wait);
-        if (n > 0 && !eof && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+        struct pollfd pfd[3] = {{W.sigpipe[0], POLLIN, 0}, {W.chldpipe[0], POLLIN, 0},
+                                {eof ? -1 : W.run.fd, POLLIN, 0}};
+        int n = poll(pfd, 3, (int)wait);
+        if (n > 0 && !eof && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))) {
             eof = jw_child_read(&W.run);
+            if (!eof && jw_child_reported(&W.run)) break;
+        }
+        if (n > 0 && (pfd[1].revents & POLLIN)) {
+            drain(W.chldpipe[0]);
+            reap_exiting(0, 0); /* an earlier job's child, most likely */
+        }
         if (eof) jw_child_reap(&W.run, 0);
         handle_signals();
         if (deadline && jw_mono_ms() >= deadline && !eof) kill_child(KILL_TIMEOUT);
@@ -773,8 +835,7 @@ static void supervise(void) {
             eof = 1;
         }
     }
-    /* Drain the SIGCHLD wake-up so it does not cut the next idle BLPOP short. */
-    handle_signals();
+    if (!W.run.reaped) exiting_add(W.run.pid);
 }
 
 /* Turn the finished child into the pending outcome (protocol.md 7.4). */
@@ -811,23 +872,27 @@ static void child_outcome(const jw_job *job) {
     jw_error_free(&err);
 }
 
-/* The master's descriptors a child closes at once: the signal self-pipe
+/* The master's descriptors a child closes at once: the signal self-pipes
  * and the master's Redis socket. A child holding a copy of that socket
  * keeps the connection open in Redis after the master drops it (a signal
  * cutting a BLPOP short, jw_redis_blpop), and the BLPOP still blocked
  * there pops what is pushed next (a "pause" on the control list, a wake
  * marker) into a socket nobody reads. A standby child lives across such a
  * drop, so without this it loses commands. */
-enum { CHILD_CLOSE_FDS = 3 };
+enum { CHILD_CLOSE_FDS = 5 };
 static void child_close_fds(int fds[CHILD_CLOSE_FDS]) {
     fds[0] = W.sigpipe[0];
     fds[1] = W.sigpipe[1];
-    fds[2] = W.r.ctx ? W.r.ctx->fd : -1;
+    fds[2] = W.chldpipe[0];
+    fds[3] = W.chldpipe[1];
+    fds[4] = W.r.ctx ? W.r.ctx->fd : -1;
 }
 
 /* Fork the next job's child ahead, unless one is waiting already, so that
  * no fork() lies between a reserve and the job's start (protocol.md 7.4).
- * A failed fork is no error: the job then forks its child itself. */
+ * call_work() calls it while Redis runs work.lua, so the fork does not
+ * delay the reply either. A failed fork is no error: the job then forks
+ * its child itself. */
 static void standby_ensure(void) {
     if (W.standby.pid) return;
     jw_env env = {W.ns, W.id, &W.r};
@@ -851,8 +916,9 @@ static int start_child(jw_job *job, jw_env *env, jw_handler h) {
 }
 
 /* Run one reserved job: validate it, find its handler, start its child
- * and wait for it (forking the next job's standby meanwhile). Leaves the
- * outcome in W.out. */
+ * and wait for its outcome, which it leaves in W.out. No fork here when a
+ * standby waits: the next standby is forked during the next work.lua call,
+ * not beside this job. */
 static void run_job(const char *token, const char *queue, const char *payload, size_t len) {
     char err[512];
     jw_job job = {token, queue, payload, len, NULL, NULL};
@@ -887,7 +953,6 @@ static void run_job(const char *token, const char *queue, const char *payload, s
         outcome_set("crash", jw_strdup(err), strlen(err), token, queue);
     } else {
         title_setf("Forked %d at %lld", (int)W.run.pid, (long long)time(NULL));
-        standby_ensure();
         supervise();
         child_outcome(&job);
     }
@@ -1042,10 +1107,10 @@ static int worker_run(void) {
             idle_wait(1);
             continue;
         }
-        standby_ensure();
         work_once();
     }
     jw_standby_stop(&W.standby);
+    reap_exiting(0, LEAVE_TRIES_MS); /* no child outlives us: the death signal would cut its exit short */
     leave();
     return 0;
 }
@@ -1298,6 +1363,8 @@ static void cleanup(void) {
     free(W.spec_version);
     close(W.sigpipe[0]);
     close(W.sigpipe[1]);
+    close(W.chldpipe[0]);
+    close(W.chldpipe[1]);
     jw_registry_clear();
     title_free();
 }

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # socat + openssl: the TLS tests (a throwaway CA; socat is the TLS terminator in front of the C worker,
-# whose Debian hiredis 0.14 has no TLS); libssl-dev: the C worker's retry jitter hash (libcrypto);
+# whose Debian hiredis 0.14 has no TLS); libmd-dev: SHA-256 for the C worker's recurring-fire job ids;
 # and make lint checks the shell scripts with the shellcheck package.
-apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl libssl-dev
+apt_packages=(redis-server redis-tools libhiredis-dev libjansson-dev pkg-config gcc make valgrind chromium socat openssl libmd-dev
               shellcheck)
 # Python (with venv) and Node (with npm) from Debian only where none is usable yet: a machine may
 # have its own builds (e.g. pyenv's Python, Node 20 from another repository), left as they are.

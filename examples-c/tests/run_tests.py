@@ -628,6 +628,32 @@ def test_signal_keeps_control():
     w.quit()
 
 
+def test_children_reaped_when_idle():
+    """The master settles a job once its child's message is whole and reaps the exiting child
+    later (jw_worker.c reap_exiting): by the time it blocks idle, no zombie is left, only the
+    standby; and no child's SIGCHLD cut the idle BLPOP short (the same connection blocks again,
+    never reopened). Several rounds: whether a SIGCHLD lands during a BLPOP is a race."""
+    w = Worker("q", block_ms=5000)
+    w.wait_registered()
+    time.sleep(0.3)
+    ids = []
+    for k in range(5):
+        push_raw("q", *['{"class":"jobwire.Noop","args":[],"id":"z%d-%d"}' % (k, i) for i in range(5)])
+        enqueue("q", "jobwire.Echo", k)
+        wait_until(lambda k=k: len(echoes()) == k + 1, 10, "the jobs")
+        wait_until(lambda k=k: stat("processed") == 6 * (k + 1), 5, "the last settle")
+        time.sleep(0.3)
+        kids = children_of(w.pid)
+        zombies = [p for p in kids if not alive(p)]
+        assert len(kids) == 1 and not zombies, "expected the standby alone, got %s (zombies %s)" % (kids, zombies)
+        assert "Ready since" in cmdline(kids[0]), cmdline(kids[0])
+        blocked = [line for line in R("CLIENT", "LIST").decode().splitlines() if "flags=b" in line]
+        assert len(blocked) == 1, blocked
+        ids.append(re.search(r"\bid=(\d+)", blocked[0]).group(1))
+    assert len(set(ids)) == 1, "the blocking connection was reopened: client ids %s" % ids
+    w.quit()
+
+
 def test_control_commands():
     w = Worker("q")
     w.wait_registered()
@@ -1179,6 +1205,7 @@ FULL = [
     test_signal_usr1,
     test_signal_pause_resume,
     test_signal_keeps_control,
+    test_children_reaped_when_idle,
     test_control_commands,
     test_job_timeout,
     test_crash_recovery,
@@ -1201,6 +1228,7 @@ SHORT = [
     test_signal_term_int,
     test_signal_usr1,
     test_signal_keeps_control,
+    test_children_reaped_when_idle,
     test_control_commands,
     test_job_timeout,
     test_poison_job,

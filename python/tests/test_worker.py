@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import echoes, wait_for
-from jobwire_conformance.redisutil import pid_alive
+from jobwire_conformance.redisutil import children_of, pid_alive
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,6 +207,64 @@ def test_worker_survives_a_redis_restart(client, r, spawn, redis_server):
     wait_for(lambda: echoes(r), timeout=20, message="processing after restart")
     assert worker.proc.poll() is None
     wait_for(lambda: registered(r), timeout=5, message="registered again")
+
+
+def _new_clients(r, known: set[int]) -> dict[int, str]:
+    """Redis clients not in `known`, each with its last command."""
+    return {int(c["id"]): c.get("cmd", "") for c in r.client_list() if int(c["id"]) not in known}
+
+
+@pytest.mark.parametrize("stale_by", ["client kill", "redis restart"])
+def test_standby_connects_ahead_and_its_stale_connection_is_harmless(client, r, spawn, redis_server, stale_by):
+    """After a job that used current_job().redis, the next job's standby child opens its job
+    client's connection before its job arrives (running.connect_ahead). When that connection goes
+    stale while the standby waits (killed with CLIENT KILL, or Redis restarted), the job run next
+    by that standby still reaches Redis through current_job().redis, fails nothing and loses
+    nothing: redis-py's pool checks a connection when it hands it out and reconnects a closed one
+    before sending."""
+    worker = spawn("q")
+    wait_for(lambda: [c for c in r.client_list() if c.get("cmd") == "blpop"], message="an idle worker")
+    client.redis.ping()
+    known = {int(c["id"]) for c in r.client_list()}  # the test's, the client's, the worker master's two
+    client.enqueue("q", "jobwire.Echo", "first")  # its child connects, echoes and exits
+    wait_for(lambda: echoes(r), message="the first job")
+
+    def ahead():  # the one new connection left, once the first child's (its last command RPUSH) is gone
+        fresh = _new_clients(r, known)
+        return fresh if len(fresh) == 1 and "rpush" not in fresh.values() else None
+
+    ahead_id = next(iter(wait_for(ahead, message="the standby's own connection, opened ahead")))
+    r.delete("resque:jobwire:conformance:echo")
+    standby = wait_for(lambda: [p for p in children_of(worker.pid) if pid_alive(p)], message="the standby")
+    assert len(standby) == 1
+    if stale_by == "client kill":
+        assert r.client_kill_filter(_id=ahead_id) == 1
+    else:
+        redis_server.stop()
+        time.sleep(0.5)
+        redis_server.start()
+        r.connection_pool.disconnect()
+        wait_for(lambda: registered(r), timeout=10, message="registered again")
+    assert pid_alive(standby[0])  # the same standby, now with a stale connection, takes the next job
+    job_id = client.enqueue("q", "jobwire.Echo", "after")
+    wait_for(lambda: echoes(r), timeout=10, message="the job after the stale connection")
+    assert [(e["id"], e["pid"]) for e in echoes(r)] == [(job_id, standby[0])]
+    assert r.llen("resque:failed") == 0
+    assert worker.proc.poll() is None
+
+
+def test_standby_after_a_job_without_redis_opens_no_connection(client, r, spawn):
+    """A job that never asked for current_job().redis: the next standby does not connect ahead
+    (a connection per child would cost every such job a socket and a handshake)."""
+    worker = spawn("q")
+    wait_for(lambda: [c for c in r.client_list() if c.get("cmd") == "blpop"], message="an idle worker")
+    client.redis.ping()
+    known = {int(c["id"]) for c in r.client_list()}
+    client.enqueue("q", "jobwire.Noop")
+    wait_for(lambda: r.get("resque:stat:processed") == b"1", message="the job")
+    wait_for(lambda: [p for p in children_of(worker.pid) if pid_alive(p)], message="the standby")
+    time.sleep(0.5)  # a standby that connects ahead does it at once
+    assert _new_clients(r, known) == {}
 
 
 def test_hooks_run_in_resque_order(client, r, spawn):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import payload as jobmod
 from .client import is_cluster_url
-from .running import connect_ahead, make_for_children
+from .running import connect_ahead, job_client_used, make_for_children
 
 if TYPE_CHECKING:  # for the declarations in the class body
     from collections.abc import Callable
@@ -59,6 +59,9 @@ class ForkedRunning:
         pid: int
         _child: int | None
         _standby: tuple[int, int, int] | None  # the next job's child: (pid, job pipe, result pipe)
+        _connect_ahead: bool  # the last job used current_job().redis: a standby connects ahead
+        _after_idle: bool  # this job was reserved after an idle block (Worker._loop)
+        _ran_a_job: bool
         _exiting: list[int]
         _stop: str | None
         _kill_reason: str | None
@@ -100,7 +103,8 @@ class ForkedRunning:
                 self._child_main(job, handler, write_fd)
             os.close(write_fd)
         self._child = pid
-        self._standby_ensure()
+        if not self._after_idle:
+            self._standby_ensure()  # jobs follow one another: fork the next one's child meanwhile
         self._title(f"Forked {pid} at {int(time.time())}")
         try:
             data, killed_by = self._wait_child(pid, read_fd)
@@ -114,6 +118,7 @@ class ForkedRunning:
             except ValueError:
                 result = None
         if result is not None:
+            self._connect_ahead = bool(result.pop("job_client", True))
             # The job finished and reported: that outcome stands, whatever signal came after.
             if killed_by is None:
                 # The child is only exiting now. Reap it later, so that tearing down its memory
@@ -193,6 +198,13 @@ class ForkedRunning:
 
     # -- the standby child (protocol.md 7.4): fork() and the child's set-up off the critical path --
 
+    def _standby_for_idle(self) -> None:
+        """Before an idle block: fork the next job's standby now, so that a job arriving while
+        idle finds its child ready and no fork runs beside it. Only once a job has run (an idle
+        worker that never ran one stays one process, with no extra connection)."""
+        if self.config.fork and self._ran_a_job and not self._stop:
+            self._standby_ensure()
+
     def _standby_ensure(self) -> None:
         """Fork the next job's child ahead, unless one waits already or a before_fork hook must see
         the job before the fork (Resque's hook order). A failed fork is no error here: the job
@@ -262,7 +274,7 @@ class ForkedRunning:
         try:
             self._child_prepare()
             self._title(f"Ready since {int(time.time())}")
-            if is_cluster_url(self.config.redis_url):
+            if self._connect_ahead or is_cluster_url(self.config.redis_url):
                 connect_ahead(self.config.redis_url)
             lengths = _read_exact(job_r, 12)
             if lengths is None:
@@ -309,6 +321,7 @@ class ForkedRunning:
             self._title(f"Processing {job.queue} since {int(time.time())} [{job.job_class}]")
             self.registry.run_hooks("after_fork", job)
             result = self._perform(job, handler)
+            result["job_client"] = job_client_used()
             data = jobmod.dumps(result)
             view = memoryview(data)
             while view:

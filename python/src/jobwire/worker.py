@@ -160,6 +160,14 @@ class Worker(ForkedRunning, InlineRunning):
         self._state_shown = "idle"
         self._exiting: list[int] = []  # children that reported and are exiting
         self._standby: tuple[int, int, int] | None = None  # the next job's child: (pid, job pipe, result pipe)
+        # A standby connects its job client ahead (running.connect_ahead) while the last job used
+        # its client: a job that never talks to Redis does not pay a connection per child then.
+        self._connect_ahead = True
+        # A job reserved right after an idle block runs with no fork beside it (its standby forks
+        # before the next block instead): a fork competes for the 2 cores with the job it serves.
+        self._after_idle = False
+        self._blocked = False  # a wait for wake markers ran since the last reserved job
+        self._ran_a_job = False
         self.membership = Membership(self.redis, self.keys, self.id, config.lease_ms, config.max_deaths, self.scripts)
         self._promoter = (
             None
@@ -225,11 +233,13 @@ class Worker(ForkedRunning, InlineRunning):
                 job = jobmod.Job(reply[3].decode("utf-8", "replace"), reply[4], reply[2].decode())
                 self._kill_reason = None  # a kill that arrives from here on is for this job
                 self._held = job
+                self._after_idle, self._blocked, self._ran_a_job = self._blocked, False, True
                 self._busy_beats()
                 self._pending = self._run(job)
             elif status in (b"empty", b"paused"):
                 if self._promoter and self._with_redis(self._promote):
                     continue  # due jobs were moved: reserve again before blocking
+                self._standby_for_idle()
                 self._title(f"Waiting for {','.join(self._queue_list())}")
                 self._block()
             elif status == b"expired":
@@ -392,6 +402,7 @@ class Worker(ForkedRunning, InlineRunning):
                 return
             timeout = min(timeout, max(0.001, due_in - LOCAL_WAIT_S))  # wake just before, then wait locally
         reply = None
+        self._blocked = self._blocked or not control_only
         try:
             self._blocking = True
             if self._stop:
