@@ -241,7 +241,7 @@ async def _main(options: GatewayOptions, ready_fd: int | None = None) -> int:
     port = await gateway.start()
     host, _ = parse_listen(options.listen)
     where = host if host.startswith("unix:") else f"{host}:{port}"
-    if options.exit_with_pid is None:  # a pair's gateway (pair.py) shares its worker's log: errors only
+    if options.exit_with_pid is None:  # a pair's gateway (pair.py) shares its worker's log (serve)
         print(
             f"jobwire gateway: listening on {where} (namespace {options.namespace}, "
             f"{'token' if options.token else 'no auth'}, {'TLS' if options.tls_cert else 'plaintext'})",
@@ -285,5 +285,8 @@ async def _watch_pid(pid: int, gateway: Gateway, stop: asyncio.Event) -> None:
 
 def serve(options: GatewayOptions, ready_fd: int | None = None) -> int:
     """Run the gateway until SIGTERM or SIGINT."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # A pair's gateway (pair.py) writes into its worker's log: warnings and errors only there, so
+    # that the worker's own lines (a one-line usage error, protocol.md 7.2) stay its own.
+    level = logging.WARNING if options.exit_with_pid else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return asyncio.run(_main(options, ready_fd))
