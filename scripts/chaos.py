@@ -205,17 +205,17 @@ class Storm:
         children = children_of(pid)
         if children and (self.rng.random() < 0.5 or time.monotonic() - slot.started < MASTER_MIN_AGE_S):
             child = self.rng.choice(children)
-            self.tally.in_flight_at_kill |= self.held_job_ids(f"{NS}:jobwire:inflight:*:{pid}:*")
+            self.tally.in_flight_at_kill |= self.held_job_ids(inflight_pattern(pid))
             self.kill_pid(child)
             self.tally.kills[f"{slot.name} child"] += 1
-            self.tally.in_flight_at_kill |= self.held_job_ids(f"{NS}:jobwire:inflight:*:{pid}:*")
+            self.tally.in_flight_at_kill |= self.held_job_ids(inflight_pattern(pid))
             return
         if time.monotonic() - slot.started < MASTER_MIN_AGE_S:
             return  # let a fresh master get to work before it is shot again
         self.kill_pid(pid)
         slot.proc.wait()
         self.tally.kills[f"{slot.name} master"] += 1
-        self.tally.in_flight_at_kill |= self.held_job_ids(f"{NS}:jobwire:inflight:*:{pid}:*")
+        self.tally.in_flight_at_kill |= self.held_job_ids(inflight_pattern(pid))
         slot.start()
 
     def kill_pid(self, pid: int) -> None:
@@ -452,10 +452,19 @@ def job_id_of(raw: bytes) -> str:
         return ""
 
 
+def inflight_pattern(pid: int) -> str:
+    """SCAN pattern of the in-flight hashes of every worker a master process hosts: host:pid:queues,
+    and host:pid+N:queues for each of a Node process's N workers (protocol.md section 7.1)."""
+    return f"{NS}:jobwire:inflight:*:{pid}[:+]*"
+
+
 def worker_pid(worker_id: str) -> int | None:
-    """host:pid:queues -> pid."""
+    """host:pid:queues or host:pid+N:queues (one of a Node process's workers) -> pid."""
     parts = worker_id.split(":")
-    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+    if len(parts) < 3:
+        return None
+    pid = parts[1].split("+", 1)[0]
+    return int(pid) if pid.isdigit() else None
 
 
 def failures(result: dict) -> list[str]:
