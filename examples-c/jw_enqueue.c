@@ -54,7 +54,8 @@ static void random_id(char out[33]) {
 }
 
 /* Build the payload text. Each argument is parsed and re-encoded compactly
- * (doubles with 17 digits so they round-trip). Exits on a bad argument. */
+ * (doubles with 17 digits so they round-trip), or kept as given when it
+ * holds numbers jansson cannot. Exits on a bad argument. */
 static char *build_payload(const char *klass, int nargs, char **args, const char *id,
                            size_t *len) {
     jw_buf b = {0};
@@ -64,11 +65,17 @@ static char *build_payload(const char *klass, int nargs, char **args, const char
     for (int i = 0; i < nargs; i++) {
         json_error_t jerr;
         json_t *v = json_loads(args[i], JSON_DECODE_ANY, &jerr);
-        if (!v) {
+        char *text = NULL;
+        if (v) {
+            text = json_dumps(v, JW_JSON_FLAGS);
+        } else if ((v = jw_json_load_wide(args[i], strlen(args[i]), JSON_DECODE_ANY, &jerr))) {
+            /* JSON with numbers beyond jansson's range: the argument's own
+             * text, so an integer past int64 stays exact (as Python's) */
+            text = jw_strndup(args[i], strlen(args[i]));
+        } else {
             fprintf(stderr, "jobwire-enqueue: argument %d is not JSON: %s\n", i + 1, jerr.text);
             exit(2);
         }
-        char *text = json_dumps(v, JW_JSON_FLAGS);
         json_decref(v);
         if (i) jw_buf_add(&b, ",", 1);
         jw_buf_adds(&b, text);

@@ -137,6 +137,23 @@ static char *widen_numbers(const char *raw, size_t len, size_t *outlen) {
     return jw_buf_steal(&b, outlen);
 }
 
+/* json_loadb(raw, len, flags) that also takes numbers jansson alone refuses
+ * (integers outside int64, doubles that overflow): decoded as doubles, as a
+ * JavaScript worker would, so a job or schedule a peer accepts is not called
+ * broken here. The raw bytes themselves are never changed. NULL and jerr as
+ * json_loadb on text that is not JSON. */
+json_t *jw_json_load_wide(const char *raw, size_t len, size_t flags, json_error_t *jerr) {
+    json_t *doc = json_loadb(raw, len, flags, jerr);
+    if (!doc && (strstr(jerr->text, "too big") || strstr(jerr->text, "overflow"))) {
+        size_t wlen;
+        char *wide = widen_numbers(raw, len, &wlen);
+        json_error_t jerr2;
+        doc = json_loadb(wide, wlen, flags, &jerr2);
+        free(wide);
+    }
+    return doc;
+}
+
 /* Parse a raw payload and validate it against job.schema.json. Returns the
  * decoded object (the caller json_decref()s it) or NULL with the reason in
  * err and *not_json set when the bytes are not RFC 8259 JSON at all. Never trusts the input: any bytes at all are fine to pass. jansson
@@ -147,14 +164,7 @@ static char *widen_numbers(const char *raw, size_t len, size_t *outlen) {
 json_t *jw_job_parse(const char *raw, size_t len, int *not_json, char *err, size_t errlen) {
     json_error_t jerr;
     *not_json = 0;
-    json_t *doc = json_loadb(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!doc && (strstr(jerr.text, "too big") || strstr(jerr.text, "overflow"))) {
-        size_t wlen;
-        char *wide = widen_numbers(raw, len, &wlen);
-        json_error_t jerr2;
-        doc = json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr2);
-        free(wide);
-    }
+    json_t *doc = jw_json_load_wide(raw, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!doc) {
         /* RFC 8259 says no (lua-cjson in work.lua lets NaN, Infinity and hex
          * numbers through): protocol.md 7.4 makes this jobwire.InvalidJSON. */

@@ -10,6 +10,7 @@
  * 17 significant digits so they round-trip to the same IEEE-754 value. */
 #define JW_JSON_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 
+json_t *jw_json_load_wide(const char *raw, size_t len, size_t flags, json_error_t *jerr);
 json_t *jw_job_parse(const char *raw, size_t len, int *not_json, char *err, size_t errlen);
 char *jw_failure_record(const char *payload, size_t payload_len, int quote_payload,
                         const char *exception,

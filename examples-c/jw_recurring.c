@@ -337,7 +337,7 @@ int jw_fire_due(jw_redis *r, const char *ns, const char *name, const char *score
         snprintf(err, sizeof err, "schedule %s: next fire time %s is not a whole number of ms", name, score);
     } else if (raw_len == 0) {
         snprintf(err, sizeof err, "schedule %s has no definition", name);
-    } else if (!(def = json_loadb(raw, raw_len, 0, &jerr))) {
+    } else if (!(def = jw_json_load_wide(raw, raw_len, 0, &jerr))) {
         snprintf(err, sizeof err, "schedule %s: definition is not JSON: %s", name, jerr.text);
     } else if (jw_definition_check(def, err, sizeof err) == 0) {
         err[0] = '\0';

@@ -956,12 +956,14 @@ def test_retries():
 
 def test_schedules():
     """protocol.md 14.5: an every-1000-ms schedule fires once per fire time with two workers;
-    a broken one is reported (error, next fire time +inf) and blocks nothing."""
+    a broken one is reported (error, next fire time +inf) and blocks nothing; a definition whose
+    args hold an integer past int64 (valid JSON, fired by Python and Node) is not called broken."""
     now = int(R("TIME")[0]) * 1000
     first = (now // 1000 + 1) * 1000
     for name, definition in (
         ("tick", '{"every_ms":1000,"queue":"s","class":"jobwire.Echo","args":["t"]}'),
         ("broken", '{"cron":"not a cron","queue":"s","class":"X"}'),
+        ("big", '{"every_ms":3600000,"queue":"big","class":"jobwire.Echo","args":[18446744073709551616]}'),
     ):
         R("HSET", "resque:jobwire:schedule:" + name, "definition", definition)
         R("ZADD", "resque:jobwire:schedules", first, name)
@@ -975,6 +977,21 @@ def test_schedules():
     assert int(info["fired"]) == len(ids) and int(info["last_fire_ms"]) % 1000 == 0, info
     assert R("HGET", "resque:jobwire:schedule:broken", "error"), "a broken schedule gets an error"
     assert R("ZSCORE", "resque:jobwire:schedules", "broken") == b"inf"
+    assert not R("HGET", "resque:jobwire:schedule:big", "error"), R("HGET", "resque:jobwire:schedule:big", "error")
+    assert int(R("HGET", "resque:jobwire:schedule:big", "fired")) == 1 and R("LLEN", "resque:queue:big") == 1
+
+
+def test_enqueue_big_integer():
+    """jobwire-enqueue keeps an integer past int64 exactly (jansson cannot hold it; Python can)."""
+    enqueue("bigint", "jobwire.Echo", 18446744073709551616, -9223372036854775809)
+    raw = R("LINDEX", "resque:queue:bigint", 0).decode()
+    assert '"args":[18446744073709551616,-9223372036854775809]' in raw, raw
+    bad = subprocess.run(
+        [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "bigint", "jobwire.Echo", "1x"],
+        capture_output=True,
+        env=child_env(),
+    )
+    assert bad.returncode == 2 and b"argument 1 is not JSON" in bad.stderr, bad
 
 
 # ---------------------------------------------------------------- Faults (issue #13)
@@ -1217,6 +1234,7 @@ FULL = [
     test_delayed,
     test_retries,
     test_schedules,
+    test_enqueue_big_integer,
 ] + FAULTS
 SHORT = [
     test_enqueue_and_process,
