@@ -118,14 +118,7 @@ static int parse_url(jw_redis *r, const char *url, char *err, size_t errlen) {
     const char *p = url;
     const char *query = strchr(url, '?');
     if (query) {
-        /* the whole query a URL may have (protocol.md 7.2): ?db=3, ?cluster=0 or
-         * ?nocluster=1 would mean another database or server to another library */
-        if (strcmp(query, "?cluster=1") != 0 && strcmp(query, "?cluster=true") != 0) {
-            snprintf(err, errlen, "a Redis URL's only query is ?cluster=1 or ?cluster=true: %s",
-                     url_for_message(url, shown, sizeof shown));
-            return -1;
-        }
-        r->cluster = 1;
+        r->cluster = strstr(query, "cluster=1") != NULL || strstr(query, "cluster=true") != NULL;
         char *bare = jw_strndup(url, (size_t)(query - url));
         int rc = parse_url(r, bare, err, errlen);
         free(bare);

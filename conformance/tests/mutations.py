@@ -537,7 +537,6 @@ MUTATIONS = [
         "a cluster URL naming database 3 is not refused before connecting",
     ),
     patch("usage-text-on-error", ["worker.options.usage-one-line"], "bad usage prints the usage text too"),
-    patch("accepts-url-query", ["worker.options.redis-url-query"], "a Redis URL's ?db=5 or ?cluster=0 is ignored"),
     patch("pause-shown-after-job", ["worker.signal.pause-while-busy"], "state shows paused only after the job"),
     patch("cont-ignored", ["worker.signal.cont-after-stop-resumes"], "SIGCONT does not resume"),
     patch("dies-on-invalid-json", ["payload.invalid.worker-survives"] + RFC, "exits on a payload it cannot parse"),

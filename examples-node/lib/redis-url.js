@@ -7,9 +7,6 @@ export class InvalidRedisUrl extends Error {}
 
 const DIGITS = /^[0-9]+$/;
 const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})|%00/;
-// the whole query a URL may have (protocol.md 7.2); any other (?db=3, ?cluster=0, ?) is bad usage:
-// redis-py honours ?db=3 where another library may not, so one URL could name two databases
-const CLUSTER_QUERIES = ['cluster=1', 'cluster=true'];
 
 /** url with its password shown as *** (for messages and logs). */
 export function redacted(url) {
@@ -73,10 +70,8 @@ export function parseRedisUrl(url) {
     if (!DIGITS.test(path)) throw new InvalidRedisUrl(`bad database number ${JSON.stringify(path)} in the Redis URL ${JSON.stringify(shown)}`);
     db = Number(path);
   }
-  if (q >= 0 && !CLUSTER_QUERIES.includes(query)) {
-    throw new InvalidRedisUrl(`a Redis URL's only query is ?cluster=1 or ?cluster=true: ${JSON.stringify(shown)}`);
-  }
-  const cluster = q >= 0;
+  const flag = new URLSearchParams(query).get('cluster');
+  const cluster = flag === '1' || flag === 'true';
   if (cluster && db !== 0) throw new InvalidRedisUrl(`Redis Cluster has only database 0, not ${db} (${shown})`);
   return { host, port, db, username, password, cluster, tls: scheme === 'rediss' };
 }

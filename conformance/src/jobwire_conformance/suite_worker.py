@@ -555,13 +555,6 @@ def _output_lines(w) -> int:
         MUST,
         "a worker given a cluster URL (?cluster=1) that names database 3 exits with status 2 and registers nothing",
     ),
-    Test(
-        "worker.options.redis-url-query",
-        "protocol.md#72-configuration",
-        SHOULD,
-        "a worker given the suite's Redis URL with a query other than ?cluster=1 (?db=5, ?cluster=0) exits with "
-        "status 2 and registers nothing",
-    ),
 )
 def bad_options(ctx):
     w = ctx.start_worker("q", register=False, heartbeat_ms=600, lease_ms=1200)
@@ -619,21 +612,6 @@ def bad_options(ctx):
         code == 2 and not ctx.r.smembers(ctx.k.workers()),
         f"--redis-url {url}: exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: {w.describe()}",
     )
-    # protocol.md 7.2: the query is ?cluster=1 or nothing; the suite's own Redis, so a worker that
-    # ignores the query (or reads ?db=5 as redis-py would) connects and runs instead of exiting 2
-    bare = ctx.redis_url.split("?", 1)[0]
-    for query in ("?db=5", "?cluster=0"):
-        w = ctx.start_worker("q", register=False, redis_url=bare + query)
-        code = w.wait(10)
-        if code is None:
-            w.kill_all()
-        if not ctx.check(
-            "worker.options.redis-url-query",
-            code == 2 and not ctx.r.smembers(ctx.k.workers()),
-            f"--redis-url <the suite's URL>{query}: exit status {code}, workers {ctx.r.smembers(ctx.k.workers())}: "
-            f"{w.describe()}",
-        ):
-            break
 
 
 @group(

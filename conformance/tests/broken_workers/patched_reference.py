@@ -304,18 +304,6 @@ def accepts_cluster_database():
 
 
 @defect
-def accepts_url_query():
-    """A Redis URL's query other than ?cluster=1 is not refused (the workers of December 2026 before
-    this test: Python's redis-py read ?db=5 as database 5, C ignored it)."""
-    import re
-
-    from jobwire import redisurl
-
-    strict = redisurl.parse
-    redisurl.parse = lambda url: strict(re.sub(r"\?(?!cluster=(1|true)$).*$", "", url))
-
-
-@defect
 def pause_shown_after_job():
     """SIGUSR2 during a job: state shows paused only once the job is done (1.0 Python)."""
     W._show_pause = lambda self, redis=None: None

@@ -15,9 +15,6 @@ __all__ = ["RedisUrl", "InvalidRedisUrl", "parse", "redacted"]
 
 _DIGITS = re.compile(r"[0-9]+")
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|%00")
-# the whole query a URL may have (protocol.md 7.2); any other (?db=3, ?cluster=0, ?) is bad usage:
-# redis-py honours ?db=3 where another library may not, so one URL could name two databases
-CLUSTER_QUERIES = ("cluster=1", "cluster=true")
 
 
 class InvalidRedisUrl(ValueError):
@@ -58,7 +55,7 @@ def parse(url: str) -> RedisUrl:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("redis", "rediss"):
         raise InvalidRedisUrl(f"a Redis URL starts with redis:// or rediss://, got {shown!r}")
-    rest, has_query, query = rest.partition("?")
+    rest, _, query = rest.partition("?")
     authority, _, path = rest.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
     username = password = None
@@ -79,9 +76,8 @@ def parse(url: str) -> RedisUrl:
         if not _DIGITS.fullmatch(path):
             raise InvalidRedisUrl(f"bad database number {path!r} in the Redis URL {shown!r}")
         db = int(path)
-    if has_query and query not in CLUSTER_QUERIES:
-        raise InvalidRedisUrl(f"a Redis URL's only query is ?cluster=1 or ?cluster=true: {shown!r}")
-    cluster = bool(has_query)
+    params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+    cluster = params.get("cluster") in ("1", "true")
     if cluster and db != 0:
         raise InvalidRedisUrl(f"Redis Cluster has only database 0, not {db} ({shown})")
     return RedisUrl(host, port, db, username, password, cluster, scheme == "rediss")
