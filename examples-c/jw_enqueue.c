@@ -55,7 +55,7 @@ static void random_id(char out[33]) {
 
 /* Build the payload text. Each argument is parsed and re-encoded compactly
  * (doubles with 17 digits so they round-trip), or kept as given when it
- * holds numbers jansson cannot. Exits on a bad argument. */
+ * holds an integer past int64. Exits on a bad argument. */
 static char *build_payload(const char *klass, int nargs, char **args, const char *id,
                            size_t *len) {
     jw_buf b = {0};
@@ -68,9 +68,11 @@ static char *build_payload(const char *klass, int nargs, char **args, const char
         char *text = NULL;
         if (v) {
             text = json_dumps(v, JW_JSON_FLAGS);
-        } else if ((v = jw_json_load_wide(args[i], strlen(args[i]), JSON_DECODE_ANY, &jerr))) {
-            /* JSON with numbers beyond jansson's range: the argument's own
-             * text, so an integer past int64 stays exact (as Python's) */
+        } else if (strstr(jerr.text, "too big") &&
+                   (v = jw_json_load_wide(args[i], strlen(args[i]), JSON_DECODE_ANY, &jerr))) {
+            /* JSON with an integer past int64: the argument's own text, so it
+             * stays exact (as Python's). A double that overflows (1e400) is
+             * still refused, as Python's client refuses infinity. */
             text = jw_strndup(args[i], strlen(args[i]));
         } else {
             fprintf(stderr, "jobwire-enqueue: argument %d is not JSON: %s\n", i + 1, jerr.text);

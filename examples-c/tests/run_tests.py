@@ -986,12 +986,13 @@ def test_enqueue_big_integer():
     enqueue("bigint", "jobwire.Echo", 18446744073709551616, -9223372036854775809)
     raw = R("LINDEX", "resque:queue:bigint", 0).decode()
     assert '"args":[18446744073709551616,-9223372036854775809]' in raw, raw
-    bad = subprocess.run(
-        [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "bigint", "jobwire.Echo", "1x"],
-        capture_output=True,
-        env=child_env(),
-    )
-    assert bad.returncode == 2 and b"argument 1 is not JSON" in bad.stderr, bad
+    for arg in ("1x", "1e400"):  # not JSON; a double no worker can hold (Python's client refuses it too)
+        bad = subprocess.run(
+            [os.path.join(OPTS.bin, "jobwire-enqueue"), "--redis-url", SERVER.url, "bigint", "jobwire.Echo", arg],
+            capture_output=True,
+            env=child_env(),
+        )
+        assert bad.returncode == 2 and b"argument 1 is not JSON" in bad.stderr, (arg, bad)
 
 
 # ---------------------------------------------------------------- Faults (issue #13)
